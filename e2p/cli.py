@@ -1,0 +1,72 @@
+"""`python -m e2p ...`: data inspection, generation, evaluation and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .errors import E2PError
+
+
+def _data_stats(args) -> None:
+    from .corpus import load_corpus
+    from .placeholders import abstract_example
+
+    corpus = load_corpus(args.path)
+    stats = corpus.stats()
+    train = corpus.split("train")
+    stats["placeholder_examples"] = sum(
+        1 for ex in train if any(t in s.mapping() for _, code, s in [abstract_example(ex.prompt, ex.code)] for t in code)
+    )
+    print(json.dumps(stats))
+
+
+def _data_dump(args) -> None:
+    from .corpus import load_corpus
+
+    for ex in load_corpus(args.path).split(args.split):
+        print(json.dumps({"prompt": ex.prompt, "code": ex.code, "line": ex.line}, ensure_ascii=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="e2p", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect the corpus").add_subparsers(dest="data_command", required=True)
+    stats = data.add_parser("stats", help="counts of headings, examples, duplicates, drops, splits")
+    stats.add_argument("path")
+    stats.set_defaults(func=_data_stats)
+    dump = data.add_parser("dump", help="one JSON object a line with prompt and code")
+    dump.add_argument("path")
+    dump.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    dump.set_defaults(func=_data_dump)
+
+    _add_model_commands(sub)
+    return parser
+
+
+def _add_model_commands(sub) -> None:
+    """generate / evaluate / bench live in their own modules; imported lazily to start fast."""
+    try:
+        from . import commands
+    except ImportError:
+        return
+    commands.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=SyntaxWarning)  # corpus code trips `is` warnings
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except E2PError as err:
+        print(f"e2p: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("e2p: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0

@@ -1,0 +1,79 @@
+"""From an example to model sequences: the source tokens the encoder reads, the code tokens it writes.
+
+Two switches shape the source (both saved in the artifact's config so inference does the same):
+- `copy`: the prompt's numbers, strings and names become placeholders on both sides;
+- `retrieval`: the nearest train example's prompt and code follow the prompt, after `<sep>` and
+  `<code>` markers (retrieve-and-edit). In training the example itself and any example with the
+  same prompt key are never retrieved, so the model cannot learn to copy the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .corpus import Example
+from .placeholders import Slots, abstract_code, abstract_prompt
+from .retrieval import Retriever
+from .tokenizers import code_tokens, english_tokens
+
+SEP, CODE = "<sep>", "<code>"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    copy: bool = True  # prompt values -> placeholders (ablation switch)
+    retrieval: bool = True  # append the nearest train example to the source
+    max_src: int = 256  # tokens the encoder takes; longer prompts are cut
+    max_tgt: int = 256  # longest code (tokens) used in training and the default decoding cap
+    max_prompt: int = 64  # prompt tokens kept before the retrieved part
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Source:
+    tokens: list[str]
+    slots: Slots
+    prompt_len: int  # how many leading tokens are the user's prompt
+    truncated: bool
+    neighbour: Example | None
+
+
+class Featurizer:
+    def __init__(self, config: FeatureConfig, retriever: Retriever | None = None):
+        if config.retrieval and retriever is None:
+            raise ValueError("retrieval features need a retriever over the train split")
+        self.config = config
+        self.retriever = retriever
+
+    def source(self, prompt: str, exclude_key: str | None = None) -> Source:
+        cfg = self.config
+        text, slots = abstract_prompt(prompt) if cfg.copy else (prompt, Slots())
+        tokens = english_tokens(text)
+        truncated = len(tokens) > cfg.max_prompt
+        tokens = tokens[: cfg.max_prompt]
+        prompt_len = len(tokens)
+        neighbour = None
+        if cfg.retrieval:
+            hits = self.retriever.nearest(prompt, 1, exclude_key=exclude_key)
+            if hits:
+                neighbour = hits[0][0]
+                n_prompt = english_tokens(abstract_prompt(neighbour.prompt)[0] if cfg.copy else neighbour.prompt)
+                n_code = self.target(neighbour.code, slots)
+                tokens = tokens + [SEP] + n_prompt[: cfg.max_prompt] + [CODE] + n_code
+        tokens = tokens[: cfg.max_src]
+        return Source(tokens, slots, prompt_len, truncated, neighbour)
+
+    def target(self, code: str, slots: Slots) -> list[str]:
+        tokens = code_tokens(code)
+        return abstract_code(tokens, slots) if self.config.copy else tokens
+
+    def pair(self, example: Example) -> tuple[list[str], list[str]]:
+        """Training pair; the example never retrieves itself or its duplicates."""
+        src = self.source(example.prompt, exclude_key=example.key)
+        return src.tokens, self.target(example.code, src.slots)
