@@ -1,0 +1,402 @@
+"""Decoding strategies (greedy, beam, sampling) over `Seq2Seq.step`, fairseq style.
+
+All strategies share `LogProbRules` (the one place where tokens are banned or forced),
+encode the source once, and keep every live hypothesis as one row of a batched
+`DecoderState`; rows are picked with `state.reorder` (beam back-pointers, dropped
+finished samples).
+
+Scores: `Hypothesis.logprob` is the sum of the model's log-probs of the output tokens
+and of the final EOS; `Hypothesis.score = logprob / (len(tokens) + 1) ** length_penalty`
+(fairseq's normalisation; the +1 counts EOS). length_penalty 0 ranks by raw log-prob;
+1 by mean per-token log-prob.
+
+Lengths: `max_len` is the most output tokens (EOS not counted); at that length EOS is
+forced. `min_len` is the fewest output tokens before EOS may be chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from e2p.errors import E2PError
+from e2p.model import Seq2Seq, evaluating
+
+N_ALTERNATIVES = 5  # top-k (id, prob) kept per step for the confidence view
+STRATEGIES = ("greedy", "beam", "sample")
+
+
+class DecodeSettingsError(E2PError, ValueError):
+    """A decoding setting out of range."""
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    strategy: str = "beam"  # "greedy" | "beam" | "sample"
+    beam_size: int = 5  # 5 is the usual sweet spot for NMT-sized models
+    max_len: int = 256  # most output tokens (EOS excluded); EOS is forced here
+    min_len: int = 1  # fewest output tokens before EOS is allowed (1: never empty)
+    length_penalty: float = 1.0  # score = logprob / (len + 1) ** length_penalty
+    temperature: float = 1.0  # sampling only: < 1 sharpens, > 1 flattens
+    top_p: float = 0.95  # sampling only: nucleus mass kept
+    n_best: int = 5  # hypotheses returned (at most beam_size / distinct samples)
+    num_samples: int = 5  # sampling only: samples drawn, as one batch
+    no_repeat_ngram: int = 0  # ban repeating any n-gram of this size (0: off)
+    seed: int | None = None  # sampling only: None = different every call
+    use_cache: bool = True  # False re-runs the whole prefix each step (baseline)
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise DecodeSettingsError(msg)
+
+        if self.strategy not in STRATEGIES:
+            bad(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        for name in ("beam_size", "max_len", "n_best", "num_samples"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 1:
+                bad(f"{name} must be an int >= 1, got {v!r}")
+        for name in ("min_len", "no_repeat_ngram"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 0:
+                bad(f"{name} must be an int >= 0, got {v!r}")
+        if self.min_len > self.max_len:
+            bad(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
+        if not isinstance(self.length_penalty, (int, float)) or not math.isfinite(
+            self.length_penalty
+        ):
+            bad(f"length_penalty must be a finite number, got {self.length_penalty!r}")
+        if (
+            not isinstance(self.temperature, (int, float))
+            or not math.isfinite(self.temperature)
+            or self.temperature <= 0
+        ):
+            bad(f"temperature must be a number > 0, got {self.temperature!r}")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            bad(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
+            bad(f"seed must be None or an int >= 0, got {self.seed!r}")
+        if not isinstance(self.use_cache, bool):
+            bad(f"use_cache must be True or False, got {self.use_cache!r}")
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output ids, without BOS / EOS
+    score: float  # logprob / (len(tokens) + 1) ** length_penalty; higher is better
+    logprob: float  # sum of token_logprobs plus eos_logprob
+    token_logprobs: list[float]  # model log-prob of each output token
+    alternatives: list[list[tuple[int, float]]]  # per output token: top-5 (id, prob)
+    eos_logprob: float = 0.0  # log-prob of the final EOS
+    hit_max_len: bool = False  # True when EOS was forced at max_len (output may be cut)
+
+
+# --------------------------------------------------------------------------- log-prob rules
+
+
+class LogProbRules:
+    """Every ban / force on next-token log-probs, in one place.
+
+    Banned entries become -inf; the rest are left as they are (not renormalised), so
+    recorded log-probs are the model's own.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_len: int,
+        max_len: int,
+        bos_id: int,
+        eos_id: int,
+        pad_id: int,
+        unk_id: int | None = None,
+        no_repeat_ngram: int = 0,
+    ):
+        self.min_len, self.max_len = min_len, max_len
+        self.eos_id = eos_id
+        self.banned = [pad_id, bos_id] + ([unk_id] if unk_id is not None else [])
+        self.no_repeat_ngram = no_repeat_ngram
+
+    def apply(self, lprobs: Tensor, prefixes: list[list[int]]) -> Tensor:
+        """lprobs (N, V) for N rows whose generated tokens so far are prefixes[i]."""
+        step = len(prefixes[0]) if prefixes else 0  # all rows have the same length
+        out = lprobs.clone()
+        out[:, self.banned] = float("-inf")
+        if step < self.min_len:
+            out[:, self.eos_id] = float("-inf")
+        if step >= self.max_len:  # only EOS is left
+            out.fill_(float("-inf"))
+            out[:, self.eos_id] = lprobs[:, self.eos_id]
+        n = self.no_repeat_ngram
+        if n > 0 and step >= n - 1:
+            for row, toks in enumerate(prefixes):
+                for tok in self._ngram_bans(toks, n):
+                    if tok != self.eos_id:  # a row can always finish
+                        out[row, tok] = float("-inf")
+        # A row with nothing left (tiny vocabularies, heavy n-gram bans) may still end.
+        dead = torch.isinf(out).all(dim=-1)
+        if dead.any():
+            out[dead, self.eos_id] = lprobs[dead, self.eos_id]
+        return out
+
+    @staticmethod
+    def _ngram_bans(toks: list[int], n: int) -> set[int]:
+        """Tokens that would complete an n-gram already present in toks."""
+        key = tuple(toks[len(toks) - (n - 1) :]) if n > 1 else ()
+        return {
+            toks[i + n - 1] for i in range(len(toks) - n + 1) if tuple(toks[i : i + n - 1]) == key
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass
+class _Partial:
+    """A hypothesis under construction (one row of the decoder batch)."""
+
+    tokens: list[int] = field(default_factory=list)
+    token_logprobs: list[float] = field(default_factory=list)
+    alternatives: list[list[tuple[int, float]]] = field(default_factory=list)
+
+    def extend(self, tok: int, lp: float, alts: list[tuple[int, float]]) -> "_Partial":
+        return _Partial(self.tokens + [tok], self.token_logprobs + [lp], self.alternatives + [alts])
+
+    def finish(self, eos_lp: float, length_penalty: float, max_len: int) -> Hypothesis:
+        logprob = sum(self.token_logprobs) + eos_lp
+        return Hypothesis(
+            tokens=self.tokens,
+            score=logprob / (len(self.tokens) + 1) ** length_penalty,
+            logprob=logprob,
+            token_logprobs=self.token_logprobs,
+            alternatives=self.alternatives,
+            eos_logprob=eos_lp,
+            hit_max_len=len(self.tokens) >= max_len,
+        )
+
+
+def _alternatives(lprobs: Tensor) -> list[list[tuple[int, float]]]:
+    """Top-k (id, prob) per row of lprobs (N, V); banned ids have prob 0."""
+    p, ids = lprobs.topk(min(N_ALTERNATIVES, lprobs.size(-1)), dim=-1)  # (N, k)
+    return [list(zip(i, q)) for i, q in zip(ids.tolist(), p.exp().tolist())]
+
+
+def nucleus_filter(probs: Tensor, top_p: float) -> Tensor:
+    """Keep the smallest set of most likely ids whose mass reaches top_p; renormalise.
+
+    probs (N, V) -> (N, V). The most likely id is always kept.
+    """
+    if top_p >= 1.0:
+        return probs
+    sorted_p, order = probs.sort(dim=-1, descending=True)  # (N, V)
+    mass_before = sorted_p.cumsum(dim=-1) - sorted_p
+    sorted_p = sorted_p.masked_fill(mass_before >= top_p, 0.0)
+    kept = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
+    cfg = model.config
+    if not src_ids:
+        raise DecodeSettingsError("cannot decode an empty source")
+    if len(src_ids) > cfg.max_len:
+        raise DecodeSettingsError(
+            f"source has {len(src_ids)} tokens, more than the model's max_len {cfg.max_len}"
+        )
+    if settings.max_len + 1 > cfg.max_len:
+        raise DecodeSettingsError(
+            f"max_len {settings.max_len} is too long for this model: at most {cfg.max_len - 1}"
+        )
+    device = model.lm_head.weight.device
+    src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
+    memory, src_pad, _ = model.encode(src)
+    return model.init_state(memory, src_pad, use_cache=settings.use_cache)
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypothesis]:
+    hyp = _Partial()
+    last = torch.full((1,), bos_id, dtype=torch.long, device=state.tokens.device)
+    for _ in range(s.max_len + 1):
+        lprobs, state = model.step(last, state)  # (1, V)
+        lprobs = rules.apply(lprobs, [hyp.tokens])
+        tok = int(lprobs[0].argmax())
+        lp = float(lprobs[0, tok])
+        if tok == eos_id:
+            return [hyp.finish(lp, s.length_penalty, s.max_len)]
+        hyp = hyp.extend(tok, lp, _alternatives(lprobs)[0])
+        last = torch.tensor([tok], device=last.device)
+    raise AssertionError("unreachable: EOS is forced at max_len")
+
+
+def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypothesis]:
+    K = s.beam_size
+    beams = [_Partial()]  # starts with one row; the first step fans out to K
+    scores = torch.zeros(1, device=state.tokens.device)  # (N,) raw log-prob sums
+    last = torch.full((1,), bos_id, dtype=torch.long, device=scores.device)
+    finished: list[Hypothesis] = []
+    for _ in range(s.max_len + 1):
+        lprobs, state = model.step(last, state)  # (N, V)
+        lprobs = rules.apply(lprobs, [b.tokens for b in beams])
+        V = lprobs.size(-1)
+        cand = (scores[:, None] + lprobs).view(-1)  # (N * V,)
+        top_s, top_i = cand.topk(min(2 * K, cand.numel()))  # 2K: K may end with EOS
+        top_lp = lprobs.view(-1)[top_i].tolist()
+        alts = _alternatives(lprobs)
+        rows, toks, new_scores, new_beams = [], [], [], []
+        for rank, (sc, flat, lp) in enumerate(zip(top_s.tolist(), top_i.tolist(), top_lp)):
+            if sc == float("-inf"):
+                break
+            row, tok = divmod(flat, V)
+            if tok == eos_id:
+                if rank < K:  # fairseq: EOS counts only among the top K candidates
+                    finished.append(beams[row].finish(lp, s.length_penalty, s.max_len))
+            elif len(new_beams) < K:
+                rows.append(row)
+                toks.append(tok)
+                new_scores.append(sc)
+                new_beams.append(beams[row].extend(tok, lp, alts[row]))
+        if len(finished) >= K or not new_beams:
+            break
+        index = torch.tensor(rows, dtype=torch.long, device=scores.device)
+        state = state.reorder(index)  # back-pointers: row i continues beam rows[i]
+        beams = new_beams
+        scores = torch.tensor(new_scores, device=scores.device)
+        last = torch.tensor(toks, dtype=torch.long, device=scores.device)
+    finished.sort(key=lambda h: h.score, reverse=True)
+    return finished[: s.n_best]
+
+
+def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypothesis]:
+    device = state.tokens.device
+    gen = torch.Generator(device=device)
+    if s.seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(s.seed)
+    N = s.num_samples
+    state = state.reorder(torch.zeros(N, dtype=torch.long, device=device))  # N copies
+    alive = [_Partial() for _ in range(N)]
+    last = torch.full((N,), bos_id, dtype=torch.long, device=device)
+    finished: list[Hypothesis] = []
+    for _ in range(s.max_len + 1):
+        lprobs, state = model.step(last, state)  # (n, V)
+        lprobs = rules.apply(lprobs, [h.tokens for h in alive])
+        probs = nucleus_filter(torch.softmax(lprobs / s.temperature, dim=-1), s.top_p)
+        tok = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (n,)
+        lp = lprobs.gather(1, tok[:, None]).squeeze(1).tolist()  # the model's log-prob
+        alts = _alternatives(lprobs)
+        keep, next_alive = [], []
+        for i, (t, l) in enumerate(zip(tok.tolist(), lp)):
+            if t == eos_id:
+                finished.append(alive[i].finish(l, s.length_penalty, s.max_len))
+            else:
+                keep.append(i)
+                next_alive.append(alive[i].extend(t, l, alts[i]))
+        if not keep:
+            break
+        index = torch.tensor(keep, dtype=torch.long, device=device)
+        state = state.reorder(index)  # drop finished samples
+        alive, last = next_alive, tok[index]
+    unique: dict[tuple[int, ...], Hypothesis] = {}
+    for h in sorted(finished, key=lambda h: h.score, reverse=True):
+        unique.setdefault(tuple(h.tokens), h)
+    return list(unique.values())[: s.n_best]
+
+
+_STRATEGY_FNS = {"greedy": _greedy, "beam": _beam, "sample": _sample}
+
+
+def decode(
+    model: Seq2Seq,
+    src_ids: list[int],
+    settings: DecodeSettings,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    unk_id: int | None = None,
+) -> list[Hypothesis]:
+    """Decode one source; returns the n-best hypotheses, best (highest score) first.
+
+    Greedy returns one; beam at most min(n_best, beam_size); sampling at most n_best
+    distinct samples out of num_samples. pad, bos (and unk when given) are never emitted.
+    """
+    rules = LogProbRules(
+        min_len=settings.min_len,
+        max_len=settings.max_len,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        pad_id=pad_id,
+        unk_id=unk_id,
+        no_repeat_ngram=settings.no_repeat_ngram,
+    )
+    with evaluating(model), torch.inference_mode():
+        state = _encode_one(model, src_ids, settings)
+        return _STRATEGY_FNS[settings.strategy](model, state, rules, settings, bos_id, eos_id)
+
+
+def greedy_batch(
+    model: Seq2Seq,
+    batch_src: list[list[int]],
+    max_len: int,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    *,
+    min_len: int = 1,
+    unk_id: int | None = None,
+) -> list[list[int]]:
+    """Greedy-decode many sources as one padded batch; output ids without BOS/EOS.
+
+    Same rules as `decode` with strategy="greedy" (min_len 1 by default), so each row
+    equals the single-source greedy output. Finished rows leave the batch.
+    """
+    if not batch_src:
+        return []
+    if any(len(s) == 0 for s in batch_src):
+        raise DecodeSettingsError("cannot decode an empty source")
+    cfg = model.config
+    S = max(len(s) for s in batch_src)
+    if S > cfg.max_len or max_len + 1 > cfg.max_len:
+        raise DecodeSettingsError(
+            f"source length {S} / max_len {max_len} too long for model max_len {cfg.max_len}"
+        )
+    rules = LogProbRules(
+        min_len=min_len, max_len=max_len, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id, unk_id=unk_id
+    )
+    device = model.lm_head.weight.device
+    B = len(batch_src)
+    src = torch.full((B, S), pad_id, dtype=torch.long, device=device)  # (B, S) right-padded
+    for i, s in enumerate(batch_src):
+        src[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    outputs: list[list[int]] = [[] for _ in range(B)]
+    with evaluating(model), torch.inference_mode():
+        memory, src_pad, _ = model.encode(src)
+        state = model.init_state(memory, src_pad)
+        alive = list(range(B))  # original index of each batch row
+        last = torch.full((B,), bos_id, dtype=torch.long, device=device)
+        for _ in range(max_len):  # at max_len EOS would be forced: no need to run it
+            lprobs, state = model.step(last, state)  # (n, V)
+            lprobs = rules.apply(lprobs, [outputs[i] for i in alive])
+            toks = lprobs.argmax(dim=-1)  # (n,)
+            tok_list = toks.tolist()
+            keep = [j for j, t in enumerate(tok_list) if t != eos_id]
+            for j in keep:
+                outputs[alive[j]].append(tok_list[j])
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                index = torch.tensor(keep, dtype=torch.long, device=device)
+                state, toks = state.reorder(index), toks[index]
+                alive = [alive[j] for j in keep]
+            last = toks
+    return outputs

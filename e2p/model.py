@@ -1,0 +1,506 @@
+"""Transformer encoder-decoder ("Attention is all you need") on integer token ids.
+
+Layout follows the Annotated Transformer (small modules composed by one class) and
+nanoGPT (one dataclass config saved beside the weights). Inference follows fairseq:
+`encode()` once, `init_state()` computes every layer's cross-attention keys/values once,
+and `step()` feeds one token per hypothesis with a per-layer self-attention cache.
+
+Attention weights are never stored on a module: the explicit attention path *returns*
+them, so one loaded model can serve many users at once.
+
+Mask convention inside this file: boolean, True = "this key may be attended to"
+(the same as `F.scaled_dot_product_attention`). Padding tensors (`src_pad`) are
+True at pad positions, the PyTorch key-padding convention.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from e2p.errors import E2PError
+
+
+class ConfigError(E2PError, ValueError):
+    """A model config that cannot build a model (bad value, unknown or missing key)."""
+
+
+@dataclass
+class ModelConfig:
+    src_vocab: int  # size of the English (source) vocabulary
+    tgt_vocab: int  # size of the Python (target) vocabulary
+    d_model: int = 256  # small enough to train on CPU, big enough for short functions
+    n_heads: int = 8  # head size 32
+    enc_layers: int = 3  # prompts are short; 3 layers each side is plenty for this corpus
+    dec_layers: int = 3
+    d_ff: int = 512  # 2x d_model rather than the paper's 4x: CPU budget
+    dropout: float = 0.1  # the paper's value; the corpus is small so we need it
+    max_len: int = 512  # longest sequence (source, or BOS + target) the positions cover
+    pre_norm: bool = True  # LayerNorm before each sublayer: stable without long warm-up
+    tie_output: bool = True  # share decoder input embedding and output projection
+    pad_id: int = 0  # pad id in both vocabularies; masks are derived from it
+
+    def __post_init__(self) -> None:
+        for name in (
+            "src_vocab",
+            "tgt_vocab",
+            "d_model",
+            "n_heads",
+            "enc_layers",
+            "dec_layers",
+            "d_ff",
+            "max_len",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.pad_id, int) or not 0 <= self.pad_id < min(
+            self.src_vocab, self.tgt_vocab
+        ):
+            raise ConfigError(
+                f"ModelConfig.pad_id must be an id in both vocabularies, got {self.pad_id!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown ModelConfig key(s) {unknown}; known keys are {sorted(known)}. "
+                "The checkpoint was probably written by another version of e2p."
+            )
+        missing = sorted(k for k in ("src_vocab", "tgt_vocab") if k not in data)
+        if missing:
+            raise ConfigError(f"ModelConfig is missing required key(s) {missing}")
+        return cls(**data)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Run in eval mode (no dropout), then restore training mode if it was on."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sin/cos position table from the paper; nothing to learn, nothing to save."""
+
+    def __init__(self, d_model: int, max_len: int):
+        super().__init__()
+        pos = torch.arange(max_len, dtype=torch.float32)[:, None]  # (L, 1)
+        freq = torch.exp(
+            torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
+        )  # (C/2,)
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(pos * freq)
+        pe[:, 1::2] = torch.cos(pos * freq[: d_model // 2])
+        self.register_buffer("pe", pe, persistent=False)  # (L, C)
+        self.max_len = max_len
+
+    def forward(self, start: int, length: int) -> Tensor:
+        if start + length > self.max_len:
+            raise ValueError(
+                f"sequence of {start + length} positions is longer than the model's "
+                f"max_len ({self.max_len}); shorten the input or the output length"
+            )
+        return self.pe[start : start + length]  # (T, C)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate projection and attention steps.
+
+    Keeping `project_q` / `project_kv` apart from `attend` is what lets the decoder cache
+    keys and values: cross-attention K/V are projected once from the encoder memory, and
+    self-attention K/V of earlier positions are concatenated with the new ones.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def _split(self, x: Tensor) -> Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, D)
+
+    def project_q(self, x: Tensor) -> Tensor:
+        return self._split(self.q_proj(x))  # (B, H, Tq, D)
+
+    def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._split(self.k_proj(x)), self._split(self.v_proj(x))  # 2 x (B, H, Tk, D)
+
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """q (B,H,Tq,D), k/v (B,H,Tk,D), mask broadcastable to (B,H,Tq,Tk), True = attend.
+
+        Returns the output (B, Tq, C) and, when need_weights, the weights (B, H, Tq, Tk):
+        masked entries exactly 0, every row sums to 1.
+        """
+        p_drop = self.dropout if self.training else 0.0
+        if need_weights:  # explicit path: softmax(QK^T / sqrt(D)) with the mask
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, Tq, Tk)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = scores.softmax(dim=-1)  # exp(-inf) = 0: masked weights are exactly 0
+            y = F.dropout(weights, p_drop, self.training) @ v  # (B, H, Tq, D)
+        else:  # fused kernel, same maths
+            weights = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop)
+        B, H, Tq, D = y.shape
+        y = y.transpose(1, 2).reshape(B, Tq, H * D)  # (B, Tq, C)
+        return self.out_proj(y), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.drop(F.relu(self.fc1(x))))  # ReLU as in the paper
+
+
+class Sublayer(nn.Module):
+    """Residual connection around a sublayer, with LayerNorm before (pre-norm) or after."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+
+    def inp(self, x: Tensor) -> Tensor:
+        """What the sublayer reads."""
+        return self.norm(x) if self.pre_norm else x
+
+    def out(self, x: Tensor, y: Tensor) -> Tensor:
+        """Residual sum of the input x and the sublayer's output y."""
+        x = x + self.drop(y)
+        return x if self.pre_norm else self.norm(x)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.sub_attn = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
+        self.sub_ff = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
+
+    def forward(
+        self, x: Tensor, mask: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        # x: (B, S, C); mask: (B, 1, 1, S)
+        h = self.sub_attn.inp(x)
+        k, v = self.self_attn.project_kv(h)
+        a, w = self.self_attn.attend(self.self_attn.project_q(h), k, v, mask, need_weights)
+        x = self.sub_attn.out(x, a)
+        x = self.sub_ff.out(x, self.ff(self.sub_ff.inp(x)))
+        return x, w  # (B, S, C), (B, H, S, S) | None
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.sub_self = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
+        self.sub_cross = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
+        self.sub_ff = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
+
+    def forward(
+        self,
+        x: Tensor,
+        cross_kv: tuple[Tensor, Tensor],
+        cross_mask: Tensor,
+        self_mask: Tensor | None,
+        past_kv: tuple[Tensor, Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor | None, Tensor | None]:
+        """x: the new positions (B, T, C); past_kv: self-attention K/V of earlier positions.
+
+        Returns (x, (K, V) of all positions so far, self weights, cross weights).
+        """
+        h = self.sub_self.inp(x)
+        k, v = self.self_attn.project_kv(h)  # (B, H, T, D)
+        if past_kv is not None:
+            k = torch.cat([past_kv[0], k], dim=2)  # (B, H, t + T, D)
+            v = torch.cat([past_kv[1], v], dim=2)
+        a, w_self = self.self_attn.attend(
+            self.self_attn.project_q(h), k, v, self_mask, need_weights
+        )
+        x = self.sub_self.out(x, a)
+
+        h = self.sub_cross.inp(x)
+        a, w_cross = self.cross_attn.attend(
+            self.cross_attn.project_q(h), *cross_kv, cross_mask, need_weights
+        )
+        x = self.sub_cross.out(x, a)
+        x = self.sub_ff.out(x, self.ff(self.sub_ff.inp(x)))
+        return x, (k, v), w_self, w_cross
+
+
+# --------------------------------------------------------------------------- decoder state
+
+
+@dataclass
+class DecoderState:
+    """Everything `Seq2Seq.step` needs between steps, for a batch of B hypotheses.
+
+    Cached mode (`self_kv` is a list): `cross_kv` holds each decoder layer's
+    cross-attention (K, V), projected once from the encoder memory, and `self_kv` each
+    layer's self-attention (K, V) of every token fed so far.
+    Uncached mode (`self_kv` is None): `memory` is kept and every step re-runs the whole
+    decoder over `tokens` (the slow, obviously-correct baseline).
+    """
+
+    tokens: Tensor  # (B, t) decoder inputs fed so far; the first is BOS
+    src_pad: Tensor  # (B, S) True at source padding
+    cross_kv: list[tuple[Tensor, Tensor]] | None  # per layer 2 x (B, H, S, D)
+    self_kv: list[tuple[Tensor, Tensor]] | None  # per layer 2 x (B, H, t, D)
+    memory: Tensor | None  # (B, S, C), uncached mode only
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.size(0)
+
+    @property
+    def length(self) -> int:
+        """How many tokens have been fed (= position of the next one)."""
+        return self.tokens.size(1)
+
+    def reorder(self, index: Tensor) -> "DecoderState":
+        """New state whose row i is this state's row index[i] (beam back-pointers).
+
+        `index` may repeat rows (one beam spawning several) or drop rows (finished ones).
+        """
+
+        def pick(t: Tensor) -> Tensor:
+            return t.index_select(0, index)
+
+        def pick_kv(kv: list[tuple[Tensor, Tensor]] | None) -> list[tuple[Tensor, Tensor]] | None:
+            return None if kv is None else [(pick(k), pick(v)) for k, v in kv]
+
+        return DecoderState(
+            tokens=pick(self.tokens),
+            src_pad=pick(self.src_pad),
+            cross_kv=pick_kv(self.cross_kv),
+            self_kv=pick_kv(self.self_kv),
+            memory=None if self.memory is None else pick(self.memory),
+        )
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class Seq2Seq(nn.Module):
+    """Build with `Seq2Seq(ModelConfig(...))` or `Seq2Seq(ModelConfig.from_dict(d))`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        C = config.d_model
+        self.src_embed = nn.Embedding(config.src_vocab, C, padding_idx=config.pad_id)
+        self.tgt_embed = nn.Embedding(config.tgt_vocab, C, padding_idx=config.pad_id)
+        self.positions = SinusoidalPositions(C, config.max_len)
+        self.drop = nn.Dropout(config.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.enc_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(config) for _ in range(config.dec_layers))
+        # Pre-norm stacks end un-normalised, so they get a final LayerNorm.
+        self.enc_norm = nn.LayerNorm(C) if config.pre_norm else nn.Identity()
+        self.dec_norm = nn.LayerNorm(C) if config.pre_norm else nn.Identity()
+        self.lm_head = nn.Linear(C, config.tgt_vocab, bias=False)
+        self._init_weights()
+        if config.tie_output:
+            self.lm_head.weight = self.tgt_embed.weight
+
+    def _init_weights(self) -> None:
+        for name, p in self.named_parameters():
+            if "embed" in name:
+                # std C^-0.5: times sqrt(C) in _embed gives unit-variance inputs, and tied
+                # output logits start at unit scale.
+                nn.init.normal_(p, mean=0.0, std=self.config.d_model**-0.5)
+                with torch.no_grad():
+                    p[self.config.pad_id].zero_()
+            elif p.dim() > 1:
+                nn.init.xavier_uniform_(p)  # as in the Annotated Transformer
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def num_parameters(self) -> int:
+        """Number of parameters; a tied embedding/output matrix counts once."""
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- building blocks
+
+    def _embed(self, table: nn.Embedding, ids: Tensor, start: int = 0) -> Tensor:
+        x = table(ids) * math.sqrt(self.config.d_model)  # (B, T, C)
+        return self.drop(x + self.positions(start, ids.size(1)))
+
+    @staticmethod
+    def _key_mask(pad: Tensor) -> Tensor:
+        return ~pad[:, None, None, :]  # (B, 1, 1, S), True = attend
+
+    def _causal_mask(self, tgt_in: Tensor) -> Tensor:
+        T = tgt_in.size(1)
+        causal = torch.ones(T, T, dtype=torch.bool, device=tgt_in.device).tril()  # (T, T)
+        return causal[None, None] & self._key_mask(tgt_in == self.config.pad_id)  # (B,1,T,T)
+
+    def encode(
+        self, src: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor, list[Tensor] | None]:
+        """src (B, S) -> memory (B, S, C), src_pad (B, S) True at pads, per-layer weights.
+
+        The weights (when need_weights) are one (B, H, S, S) tensor per encoder layer.
+        """
+        src_pad = src == self.config.pad_id  # (B, S)
+        mask = self._key_mask(src_pad)
+        x = self._embed(self.src_embed, src)
+        weights = []
+        for layer in self.encoder:
+            x, w = layer(x, mask, need_weights)
+            weights.append(w)
+        return self.enc_norm(x), src_pad, (weights if need_weights else None)
+
+    def decode_full(
+        self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, list[Tensor] | None, list[Tensor] | None]:
+        """Teacher-forced decoder over the whole prefix, no cache.
+
+        tgt_in (B, T) -> logits (B, T, V), and when need_weights per-layer self weights
+        (B, H, T, T) and cross weights (B, H, T, S).
+        """
+        self_mask = self._causal_mask(tgt_in)
+        cross_mask = self._key_mask(src_pad)
+        x = self._embed(self.tgt_embed, tgt_in)
+        w_self, w_cross = [], []
+        for layer in self.decoder:
+            cross_kv = layer.cross_attn.project_kv(memory)
+            x, _, ws, wc = layer(x, cross_kv, cross_mask, self_mask, None, need_weights)
+            w_self.append(ws)
+            w_cross.append(wc)
+        logits = self.lm_head(self.dec_norm(x))  # (B, T, V)
+        if not need_weights:
+            return logits, None, None
+        return logits, w_self, w_cross
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        """Training pass (fused attention): src (B, S), tgt_in (B, T) -> logits (B, T, V)."""
+        memory, src_pad, _ = self.encode(src)
+        logits, _, _ = self.decode_full(tgt_in, memory, src_pad)
+        return logits
+
+    def forward_with_attention(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, dict]:
+        """Same as forward, through the explicit attention path, also returning the weights.
+
+        Returns logits (B, T, V) and {"encoder": (L, B, H, S, S), "decoder": (L, B, H, T, T),
+        "cross": (L, B, H, T, S)} tensors.
+        """
+        memory, src_pad, w_enc = self.encode(src, need_weights=True)
+        logits, w_self, w_cross = self.decode_full(tgt_in, memory, src_pad, need_weights=True)
+        return logits, {
+            "encoder": torch.stack(w_enc),
+            "decoder": torch.stack(w_self),
+            "cross": torch.stack(w_cross),
+        }
+
+    # ---- incremental decoding (fairseq style)
+
+    def init_state(self, memory: Tensor, src_pad: Tensor, use_cache: bool = True) -> DecoderState:
+        """Start decoding B hypotheses from memory (B, S, C); nothing fed yet (feed BOS first)."""
+        B = memory.size(0)
+        tokens = torch.empty(B, 0, dtype=torch.long, device=memory.device)
+        if not use_cache:
+            return DecoderState(tokens, src_pad, cross_kv=None, self_kv=None, memory=memory)
+        cross_kv = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+        H, D = self.config.n_heads, self.config.d_model // self.config.n_heads
+        empty = memory.new_zeros(B, H, 0, D)  # (B, H, 0, D)
+        self_kv = [(empty, empty) for _ in self.decoder]
+        return DecoderState(tokens, src_pad, cross_kv=cross_kv, self_kv=self_kv, memory=None)
+
+    def step(self, tokens_last: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Feed one token per hypothesis: tokens_last (B,) -> next-token log-probs (B, V).
+
+        Returns a new state; the given one is not modified.
+        """
+        tokens = torch.cat([state.tokens, tokens_last[:, None]], dim=1)  # (B, t + 1)
+        if state.self_kv is None:  # baseline: re-run the whole prefix
+            logits, _, _ = self.decode_full(tokens, state.memory, state.src_pad)
+            log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)  # (B, V)
+            return log_probs, replace(state, tokens=tokens)
+
+        cross_mask = self._key_mask(state.src_pad)
+        x = self._embed(self.tgt_embed, tokens_last[:, None], start=state.length)  # (B, 1, C)
+        new_kv = []
+        for layer, past, cross in zip(self.decoder, state.self_kv, state.cross_kv):
+            # One query attends to all cached positions, so no self-attention mask is needed.
+            x, kv, _, _ = layer(x, cross, cross_mask, None, past)
+            new_kv.append(kv)
+        logits = self.lm_head(self.dec_norm(x[:, -1]))  # (B, V)
+        log_probs = F.log_softmax(logits.float(), dim=-1)
+        return log_probs, replace(state, tokens=tokens, self_kv=new_kv)
+
+    # ---- attention for visualisation (fairseq's alignment pass)
+
+    def attention_maps(self, src_ids: list[int], tgt_ids: list[int]) -> dict:
+        """One teacher-forced pass with weights on, for one source/target pair.
+
+        `src_ids`: the encoder input, exactly as fed (S tokens).
+        `tgt_ids`: the decoder input, exactly as fed (T tokens): [BOS] + generated tokens
+        (EOS left out). Row t of "decoder" and "cross" is the query at decoder input t,
+        i.e. the step that *predicted* output token t (generated token t, or EOS for the
+        last row when the full output is given).
+
+        Returns numpy float32 arrays (rows = queries, cols = keys), plus the id lists:
+          "encoder": [L_enc, H, S, S]  row i = source token i attending to source token j
+          "decoder": [L_dec, H, T, T]  row t attends to decoder input j <= t (col 0 = BOS,
+                                        col j = generated token j-1); j > t is exactly 0
+          "cross":   [L_dec, H, T, S]  row t attends to source token j
+          "src_ids", "tgt_ids": the lists given, to label the axes.
+        """
+        if not src_ids or not tgt_ids:
+            raise ValueError("attention_maps needs a non-empty source and target (start with BOS)")
+        device = self.lm_head.weight.device
+        src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
+        tgt = torch.tensor([tgt_ids], dtype=torch.long, device=device)  # (1, T)
+        with evaluating(self), torch.inference_mode():
+            _, w = self.forward_with_attention(src, tgt)
+        out = {k: w[k][:, 0].float().cpu().numpy().astype(np.float32) for k in w}  # (L, H, ., .)
+        out["src_ids"] = list(src_ids)
+        out["tgt_ids"] = list(tgt_ids)
+        return out

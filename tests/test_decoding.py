@@ -1,0 +1,295 @@
+"""Decoding tests: cache equivalence, strategies, log-prob rules and the copy-task smoke test."""
+
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # two shared cores: stay polite
+
+from e2p.decoding import (  # noqa: E402
+    DecodeSettings,
+    DecodeSettingsError,
+    Hypothesis,
+    LogProbRules,
+    decode,
+    greedy_batch,
+    nucleus_filter,
+)
+from e2p.loss import weighted_cross_entropy  # noqa: E402
+from e2p.model import ModelConfig, Seq2Seq  # noqa: E402
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+V = 14  # copy task: ids 4..13 are the symbols
+IDS = dict(bos_id=BOS, eos_id=EOS, pad_id=PAD)
+
+
+def tiny_model(seed: int = 0, layers: int = 2, dropout: float = 0.1) -> Seq2Seq:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        src_vocab=V,
+        tgt_vocab=V,
+        d_model=32,
+        n_heads=2,
+        enc_layers=layers,
+        dec_layers=layers,
+        d_ff=64,
+        dropout=dropout,
+        max_len=64,
+    )
+    return Seq2Seq(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> Seq2Seq:
+    return tiny_model()
+
+
+SRC = [5, 9, 7, 11, 6, EOS]
+
+
+def check_hypothesis(h: Hypothesis, s: DecodeSettings) -> None:
+    assert len(h.tokens) == len(h.token_logprobs) == len(h.alternatives)
+    assert h.logprob == pytest.approx(sum(h.token_logprobs) + h.eos_logprob, abs=1e-5)
+    assert h.score == pytest.approx(h.logprob / (len(h.tokens) + 1) ** s.length_penalty)
+    for tok, lp, alts in zip(h.tokens, h.token_logprobs, h.alternatives):
+        probs = [p for _, p in alts]
+        assert len(alts) == 5 and probs == sorted(probs, reverse=True)
+        assert lp <= 0
+        if tok in dict(alts):
+            assert dict(alts)[tok] == pytest.approx(torch.tensor(lp).exp().item(), abs=1e-6)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(strategy="topk"),
+        dict(beam_size=0),
+        dict(max_len=0),
+        dict(min_len=-1),
+        dict(min_len=10, max_len=5),
+        dict(temperature=0.0),
+        dict(top_p=0.0),
+        dict(top_p=1.5),
+        dict(n_best=0),
+        dict(num_samples=0),
+        dict(no_repeat_ngram=-1),
+        dict(seed=-3),
+        dict(seed=1.5),
+        dict(beam_size=2.0),
+        dict(length_penalty=float("nan")),
+        dict(use_cache=1),
+    ],
+)
+def test_settings_are_validated(bad):
+    with pytest.raises(DecodeSettingsError) as err:
+        DecodeSettings(**bad)
+    assert isinstance(err.value, ValueError)
+    assert next(iter(bad)) in str(err.value)
+
+
+def test_too_long_requests_raise(model):
+    with pytest.raises(ValueError, match="max_len"):
+        decode(model, SRC, DecodeSettings(max_len=64), **IDS)
+    with pytest.raises(ValueError, match="empty"):
+        decode(model, [], DecodeSettings(), **IDS)
+
+
+# --------------------------------------------------------------------------- equivalences
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_cached_decoding_equals_uncached(model, strategy):
+    kw = dict(strategy=strategy, max_len=12, beam_size=4, n_best=4, seed=7, num_samples=3)
+    fast = decode(model, SRC, DecodeSettings(**kw, use_cache=True), **IDS)
+    slow = decode(model, SRC, DecodeSettings(**kw, use_cache=False), **IDS)
+    assert [h.tokens for h in fast] == [h.tokens for h in slow]
+    for a, b in zip(fast, slow):
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_greedy_equals_beam_of_one(model):
+    for src in (SRC, [4, EOS], [13, 12, 11, 10, 9, 8, 7, EOS]):
+        g = decode(model, src, DecodeSettings(strategy="greedy", max_len=15), **IDS)
+        b = decode(model, src, DecodeSettings(strategy="beam", beam_size=1, max_len=15), **IDS)
+        assert len(g) == len(b) == 1
+        assert g[0].tokens == b[0].tokens
+        assert g[0].token_logprobs == pytest.approx(b[0].token_logprobs, abs=1e-6)
+        assert g[0].score == pytest.approx(b[0].score, abs=1e-6)
+
+
+def test_greedy_batch_equals_single_greedy(model):
+    batch = [SRC, [4, EOS], [13, 12, 11, 10, 9, 8, 7, EOS], [6, 6, EOS]]
+    outs = greedy_batch(model, batch, 10, BOS, EOS, PAD)
+    for src, out in zip(batch, outs):
+        single = decode(model, src, DecodeSettings(strategy="greedy", max_len=10), **IDS)[0]
+        assert out == single.tokens
+    assert greedy_batch(model, [], 10, BOS, EOS, PAD) == []
+
+
+def test_beam_is_at_least_as_good_as_greedy_and_sorted(model):
+    s = DecodeSettings(strategy="beam", beam_size=5, n_best=3, max_len=12, length_penalty=0.0)
+    hyps = decode(model, SRC, s, **IDS)
+    greedy = decode(model, SRC, DecodeSettings(strategy="greedy", max_len=12), **IDS)[0]
+    assert 1 <= len(hyps) <= 3
+    scores = [h.score for h in hyps]
+    assert scores == sorted(scores, reverse=True)
+    assert len({tuple(h.tokens) for h in hyps}) == len(hyps)
+    assert hyps[0].logprob >= greedy.logprob - 1e-5  # alpha 0: score is the raw log-prob
+    for h in hyps:
+        check_hypothesis(h, s)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def test_sampling_is_reproducible_with_a_seed(model):
+    s = DecodeSettings(strategy="sample", seed=123, max_len=12, top_p=1.0, temperature=1.5)
+    a = decode(model, SRC, s, **IDS)
+    b = decode(model, SRC, s, **IDS)
+    assert [h.tokens for h in a] == [h.tokens for h in b]
+    c = decode(
+        model,
+        SRC,
+        DecodeSettings(strategy="sample", seed=124, max_len=12, top_p=1.0, temperature=1.5),
+        **IDS,
+    )
+    assert [h.tokens for h in a] != [h.tokens for h in c]
+    scores = [h.score for h in a]
+    assert scores == sorted(scores, reverse=True)
+    for h in a:
+        check_hypothesis(h, s)
+
+
+def test_cold_sampling_and_tiny_top_p_behave_like_greedy(model):
+    greedy = decode(model, SRC, DecodeSettings(strategy="greedy", max_len=12), **IDS)[0]
+    for kw in (dict(temperature=1e-4, top_p=1.0), dict(temperature=2.0, top_p=1e-6)):
+        hyps = decode(
+            model,
+            SRC,
+            DecodeSettings(strategy="sample", max_len=12, seed=1, num_samples=4, **kw),
+            **IDS,
+        )
+        assert len(hyps) == 1  # all four samples identical, de-duplicated
+        assert hyps[0].tokens == greedy.tokens
+
+
+def test_nucleus_filter_keeps_smallest_top_mass():
+    probs = torch.tensor([[0.1, 0.5, 0.05, 0.35], [0.97, 0.01, 0.01, 0.01]])
+    out = nucleus_filter(probs, 0.7)
+    torch.testing.assert_close(out[0], torch.tensor([0.0, 0.5, 0.0, 0.35]) / 0.85)
+    torch.testing.assert_close(out[1], torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    torch.testing.assert_close(nucleus_filter(probs, 1.0), probs)
+
+
+# --------------------------------------------------------------------------- log-prob rules
+
+
+def test_rules_ban_force_and_block():
+    rules = LogProbRules(min_len=2, max_len=4, unk_id=UNK, no_repeat_ngram=2, **IDS)
+    lp = torch.log_softmax(torch.zeros(1, V), -1)
+    out = rules.apply(lp, [[5]])
+    assert torch.isinf(out[0, [PAD, BOS, UNK, EOS]]).all()  # banned, and EOS before min_len
+    assert torch.isfinite(out[0, 4:]).all()
+    out = rules.apply(lp, [[5, 6, 5]])  # bigram (5, 6) seen: 6 may not follow 5 again
+    assert torch.isinf(out[0, 6]) and torch.isfinite(out[0, EOS]) and torch.isfinite(out[0, 5])
+    out = rules.apply(lp, [[5, 6, 7, 8]])  # at max_len only EOS is left
+    assert torch.isfinite(out[0, EOS]) and torch.isinf(out[0]).sum() == V - 1
+    assert out[0, EOS] == lp[0, EOS]  # not renormalised: the model's own log-prob
+
+
+class BiasedModel(Seq2Seq):
+    """Puts nearly all mass on pad/bos/unk, to prove the rules keep them out."""
+
+    def step(self, tokens_last, state):
+        lp, state = super().step(tokens_last, state)
+        lp = lp.clone()
+        lp[:, [PAD, BOS, UNK]] += 50.0
+        return lp, state
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_pad_bos_unk_never_emitted(strategy):
+    base = tiny_model()
+    model = BiasedModel(base.config)
+    model.load_state_dict(base.state_dict())
+    model.eval()
+    s = DecodeSettings(strategy=strategy, max_len=10, seed=0)
+    for h in decode(model, SRC, s, unk_id=UNK, **IDS):
+        assert not {PAD, BOS, UNK} & set(h.tokens)
+    for out in greedy_batch(model, [SRC, [4, EOS]], 10, BOS, EOS, PAD, unk_id=UNK):
+        assert not {PAD, BOS, UNK} & set(out)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_no_repeat_ngram_in_outputs(model, strategy):
+    s = DecodeSettings(strategy=strategy, max_len=20, min_len=20, no_repeat_ngram=2, seed=0)
+    for h in decode(model, SRC, s, **IDS):
+        bigrams = list(zip(h.tokens, h.tokens[1:]))
+        assert len(bigrams) == len(set(bigrams))
+
+
+# --------------------------------------------------------------------------- copy task
+
+
+def copy_batch(n: int, gen: torch.Generator):
+    """Random symbol strings of length 3..7: source = symbols + EOS, target = the same."""
+    lengths = torch.randint(3, 8, (n,), generator=gen).tolist()
+    seqs = [torch.randint(4, V, (L,), generator=gen).tolist() for L in lengths]
+    src = torch.full((n, 8), PAD)
+    tgt_in = torch.full((n, 8), PAD)
+    tgt_out = torch.full((n, 8), PAD)
+    for i, s in enumerate(seqs):
+        src[i, : len(s) + 1] = torch.tensor(s + [EOS])
+        tgt_in[i, : len(s) + 1] = torch.tensor([BOS] + s)
+        tgt_out[i, : len(s) + 1] = torch.tensor(s + [EOS])
+    return src, tgt_in, tgt_out, seqs
+
+
+SEED = 0
+
+
+@pytest.fixture(scope="module")
+def copy_model():
+    model = tiny_model(seed=SEED, layers=1, dropout=0.0).train()  # no dropout: 300 steps
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.98))
+    gen = torch.Generator().manual_seed(1)
+    start = time.perf_counter()
+    for _ in range(300):
+        src, tgt_in, tgt_out, _ = copy_batch(64, gen)
+        loss = weighted_cross_entropy(model(src, tgt_in), tgt_out, None, 0.0, PAD)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train_seconds = time.perf_counter() - start
+    return model.eval()
+
+
+def test_tiny_model_learns_the_copy_task(copy_model):
+    _, _, _, seqs = copy_batch(100, torch.Generator().manual_seed(99))  # held out
+    outs = greedy_batch(copy_model, [s + [EOS] for s in seqs], 10, BOS, EOS, PAD)
+    exact = sum(o == s for o, s in zip(outs, seqs)) / len(seqs)
+    print(f"copy task: trained in {copy_model.train_seconds:.1f}s, exact {exact:.0%}")
+    assert exact >= 0.9
+    beam = decode(copy_model, seqs[0] + [EOS], DecodeSettings(beam_size=4, max_len=10), **IDS)
+    assert beam[0].tokens == seqs[0]
+    assert beam[0].token_logprobs == pytest.approx([0.0] * len(seqs[0]), abs=0.5)
+
+
+def test_min_len_and_max_len_are_honoured(copy_model):
+    short, long = [7, 5, 9, EOS], [4, 5, 6, 7, 8, 9, EOS]  # lengths seen in training
+    greedy = DecodeSettings(strategy="greedy", max_len=20)
+    assert decode(copy_model, short, greedy, **IDS)[0].tokens == [7, 5, 9]
+    for strategy in ("greedy", "beam", "sample"):
+        s = DecodeSettings(strategy=strategy, max_len=20, seed=0)
+        hyps = decode(copy_model, short, replace(s, min_len=5), **IDS)
+        assert all(len(h.tokens) >= 5 for h in hyps)
+        hyps = decode(copy_model, long, replace(s, max_len=3), **IDS)
+        assert all(len(h.tokens) <= 3 for h in hyps)
+        assert hyps[0].hit_max_len and hyps[0].tokens == [4, 5, 6]
+        assert not decode(copy_model, long, s, **IDS)[0].hit_max_len
