@@ -1,0 +1,77 @@
+"""Write a trained model into an artifact folder, with its samples, test metrics and manifest."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .artifacts import git_commit, sha256_file, write_manifest, write_memory
+from .decoding import DecodeSettings
+from .evaluation import as_json, evaluate_systems, model_codes, retrieval_codes, table
+from .metrics import profile_references
+from .training import Prepared, TrainConfig, _save_weights
+
+
+def default_decoding(cfg: TrainConfig) -> DecodeSettings:
+    if cfg.decode_strategy == "greedy":
+        return DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
+    return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, max_len=cfg.max_tgt)
+
+
+def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: str, meta: dict,
+           rerank: str = "run", log=print, evaluate: bool = True) -> dict:
+    from .generator import Generator
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.iterdir():
+        if stale.is_file():
+            stale.unlink()
+    decoding = default_decoding(cfg)
+    _save_weights(model, out / "weights.safetensors")
+    prep.src_vocab.save(out / "src_vocab.json")
+    prep.tgt_vocab.save(out / "tgt_vocab.json")
+    if cfg.retrieval:
+        write_memory(out / "memory.jsonl", prep.train)
+    config = {"model": model.config.to_dict(), "features": cfg.feature_config().to_dict(),
+              "train": asdict(cfg), "decoding": asdict(decoding), "rerank": rerank}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
+    info = {"corpus_sha256": sha256_file(corpus_path), "corpus_stats": prep.corpus_stats,
+            "epochs": len(meta.get("log", [])), "best_epoch": meta.get("best_epoch"),
+            "training_seconds": round(meta.get("seconds", 0.0), 1), "commit": git_commit(),
+            "parameters": model.num_parameters(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_manifest(out, info)
+    if not evaluate:
+        return info
+
+    generator = Generator(out)
+    test = prep.test
+    log(f"evaluating on {len(test)} test prompts (references run in the sandbox)")
+    profiles = profile_references([ex.code for ex in test])
+    greedy = DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
+    systems = {
+        "model": (model_codes(generator, test, decoding, rerank, progress=True),
+                  f"{decoding.strategy} {decoding.beam_size if decoding.strategy == 'beam' else ''} rerank={rerank}".replace("  ", " ")),
+        "model-greedy": (model_codes(generator, test, greedy, "score"), "greedy, no rerank"),
+        "retrieval": (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code"),
+    }
+    results = evaluate_systems(test, systems, profiles)
+    log(table(results))
+    metrics = as_json(results)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    samples = []
+    by_name = {r.name: r for r in results}
+    for i, ex in enumerate(test):
+        samples.append({
+            "prompt": ex.prompt, "reference": ex.code, "line": ex.line,
+            "beam": by_name["model"].codes[i], "greedy": by_name["model-greedy"].codes[i],
+            "retrieval": by_name["retrieval"].codes[i],
+            "metrics": {name: by_name[name].report.per_example[i] for name in ("model", "model-greedy", "retrieval")},
+        })
+    (out / "samples.json").write_text(json.dumps({"decoding": {"beam": systems["model"][1], "greedy": "greedy"},
+                                                  "samples": samples}, indent=1))
+    info["test_metrics"] = metrics
+    write_manifest(out, info)
+    return info

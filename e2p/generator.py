@@ -1,0 +1,154 @@
+"""One object that turns a prompt into code: `Generator(folder).generate(prompt, settings)`.
+
+The result is frozen and holds everything the CLI and the app show: the code (raw and
+formatted), whether it parses, per-token probabilities with runner-ups, the n-best list and
+every attention map. The loaded model is never modified, so one Generator can serve many users.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artifacts import Bundle, load_bundle
+from .decoding import DecodeSettings, decode
+from .errors import E2PError
+from .formatting import format_code, syntax_error
+from .placeholders import restore_code
+from .sandbox import run_code
+from .tokenizers import decode_code
+from .vocab import Vocab
+
+MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
+RERANKS = ("score", "parse", "run")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    code: str
+    score: float
+    parses: bool
+    runs: bool | None  # None where it was not run
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    prompt: str  # as used (after cutting an over-long prompt)
+    code: str  # decoded source of the chosen candidate
+    formatted: str  # black-formatted where it parses
+    parses: bool
+    error: tuple[int, str] | None  # (line, message) where it does not compile
+    source: str  # "model", or "retrieval" where no model candidate parsed
+    src_tokens: list[str]  # encoder input, for axis labels (placeholders shown with their values)
+    tgt_tokens: list[str]  # predicted tokens, one per decoder step, the last being <eos>
+    tgt_input_tokens: list[str]  # decoder input: <bos> then the generated tokens
+    token_probs: list[float]  # probability of each generated token (without <eos>)
+    alternatives: list[list[tuple[str, float]]]  # runner-up tokens with probabilities, per token
+    candidates: list[Candidate]  # the n-best, in ranked order
+    attention: dict = field(repr=False)  # encoder [L,H,S,S], decoder [L,H,T,T], cross [L,H,T,S]
+    seconds: float = 0.0
+    settings: DecodeSettings | None = None
+    warnings: list[str] = field(default_factory=list)
+    neighbour_prompt: str | None = None
+
+
+class Generator:
+    def __init__(self, folder: str | Path = "artifacts", check: bool = True):
+        self.bundle: Bundle = load_bundle(folder, check=check)
+        decoding = self.bundle.config.get("decoding", {})
+        self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
+        self.default_rerank = self.bundle.config.get("rerank", "parse")
+
+    @property
+    def model(self):
+        return self.bundle.model
+
+    def generate(self, prompt: str, settings: DecodeSettings | None = None, rerank: str | None = None,
+                 attention: bool = True) -> GenerationResult:
+        started = time.perf_counter()
+        settings = settings or self.default_settings
+        rerank = rerank or self.default_rerank
+        if rerank not in RERANKS:
+            raise E2PError(f"rerank must be one of {', '.join(RERANKS)}, got {rerank!r}")
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise E2PError("the prompt is empty: describe the code you want, e.g. 'write a python function to add two numbers'")
+        warnings = []
+        if len(prompt) > MAX_PROMPT_CHARS:
+            warnings.append(f"the prompt was cut from {len(prompt)} to {MAX_PROMPT_CHARS} characters")
+            prompt = prompt[:MAX_PROMPT_CHARS]
+        b = self.bundle
+        source = b.featurizer.source(prompt)
+        if source.truncated:
+            warnings.append(f"the prompt is longer than the model reads: only its first "
+                            f"{b.featurizer.config.max_prompt} tokens were used")
+        src_ids = b.src_vocab.encode(source.tokens)
+        max_len = min(settings.max_len, b.model.config.max_len - 2)
+        settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
+        hyps = decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
+                      pad_id=Vocab.pad_id, unk_id=Vocab.unk_id)
+        codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
+        ranked = self._rank(hyps, codes, rerank)
+        best_hyp, best_code, best_cand = ranked[0]
+        origin = "model"
+        if not best_cand.parses and source.neighbour is not None:
+            best_code, origin = source.neighbour.code, "retrieval"
+            warnings.append("no model candidate parsed: showing the nearest training example's code")
+        mapping = source.slots.mapping()
+        shown = lambda toks: [mapping.get(t, t) for t in toks]  # noqa: E731
+        out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
+        maps = {}
+        if attention:
+            raw = b.model.attention_maps(src_ids, [Vocab.bos_id] + best_hyp.tokens + [Vocab.eos_id])
+            # The row fed <eos> predicts nothing: drop it so rows = predicted tokens.
+            maps = {"encoder": raw["encoder"], "decoder": raw["decoder"][:, :, :-1, :-1],
+                    "cross": raw["cross"][:, :, :-1, :]}
+        return GenerationResult(
+            prompt=prompt,
+            code=best_code,
+            formatted=format_code(best_code),
+            parses=syntax_error(best_code) is None,
+            error=syntax_error(best_code),
+            source=origin,
+            src_tokens=shown(source.tokens),
+            tgt_tokens=shown(out_tokens) + ["<eos>"],
+            tgt_input_tokens=["<bos>"] + shown(out_tokens),
+            token_probs=[math.exp(lp) for lp in best_hyp.token_logprobs],
+            alternatives=[[(mapping.get(t, t), p) for t, p in zip(b.tgt_vocab.decode([i for i, _ in alts]),
+                                                                 [p for _, p in alts])]
+                          for alts in best_hyp.alternatives],
+            candidates=[c for _, _, c in ranked],
+            attention=maps,
+            seconds=time.perf_counter() - started,
+            settings=settings,
+            warnings=warnings,
+            neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
+        )
+
+    @staticmethod
+    def _rank(hyps, codes, rerank: str):
+        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks."""
+        rows = []
+        for h, code in zip(hyps, codes):
+            parses = syntax_error(code) is None
+            runs = None
+            if rerank == "run" and parses:
+                runs = run_code(code, timeout=2.0).ok
+            rows.append((h, code, Candidate(code, h.score, parses, runs)))
+        if rerank == "score":
+            return rows
+        return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
+
+
+def to_numpy_dict(maps: dict) -> dict:
+    return {k: np.asarray(v) for k, v in maps.items()}
+
+
+def set_threads(n: int = 1) -> None:
+    """Limit torch's threads (a web server shares few cores among users)."""
+    torch.set_num_threads(max(1, n))

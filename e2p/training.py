@@ -1,0 +1,387 @@
+"""Training: corpus -> vocabularies -> batches -> a model, with checkpoints that survive a kill.
+
+`train/` is a thin command line over `run_training`. Everything here runs on the CPU in the
+project's budget; a GPU is used when `device="auto"` finds one; under `torchrun` the model is
+wrapped in DistributedDataParallel and each rank takes its share of the batches.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+from .corpus import Corpus, Example
+from .errors import E2PError
+from .features import CODE, SEP, FeatureConfig, Featurizer
+from .loss import make_token_weights, weighted_cross_entropy
+from .model import ModelConfig, Seq2Seq
+from .placeholders import all_placeholders
+from .retrieval import Retriever
+from .tokenizers import DEDENT, INDENT, NL
+from .vocab import Vocab
+
+OPERATORS = ["(", ")", ":", "=", ",", ".", "[", "]", "+", "==", "%", "-", "*", "/", "{", "}"]
+
+
+@dataclass
+class TrainConfig:
+    # model (see ModelConfig for what each means)
+    d_model: int = 256
+    n_heads: int = 8
+    enc_layers: int = 3
+    dec_layers: int = 3
+    d_ff: int = 1024
+    dropout: float = 0.2  # small data: more dropout than the paper's 0.1
+    pre_norm: bool = True
+    tie_output: bool = True
+    # features
+    copy: bool = True
+    retrieval: bool = True
+    max_src: int = 256
+    max_tgt: int = 256
+    augment: int = 0  # extra renamed copies of each train example (AST renaming)
+    min_freq: int = 2  # rarer tokens become <unk>
+    # loss: the original design weights keywords, layout tokens and common operators
+    label_smoothing: float = 0.1
+    keyword_weight: float = 1.0
+    layout_weight: float = 1.0
+    operator_weight: float = 1.0
+    # optimisation
+    lr: float = 7e-4
+    warmup_steps: int = 300
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    batch_tokens: int = 6000  # target tokens per batch (length-bucketed)
+    max_epochs: int = 40
+    patience: int = 8  # epochs without a better valid metric before stopping
+    time_budget_min: float = 38.0  # stop starting new epochs after this
+    checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
+    valid_every: int = 1
+    seed: int = 1234
+    # decoding used for the valid metric and the artifact's default
+    decode_strategy: str = "beam"
+    beam_size: int = 5
+
+    def model_config(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:
+        return ModelConfig(
+            src_vocab=src_vocab,
+            tgt_vocab=tgt_vocab,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            enc_layers=self.enc_layers,
+            dec_layers=self.dec_layers,
+            d_ff=self.d_ff,
+            dropout=self.dropout,
+            max_len=max(self.max_src, self.max_tgt + 2),
+            pre_norm=self.pre_norm,
+            tie_output=self.tie_output,
+            pad_id=Vocab.pad_id,
+        )
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(copy=self.copy, retrieval=self.retrieval, max_src=self.max_src, max_tgt=self.max_tgt)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"name", "description"})
+        if unknown:
+            raise E2PError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise E2PError(f"cannot read training config {path}: {err}") from None
+        return cls.from_dict(data)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Prepared:
+    """Everything derived from the corpus before training starts."""
+
+    train: list[Example]
+    valid: list[Example]
+    test: list[Example]
+    featurizer: Featurizer
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    train_pairs: list[tuple[list[int], list[int]]]
+    valid_pairs: list[tuple[list[int], list[int]]]
+    corpus_stats: dict = field(default_factory=dict)
+
+
+def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
+    train, valid, test = (corpus.split(s) for s in ("train", "valid", "test"))
+    if not train or not valid:
+        raise E2PError("the corpus has no train or valid examples: it is too small to train on")
+    retriever = Retriever(train) if cfg.retrieval else None
+    featurizer = Featurizer(cfg.feature_config(), retriever)
+    train_examples = list(train)
+    if cfg.augment:
+        from .augment import augment_examples
+
+        train_examples += augment_examples(train, copies=cfg.augment, seed=cfg.seed)
+    train_tok = [featurizer.pair(ex) for ex in train_examples]
+    train_tok = [(s, t) for s, t in train_tok if len(t) <= cfg.max_tgt]
+    valid_tok = [featurizer.pair(ex) for ex in valid]
+    reserved = all_placeholders() + [SEP, CODE, NL, INDENT, DEDENT]
+    src_vocab = Vocab.build((s for s, _ in train_tok), cfg.min_freq, reserved)
+    tgt_vocab = Vocab.build((t for _, t in train_tok), cfg.min_freq, reserved)
+
+    def ids(pairs):
+        return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]
+
+    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, ids(train_tok), ids(valid_tok),
+                    corpus.stats())
+
+
+def token_weights(cfg: TrainConfig, vocab: Vocab) -> torch.Tensor | None:
+    weighted = {}
+    for tok in vocab.tokens:
+        if keyword.iskeyword(tok) and cfg.keyword_weight != 1.0:
+            weighted[vocab.index[tok]] = cfg.keyword_weight
+        elif tok in (NL, INDENT, DEDENT) and cfg.layout_weight != 1.0:
+            weighted[vocab.index[tok]] = cfg.layout_weight
+        elif tok in OPERATORS and cfg.operator_weight != 1.0:
+            weighted[vocab.index[tok]] = cfg.operator_weight
+    return make_token_weights(len(vocab), weighted) if weighted else None
+
+
+def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
+    """Indices grouped by similar length so little is padding; batch order shuffled by seed."""
+    rng = random.Random(seed)
+    order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i][1]) + rng.random() * 6, len(pairs[i][0])))
+    batches, current, longest = [], [], 0
+    for i in order:
+        longest_if = max(longest, len(pairs[i][1]) + 1, len(pairs[i][0]))
+        if current and longest_if * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, longest_if = [], max(len(pairs[i][1]) + 1, len(pairs[i][0]))
+        current.append(i)
+        longest = longest_if
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(pairs, index: list[int], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(src (B,S), tgt_in (B,T) = BOS+code, tgt_out (B,T) = code+EOS), right-padded."""
+    B = len(index)
+    S = max(len(pairs[i][0]) for i in index)
+    T = max(len(pairs[i][1]) for i in index) + 1
+    src = torch.full((B, S), Vocab.pad_id, dtype=torch.long)
+    tgt_in = torch.full((B, T), Vocab.pad_id, dtype=torch.long)
+    tgt_out = torch.full((B, T), Vocab.pad_id, dtype=torch.long)
+    for row, i in enumerate(index):
+        s, t = pairs[i]
+        src[row, : len(s)] = torch.tensor(s)
+        tgt_in[row, : len(t) + 1] = torch.tensor([Vocab.bos_id] + t)
+        tgt_out[row, : len(t) + 1] = torch.tensor(t + [Vocab.eos_id])
+    return src.to(device), tgt_in.to(device), tgt_out.to(device)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _save_checkpoint(path: Path, model, optimizer, meta: dict) -> None:
+    """Model and optimizer tensors as safetensors, the rest as JSON: no pickle anywhere."""
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}
+    opt = optimizer.state_dict()
+    for pid, state in opt["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().contiguous().cpu()
+    tmp = path / "state.safetensors.tmp"
+    save_file(_dedupe_shared(tensors), str(tmp))
+    meta = dict(meta, param_groups=opt["param_groups"])
+    (path / "meta.json.tmp").write_text(json.dumps(meta))
+    os.replace(tmp, path / "state.safetensors")
+    os.replace(path / "meta.json.tmp", path / "meta.json")
+
+
+def _dedupe_shared(tensors: dict) -> dict:
+    """safetensors refuses tensors that share memory (tied embeddings): store clones."""
+    seen, out = set(), {}
+    for k, v in tensors.items():
+        key = (v.data_ptr(), v.shape)
+        out[k] = v.clone() if key in seen else v
+        seen.add(key)
+    return out
+
+
+def _load_checkpoint(path: Path, model, optimizer) -> dict:
+    tensors = load_file(str(path / "state.safetensors"))
+    meta = json.loads((path / "meta.json").read_text())
+    _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise E2PError(f"unknown device {name!r}: {err}") from None
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def valid_loss(model, pairs, cfg: TrainConfig, weights, device) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for index in make_batches(pairs, cfg.batch_tokens, seed=0):
+        src, tgt_in, tgt_out = collate(pairs, index, device)
+        loss = weighted_cross_entropy(model(src, tgt_in), tgt_out, weights, 0.0, Vocab.pad_id)
+        n = int((tgt_out != Vocab.pad_id).sum())
+        total, count = total + float(loss) * n, count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: str = "cpu",
+                 valid_metric=None, log=print, progress: bool = True) -> dict:
+    """Train until the epoch budget, the time budget or patience runs out; resume from work_dir.
+
+    `valid_metric(model) -> float` scores a decoding of the valid split (higher is better); the
+    best model by it is kept in work_dir/best.safetensors. Returns the training summary.
+    """
+    from tqdm import tqdm
+
+    distributed = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    dev = resolve_device(device)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    model = Seq2Seq(cfg.model_config(len(prep.src_vocab), len(prep.tgt_vocab))).to(dev)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9,
+    )
+    weights = token_weights(cfg, prep.tgt_vocab)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = work_dir / "checkpoint"
+    meta = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None, "stale": 0,
+            "log": [], "seconds": 0.0}
+    if (ckpt / "meta.json").exists():
+        meta.update(_load_checkpoint(ckpt, model, optimizer))
+        log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    model.train()
+    steps_per_epoch = len(make_batches(prep.train_pairs, cfg.batch_tokens, cfg.seed)) // world
+    total_steps = steps_per_epoch * cfg.max_epochs
+    started = time.time() - meta["seconds"]
+    last_ckpt = time.time()
+    step = meta["step"]
+    for epoch in range(meta["epoch"], cfg.max_epochs):
+        batches = make_batches(prep.train_pairs, cfg.batch_tokens, cfg.seed + epoch)
+        batches = batches[rank::world][:steps_per_epoch]  # equal count on every rank
+        epoch_loss, epoch_tokens, t0 = 0.0, 0, time.time()
+        bar = tqdm(range(meta["batch"], len(batches)), desc=f"epoch {epoch + 1}", disable=not progress or rank,
+                   leave=False, mininterval=5)
+        for b in bar:
+            src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg, total_steps)
+            loss = weighted_cross_entropy(model(src, tgt_in), tgt_out, weights, cfg.label_smoothing, Vocab.pad_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            step += 1
+            n = int((tgt_out != Vocab.pad_id).sum())
+            epoch_loss, epoch_tokens = epoch_loss + loss.item() * n, epoch_tokens + n
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if rank == 0 and time.time() - last_ckpt > cfg.checkpoint_every_s:
+                meta.update(epoch=epoch, batch=b + 1, step=step, seconds=time.time() - started)
+                _save_checkpoint(ckpt, model, optimizer, meta)
+                last_ckpt = time.time()
+        meta["batch"] = 0
+        row = {"epoch": epoch + 1, "train_loss": round(epoch_loss / max(epoch_tokens, 1), 4),
+               "tokens_per_s": round(epoch_tokens * world / max(time.time() - t0, 1e-6), 1),
+               "lr": round(lr_at(step, cfg, total_steps), 7)}
+        if rank == 0:
+            row["valid_loss"] = round(valid_loss(model, prep.valid_pairs, cfg, weights, dev), 4)
+            if valid_metric is not None and (epoch + 1) % cfg.valid_every == 0:
+                score = float(valid_metric(_unwrap(model)))
+                row["valid_bleu"] = round(score, 2)
+                if meta["best"] is None or score > meta["best"]:
+                    meta.update(best=score, best_epoch=epoch + 1, stale=0)
+                    _save_weights(_unwrap(model), work_dir / "best.safetensors")
+                else:
+                    meta["stale"] += 1
+            elif valid_metric is None:
+                _save_weights(_unwrap(model), work_dir / "best.safetensors")
+                meta["best_epoch"] = epoch + 1
+            row["seconds"] = round(time.time() - started, 1)
+            meta["log"].append(row)
+            log(json.dumps(row))
+            meta.update(epoch=epoch + 1, step=step, seconds=time.time() - started)
+            _save_checkpoint(ckpt, model, optimizer, meta)
+            last_ckpt = time.time()
+        stop = meta["stale"] >= cfg.patience or (time.time() - started) / 60 > cfg.time_budget_min
+        if distributed:
+            flag = torch.tensor([int(stop)])
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if stop:
+            log(f"stopping after epoch {epoch + 1}: "
+                + ("no better valid metric for {} epochs".format(cfg.patience) if meta["stale"] >= cfg.patience
+                   else f"time budget of {cfg.time_budget_min} min used"))
+            break
+    meta["seconds"] = time.time() - started
+    return {"model": _unwrap(model), "meta": meta}
+
+
+def _save_weights(model, path: Path) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(_dedupe_shared(tensors), str(path))
+
+
+def load_weights(model: Seq2Seq, path: Path) -> Seq2Seq:
+    state = load_file(str(path))
+    model.load_state_dict(state)
+    if model.config.tie_output:
+        model.lm_head.weight = model.tgt_embed.weight
+    return model

@@ -1,0 +1,1 @@
+"""Rebuild artifacts/ from the corpus: `python -m train --data PATH --out artifacts`."""

@@ -1,0 +1,94 @@
+"""python -m train --data CORPUS [--config NAME|PATH] [--out DIR] [--device auto]
+
+Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run it again after an
+interruption and it resumes), then write the artifact folder with samples and test metrics.
+Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+CONFIGS = Path(__file__).parent / "configs"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="corpus: the capstone text format, or .jsonl with prompt/code")
+    p.add_argument("--config", default="default", help=f"a preset in {CONFIGS} (default, original, tiny) or a JSON path")
+    p.add_argument("--out", default="artifacts", help="artifact folder to write (default: artifacts)")
+    p.add_argument("--work-dir", default=None, help="checkpoints and logs (default: runs/<config>)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (GPU when present)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--no-eval", action="store_true", help="skip the test evaluation and samples")
+    p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
+    args = parse_args(argv)
+    import shutil
+
+    import torch
+    import torch.distributed as dist
+
+    from e2p.corpus import load_corpus
+    from e2p.errors import E2PError
+    from e2p.export import export
+    from e2p.training import TrainConfig, prepare, run_training
+    from e2p.validation import bleu_metric
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
+    try:
+        path = Path(args.config)
+        config_path = path if path.suffix == ".json" else CONFIGS / f"{args.config}.json"
+        if not config_path.is_file():
+            raise E2PError(f"no training config {args.config!r}: expected a preset in {CONFIGS} or a .json file")
+        cfg = TrainConfig.load(config_path)
+        if args.max_epochs is not None:
+            cfg.max_epochs = args.max_epochs
+        work = Path(args.work_dir or f"runs/{config_path.stem}")
+        if args.fresh and rank == 0 and work.exists():
+            shutil.rmtree(work)
+        if distributed:
+            dist.barrier()
+        corpus = load_corpus(args.data)
+        log(f"corpus: {corpus.stats()}")
+        prep = prepare(corpus, cfg)
+        log(f"train pairs {len(prep.train_pairs)}, valid {len(prep.valid_pairs)}, "
+            f"vocab src {len(prep.src_vocab)} tgt {len(prep.tgt_vocab)}")
+        metric = bleu_metric(prep, cfg) if rank == 0 else None
+        result = run_training(prep, cfg, work, device=args.device, valid_metric=metric, log=log,
+                              progress=not args.quiet)
+        if rank == 0:
+            from e2p.training import load_weights
+
+            model = load_weights(result["model"].cpu(), work / "best.safetensors")
+            info = export(model, prep, cfg, Path(args.out), corpus_path=args.data, meta=result["meta"],
+                          log=log, evaluate=not args.no_eval)
+            log(f"wrote {args.out} (best epoch {info.get('best_epoch')}, {info.get('training_seconds')} s)")
+    except E2PError as err:
+        print(f"train: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if distributed and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
