@@ -1,0 +1,198 @@
+"""The project's quality figures, exactly as ../shared/EVAL.md defines them."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import sacrebleu
+
+from e2p.sandbox import run_many
+
+_DROPPED = {tokenize.ENCODING, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER}
+_RENAMED = {tokenize.NEWLINE: "<nl>", tokenize.INDENT: "<indent>", tokenize.DEDENT: "<dedent>"}
+_FALLBACK = re.compile(r"\w+|[^\w\s]")
+
+
+def code_tokens(code: str) -> list[str]:
+    """Python tokens of `code`, layout tokens renamed; a regex split if tokenize rejects it."""
+    try:
+        tokens = []
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type in _DROPPED:
+                continue
+            # Python 3.11 reports the space before a stray `'` or `$` as an ERRORTOKEN of its
+            # own; BLEU splits on whitespace, so dropping it changes no score.
+            if tok.type == tokenize.ERRORTOKEN and tok.string.isspace():
+                continue
+            tokens.append(_RENAMED.get(tok.type, tok.string))
+        return tokens
+    except Exception:  # TokenError, IndentationError, SyntaxError, ...
+        return _FALLBACK.findall(code)
+
+
+def _joined(code: str) -> str:
+    return " ".join(code_tokens(code))
+
+
+def bleu(hyps: list[str], refs: list[str]) -> float:
+    """Corpus BLEU (0-100) over code tokens."""
+    _check_same_length(hyps, refs)
+    if not hyps:
+        return 0.0
+    return sacrebleu.corpus_bleu(
+        [_joined(h) for h in hyps], [[_joined(r) for r in refs]], tokenize="none"
+    ).score
+
+
+def sentence_bleu(hyp: str, ref: str) -> float:
+    """BLEU (0-100) of one example, for per-sample figures; the headline figure is `bleu`."""
+    return sacrebleu.sentence_bleu(_joined(hyp), [_joined(ref)], tokenize="none").score
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        # Quiet SyntaxWarning/DeprecationWarning (e.g. "\d"): noise here, and under
+        # `-W error` they would turn into SyntaxErrors and change the figures.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(code)
+    except Exception:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError, ...
+        return None
+
+
+def parses(code: str) -> bool:
+    return _parse(code) is not None
+
+
+def exact_match(hyp: str, ref: str) -> bool:
+    """Same AST (so layout, comments and quote style do not matter)."""
+    hyp_tree, ref_tree = _parse(hyp), _parse(ref)
+    if hyp_tree is None or ref_tree is None:
+        return False
+    try:
+        return ast.dump(hyp_tree) == ast.dump(ref_tree)
+    except RecursionError:  # absurdly deep tree
+        return False
+
+
+def normalise_stdout(s: str) -> str:
+    """Right-strip every line and drop trailing blank lines: "a \\r\\nb\\n\\n" -> "a\\nb".
+
+    Leading blank lines are kept; lines are split on "\\n" only.
+    """
+    lines = [line.rstrip() for line in s.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    runs: bool  # exited 0 on both runs (a reference that only sometimes crashes does not count)
+    executable: bool  # runs, and printed the same non-empty normalised stdout both times
+    stdout: str  # normalised stdout of the first run
+
+
+def profile_references(
+    refs: list[str], timeout: float = 5.0, workers: int = 2
+) -> list[ReferenceProfile]:
+    """Run every reference twice to learn which ones run and which print deterministically."""
+    first = run_many(refs, timeout, workers)
+    # All first runs before any second one, so time-dependent output has time to change.
+    again = [i for i, result in enumerate(first) if result.ok]
+    second = dict(zip(again, run_many([refs[i] for i in again], timeout, workers)))
+    profiles = []
+    for i, result in enumerate(first):
+        stdout = normalise_stdout(result.stdout)
+        rerun = second.get(i)
+        runs = rerun is not None and rerun.ok
+        executable = runs and stdout != "" and normalise_stdout(rerun.stdout) == stdout
+        profiles.append(ReferenceProfile(runs=runs, executable=executable, stdout=stdout))
+    return profiles
+
+
+@dataclass
+class EvalReport:
+    n: int
+    bleu: float  # 0-100
+    parse_rate: float  # rates are fractions in [0, 1]
+    exact_match: float
+    exec_match: float  # over the n_executable examples
+    n_executable: int
+    runs_rate: float  # over the n_runs examples whose reference runs
+    n_runs: int
+    # keys: bleu (sentence), parses, exact, runs (None: reference does not run),
+    # exec_match (None: reference not executable)
+    per_example: list[dict] = field(default_factory=list, repr=False)
+
+    def to_dict(self, per_example: bool = False) -> dict:
+        d = asdict(self)
+        if not per_example:
+            del d["per_example"]
+        return d
+
+
+def evaluate(
+    hyps: list[str],
+    refs: list[str],
+    profiles: list[ReferenceProfile] | None = None,
+    timeout: float = 5.0,
+    workers: int = 2,
+) -> EvalReport:
+    """All metrics for one generation per reference; `profiles` saves re-running references."""
+    _check_same_length(hyps, refs)
+    if profiles is None:
+        profiles = profile_references(refs, timeout, workers)
+    elif len(profiles) != len(refs):
+        raise ValueError(f"{len(profiles)} reference profiles for {len(refs)} references")
+
+    parsed = [parses(h) for h in hyps]
+    # A hypothesis that does not parse cannot run, and one whose reference does not run
+    # counts for nothing: only the rest go to the sandbox.
+    to_run = [i for i, profile in enumerate(profiles) if parsed[i] and profile.runs]
+    results = dict(zip(to_run, run_many([hyps[i] for i in to_run], timeout, workers)))
+
+    per_example = []
+    for i, (hyp, ref, profile) in enumerate(zip(hyps, refs, profiles)):
+        result = results.get(i)
+        ran = result is not None and result.ok
+        matched = ran and normalise_stdout(result.stdout) == profile.stdout
+        per_example.append(
+            {
+                "bleu": sentence_bleu(hyp, ref),
+                "parses": parsed[i],
+                "exact": exact_match(hyp, ref),
+                "runs": ran if profile.runs else None,
+                "exec_match": matched if profile.executable else None,
+            }
+        )
+
+    exec_rate, n_executable = _share(e["exec_match"] for e in per_example)
+    runs_rate, n_runs = _share(e["runs"] for e in per_example)
+    return EvalReport(
+        n=len(hyps),
+        bleu=bleu(hyps, refs),
+        parse_rate=_share(e["parses"] for e in per_example)[0],
+        exact_match=_share(e["exact"] for e in per_example)[0],
+        exec_match=exec_rate,
+        n_executable=n_executable,
+        runs_rate=runs_rate,
+        n_runs=n_runs,
+        per_example=per_example,
+    )
+
+
+def _share(values) -> tuple[float, int]:
+    """(share of True among the values that are not None, how many those are)."""
+    counted = [v for v in values if v is not None]
+    return (sum(counted) / len(counted) if counted else 0.0), len(counted)
+
+
+def _check_same_length(hyps: list[str], refs: list[str]) -> None:
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
