@@ -104,10 +104,9 @@ class Generator:
         out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
         maps = {}
         if attention:
-            raw = b.model.attention_maps(src_ids, [Vocab.bos_id] + best_hyp.tokens + [Vocab.eos_id])
-            # The row fed <eos> predicts nothing: drop it so rows = predicted tokens.
-            maps = {"encoder": raw["encoder"], "decoder": raw["decoder"][:, :, :-1, :-1],
-                    "cross": raw["cross"][:, :, :-1, :]}
+            # Decoder input <bos> + tokens: row t is the step that predicted token t (the last, <eos>).
+            raw = b.model.attention_maps(src_ids, [Vocab.bos_id] + best_hyp.tokens)
+            maps = {k: raw[k] for k in ("encoder", "decoder", "cross")}
         return GenerationResult(
             prompt=prompt,
             code=best_code,
@@ -119,8 +118,7 @@ class Generator:
             tgt_tokens=shown(out_tokens) + ["<eos>"],
             tgt_input_tokens=["<bos>"] + shown(out_tokens),
             token_probs=[math.exp(lp) for lp in best_hyp.token_logprobs],
-            alternatives=[[(mapping.get(t, t), p) for t, p in zip(b.tgt_vocab.decode([i for i, _ in alts]),
-                                                                 [p for _, p in alts])]
+            alternatives=[[(mapping.get(b.tgt_vocab.tokens[i], b.tgt_vocab.tokens[i]), p) for i, p in alts]
                           for alts in best_hyp.alternatives],
             candidates=[c for _, _, c in ranked],
             attention=maps,

@@ -1,0 +1,137 @@
+"""The model commands of the CLI: generate, evaluate, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import E2PError
+
+DEFAULT_DATA = "../shared/data/english_python_data.txt"
+
+
+def register(sub) -> None:
+    gen = sub.add_parser("generate", help="write Python for a prompt (or a file of prompts)")
+    gen.add_argument("prompt", nargs="?", help="what the code should do")
+    gen.add_argument("--batch", metavar="FILE", help="one prompt a line; prints one JSON object a line")
+    _decoding_options(gen)
+    gen.set_defaults(func=_generate)
+
+    ev = sub.add_parser("evaluate", help="EVAL.md metrics for the model and the retrieval baseline")
+    ev.add_argument("--data", default=DEFAULT_DATA, help=f"corpus path (default {DEFAULT_DATA})")
+    ev.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    ev.add_argument("--also", action="append", default=[], metavar="NAME=FOLDER",
+                    help="another artifact folder to evaluate in the same run, e.g. original=artifacts/original")
+    ev.add_argument("--limit", type=int, default=None, help="only the first N examples (quick checks)")
+    ev.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    _decoding_options(ev)
+    ev.set_defaults(func=_evaluate)
+
+    bench = sub.add_parser("bench", help="decoding latency with and without the cache; training throughput")
+    bench.add_argument("--data", default=DEFAULT_DATA)
+    bench.add_argument("--artifacts", default="artifacts")
+    bench.add_argument("--limit", type=int, default=60, help="test prompts to time (default 60)")
+    bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1, like the app)")
+    bench.set_defaults(func=_bench)
+
+
+def _decoding_options(p) -> None:
+    p.add_argument("--artifacts", default="artifacts", help="artifact folder (default: artifacts)")
+    p.add_argument("--beam", type=int, default=None, help="beam width; 1 = greedy (default: the artifact's)")
+    p.add_argument("--sample", action="store_true", help="sample instead of searching")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-len", type=int, default=None, help="most code tokens to generate")
+    p.add_argument("--rerank", choices=["score", "parse", "run"], default=None,
+                   help="order candidates by score only, parsing first, or running cleanly first")
+
+
+def _load(folder: str):
+    from .generator import Generator
+
+    return Generator(folder)
+
+
+def settings_from_args(args, generator):
+    s = generator.default_settings
+    if args.sample:
+        s = replace(s, strategy="sample")
+    elif args.beam is not None:
+        if args.beam < 1:
+            raise E2PError(f"--beam must be at least 1, got {args.beam}")
+        s = replace(s, strategy="greedy" if args.beam == 1 else "beam", beam_size=args.beam,
+                    n_best=min(s.n_best, args.beam) if args.beam > 1 else 1)
+    for name, value in (("temperature", args.temperature), ("top_p", args.top_p), ("seed", args.seed),
+                        ("max_len", args.max_len)):
+        if value is not None:
+            s = replace(s, **{name: value})
+    return s
+
+
+def _generate(args) -> None:
+    if (args.prompt is None) == (args.batch is None):
+        raise E2PError('give a prompt, e.g. e2p generate "write a python function to add two numbers", or --batch FILE')
+    generator = _load(args.artifacts)
+    settings = settings_from_args(args, generator)
+    if args.batch is None:
+        result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False)
+        for warning in result.warnings:
+            print(f"e2p: warning: {warning}", file=sys.stderr)
+        print(result.formatted.rstrip("\n"))
+        return
+    path = Path(args.batch)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise E2PError(f"cannot read prompts from {path}: {err}") from None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            r = generator.generate(line, settings, rerank=args.rerank, attention=False)
+            row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "seconds": round(r.seconds, 4)}
+            if r.warnings:
+                row["warnings"] = r.warnings
+        except E2PError as err:
+            row = {"prompt": line, "code": "", "parses": False, "seconds": 0.0, "error": str(err)}
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+
+
+def _evaluate(args) -> None:
+    from .corpus import load_corpus
+    from .evaluation import as_json, evaluate_systems, model_codes, retrieval_codes, table
+
+    corpus = load_corpus(args.data)
+    examples = corpus.split(args.split)[: args.limit]
+    if not examples:
+        raise E2PError(f"the {args.split} split of {args.data} is empty")
+    systems = {}
+    folders = [("model", args.artifacts)]
+    for item in args.also:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise E2PError(f"--also takes NAME=FOLDER, got {item!r}")
+        folders.append((name, folder))
+    for name, folder in folders:
+        generator = _load(folder)
+        settings = settings_from_args(args, generator) if name == "model" else generator.default_settings
+        rerank = (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank
+        label = f"{settings.strategy}{' ' + str(settings.beam_size) if settings.strategy == 'beam' else ''}, rerank={rerank}"
+        print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
+        systems[name] = (model_codes(generator, examples, settings, rerank, progress=sys.stderr.isatty()), label)
+    systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
+    results = evaluate_systems(examples, systems)
+    print(table(results))
+    report = {"split": args.split, "n": len(examples), "data": args.data, "systems": as_json(results)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+
+
+def _bench(args) -> None:
+    from .benchmark import run_benchmark
+
+    print(json.dumps(run_benchmark(args.artifacts, args.data, limit=args.limit, threads=args.threads)))
