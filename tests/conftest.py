@@ -1,0 +1,89 @@
+"""Shared fixtures: the small hand-written corpus, the real corpus (skipped when absent)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FULL_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/english_python_data.txt"
+MINI_CORPUS = Path(__file__).resolve().parent / "fixtures" / "mini_corpus.txt"
+
+# `pytest` run from anywhere (not only `python -m pytest` from the repo root) imports e2p.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+try:  # the machine has 2 shared cores: keep torch from oversubscribing them
+    import torch
+except ImportError:  # pragma: no cover - torch is a pinned dependency
+    torch = None
+else:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mini_corpus_path() -> Path:
+    assert MINI_CORPUS.is_file(), f"fixture missing: {MINI_CORPUS}"
+    return MINI_CORPUS
+
+
+@pytest.fixture(scope="session")
+def full_corpus_path() -> Path:
+    if not FULL_CORPUS.is_file():
+        pytest.skip("full corpus not found at ../shared/data/english_python_data.txt")
+    return FULL_CORPUS
+
+
+@pytest.fixture(scope="session")
+def full_corpus(full_corpus_path):
+    """The real corpus read once per session (its code trips Syntax/DeprecationWarnings)."""
+    import warnings
+
+    from e2p.corpus import read_corpus
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_corpus(full_corpus_path)
+
+
+def eval_key(prompt: str) -> str:
+    """EVAL.md's prompt key, written out step by step apart from e2p.corpus.prompt_key."""
+    text = prompt.strip()
+    if text.startswith("#"):  # 1. drop the leading `#`
+        text = text.lstrip("#")
+    text = text.lower().strip()  # lowercase
+    i = 0
+    while i < len(text) and text[i] in "0123456789":  # drop a leading number
+        i += 1
+    text = text[i:]
+    words, word = [], ""
+    for ch in text:  # every run outside [a-z0-9] -> one space, then strip
+        if ch in "abcdefghijklmnopqrstuvwxyz0123456789":
+            word += ch
+        elif word:
+            words.append(word)
+            word = ""
+    if word:
+        words.append(word)
+    return " ".join(words)
+
+
+def eval_split(prompt: str) -> str:
+    """EVAL.md's split of a prompt: sha256 bucket 0 -> test, 1 -> valid, else train."""
+    import hashlib
+
+    bucket = int(hashlib.sha256(eval_key(prompt).encode()).hexdigest(), 16) % 20
+    return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
+
+
+@pytest.fixture(scope="session")
+def eval_rule():
+    """(key, split) functions computed from EVAL.md independently of the module under test."""
+    return eval_key, eval_split
