@@ -30,11 +30,19 @@ def _data_dump(args) -> None:
         print(json.dumps({"prompt": ex.prompt, "code": ex.code, "line": ex.line}, ensure_ascii=False))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="e2p", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes get the same one-line answer as every other bad input."""
 
-    data = sub.add_parser("data", help="inspect the corpus").add_subparsers(dest="data_command", required=True)
+    def error(self, message: str):
+        self.exit(2, f"e2p: error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="e2p", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="inspect the corpus").add_subparsers(
+        dest="data_command", required=True, parser_class=_Parser)
     stats = data.add_parser("stats", help="counts of headings, examples, duplicates, drops, splits")
     stats.add_argument("path")
     stats.set_defaults(func=_data_stats)

@@ -182,7 +182,13 @@ def _blank_before(lines: list[str], i: int) -> bool:
 
 
 def _strip_comment_lines(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    """Drop blank and comment-only lines, except inside triple-quoted strings (they are text)."""
+    kept, depth, in_triple = [], 0, None
+    for line in lines:
+        if in_triple or (line.strip() and not line.lstrip().startswith("#")):
+            kept.append(line)
+            depth, in_triple = _open_brackets_after(line, depth, in_triple)
+    return kept
 
 
 def _expand_tabs(line: str) -> str:
@@ -325,11 +331,10 @@ def _indent_flat_code(code: str) -> str:
                 if level == at + 1:
                     del stack[defs[-1] :]
                     level = at
-                else:
-                    del stack[defs[-1] + 1 :]
+                else:  # openers stay on the stack: an `else:` may still follow
                     level = at + 1
         elif word in ("break", "continue", "pass", "raise") and stack:
-            level = stack.pop()[1]
+            level = stack[-1][1]
     return "\n".join(out)
 
 
@@ -379,7 +384,7 @@ def read_text(path: str | Path) -> str:
     if b"\x00" in data:
         raise E2PError(f"corpus file looks binary (it holds NUL bytes): {path}")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark is not part of the first heading
     except UnicodeDecodeError as err:
         raise E2PError(f"corpus file is not UTF-8 text (byte {err.start}): {path}") from None
 
@@ -391,7 +396,7 @@ def parse_examples(text: str) -> tuple[int, list[tuple[int, str, list[str]]]]:
     raw = []
     for n, (start, end) in enumerate(blocks):
         stop = blocks[n + 1][0] if n + 1 < len(blocks) else len(lines)
-        texts = [_comment_text(line) for line in lines[start:end]]
+        texts = [_comment_text(line.lstrip()) for line in lines[start:end]]
         prompt = " ".join(t for t in texts if t)
         prompt = re.sub(r"\s+", " ", _NUMBERED.sub("", prompt)).strip()
         raw.append((start + 1, prompt, lines[end:stop]))

@@ -142,11 +142,6 @@ def test_exact_prompts_except_the_indented_heading(mini):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="corpus.parse_examples keeps the `#` of a heading indented by a space: "
-    "' # write ...' gives prompt '# write ...' (_comment_text is applied to the unstripped line)",
-)
 def test_indented_heading_prompt_has_no_hash(mini):
     ex = _by_key(mini)["write a python function to check if a number is even"]
     assert ex.prompt == "write a python function to check if a number is even"
@@ -252,11 +247,6 @@ def test_clean_code_gives_none_when_nothing_compiles():
     assert clean_code(["def (:", "  ???"]) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_indent_flat_code: a `return` inside `if` pops the `if` block, so the `else:` that follows "
-    "lands at column 0 and the repair fails (corpus lines 33153, 33458 are dropped for it)",
-)
 def test_lost_indentation_if_return_else_return():
     raw = ["def f(n):", "if n == 0:", "return 0", "else:", "return f(n - 1) + 100", "print(f(3))"]
     code = clean_code(raw)
@@ -265,11 +255,6 @@ def test_lost_indentation_if_return_else_return():
     assert ast.dump(ast.parse(code)) == ast.dump(ast.parse(expected))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_strip_comment_lines drops blank lines and `#` lines inside a triple-quoted string, "
-    "changing the string's value",
-)
 def test_blank_and_hash_lines_inside_a_triple_quoted_string_are_kept():
     corpus = corpus_from_text(
         '# write a program to print a poem\npoem = """roses\n\n# violets\n    are blue"""\nprint(poem)\n'
@@ -396,11 +381,6 @@ def test_error_messages_are_one_line(tmp_path):
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_text decodes with 'utf-8', not 'utf-8-sig': a BOM hides the first heading, whose "
-    "example silently vanishes (not even counted as a heading)",
-)
 def test_utf8_bom_keeps_the_first_example(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_bytes(
@@ -461,9 +441,5 @@ def test_full_corpus_no_key_in_two_splits(full, eval_rule):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="headings indented by a space keep their `#` in the prompt (42 in the corpus)",
-)
 def test_full_corpus_prompts_have_no_hash(full):
     assert [ex.line for ex in full.examples if ex.prompt.startswith("#")] == []
