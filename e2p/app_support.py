@@ -136,8 +136,12 @@ def confidence_pieces(tokens: list[str]) -> list[str]:
     `<indent>` / `<dedent>` show as small marks (they are predictions that can be wrong too).
     """
     pieces: list[str] = []
-    depth, line_start, prev = 0, True, ""
+    depth, line_start, prev, in_string = 0, True, "", False
     for tok in tokens:
+        if in_string and not (tok.startswith("»") or tok in ("<nl>", "<indent>", "<dedent>", "<eos>")):
+            pieces.append(tok)  # string pieces carry their own spaces
+            continue
+        in_string = False
         if tok == "<nl>":
             pieces.append("\n")
             line_start, prev = True, ""
@@ -152,7 +156,7 @@ def confidence_pieces(tokens: list[str]) -> list[str]:
         if tok.startswith("##") and len(tok) > 2:
             text, space = tok[2:], False
         elif tok.startswith("«") and len(tok) > 1:
-            text, space = tok[1:], bool(prev) and prev not in "([{."
+            text, space, in_string = tok[1:], bool(prev) and prev not in "([{.", True
         elif tok.startswith("»") and len(tok) > 1:
             text, space = tok[1:], False
         else:
@@ -192,6 +196,16 @@ def attention_parts(result, kind: str) -> tuple[np.ndarray, list[str], list[str]
         raise ValueError(f"{kind} attention has shape {maps.shape} but {len(rows)} row and "
                          f"{len(cols)} column tokens")
     return maps, list(rows), list(cols)
+
+
+ALL, MEAN = "all", "mean"  # picker choices: mean over every layer / over the heads of a layer
+
+
+def layer_head(layer, head) -> tuple[int | None, int | None]:
+    """Picker values to (layer, head) indices; None means averaged (a head needs a layer)."""
+    layer = None if layer == ALL else int(layer)
+    head = None if layer is None or head == MEAN else int(head)
+    return layer, head
 
 
 def select_matrix(maps: np.ndarray, layer: int | None, head: int | None) -> np.ndarray:

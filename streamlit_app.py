@@ -1,0 +1,352 @@
+"""e2p web app: type a description, get Python; look inside the model; browse test samples.
+
+    streamlit run streamlit_app.py            # artifacts from ./artifacts or $E2P_ARTIFACTS
+
+Layout and widgets only: every value shown is computed by the `e2p` package
+(`e2p.generator`, `e2p.figures`, `e2p.formatting`, `e2p.app_support`).
+Nothing a user types is executed: prompts only go through the model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from e2p import app_support as sup
+from e2p.errors import E2PError
+from e2p.figures import (attention_heatmap, axis_labels, head_grid, metrics_bar,
+                         prompt_attention_html, training_curves)
+from e2p.formatting import confidence_html, diff_html
+from e2p.generator import Generator, set_threads
+
+APP_DIR = Path(__file__).resolve().parent
+VIEWS = ("Generate", "Attention", "Samples", "Model")
+RERANK_LABELS = {
+    "score": "model score",
+    "parse": "first candidate that parses",
+    "run": "first that parses and runs (generated code only, in a sandbox)",
+}
+STRATEGY_LABELS = {"greedy": "greedy", "beam": "beam search", "sample": "sampling"}
+
+
+# ---------------------------------------------------------------- loading (once per process)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_generator(folder: str, stamp: float) -> Generator:
+    """One Generator shared by every session; `stamp` reloads it after a rebuild. Never mutated."""
+    set_threads(int(os.environ.get("E2P_THREADS", "2")))  # few cores, many users
+    return Generator(folder)
+
+
+@st.cache_data(show_spinner=False)
+def load_json(path: str, stamp: float):
+    return sup.read_optional_json(path)
+
+
+# ---------------------------------------------------------------- requests (callbacks)
+
+
+def request_generation(prompt: str | None = None, goto: str | None = None) -> None:
+    """Queue a generation from the form (or an example / a sample); it runs before drawing."""
+    if prompt is not None:
+        st.session_state["prompt_text"] = prompt
+    st.session_state["request"] = {"prompt": st.session_state.get("prompt_text", "")}
+    if goto:
+        st.session_state["view"] = goto
+
+
+def run_request(gen: Generator) -> None:
+    """Generate for a queued request, keeping the result (or what went wrong) in the session."""
+    request = st.session_state.pop("request", None)
+    if request is None:
+        return
+    st.session_state.pop("notice", None)
+    prompt = sup.prepare_prompt(request["prompt"])
+    if prompt is None:
+        st.session_state["notice"] = ("warning", "Please type a description of the code you want "
+                                                 "first, or pick one of the examples.")
+        return
+    state = st.session_state
+    defaults = gen.default_settings
+    try:
+        settings = sup.build_settings(
+            defaults,
+            strategy=state.get("strategy", defaults.strategy),
+            beam_size=state.get("beam_size", defaults.beam_size),
+            temperature=state.get("temperature", defaults.temperature),
+            top_p=state.get("top_p", defaults.top_p),
+            max_len=state.get("max_len", min(defaults.max_len, sup.MAX_LEN_CAP)),
+            model_max_len=gen.model.config.max_len - 2,
+        )
+        with st.spinner("Generating…"):
+            result = gen.generate(prompt, settings, rerank=state.get("rerank", gen.default_rerank))
+    except E2PError as err:
+        state["notice"] = ("error", str(err))
+        return
+    state["result"] = result
+
+
+# ---------------------------------------------------------------- pages
+
+
+def artifact_error_page(folder: Path, err: Exception) -> None:
+    st.title("e2p — the model could not be loaded")
+    st.error(str(err))
+    st.markdown(f"The app reads its model from `{folder}` (set `{sup.ENV_FOLDER}` to use "
+                "another folder). Rebuild the artifacts from the repository root with:")
+    st.code(sup.rebuild_command(), language="bash")
+    st.caption("Then reload this page.")
+
+
+def header(gen: Generator) -> None:
+    st.title("e2p — English → Python")
+    manifest = gen.bundle.manifest
+    st.caption(f"A {gen.model.num_parameters():,}-parameter Transformer trained on CPU "
+               f"({manifest.get('epochs', '?')} epochs). Describe a small program; "
+               "get Python, then look inside the model.")
+
+
+def generate_view(gen: Generator, folder: Path) -> None:
+    st.write("**Try an example:**")
+    cols = st.columns(len(sup.EXAMPLE_PROMPTS))
+    for i, (col, text) in enumerate(zip(cols, sup.EXAMPLE_PROMPTS)):
+        col.button(text, key=f"example_{i}", on_click=request_generation, args=(text,),
+                   width="stretch")
+    prompt_form(gen)
+    notice = st.session_state.get("notice")
+    if notice:
+        (st.warning if notice[0] == "warning" else st.error)(notice[1])
+    result = st.session_state.get("result")
+    if result is not None:
+        show_result(result)
+
+
+def prompt_form(gen: Generator) -> None:
+    d = gen.default_settings
+    cap = min(sup.MAX_LEN_CAP, gen.model.config.max_len - 2)
+    with st.form("generate_form", border=True):
+        st.text_area("Describe the code you want", key="prompt_text", height=110,
+                     placeholder="e.g. write a python function to add two numbers")
+        with st.expander("Decoding settings"):
+            c1, c2, c3 = st.columns(3)
+            c1.radio("Strategy", list(STRATEGY_LABELS), format_func=STRATEGY_LABELS.get,
+                     index=list(STRATEGY_LABELS).index(d.strategy), key="strategy", horizontal=True)
+            c1.slider("Beam width", 1, sup.MAX_BEAM, min(d.beam_size, sup.MAX_BEAM), key="beam_size",
+                      help="beam search only")
+            c2.slider("Temperature", 0.1, 2.0, float(d.temperature), 0.05, key="temperature",
+                      help="sampling only: below 1 sharpens, above 1 flattens")
+            c2.slider("Top-p", 0.1, 1.0, float(d.top_p), 0.05, key="top_p",
+                      help="sampling only: nucleus probability mass kept")
+            c3.slider("Maximum length (tokens)", 8, cap, max(8, min(d.max_len, cap)), key="max_len")
+            reranks = list(RERANK_LABELS)
+            c3.selectbox("Pick among candidates by", reranks, format_func=RERANK_LABELS.get,
+                         index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
+                         key="rerank")
+        st.form_submit_button("Generate", type="primary", on_click=request_generation)
+
+
+def show_result(result) -> None:
+    for warning in result.warnings:
+        st.warning(warning)
+    st.caption(f"Result for: {result.prompt[:300]}{'…' if len(result.prompt) > 300 else ''}")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Latency", f"{result.seconds:.2f} s")
+    m2.metric("Tokens", len(result.tgt_tokens) - 1)
+    probs = result.token_probs
+    m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
+    m4.metric("Source", "model" if result.source == "model" else "retrieved example")
+    if result.parses:
+        st.success("The code parses.")
+    else:
+        line, msg = result.error
+        st.error(f"The code does not parse: line {line}: {msg}")
+    st.code(result.formatted, language="python", line_numbers=True)
+    st.download_button("Download .py", result.formatted, file_name="generated.py",
+                       mime="text/x-python", key="download_code")
+    st.caption(sup.describe_settings(result.settings))
+    st.subheader("Per-token confidence")
+    if result.source != "model":
+        st.caption("These are the model's own tokens, which did not parse; the code above is the "
+                   "nearest training example's.")
+    st.caption("Each code token is shaded by its probability (red = unsure); hover a token for "
+               "the runner-up tokens.")
+    tokens = result.tgt_tokens[:-1]  # without <eos>
+    st.html(confidence_html(sup.confidence_pieces(tokens), result.token_probs[: len(tokens)],
+                            result.alternatives))
+    if len(result.candidates) > 1:
+        with st.expander(f"All {len(result.candidates)} candidates"):
+            st.dataframe([{"rank": i + 1, "score": round(c.score, 3), "parses": c.parses,
+                           "runs": c.runs, "code": c.code} for i, c in enumerate(result.candidates)],
+                         hide_index=True)
+    if result.neighbour_prompt:
+        st.caption(f"Nearest training prompt (the model edits its code): {result.neighbour_prompt}")
+
+
+def attention_view(gen: Generator, folder: Path) -> None:
+    result = st.session_state.get("result")
+    if result is None or not result.attention:
+        st.info("Generate some code first (Generate view, or open a sample's attention from the "
+                "Samples view); its attention maps appear here.")
+        return
+    st.caption(f"Prompt: **{result.prompt[:200]}** — rows are query positions, columns the "
+               "positions they attend to. ↵ newline, ⇥ indent, ⇤ dedent. Zoom by dragging; "
+               "save a PNG with the camera icon.")
+    attention_explorer(result)
+
+
+@st.fragment
+def attention_explorer(result) -> None:
+    """Picker and figures; changing a widget here reruns only this fragment (no regeneration)."""
+    kinds = list(sup.ATTENTION_KINDS)
+    kind = st.radio("Attention", kinds, format_func=sup.ATTENTION_KINDS.get, horizontal=True,
+                    key="att_kind")
+    maps, rows, cols = sup.attention_parts(result, kind)
+    n_layers, n_heads = maps.shape[:2]
+    c1, c2, c3 = st.columns([1, 1, 2])
+    layer = c1.selectbox("Layer", [sup.ALL, *range(n_layers)], index=1, key="att_layer",
+                         format_func=lambda x: "all layers (mean)" if x == sup.ALL else f"layer {x}")
+    head = c2.selectbox("Head", [sup.MEAN, *range(n_heads)], key="att_head",
+                        disabled=layer == sup.ALL,
+                        format_func=lambda x: "mean of heads" if x == sup.MEAN else f"head {x}")
+    layer, head = sup.layer_head(layer, head)
+    prompt_only = False
+    if kind != "decoder" and len(sup.source_parts(result.src_tokens)) > 1:
+        prompt_only = c3.toggle("Only the prompt's tokens (hide the retrieved example)",
+                                key="att_prompt_only")
+    if prompt_only:
+        a, b = sup.source_parts(result.src_tokens)["prompt"]
+        maps, cols = maps[..., a:b], cols[a:b]
+        if kind == "encoder":
+            maps, rows = maps[:, :, a:b, :], rows[a:b]
+    window = None
+    if sup.needs_window(len(rows)):
+        start = st.slider(f"First row shown ({sup.WINDOW} rows at a time)", 0,
+                          len(rows) - sup.WINDOW, 0, key="att_start")
+        window = sup.window_bounds(start, len(rows))
+    matrix = sup.select_matrix(maps, layer, head)
+    fig = attention_heatmap(matrix, rows, cols, sup.map_title(kind, layer, head), window=window)
+    st.plotly_chart(fig, key="att_main", config=sup.plotly_config(sup.png_name(kind, layer, head)))
+
+    grid_layer = 0 if layer is None else layer
+    with st.expander(f"All {n_heads} heads of layer {grid_layer}", expanded=False):
+        grid = head_grid(maps[grid_layer], rows, cols,
+                         f"{sup.map_title(kind, grid_layer, None).split(' — ')[0]} — layer {grid_layer}, every head")
+        if window is not None:
+            grid.update_yaxes(range=[window[1] - 0.5, window[0] - 0.5], autorange=False)
+        st.plotly_chart(grid, key="att_grid",
+                        config=sup.plotly_config(f"e2p-{kind}-L{grid_layer}-heads"))
+
+    st.subheader("Where did this token come from?")
+    labels = axis_labels(result.tgt_tokens)
+    index = st.selectbox("Generated code token", range(len(labels)), format_func=labels.__getitem__,
+                         key="att_token")
+    weights = sup.token_attention(result, index, layer, head)
+    st.caption(f"Cross-attention of `{labels[index]}` over the source ({sup.map_title('cross', layer, head).split(' — ')[1]}); "
+               "darker = more attention.")
+    st.html(prompt_attention_html(result.src_tokens, weights))
+    shares = sup.attention_shares(result.src_tokens, weights)
+    st.caption(" · ".join(f"{name}: {share:.0%}" for name, share in shares.items()) + "  —  top: "
+               + ", ".join(f"{tok} ({w:.2f})" for tok, w in sup.top_tokens(result.src_tokens, weights)))
+    st.download_button("Download attention maps (JSON)", lambda: sup.attention_json(result),
+                       file_name="e2p-attention.json", mime="application/json", key="download_att")
+
+
+def samples_view(gen: Generator, folder: Path) -> None:
+    data = load_json(str(folder / "samples.json"), sup.folder_stamp(folder))
+    samples = (data or {}).get("samples") if isinstance(data, dict) else None
+    if not samples:
+        st.info(f"No test samples in {folder / 'samples.json'} (artifacts built with --no-eval?). "
+                f"Rebuild with: `{sup.rebuild_command()}`")
+        return
+    names = (data.get("decoding") or {})
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+    decoding = c1.radio("Compare against the reference", list(sup.SYSTEMS), horizontal=True,
+                        key="gal_decoding",
+                        format_func=lambda k: f"{k} ({names[k]})" if k in names else k)
+    status = c2.selectbox("Show", sup.STATUS_FILTERS, key="gal_status")
+    query = c3.text_input("Search prompts and code", key="gal_query")
+    min_bleu = c4.slider("Min BLEU", 0, 100, 0, key="gal_bleu")
+    summary = sup.gallery_summary(samples, decoding)
+    s1, s2, s3, s4 = st.columns(4)
+    s1.metric("Test prompts", summary["samples"])
+    s2.metric("Mean BLEU", f"{summary['mean BLEU']:.1f}")
+    s3.metric("Parse", f"{summary['parses']:.0%}")
+    s4.metric("Pass (exact or exec match)", f"{summary['passed']:.0%}")
+    kept = sup.filter_samples(samples, decoding, status, query, min_bleu)
+    pages = sup.page_count(len(kept))
+    number = 1
+    if pages > 1:
+        number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="gal_page")
+    st.caption(f"{len(kept)} of {len(samples)} samples match.")
+    for index, sample in sup.page(kept, number):
+        with st.expander(sup.sample_label(sample, decoding), expanded=len(kept) == 1):
+            left, right = st.columns(2)
+            left.markdown("**Reference**")
+            left.code(sample.get("reference", ""), language="python")
+            right.markdown(f"**Generated ({decoding})**")
+            right.code(sup.sample_code(sample, decoding), language="python")
+            st.caption("Diff: − reference, + generated")
+            st.html(diff_html(sample.get("reference", ""), sup.sample_code(sample, decoding)))
+            st.caption(sup.metric_line(sup.sample_metrics(sample, decoding)))
+            st.button("Open its attention", key=f"open_{index}", on_click=request_generation,
+                      args=(sample.get("prompt", ""), "Attention"),
+                      help="Generates this prompt with the current decoding settings and shows "
+                           "its attention maps.")
+
+
+def model_view(gen: Generator, folder: Path) -> None:
+    bundle = gen.bundle
+    st.subheader("Model card")
+    card = sup.model_card(bundle.config, bundle.manifest, gen.model.num_parameters())
+    st.table({"": [k for k, _ in card], "value": [v for _, v in card]})
+    log = load_json(str(folder / "train_log.json"), sup.folder_stamp(folder))
+    if log:
+        st.plotly_chart(training_curves(log), key="model_curves",
+                        config=sup.plotly_config("e2p-training-curves"))
+    metrics = bundle.manifest.get("test_metrics") or load_json(str(folder / "metrics.json"),
+                                                               sup.folder_stamp(folder))
+    st.subheader("Test metrics")
+    if metrics:
+        st.dataframe(sup.metrics_rows(metrics), hide_index=True)
+        st.caption("Rates in %. `retrieval` is the baseline: the code of the nearest training "
+                   "prompt (TF-IDF), no model.")
+        st.plotly_chart(metrics_bar({k: {"BLEU": v.get("bleu"),
+                                         "parse %": 100 * (v.get("parse_rate") or 0),
+                                         "exec match %": 100 * (v.get("exec_match") or 0)}
+                                     for k, v in metrics.items()},
+                                    ["BLEU", "parse %", "exec match %"]),
+                        key="model_bars", config=sup.plotly_config("e2p-test-metrics"))
+    else:
+        st.info("No test metrics in these artifacts (built with --no-eval?).")
+    st.subheader("Rebuild")
+    st.markdown("From the repository root (resumes from its checkpoint if interrupted):")
+    st.code(sup.rebuild_command(), language="bash")
+    st.caption(f"Artifacts: `{folder}`")
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    st.set_page_config(page_title="e2p — English to Python", page_icon="🐍", layout="wide")
+    folder = sup.artifact_folder(APP_DIR)
+    try:
+        gen = load_generator(str(folder), sup.folder_stamp(folder))
+    except E2PError as err:
+        artifact_error_page(folder, err)
+        return
+    run_request(gen)
+    header(gen)
+    # Stateful tabs, so "Open its attention" can switch view; every tab is drawn each run so
+    # widget values survive switching.
+    tabs = st.tabs(VIEWS, key="view", on_change="rerun")
+    for tab, draw in zip(tabs, (generate_view, attention_view, samples_view, model_view)):
+        with tab:
+            draw(gen, folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""The Streamlit app through Streamlit's AppTest: every view and every error page.
+
+The artifacts come from $E2P_ARTIFACTS, else ./artifacts when it holds a model, else a tiny
+model trained here in ~30 s on a synthetic templated corpus (see `app_artifacts`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from e2p import app_support as sup
+from e2p.artifacts import REBUILD
+from e2p.figures import axis_labels
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "streamlit_app.py"
+TIMEOUT = 90  # seconds per AppTest run (a cold model load plus one generation on a busy CPU)
+PROMPT = "write a python function to add 3 and 12"
+
+# ------------------------------------------------------------------ artifacts fixture
+
+TEMPLATES = [
+    ("write a python function to add {a} and {b}", "def add():\n    return {a} + {b}\nprint(add())"),
+    ("write a python program to multiply {a} by {b}", "result = {a} * {b}\nprint(result)"),
+    ("write a program to subtract {b} from {a}", "difference = {a} - {b}\nprint(difference)"),
+    ("write a python function to check if {a} is greater than {b}",
+     "def is_greater(x, y):\n    return x > y\nprint(is_greater({a}, {b}))"),
+    ("print the numbers from {a} to {b}", "for i in range({a}, {b}):\n    print(i)"),
+    ("write a python program to print the square of {a}", "number = {a}\nprint(number ** 2)"),
+    ("make a list of {a} zeros and append {b}", "values = [0] * {a}\nvalues.append({b})\nprint(values)"),
+    ("write a function that returns the remainder of {a} divided by {b}",
+     "def remainder(x, y):\n    return x % y\nprint(remainder({a}, {b}))"),
+]
+
+
+def synthetic_corpus(path: Path) -> Path:
+    """~300 templated prompt/code pairs: enough for train, valid and test splits."""
+    with open(path, "w", encoding="utf-8") as out:
+        for prompt, code in TEMPLATES:
+            for a in range(2, 9):
+                for b in range(11, 17):
+                    out.write(json.dumps({"prompt": prompt.format(a=a, b=b),
+                                          "code": code.format(a=a, b=b)}) + "\n")
+    return path
+
+
+def build_artifacts(base: Path) -> Path:
+    """Train a tiny model on the synthetic corpus into base/artifacts (samples and metrics too)."""
+    out = base / "artifacts"
+    if (out / "manifest.json").is_file():
+        return out
+    base.mkdir(parents=True, exist_ok=True)
+    corpus = synthetic_corpus(base / "corpus.jsonl")
+    config = json.loads((REPO / "train/configs/tiny.json").read_text())
+    # Enough epochs that the model learns the templates (short outputs: fast tests).
+    config.update(max_epochs=40, patience=100, lr=0.005, warmup_steps=20, batch_tokens=1500,
+                  d_model=48, d_ff=96, time_budget_min=3)
+    (base / "config.json").write_text(json.dumps(config))
+    cmd = [sys.executable, "-m", "train", "--data", str(corpus), "--config", str(base / "config.json"),
+           "--out", str(out), "--work-dir", str(base / "work"), "--quiet", "--threads", "1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"building test artifacts failed:\n{done.stdout}\n{done.stderr}"
+    return out
+
+
+def find_or_build_artifacts(tmp_path_factory) -> Path:
+    env = os.environ.get(sup.ENV_FOLDER)
+    if env:
+        return Path(env).resolve()
+    if (REPO / "artifacts" / "manifest.json").is_file():
+        return REPO / "artifacts"
+    return build_artifacts(tmp_path_factory.getbasetemp() / "e2p_app_artifacts")
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    return find_or_build_artifacts(tmp_path_factory)
+
+
+@pytest.fixture
+def app(artifacts, monkeypatch):
+    """A fresh AppTest of the app over the test artifacts, already run once."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def generate(at, prompt: str, **controls):
+    at.text_area(key="prompt_text").input(prompt)
+    for key, value in controls.items():
+        widget = [w for kind in ("radio", "slider", "selectbox") for w in getattr(at, kind) if w.key == key]
+        assert len(widget) == 1, key
+        widget[0].set_value(value)
+    generate_button(at).click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def generate_button(at):
+    buttons = [b for b in at.button if b.label == "Generate"]
+    assert len(buttons) == 1, [b.label for b in at.button]
+    return buttons[0]
+
+
+def tab(at, name: str):
+    return next(t for t in at.tabs if t.label == name)
+
+
+def heatmaps(block) -> list[dict]:
+    """The Plotly figures (as dicts) drawn in a block."""
+    return [json.loads(c.proto.spec) for c in block.get("plotly_chart")]
+
+
+def z_matrix(trace: dict) -> np.ndarray:
+    z = trace["z"]
+    if isinstance(z, dict):  # plotly's typed-array encoding
+        data = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+        shape = [int(s) for s in str(z.get("shape", len(data))).split(",")]
+        return data.reshape(shape)
+    return np.asarray(z, dtype=float)
+
+
+def texts(block, kind: str) -> list[str]:
+    return [e.value for e in block.get(kind)] if kind != "html" else [e.proto.body for e in block.get("html")]
+
+
+# ------------------------------------------------------------------ views
+
+
+def test_views_and_controls(app):
+    assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]
+    generate_button(app)
+    examples = [b for b in app.button if (b.key or "").startswith("example_")]
+    assert [b.label for b in examples] == list(sup.EXAMPLE_PROMPTS)
+    assert {"strategy", "beam_size", "temperature", "top_p", "max_len", "rerank"} <= {
+        w.key for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind)}
+    assert app.text_area(key="prompt_text").value == ""
+    assert any("Generate some code first" in i.value for i in tab(app, "Attention").info)
+
+
+def test_generate_shows_code_status_latency_confidence(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    assert result.prompt == PROMPT
+    gen_tab = tab(app, "Generate")
+    codes = [c.value.strip() for c in gen_tab.get("code")]
+    assert result.formatted.strip() in codes
+    if result.parses:
+        assert any("parses" in s.value for s in app.success)
+    else:
+        line, msg = result.error
+        assert any(f"line {line}" in e.value and msg in e.value for e in app.error)
+    labels = {m.label: m.value for m in app.metric}
+    assert labels["Latency"].endswith(" s") and float(labels["Latency"][:-2]) > 0
+    assert [d.proto.label for d in gen_tab.get("download_button")][:1] == ["Download .py"]
+    confidence = [h for h in texts(gen_tab, "html") if "e2p-confidence" in h]
+    assert len(confidence) == 1 and confidence[0].count("title=") == len(result.token_probs)
+    assert any(f"Result for: {PROMPT}" in c.value for c in app.caption)
+
+
+def test_example_prompt_is_one_click(app):
+    app.button(key="example_1").click().run()
+    assert not app.exception
+    assert app.session_state["result"].prompt == sup.EXAMPLE_PROMPTS[1]
+    assert app.text_area(key="prompt_text").value == sup.EXAMPLE_PROMPTS[1]
+
+
+def test_decoding_controls_reach_the_generator(app):
+    generate(app, PROMPT, strategy="greedy", max_len=12)
+    settings = app.session_state["result"].settings
+    assert settings.strategy == "greedy" and settings.max_len == 12
+    assert len(app.session_state["result"].tgt_tokens) <= 13
+    generate(app, PROMPT, strategy="sample", temperature=0.5, top_p=0.8, max_len=12)
+    settings = app.session_state["result"].settings
+    assert (settings.strategy, settings.temperature, settings.top_p) == ("sample", 0.5, 0.8)
+
+
+def test_attention_view_heatmaps(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    att = tab(app, "Attention")
+    figs = heatmaps(att)
+    assert len(figs) == 2  # the chosen map and the grid of every head
+    main = figs[0]["data"][0]
+    assert main["type"] == "heatmap"
+    cross = result.attention["cross"]
+    assert z_matrix(main).shape == (len(result.tgt_tokens), len(result.src_tokens)) == cross.shape[2:]
+    assert np.allclose(z_matrix(main), cross[0].mean(0))  # default: layer 0, mean of heads
+    assert main["x"] == axis_labels(result.src_tokens) and main["y"] == axis_labels(result.tgt_tokens)
+    assert "<nl>" not in "".join(main["y"])  # readable marks instead of raw layout tokens
+    grid = figs[1]["data"]
+    assert len(grid) == cross.shape[1] and all(t["type"] == "heatmap" for t in grid)
+    config = json.loads(att.get("plotly_chart")[0].proto.config)
+    assert config["toImageButtonOptions"]["format"] == "png"
+    assert config["toImageButtonOptions"]["filename"] == "e2p-cross-L0-mean"
+    assert any(d.proto.label == "Download attention maps (JSON)" for d in att.get("download_button"))
+    assert any("e2p-prompt-attention" in h for h in texts(att, "html"))
+
+
+def test_attention_picker_layer_head_kind_without_regenerating(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    n_layers, n_heads = result.attention["decoder"].shape[:2]
+    app.radio(key="att_kind").set_value("decoder").run()
+    app.selectbox(key="att_head").set_value(n_heads - 1).run()
+    assert app.session_state["result"] is result  # the picker never regenerates
+    main = heatmaps(tab(app, "Attention"))[0]
+    z = z_matrix(main["data"][0])
+    assert z.shape == (len(result.tgt_tokens), len(result.tgt_input_tokens))
+    assert np.allclose(z, result.attention["decoder"][0, n_heads - 1])
+    assert main["layout"]["title"]["text"] == f"Decoder self-attention — layer 0, head {n_heads - 1}"
+    assert main["data"][0]["x"] == axis_labels(result.tgt_input_tokens)
+    app.radio(key="att_kind").set_value("encoder").run()
+    app.selectbox(key="att_layer").set_value(sup.ALL).run()
+    z = z_matrix(heatmaps(tab(app, "Attention"))[0]["data"][0])
+    assert np.allclose(z, result.attention["encoder"].mean(axis=(0, 1)))
+    app.radio(key="att_kind").set_value("cross").run()
+    app.selectbox(key="att_layer").set_value(n_layers - 1).run()
+    app.selectbox(key="att_token").set_value(0).run()
+    shaded = [h for h in texts(tab(app, "Attention"), "html") if "e2p-prompt-attention" in h][0]
+    assert shaded.count("<span") == len(result.src_tokens)
+    assert app.session_state["result"] is result
+
+
+def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
+    samples = json.loads((artifacts / "samples.json").read_text())["samples"]
+    gallery = tab(app, "Samples")
+    assert any(f"{len(samples)} of {len(samples)} samples match" in c.value for c in gallery.get("caption"))
+    shown = gallery.get("expander")
+    assert len(shown) == min(sup.PAGE_SIZE, len(samples))
+    first = samples[0]
+    codes = [c.value.strip() for c in gallery.get("code")]
+    assert first["reference"].strip() in codes and first["beam"].strip() in codes
+    assert any("e2p-diff" in h for h in texts(gallery, "html"))
+    app.radio(key="gal_decoding").set_value("greedy").run()
+    assert first["greedy"].strip() in [c.value.strip() for c in tab(app, "Samples").get("code")]
+    app.text_input(key="gal_query").input(first["prompt"]).run()
+    kept = sup.filter_samples(samples, "greedy", "all", first["prompt"])
+    assert any(f"{len(kept)} of {len(samples)} samples match" in c.value for c in app.caption)
+    app.text_input(key="gal_query").input("zzz-no-such-prompt").run()
+    assert any(f"0 of {len(samples)} samples match" in c.value for c in app.caption)
+    app.text_input(key="gal_query").input("").run()
+    app.selectbox(key="gal_status").set_value("passed").run()
+    n_passed = len(sup.filter_samples(samples, "greedy", "passed"))
+    assert any(f"{n_passed} of {len(samples)} samples match" in c.value for c in app.caption)
+    app.selectbox(key="gal_status").set_value("all").run()
+    app.button(key="open_0").click().run()
+    assert not app.exception
+    assert app.session_state["view"] == "Attention"
+    assert app.session_state["result"].prompt == first["prompt"].strip()
+    assert heatmaps(tab(app, "Attention"))
+
+
+def test_model_view_card_curves_metrics(app, artifacts):
+    model = tab(app, "Model")
+    manifest = json.loads((artifacts / "manifest.json").read_text())
+    card = model.get("table")[0].value
+    assert f"{manifest['parameters']:,}" in list(card["value"])
+    figs = heatmaps(model)
+    assert figs[0]["data"][0]["type"] == "scatter"  # training curves
+    assert "train loss" in {t["name"] for t in figs[0]["data"]}
+    table = model.get("dataframe")[0].value
+    assert {"model", "retrieval"} <= set(table["system"])
+    assert REBUILD in [c.value for c in model.get("code")]
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_empty_prompt_asks_for_one(app):
+    generate(app, "   ")
+    assert any("type a description" in w.value for w in app.warning)
+    assert "result" not in app.session_state
+
+
+def test_long_prompt_is_cut_with_notice(app):
+    generate(app, "write a python function to add two numbers " * 250, strategy="greedy", max_len=16)
+    assert not app.exception
+    assert any("cut" in w.value and "characters" in w.value for w in app.warning)
+    assert app.session_state["result"].code
+
+
+def test_typed_text_is_never_executed(app, tmp_path):
+    marker = tmp_path / "executed"
+    payload = f"__import__('pathlib').Path('{marker}').touch()"
+    generate(app, payload, rerank="parse")
+    assert not marker.exists()
+    assert app.session_state["result"].prompt == payload
+
+
+def _error_page(monkeypatch, folder: Path):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv(sup.ENV_FOLDER, str(folder))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception, "an error page, not a traceback"
+    assert not at.tabs
+    assert REBUILD in [c.value for c in at.code]
+    return at
+
+
+def test_missing_artifacts_page(monkeypatch, tmp_path):
+    at = _error_page(monkeypatch, tmp_path / "nowhere")
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_corrupt_weights_page(monkeypatch, tmp_path, artifacts):
+    copy = tmp_path / "artifacts"
+    shutil.copytree(artifacts, copy)
+    weights = copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    at = _error_page(monkeypatch, copy)
+    assert any("weights.safetensors" in e.value and "corrupt" in e.value for e in at.error)
+
+
+def test_missing_manifest_page(monkeypatch, tmp_path, artifacts):
+    copy = tmp_path / "artifacts"
+    shutil.copytree(artifacts, copy)
+    (copy / "manifest.json").unlink()
+    at = _error_page(monkeypatch, copy)
+    assert any("manifest.json is missing" in e.value for e in at.error)

@@ -1,0 +1,148 @@
+"""The app in a real browser: `streamlit run` on localhost, Debian's Chromium driven by Playwright.
+
+Types a prompt, clicks Generate, waits for the code, opens the Attention view and checks that a
+Plotly heatmap is drawn; screenshots go to the test's tmp folder (the last run's also to
+/tmp/e2p_screens). Skipped where /usr/bin/chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_app import PROMPT, REPO, find_or_build_artifacts  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+SCREENS = Path("/tmp/e2p_screens")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                       reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer {url}/_stcore/health within {timeout} s")
+
+
+@contextmanager
+def streamlit_server(artifacts: Path, port: int | None = None):
+    """`streamlit run streamlit_app.py` headless on a free port; yields its URL, then stops it."""
+    port = port or free_port()
+    env = dict(os.environ, E2P_ARTIFACTS=str(artifacts), E2P_THREADS="1")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app.py"),
+           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with streamlit_server(find_or_build_artifacts(tmp_path_factory)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the app's script is not running (Streamlit marks it on the app root)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=timeout)
+
+
+def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Generate").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.screenshot(path=str(tmp_path / "0-start.png"), full_page=True)
+
+    area = page.get_by_label("Describe the code you want")
+    area.fill(PROMPT)
+    started = time.monotonic()
+    page.get_by_role("button", name="Generate", exact=True).click()
+    result = page.get_by_text(f"Result for: {PROMPT}")
+    result.wait_for(timeout=60_000)
+    code = page.locator('[data-testid="stCode"]').first
+    code.wait_for(timeout=10_000)
+    seconds = time.monotonic() - started
+    assert code.inner_text().strip(), "no code shown"
+    assert page.locator(".e2p-confidence").count() == 1
+    wait_idle(page)
+    page.screenshot(path=str(tmp_path / "1-generated.png"), full_page=True)
+
+    page.get_by_role("tab", name="Attention").click()
+    wait_idle(page)
+    heatmap = page.locator(".js-plotly-plot:visible").first
+    heatmap.wait_for(state="visible", timeout=30_000)
+    assert page.locator(".js-plotly-plot:visible .heatmaplayer").count() >= 1
+    assert page.locator(".e2p-prompt-attention").count() == 1
+    page.screenshot(path=str(tmp_path / "2-attention.png"), full_page=True)
+
+    page.get_by_role("tab", name="Samples").click()
+    wait_idle(page)
+    page.locator('[data-testid="stExpander"]:visible').first.wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "3-samples.png"), full_page=True)
+
+    page.get_by_role("tab", name="Model").click()
+    wait_idle(page)
+    page.locator(".js-plotly-plot:visible").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "4-model.png"), full_page=True)
+
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for shot in tmp_path.glob("*.png"):
+        shutil.copy(shot, SCREENS / shot.name)
+    assert not errors, errors
+    page.close()
+    print(f"prompt to code in {seconds:.2f} s (browser, including the click round trip)")
