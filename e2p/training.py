@@ -7,6 +7,7 @@ wrapped in DistributedDataParallel and each rank takes its share of the batches.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import keyword
 import math
@@ -342,7 +343,7 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
                "tokens_per_s": round(epoch_tokens * world / max(time.time() - t0, 1e-6), 1),
                "lr": round(lr_at(step, cfg, total_steps), 7)}
         if rank == 0:
-            row["valid_loss"] = round(valid_loss(model, prep.valid_pairs, cfg, weights, dev), 4)
+            row["valid_loss"] = round(valid_loss(_unwrap(model), prep.valid_pairs, cfg, weights, dev), 4)
             if valid_metric is not None and (epoch + 1) % cfg.valid_every == 0:
                 score = float(valid_metric(_unwrap(model)))
                 row["valid_bleu"] = round(score, 2)
@@ -357,7 +358,8 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
             row["seconds"] = round(time.time() - started, 1)
             meta["log"].append(row)
             log(json.dumps(row))
-            meta.update(epoch=epoch + 1, step=step, seconds=time.time() - started)
+        meta.update(epoch=epoch + 1, step=step, seconds=time.time() - started)
+        if rank == 0:
             _save_checkpoint(ckpt, model, optimizer, meta)
             last_ckpt = time.time()
         stop = meta["stale"] >= cfg.patience or (time.time() - started) / 60 > cfg.time_budget_min
@@ -371,7 +373,21 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
                    else f"time budget of {cfg.time_budget_min} min used"))
             break
     meta["seconds"] = time.time() - started
+    if distributed:  # DDP keeps replicas equal; check it rather than trust it
+        digest = weights_digest(_unwrap(model))
+        digests = [None] * world
+        dist.all_gather_object(digests, digest)
+        if len(set(digests)) != 1:
+            raise E2PError(f"ranks ended with different weights: {digests}")
+        log(f"all {world} ranks hold the same weights (sha256 {digest}) after {step} steps")
     return {"model": _unwrap(model), "meta": meta}
+
+
+def weights_digest(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _save_weights(model, path: Path) -> None:

@@ -87,3 +87,32 @@ def eval_split(prompt: str) -> str:
 def eval_rule():
     """(key, split) functions computed from EVAL.md independently of the module under test."""
     return eval_key, eval_split
+
+
+def run_cli(*args: str, timeout: float = 600, cwd: Path = REPO_ROOT, check: bool = False):
+    """Run `python -m <args>` from the repo root as a user would; returns CompletedProcess."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    from synthetic import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "synthetic.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
+    """A complete artifact folder (samples, metrics, manifest) from the tiny config, built by the real
+    `python -m train` on the synthetic corpus: a model that trains in seconds and learns little."""
+    root = tmp_path_factory.mktemp("tiny")
+    out = root / "artifacts"
+    run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
+            "--work-dir", str(root / "run"), "--quiet", "--max-epochs", "2", check=True)
+    return out

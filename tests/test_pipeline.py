@@ -1,0 +1,131 @@
+"""End to end: `python -m train` writes an artifact folder; `python -m e2p generate/evaluate` use it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from e2p.artifacts import ArtifactError, load_bundle, verify
+from e2p.generator import Generator
+
+pytestmark = pytest.mark.slow
+
+
+def test_artifact_folder_is_complete_and_pickle_free(tiny_artifacts):
+    names = {p.name for p in tiny_artifacts.iterdir()}
+    assert {"weights.safetensors", "config.json", "src_vocab.json", "tgt_vocab.json", "memory.jsonl",
+            "train_log.json", "samples.json", "metrics.json", "manifest.json"} <= names
+    assert not [n for n in names if n.endswith((".pt", ".pth", ".pkl", ".bin"))]
+    manifest = verify(tiny_artifacts)
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    assert len(manifest["corpus_sha256"]) == 64 and manifest["epochs"] == 2
+    assert {"model", "model-greedy", "retrieval"} <= set(manifest["test_metrics"])
+    load_file(str(tiny_artifacts / "weights.safetensors"))
+    log = json.loads((tiny_artifacts / "train_log.json").read_text())
+    assert [row["epoch"] for row in log] == [1, 2]
+    assert all({"train_loss", "valid_loss", "valid_bleu"} <= set(row) for row in log)
+
+
+def test_samples_cover_every_test_prompt(tiny_artifacts, synthetic_corpus):
+    from e2p.corpus import load_corpus
+
+    test = load_corpus(synthetic_corpus).split("test")
+    samples = json.loads((tiny_artifacts / "samples.json").read_text())["samples"]
+    assert [s["prompt"] for s in samples] == [ex.prompt for ex in test]
+    for s in samples:
+        assert {"reference", "beam", "greedy", "metrics"} <= set(s)
+        assert {"bleu", "parses", "exact", "runs", "exec_match"} <= set(s["metrics"]["model"])
+
+
+def test_generate_parses_whenever_a_candidate_parses(tiny_artifacts):
+    gen = Generator(tiny_artifacts)
+    result = gen.generate("write a python function to add 123 and 456")
+    assert result.parses  # a model candidate, or the retrieved example when none parsed
+    if any(c.parses for c in result.candidates):
+        assert result.source == "model"
+    T, S = len(result.tgt_tokens), len(result.src_tokens)
+    assert result.attention["cross"].shape[2:] == (T, S)
+    assert result.attention["decoder"].shape[2:] == (T, T)
+    assert len(result.tgt_input_tokens) == T and result.tgt_tokens[-1] == "<eos>"
+
+
+def test_generate_cli(tiny_artifacts, tmp_path):
+    proc = run_cli("e2p", "generate", "write a python program to print the square of 12",
+                   "--artifacts", str(tiny_artifacts), "--beam", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("write a python function to add 1 and 2\n\n😀 日本語 print\n" + "add " * 3000 + "\n")
+    proc = run_cli("e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts), "--beam", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert {"prompt", "code", "parses", "seconds"} <= set(row)
+    assert rows[2]["warnings"] and "cut" in rows[2]["warnings"][0]
+
+
+@pytest.mark.parametrize("prompt", ["", "   "])
+def test_generate_cli_empty_prompt(tiny_artifacts, prompt):
+    proc = run_cli("e2p", "generate", prompt, "--artifacts", str(tiny_artifacts))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("e2p: error: the prompt is empty") and "Traceback" not in proc.stderr
+
+
+def test_damaged_artifacts_are_named(tiny_artifacts, tmp_path):
+    broken = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, broken)
+    data = bytearray((broken / "weights.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (broken / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="weights.safetensors is corrupt"):
+        load_bundle(broken)
+    (broken / "tgt_vocab.json").unlink()
+    proc = run_cli("e2p", "generate", "hello", "--artifacts", str(broken))
+    assert proc.returncode == 2 and "tgt_vocab.json is missing" in proc.stderr
+    assert "python -m train" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus, tmp_path):
+    out = tmp_path / "report.json"
+    proc = run_cli("e2p", "evaluate", "--data", str(synthetic_corpus), "--artifacts", str(tiny_artifacts),
+                   "--beam", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "retrieval" in proc.stdout and "BLEU" in proc.stdout
+    report = json.loads(out.read_text())
+    assert set(report["systems"]) == {"model", "retrieval"}
+    assert report["n"] == report["systems"]["model"]["n"] > 0
+
+
+def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
+    """Kill `python -m train` mid-epoch; the same command goes on from the last checkpoint."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO_ROOT
+
+    config = json.loads((REPO_ROOT / "train/configs/tiny.json").read_text())
+    config.update(batch_tokens=400, checkpoint_every_s=0, max_epochs=1)
+    (tmp_path / "cfg.json").write_text(json.dumps(config))
+    args = [sys.executable, "-m", "train", "--data", str(synthetic_corpus), "--config", str(tmp_path / "cfg.json"),
+            "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "run"), "--quiet", "--no-eval"]
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    meta = tmp_path / "run/checkpoint/meta.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if meta.exists() and json.loads(meta.read_text())["batch"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done = json.loads(meta.read_text())
+    assert done["epoch"] == 0 and done["batch"] >= 2, "the run should have been killed mid-epoch"
+    again = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming from {tmp_path / 'run/checkpoint'}: epoch 1, batch {done['batch']}" in again.stdout
+    assert (tmp_path / "out/weights.safetensors").exists()
