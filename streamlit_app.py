@@ -28,6 +28,8 @@ RERANK_LABELS = {
     "parse": "first candidate that parses",
     "run": "first that parses and runs (generated code only, in a sandbox)",
 }
+STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:",
+                "fails": ":material/cancel:"}
 STRATEGY_LABELS = {"greedy": "greedy", "beam": "beam search", "sample": "sampling"}
 
 
@@ -152,12 +154,6 @@ def show_result(result) -> None:
     for warning in result.warnings:
         st.warning(warning)
     st.caption(f"Result for: {result.prompt[:300]}{'…' if len(result.prompt) > 300 else ''}")
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Latency", f"{result.seconds:.2f} s")
-    m2.metric("Tokens", len(result.tgt_tokens) - 1)
-    probs = result.token_probs
-    m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
-    m4.metric("Source", "model" if result.source == "model" else "retrieved example")
     if result.parses:
         st.success("The code parses.")
     else:
@@ -166,6 +162,12 @@ def show_result(result) -> None:
     st.code(result.formatted, language="python", line_numbers=True)
     st.download_button("Download .py", result.formatted, file_name="generated.py",
                        mime="text/x-python", key="download_code")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Latency", f"{result.seconds:.2f} s")
+    m2.metric("Tokens", len(result.tgt_tokens) - 1)
+    probs = result.token_probs
+    m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
+    m4.metric("Source", "model" if result.source == "model" else "retrieved example")
     st.caption(sup.describe_settings(result.settings))
     st.subheader("Per-token confidence")
     if result.source != "model":
@@ -233,7 +235,7 @@ def attention_explorer(result) -> None:
     grid_layer = 0 if layer is None else layer
     with st.expander(f"All {n_heads} heads of layer {grid_layer}", expanded=False):
         grid = head_grid(maps[grid_layer], rows, cols,
-                         f"{sup.map_title(kind, grid_layer, None).split(' — ')[0]} — layer {grid_layer}, every head")
+                         f"{sup.KIND_NAMES[kind]} — layer {grid_layer}, every head")
         if window is not None:
             grid.update_yaxes(range=[window[1] - 0.5, window[0] - 0.5], autorange=False)
         st.plotly_chart(grid, key="att_grid",
@@ -244,8 +246,8 @@ def attention_explorer(result) -> None:
     index = st.selectbox("Generated code token", range(len(labels)), format_func=labels.__getitem__,
                          key="att_token")
     weights = sup.token_attention(result, index, layer, head)
-    st.caption(f"Cross-attention of `{labels[index]}` over the source ({sup.map_title('cross', layer, head).split(' — ')[1]}); "
-               "darker = more attention.")
+    st.caption(f"Cross-attention of `{labels[index]}` over the source "
+               f"({sup.where_label(layer, head)}); darker = more attention.")
     st.html(prompt_attention_html(result.src_tokens, weights))
     shares = sup.attention_shares(result.src_tokens, weights)
     st.caption(" · ".join(f"{name}: {share:.0%}" for name, share in shares.items()) + "  —  top: "
@@ -262,7 +264,7 @@ def samples_view(gen: Generator, folder: Path) -> None:
                 f"Rebuild with: `{sup.rebuild_command()}`")
         return
     names = (data.get("decoding") or {})
-    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+    c1, c2, c3, c4 = st.columns([3, 1, 2, 1])
     decoding = c1.radio("Compare against the reference", list(sup.SYSTEMS), horizontal=True,
                         key="gal_decoding",
                         format_func=lambda k: f"{k} ({names[k]})" if k in names else k)
@@ -278,11 +280,14 @@ def samples_view(gen: Generator, folder: Path) -> None:
     kept = sup.filter_samples(samples, decoding, status, query, min_bleu)
     pages = sup.page_count(len(kept))
     number = 1
+    left, right = st.columns([1, 5], vertical_alignment="bottom")
     if pages > 1:
-        number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="gal_page")
-    st.caption(f"{len(kept)} of {len(samples)} samples match.")
+        number = left.number_input(f"Page (of {pages})", 1, pages, 1, key="gal_page")
+    right.caption(f"{len(kept)} of {len(samples)} samples match. "
+                  "Icons: passed (exact or exec match) · parses · does not parse.")
     for index, sample in sup.page(kept, number):
-        with st.expander(sup.sample_label(sample, decoding), expanded=len(kept) == 1):
+        with st.expander(sup.sample_label(sample, decoding), expanded=len(kept) == 1,
+                         icon=STATUS_ICONS[sup.sample_status(sample, decoding)]):
             left, right = st.columns(2)
             left.markdown("**Reference**")
             left.code(sample.get("reference", ""), language="python")

@@ -128,6 +128,9 @@ def describe_settings(settings: DecodeSettings | None) -> str:
 # ---------------------------------------------------------------- confidence view
 
 
+_NO_SPACE_BEFORE = (")", "]", "}", ",", ":", ".", "(", "[")
+
+
 def confidence_pieces(tokens: list[str]) -> list[str]:
     """Display text for each model code token, for `formatting.confidence_html`.
 
@@ -161,7 +164,7 @@ def confidence_pieces(tokens: list[str]) -> list[str]:
             text, space = tok[1:], False
         else:
             text = tok
-            space = bool(prev) and prev not in "([{." and tok not in (")", "]", "}", ",", ":", ".", "(", "[")
+            space = bool(prev) and prev not in "([{." and tok not in _NO_SPACE_BEFORE
         if line_start:
             text, line_start = "    " * depth + text, False
         elif space:
@@ -218,12 +221,18 @@ def select_matrix(maps: np.ndarray, layer: int | None, head: int | None) -> np.n
     return maps[layer, head]
 
 
+KIND_NAMES = {"cross": "Cross-attention", "decoder": "Decoder self-attention",
+              "encoder": "Encoder self-attention"}
+
+
+def where_label(layer: int | None, head: int | None) -> str:
+    if layer is None:
+        return "mean of all layers and heads"
+    return f"layer {layer}, mean of heads" if head is None else f"layer {layer}, head {head}"
+
+
 def map_title(kind: str, layer: int | None, head: int | None) -> str:
-    name = {"cross": "Cross-attention", "decoder": "Decoder self-attention",
-            "encoder": "Encoder self-attention"}[kind]
-    where = ("mean of all layers and heads" if layer is None
-             else f"layer {layer}, mean of heads" if head is None else f"layer {layer}, head {head}")
-    return f"{name} — {where}"
+    return f"{KIND_NAMES[kind]} — {where_label(layer, head)}"
 
 
 def png_name(kind: str, layer: int | None, head: int | None) -> str:
@@ -387,13 +396,18 @@ def gallery_summary(samples: list[dict], decoding: str) -> dict[str, float]:
     }
 
 
+def sample_status(sample: dict, decoding: str) -> str:
+    """"passed" (exact or exec match), "parses" (but did not pass) or "fails" (does not parse)."""
+    m = sample_metrics(sample, decoding)
+    return "passed" if passed(m) else "parses" if m.get("parses") else "fails"
+
+
 def sample_label(sample: dict, decoding: str) -> str:
     m = sample_metrics(sample, decoding)
-    mark = "✅" if passed(m) else "⚠️" if m.get("parses") else "❌"
     bleu = m.get("bleu")
     score = f" — BLEU {bleu:.1f}" if isinstance(bleu, (int, float)) else ""
-    prompt = sample.get("prompt", "")
-    return f"{mark} {prompt[:100]}{'…' if len(prompt) > 100 else ''}{score}"
+    prompt = " ".join(sample.get("prompt", "").split())
+    return f"{prompt[:100]}{'…' if len(prompt) > 100 else ''}{score}"
 
 
 def metric_line(metrics: dict) -> str:
@@ -446,7 +460,8 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
             "copy placeholders for numbers, strings and names" if feats.get("copy") else "",
             "nearest training example appended (retrieve and edit)" if feats.get("retrieval") else "",
         ) if x) or "prompt only"),
-        ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, code ≤ {feats.get('max_tgt', '?')}"),
+        ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, "
+                    f"code ≤ {feats.get('max_tgt', '?')}"),
         ("training", f"{manifest.get('epochs', '?')} epochs (best {manifest.get('best_epoch', '?')}), "
                      f"{manifest.get('training_seconds', '?')} s, dropout {model.get('dropout', '?')}, "
                      f"lr {train.get('lr', '?')}"),
