@@ -167,7 +167,8 @@ def token_weights(cfg: TrainConfig, vocab: Vocab) -> torch.Tensor | None:
 def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
     """Indices grouped by similar length so little is padding; batch order shuffled by seed."""
     rng = random.Random(seed)
-    order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i][1]) + rng.random() * 6, len(pairs[i][0])))
+    # Bucket by target length, then source length inside a bucket: both sides pad little.
+    order = sorted(range(len(pairs)), key=lambda i: (len(pairs[i][1]) // 12, len(pairs[i][0]) + rng.random() * 8))
     batches, current, longest = [], [], 0
     for i in order:
         longest_if = max(longest, len(pairs[i][1]) + 1, len(pairs[i][0]))
