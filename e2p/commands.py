@@ -47,6 +47,8 @@ def _decoding_options(p) -> None:
     p.add_argument("--max-len", type=int, default=None, help="most code tokens to generate")
     p.add_argument("--rerank", choices=["score", "parse", "run"], default=None,
                    help="order candidates by score only, parsing first, or running cleanly first")
+    p.add_argument("--pool", type=int, default=None,
+                   help="also rank the code of the N nearest train examples, scored by the model (default: the artifact's)")
 
 
 def _load(folder: str):
@@ -77,7 +79,7 @@ def _generate(args) -> None:
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
     if args.batch is None:
-        result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False)
+        result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False, pool=args.pool)
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
         print(result.formatted.rstrip("\n"))
@@ -91,7 +93,7 @@ def _generate(args) -> None:
         if not line.strip():
             continue
         try:
-            r = generator.generate(line, settings, rerank=args.rerank, attention=False)
+            r = generator.generate(line, settings, rerank=args.rerank, attention=False, pool=args.pool)
             row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "seconds": round(r.seconds, 4)}
             if r.warnings:
                 row["warnings"] = r.warnings
@@ -102,6 +104,7 @@ def _generate(args) -> None:
 
 def _evaluate(args) -> None:
     from .corpus import load_corpus
+    from .evaluation import describe
     from .evaluation import as_json, evaluate_systems, model_codes, retrieval_codes, table
 
     corpus = load_corpus(args.data)
@@ -119,9 +122,11 @@ def _evaluate(args) -> None:
         generator = _load(folder)
         settings = settings_from_args(args, generator) if name == "model" else generator.default_settings
         rerank = (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank
-        label = f"{settings.strategy}{' ' + str(settings.beam_size) if settings.strategy == 'beam' else ''}, rerank={rerank}"
+        pool = args.pool if name == "model" and args.pool is not None else generator.default_pool
+        label = describe(settings, rerank, pool)
         print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
-        systems[name] = (model_codes(generator, examples, settings, rerank, progress=sys.stderr.isatty()), label)
+        systems[name] = (model_codes(generator, examples, settings, rerank, pool=pool,
+                                     progress=sys.stderr.isatty()), label)
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(examples, systems)
     print(table(results))

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from e2p.errors import E2PError
@@ -400,3 +401,41 @@ def greedy_batch(
                 alive = [alive[j] for j in keep]
             last = toks
     return outputs
+
+
+def score_targets(
+    model: Seq2Seq,
+    src_ids: list[int],
+    targets: list[list[int]],
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    length_penalty: float = 1.0,
+) -> list[Hypothesis]:
+    """The model's verdict on given outputs: one teacher-forced pass scores them all.
+
+    Each target (ids without BOS/EOS) becomes a Hypothesis scored exactly as search scores
+    its own (log-prob including EOS, normalised by length), so they can be ranked together.
+    """
+    if not targets:
+        return []
+    device = model.lm_head.weight.device
+    n, T = len(targets), max(len(t) for t in targets) + 1
+    tgt_in = torch.full((n, T), pad_id, dtype=torch.long, device=device)  # (n, T)
+    for row, t in enumerate(targets):
+        tgt_in[row, : len(t) + 1] = torch.tensor([bos_id] + t, dtype=torch.long)
+    src = torch.tensor([src_ids], dtype=torch.long, device=device).expand(n, -1)  # (n, S)
+    with evaluating(model), torch.inference_mode():
+        lprobs = F.log_softmax(model(src, tgt_in).float(), dim=-1)  # (n, T, V)
+    out = []
+    for row, t in enumerate(targets):
+        steps = lprobs[row, : len(t) + 1]  # (len+1, V): the last row predicts EOS
+        gold = steps.gather(-1, torch.tensor(t + [eos_id], device=device)[:, None]).squeeze(-1)
+        token_lps = gold[:-1].tolist()
+        eos_lp = float(gold[-1])
+        logprob = sum(token_lps) + eos_lp
+        out.append(Hypothesis(tokens=list(t), score=logprob / (len(t) + 1) ** length_penalty,
+                              logprob=logprob, token_logprobs=token_lps,
+                              alternatives=_alternatives(steps[:-1]), eos_logprob=eos_lp))
+    return out

@@ -21,13 +21,21 @@ class SystemResult:
 
 
 def model_codes(generator, examples: list[Example], settings: DecodeSettings, rerank: str,
-                progress: bool = False) -> list[str]:
+                pool: int = 0, progress: bool = False) -> list[str]:
     from tqdm import tqdm
 
     out = []
     for ex in tqdm(examples, desc="generating", disable=not progress, leave=False, mininterval=5):
-        out.append(generator.generate(ex.prompt, settings, rerank=rerank, attention=False).code)
+        out.append(generator.generate(ex.prompt, settings, rerank=rerank, attention=False, pool=pool).code)
     return out
+
+
+def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
+    """The decoding settings in a few words, for tables and reports."""
+    search = f"beam {settings.beam_size}" if settings.strategy == "beam" else settings.strategy
+    if settings.strategy == "sample":
+        search += f" T={settings.temperature} top-p={settings.top_p}"
+    return f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
 
 
 def evaluate_systems(examples: list[Example], systems: dict[str, tuple[list[str], str]],

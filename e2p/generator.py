@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .artifacts import Bundle, load_bundle
-from .decoding import DecodeSettings, decode
+from .decoding import DecodeSettings, decode, score_targets
 from .errors import E2PError
 from .formatting import format_code, syntax_error
 from .placeholders import restore_code
@@ -31,9 +31,10 @@ RERANKS = ("score", "parse", "run")
 @dataclass(frozen=True)
 class Candidate:
     code: str
-    score: float
+    score: float  # the model's length-normalised log-probability of this code
     parses: bool
     runs: bool | None  # None where it was not run
+    origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,21 @@ class Generator:
         decoding = self.bundle.config.get("decoding", {})
         self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
         self.default_rerank = self.bundle.config.get("rerank", "parse")
+        self.default_pool = int(self.bundle.config.get("pool", 0))
 
     @property
     def model(self):
         return self.bundle.model
 
     def generate(self, prompt: str, settings: DecodeSettings | None = None, rerank: str | None = None,
-                 attention: bool = True) -> GenerationResult:
+                 attention: bool = True, pool: int | None = None) -> GenerationResult:
+        """`pool`: also rank the code of the `pool` nearest train examples, scored by the model."""
         started = time.perf_counter()
         settings = settings or self.default_settings
         rerank = rerank or self.default_rerank
+        pool = self.default_pool if pool is None else pool
+        if not isinstance(pool, int) or pool < 0:
+            raise E2PError(f"pool must be a whole number >= 0, got {pool!r}")
         if rerank not in RERANKS:
             raise E2PError(f"rerank must be one of {', '.join(RERANKS)}, got {rerank!r}")
         prompt = (prompt or "").strip()
@@ -93,9 +99,17 @@ class Generator:
         hyps = decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
                       pad_id=Vocab.pad_id, unk_id=Vocab.unk_id)
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
-        ranked = self._rank(hyps, codes, rerank)
+        origins = ["model"] * len(hyps)
+        if pool and b.featurizer.retriever is not None:
+            found = [ex for ex, _ in b.featurizer.retriever.nearest(prompt, pool)]
+            targets = [b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len] for ex in found]
+            hyps += score_targets(b.model, src_ids, targets, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
+                                  pad_id=Vocab.pad_id, length_penalty=settings.length_penalty)
+            codes += [ex.code for ex in found]
+            origins += ["retrieval"] * len(found)
+        ranked = self._rank(hyps, codes, origins, rerank)
         best_hyp, best_code, best_cand = ranked[0]
-        origin = "model"
+        origin = best_cand.origin
         if not best_cand.parses and source.neighbour is not None:
             best_code, origin = source.neighbour.code, "retrieval"
             warnings.append("no model candidate parsed: showing the nearest training example's code")
@@ -129,15 +143,15 @@ class Generator:
         )
 
     @staticmethod
-    def _rank(hyps, codes, rerank: str):
+    def _rank(hyps, codes, origins, rerank: str):
         """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks."""
         rows = []
-        for h, code in zip(hyps, codes):
+        for h, code, origin in zip(hyps, codes, origins):
             parses = syntax_error(code) is None
             runs = None
             if rerank == "run" and parses:
                 runs = run_code(code, timeout=2.0).ok
-            rows.append((h, code, Candidate(code, h.score, parses, runs)))
+            rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
         if rerank == "score":
             return rows
         return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))

@@ -350,11 +350,11 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
                 row["valid_bleu"] = round(score, 2)
                 if meta["best"] is None or score > meta["best"]:
                     meta.update(best=score, best_epoch=epoch + 1, stale=0)
-                    _save_weights(_unwrap(model), work_dir / "best.safetensors")
+                    save_weights(_unwrap(model), work_dir / "best.safetensors")
                 else:
                     meta["stale"] += 1
             elif valid_metric is None:
-                _save_weights(_unwrap(model), work_dir / "best.safetensors")
+                save_weights(_unwrap(model), work_dir / "best.safetensors")
                 meta["best_epoch"] = epoch + 1
             row["seconds"] = round(time.time() - started, 1)
             meta["log"].append(row)
@@ -391,8 +391,11 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _save_weights(model, path: Path) -> None:
+def save_weights(model, path: Path, dtype: torch.dtype | None = None) -> None:
+    """safetensors of the state dict; `dtype=torch.float16` halves a shipped file (loaded back as float32)."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     save_file(_dedupe_shared(tensors), str(path))
 
 
