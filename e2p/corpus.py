@@ -425,6 +425,11 @@ def corpus_from_text(text: str, source: str = "<text>") -> Corpus:
             dropped["empty_code"] += 1
         else:
             kept.append(Example(prompt=prompt, code=code, line=line))
+    return _deduplicated(headings, kept, dropped, repaired)
+
+
+def _deduplicated(headings: int, kept: list[Example], dropped: Counter, repaired: Counter) -> Corpus:
+    """One copy of each exact duplicate: same prompt key and same code AST."""
     unique, seen = [], set()
     for ex in kept:
         ident = (ex.key, ast.dump(ast.parse(ex.code)))
@@ -444,7 +449,7 @@ def corpus_from_text(text: str, source: str = "<text>") -> Corpus:
 def read_jsonl(path: str | Path) -> Corpus:
     """A corpus of `{"prompt": ..., "code": ...}` lines, cleaned and de-duplicated the same way."""
     text = read_text(path)
-    dropped, kept = Counter(), []
+    dropped, repaired, kept = Counter(), Counter(), []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -454,20 +459,14 @@ def read_jsonl(path: str | Path) -> Corpus:
         except (json.JSONDecodeError, KeyError, TypeError):
             dropped["bad_json_line"] += 1
             continue
-        clean = clean_code(code.split("\n"))
+        clean = clean_code(code.split("\n"), repaired)
         if clean is None:
             dropped["syntax_error"] += 1
         elif not clean.strip() or not prompt_key(prompt):
             dropped["empty"] += 1
         else:
             kept.append(Example(prompt=prompt.strip(), code=clean, line=n))
-    unique, seen = [], set()
-    for ex in kept:
-        ident = (ex.key, ast.dump(ast.parse(ex.code)))
-        if ident not in seen:
-            seen.add(ident)
-            unique.append(ex)
-    return Corpus(len(kept) + sum(dropped.values()), unique, len(kept), len(kept) - len(unique), dropped)
+    return _deduplicated(len(kept) + sum(dropped.values()), kept, dropped, repaired)
 
 
 def load_corpus(path: str | Path) -> Corpus:
