@@ -28,6 +28,7 @@ RERANK_LABELS = {
     "parse": "first candidate that parses",
     "run": "first that parses and runs (generated code only, in a sandbox)",
 }
+PERSIST = "page"  # widget values survive while their tab is not drawn
 STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:",
                 "fails": ":material/cancel:"}
 STRATEGY_LABELS = {"greedy": "greedy", "beam": "beam search", "sample": "sampling"}
@@ -89,6 +90,8 @@ def run_request(gen: Generator) -> None:
         state["notice"] = ("error", str(err))
         return
     state["result"] = result
+    for key in ("att_token", "att_start"):  # positions in the previous result
+        state.pop(key, None)
 
 
 # ---------------------------------------------------------------- pages
@@ -130,23 +133,23 @@ def prompt_form(gen: Generator) -> None:
     d = gen.default_settings
     cap = min(sup.MAX_LEN_CAP, gen.model.config.max_len - 2)
     with st.form("generate_form", border=True):
-        st.text_area("Describe the code you want", key="prompt_text", height=110,
+        st.text_area("Describe the code you want", key="prompt_text", persist_state=PERSIST, height=110,
                      placeholder="e.g. write a python function to add two numbers")
         with st.expander("Decoding settings"):
             c1, c2, c3 = st.columns(3)
             c1.radio("Strategy", list(STRATEGY_LABELS), format_func=STRATEGY_LABELS.get,
-                     index=list(STRATEGY_LABELS).index(d.strategy), key="strategy", horizontal=True)
-            c1.slider("Beam width", 1, sup.MAX_BEAM, min(d.beam_size, sup.MAX_BEAM), key="beam_size",
+                     index=list(STRATEGY_LABELS).index(d.strategy), key="strategy", persist_state=PERSIST, horizontal=True)
+            c1.slider("Beam width", 1, sup.MAX_BEAM, min(d.beam_size, sup.MAX_BEAM), key="beam_size", persist_state=PERSIST,
                       help="beam search only")
-            c2.slider("Temperature", 0.1, 2.0, float(d.temperature), 0.05, key="temperature",
+            c2.slider("Temperature", 0.1, 2.0, float(d.temperature), 0.05, key="temperature", persist_state=PERSIST,
                       help="sampling only: below 1 sharpens, above 1 flattens")
-            c2.slider("Top-p", 0.1, 1.0, float(d.top_p), 0.05, key="top_p",
+            c2.slider("Top-p", 0.1, 1.0, float(d.top_p), 0.05, key="top_p", persist_state=PERSIST,
                       help="sampling only: nucleus probability mass kept")
-            c3.slider("Maximum length (tokens)", 8, cap, max(8, min(d.max_len, cap)), key="max_len")
+            c3.slider("Maximum length (tokens)", 8, cap, max(8, min(d.max_len, cap)), key="max_len", persist_state=PERSIST)
             reranks = list(RERANK_LABELS)
             c3.selectbox("Pick among candidates by", reranks, format_func=RERANK_LABELS.get,
                          index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
-                         key="rerank")
+                         key="rerank", persist_state=PERSIST)
         st.form_submit_button("Generate", type="primary", on_click=request_generation)
 
 
@@ -204,20 +207,20 @@ def attention_explorer(result) -> None:
     """Picker and figures; changing a widget here reruns only this fragment (no regeneration)."""
     kinds = list(sup.ATTENTION_KINDS)
     kind = st.radio("Attention", kinds, format_func=sup.ATTENTION_KINDS.get, horizontal=True,
-                    key="att_kind")
+                    key="att_kind", persist_state=PERSIST)
     maps, rows, cols = sup.attention_parts(result, kind)
     n_layers, n_heads = maps.shape[:2]
     c1, c2, c3 = st.columns([1, 1, 2])
-    layer = c1.selectbox("Layer", [sup.ALL, *range(n_layers)], index=1, key="att_layer",
+    layer = c1.selectbox("Layer", [sup.ALL, *range(n_layers)], index=1, key="att_layer", persist_state=PERSIST,
                          format_func=lambda x: "all layers (mean)" if x == sup.ALL else f"layer {x}")
-    head = c2.selectbox("Head", [sup.MEAN, *range(n_heads)], key="att_head",
+    head = c2.selectbox("Head", [sup.MEAN, *range(n_heads)], key="att_head", persist_state=PERSIST,
                         disabled=layer == sup.ALL,
                         format_func=lambda x: "mean of heads" if x == sup.MEAN else f"head {x}")
     layer, head = sup.layer_head(layer, head)
     prompt_only = False
     if kind != "decoder" and len(sup.source_parts(result.src_tokens)) > 1:
         prompt_only = c3.toggle("Only the prompt's tokens (hide the retrieved example)",
-                                key="att_prompt_only")
+                                key="att_prompt_only", persist_state=PERSIST)
     if prompt_only:
         a, b = sup.source_parts(result.src_tokens)["prompt"]
         maps, cols = maps[..., a:b], cols[a:b]
@@ -226,25 +229,26 @@ def attention_explorer(result) -> None:
     window = None
     if sup.needs_window(len(rows)):
         start = st.slider(f"First row shown ({sup.WINDOW} rows at a time)", 0,
-                          len(rows) - sup.WINDOW, 0, key="att_start")
+                          len(rows) - sup.WINDOW, 0, key="att_start", persist_state=PERSIST)
         window = sup.window_bounds(start, len(rows))
     matrix = sup.select_matrix(maps, layer, head)
     fig = attention_heatmap(matrix, rows, cols, sup.map_title(kind, layer, head), window=window)
     st.plotly_chart(fig, key="att_main", config=sup.plotly_config(sup.png_name(kind, layer, head)))
 
     grid_layer = 0 if layer is None else layer
-    with st.expander(f"All {n_heads} heads of layer {grid_layer}", expanded=False):
+    if st.toggle(f"Show all {n_heads} heads of layer {grid_layer} at once", key="att_grid",
+                 persist_state=PERSIST):
         grid = head_grid(maps[grid_layer], rows, cols,
                          f"{sup.KIND_NAMES[kind]} — layer {grid_layer}, every head")
         if window is not None:
             grid.update_yaxes(range=[window[1] - 0.5, window[0] - 0.5], autorange=False)
-        st.plotly_chart(grid, key="att_grid",
+        st.plotly_chart(grid, key="att_grid_chart",
                         config=sup.plotly_config(f"e2p-{kind}-L{grid_layer}-heads"))
 
     st.subheader("Where did this token come from?")
     labels = axis_labels(result.tgt_tokens)
     index = st.selectbox("Generated code token", range(len(labels)), format_func=labels.__getitem__,
-                         key="att_token")
+                         key="att_token", persist_state=PERSIST)
     weights = sup.token_attention(result, index, layer, head)
     st.caption(f"Cross-attention of `{labels[index]}` over the source "
                f"({sup.where_label(layer, head)}); darker = more attention.")
@@ -266,11 +270,11 @@ def samples_view(gen: Generator, folder: Path) -> None:
     names = (data.get("decoding") or {})
     c1, c2, c3, c4 = st.columns([3, 1, 2, 1])
     decoding = c1.radio("Compare against the reference", list(sup.SYSTEMS), horizontal=True,
-                        key="gal_decoding",
+                        key="gal_decoding", persist_state=PERSIST,
                         format_func=lambda k: f"{k} ({names[k]})" if k in names else k)
-    status = c2.selectbox("Show", sup.STATUS_FILTERS, key="gal_status")
-    query = c3.text_input("Search prompts and code", key="gal_query")
-    min_bleu = c4.slider("Min BLEU", 0, 100, 0, key="gal_bleu")
+    status = c2.selectbox("Show", sup.STATUS_FILTERS, key="gal_status", persist_state=PERSIST)
+    query = c3.text_input("Search prompts and code", key="gal_query", persist_state=PERSIST)
+    min_bleu = c4.slider("Min BLEU", 0, 100, 0, key="gal_bleu", persist_state=PERSIST)
     summary = sup.gallery_summary(samples, decoding)
     s1, s2, s3, s4 = st.columns(4)
     s1.metric("Test prompts", summary["samples"])
@@ -282,7 +286,7 @@ def samples_view(gen: Generator, folder: Path) -> None:
     number = 1
     left, right = st.columns([1, 5], vertical_alignment="bottom")
     if pages > 1:
-        number = left.number_input(f"Page (of {pages})", 1, pages, 1, key="gal_page")
+        number = left.number_input(f"Page (of {pages})", 1, pages, 1, key="gal_page", persist_state=PERSIST)
     right.caption(f"{len(kept)} of {len(samples)} samples match. "
                   "Icons: passed (exact or exec match) · parses · does not parse.")
     for index, sample in sup.page(kept, number):
@@ -345,12 +349,13 @@ def main() -> None:
         return
     run_request(gen)
     header(gen)
-    # Stateful tabs, so "Open its attention" can switch view; every tab is drawn each run so
-    # widget values survive switching.
+    # Stateful tabs: "Open its attention" can switch view, and only the open view is drawn
+    # (and sent to the browser); widget values persist while their view is hidden.
     tabs = st.tabs(VIEWS, key="view", on_change="rerun")
     for tab, draw in zip(tabs, (generate_view, attention_view, samples_view, model_view)):
-        with tab:
-            draw(gen, folder)
+        if tab.open:
+            with tab:
+                draw(gen, folder)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,14 @@ def generate_button(at):
     return buttons[0]
 
 
+def open_view(at, name: str):
+    """Switch tab as a click would (only the open view is drawn)."""
+    at.session_state["view"] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return tab(at, name)
+
+
 def tab(at, name: str):
     return next(t for t in at.tabs if t.label == name)
 
@@ -155,7 +163,8 @@ def test_views_and_controls(app):
     assert {"strategy", "beam_size", "temperature", "top_p", "max_len", "rerank"} <= {
         w.key for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind)}
     assert app.text_area(key="prompt_text").value == ""
-    assert any("Generate some code first" in i.value for i in tab(app, "Attention").info)
+    assert not tab(app, "Samples").children  # only the open view is drawn
+    assert any("Generate some code first" in i.value for i in open_view(app, "Attention").info)
 
 
 def test_generate_shows_code_status_latency_confidence(app):
@@ -198,15 +207,21 @@ def test_decoding_controls_reach_the_generator(app):
 def test_attention_view_heatmaps(app):
     generate(app, PROMPT)
     result = app.session_state["result"]
+    att = open_view(app, "Attention")
+    assert len(heatmaps(att)) == 1  # the chosen map; the grid of every head on demand
+    app.toggle(key="att_grid").set_value(True).run()
     att = tab(app, "Attention")
     figs = heatmaps(att)
-    assert len(figs) == 2  # the chosen map and the grid of every head
+    assert len(figs) == 2
     main = figs[0]["data"][0]
     assert main["type"] == "heatmap"
     cross = result.attention["cross"]
-    assert z_matrix(main).shape == (len(result.tgt_tokens), len(result.src_tokens)) == cross.shape[2:]
-    assert np.allclose(z_matrix(main), cross[0].mean(0))  # default: layer 0, mean of heads
-    assert main["x"] == axis_labels(result.src_tokens) and main["y"] == axis_labels(result.tgt_tokens)
+    assert cross.shape[2:] == (len(result.tgt_tokens), len(result.src_tokens))
+    shown = min(len(result.tgt_tokens), sup.WINDOW)  # long outputs: a window of rows
+    assert z_matrix(main).shape == (shown, len(result.src_tokens))
+    assert np.allclose(z_matrix(main), cross[0].mean(0)[:shown])  # default: layer 0, head mean
+    assert main["x"] == axis_labels(result.src_tokens)
+    assert main["y"] == axis_labels(result.tgt_tokens)[:shown]
     assert "<nl>" not in "".join(main["y"])  # readable marks instead of raw layout tokens
     grid = figs[1]["data"]
     assert len(grid) == cross.shape[1] and all(t["type"] == "heatmap" for t in grid)
@@ -221,19 +236,22 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
     generate(app, PROMPT)
     result = app.session_state["result"]
     n_layers, n_heads = result.attention["decoder"].shape[:2]
+    open_view(app, "Attention")
     app.radio(key="att_kind").set_value("decoder").run()
     app.selectbox(key="att_head").set_value(n_heads - 1).run()
     assert app.session_state["result"] is result  # the picker never regenerates
     main = heatmaps(tab(app, "Attention"))[0]
     z = z_matrix(main["data"][0])
-    assert z.shape == (len(result.tgt_tokens), len(result.tgt_input_tokens))
-    assert np.allclose(z, result.attention["decoder"][0, n_heads - 1])
+    shown = min(len(result.tgt_tokens), sup.WINDOW)
+    assert z.shape == (shown, len(result.tgt_input_tokens))
+    assert np.allclose(z, result.attention["decoder"][0, n_heads - 1][:shown])
     assert main["layout"]["title"]["text"] == f"Decoder self-attention — layer 0, head {n_heads - 1}"
     assert main["data"][0]["x"] == axis_labels(result.tgt_input_tokens)
     app.radio(key="att_kind").set_value("encoder").run()
     app.selectbox(key="att_layer").set_value(sup.ALL).run()
     z = z_matrix(heatmaps(tab(app, "Attention"))[0]["data"][0])
-    assert np.allclose(z, result.attention["encoder"].mean(axis=(0, 1)))
+    shown = min(len(result.src_tokens), sup.WINDOW)
+    assert np.allclose(z, result.attention["encoder"].mean(axis=(0, 1))[:shown])
     app.radio(key="att_kind").set_value("cross").run()
     app.selectbox(key="att_layer").set_value(n_layers - 1).run()
     app.selectbox(key="att_token").set_value(0).run()
@@ -242,9 +260,42 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
     assert app.session_state["result"] is result
 
 
+def long_result(rows: int = 70, cols: int = 12, layers: int = 2, heads: int = 2):
+    """A made-up result with a long output, to exercise the attention window."""
+    from e2p.generator import GenerationResult
+
+    rng = np.random.default_rng(1)
+
+    def maps(r, c):
+        m = rng.random((layers, heads, r, c))
+        return m / m.sum(-1, keepdims=True)
+
+    out = [f"t{i}" for i in range(rows - 1)]
+    src = [f"w{i}" for i in range(cols)]
+    return GenerationResult(
+        prompt="long", code="x = 1\n", formatted="x = 1\n", parses=True, error=None,
+        source="model", src_tokens=src, tgt_tokens=out + ["<eos>"], tgt_input_tokens=["<bos>"] + out,
+        token_probs=[0.5] * len(out), alternatives=[[]] * len(out), candidates=[],
+        attention={"encoder": maps(cols, cols), "decoder": maps(rows, rows), "cross": maps(rows, cols)})
+
+
+def test_attention_window_for_long_outputs(app):
+    result = long_result()
+    app.session_state["result"] = result
+    main = heatmaps(open_view(app, "Attention"))[0]["data"][0]
+    assert z_matrix(main).shape == (sup.WINDOW, len(result.src_tokens))
+    app.toggle(key="att_grid").set_value(True)
+    app.slider(key="att_start").set_value(25).run()
+    main, grid = heatmaps(tab(app, "Attention"))
+    labels = axis_labels(result.tgt_tokens)
+    assert main["data"][0]["y"] == labels[25:25 + sup.WINDOW]  # true positions kept
+    assert np.allclose(z_matrix(main["data"][0]), result.attention["cross"][0].mean(0)[25:65])
+    assert grid["layout"]["yaxis"]["range"] == [25 + sup.WINDOW - 0.5, 24.5]
+
+
 def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
     samples = json.loads((artifacts / "samples.json").read_text())["samples"]
-    gallery = tab(app, "Samples")
+    gallery = open_view(app, "Samples")
     captions = [c.value for c in gallery.get("caption")]
     assert any(c.startswith(f"{len(samples)} of {len(samples)} samples match") for c in captions)
     shown = gallery.get("expander")
@@ -273,7 +324,7 @@ def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
 
 
 def test_model_view_card_curves_metrics(app, artifacts):
-    model = tab(app, "Model")
+    model = open_view(app, "Model")
     manifest = json.loads((artifacts / "manifest.json").read_text())
     card = model.get("table")[0].value
     assert f"{manifest['parameters']:,}" in list(card["value"])
@@ -342,3 +393,18 @@ def test_missing_manifest_page(monkeypatch, tmp_path, artifacts):
     (copy / "manifest.json").unlink()
     at = _error_page(monkeypatch, copy)
     assert any("manifest.json is missing" in e.value for e in at.error)
+
+
+def test_widget_values_survive_switching_views(app):
+    generate(app, PROMPT, strategy="greedy", max_len=12)
+    open_view(app, "Samples")
+    app.text_input(key="gal_query").input("add").run()
+    open_view(app, "Attention")
+    app.radio(key="att_kind").set_value("encoder").run()
+    open_view(app, "Model")
+    open_view(app, "Samples")
+    assert app.text_input(key="gal_query").value == "add"
+    open_view(app, "Attention")
+    assert app.radio(key="att_kind").value == "encoder"
+    open_view(app, "Generate")
+    assert app.radio(key="strategy").value == "greedy" and app.slider(key="max_len").value == 12

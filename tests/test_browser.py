@@ -130,6 +130,14 @@ def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
     assert page.locator(".js-plotly-plot:visible .heatmaplayer").count() >= 1
     assert page.locator(".e2p-prompt-attention").count() == 1
     page.screenshot(path=str(tmp_path / "2-attention.png"), full_page=True)
+    for kind in ("Decoder self-attention", "Encoder self-attention"):  # the other two kinds
+        page.get_by_text(kind, exact=False).first.click()
+        page.locator(".js-plotly-plot:visible .gtitle", has_text=f"{kind} — layer 0").wait_for(
+            timeout=30_000)
+    page.get_by_text("Show all", exact=False).first.click()  # every head of the layer
+    page.locator(".js-plotly-plot:visible .gtitle", has_text="every head").wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot:visible").count() == 2
+    page.screenshot(path=str(tmp_path / "2b-attention-heads.png"), full_page=True)
 
     page.get_by_role("tab", name="Samples").click()
     wait_idle(page)
