@@ -118,10 +118,13 @@ class LogProbRules:
         pad_id: int,
         unk_id: int | None = None,
         no_repeat_ngram: int = 0,
+        banned_ids: tuple[int, ...] = (),
     ):
         self.min_len, self.max_len = min_len, max_len
         self.eos_id = eos_id
-        self.banned = [pad_id, bos_id] + ([unk_id] if unk_id is not None else [])
+        self.banned = [pad_id, bos_id] + ([unk_id] if unk_id is not None else []) + [
+            i for i in banned_ids if i != eos_id
+        ]
         self.no_repeat_ngram = no_repeat_ngram
 
     def apply(self, lprobs: Tensor, prefixes: list[list[int]]) -> Tensor:
@@ -325,11 +328,13 @@ def decode(
     eos_id: int,
     pad_id: int,
     unk_id: int | None = None,
+    banned_ids: tuple[int, ...] = (),
 ) -> list[Hypothesis]:
     """Decode one source; returns the n-best hypotheses, best (highest score) first.
 
     Greedy returns one; beam at most min(n_best, beam_size); sampling at most n_best
-    distinct samples out of num_samples. pad, bos (and unk when given) are never emitted.
+    distinct samples out of num_samples. pad, bos (and unk when given) and `banned_ids`
+    (e.g. copy placeholders the prompt has no value for) are never emitted.
     """
     rules = LogProbRules(
         min_len=settings.min_len,
@@ -339,6 +344,7 @@ def decode(
         pad_id=pad_id,
         unk_id=unk_id,
         no_repeat_ngram=settings.no_repeat_ngram,
+        banned_ids=tuple(banned_ids),
     )
     with evaluating(model), torch.inference_mode():
         state = _encode_one(model, src_ids, settings)

@@ -21,7 +21,7 @@ from .errors import E2PError
 from .formatting import format_code, syntax_error
 from .placeholders import restore_code
 from .sandbox import run_code
-from .tokenizers import decode_code
+from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
 
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
@@ -96,8 +96,11 @@ class Generator:
         src_ids = b.src_vocab.encode(source.tokens)
         max_len = min(settings.max_len, b.model.config.max_len - 2)
         settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
+        # A placeholder the prompt holds no value for would reach the code as an undefined name.
+        unfilled = [i for tok, i in b.tgt_vocab.index.items()
+                    if PLACEHOLDER.match(tok) and tok not in source.slots.mapping()]
         hyps = decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
-                      pad_id=Vocab.pad_id, unk_id=Vocab.unk_id)
+                      pad_id=Vocab.pad_id, unk_id=Vocab.unk_id, banned_ids=tuple(unfilled))
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
         origins = ["model"] * len(hyps)
         if pool and b.featurizer.retriever is not None:
