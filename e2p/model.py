@@ -46,6 +46,8 @@ class ModelConfig:
     max_len: int = 512  # longest sequence (source, or BOS + target) the positions cover
     pre_norm: bool = True  # LayerNorm before each sublayer: stable without long warm-up
     tie_output: bool = True  # share decoder input embedding and output projection
+    share_embeddings: bool = False  # one table for both sides (needs one joint vocabulary):
+    # a source token the decoder should copy is then already "spelled" in the output space
     pad_id: int = 0  # pad id in both vocabularies; masks are derived from it
 
     def __post_init__(self) -> None:
@@ -62,6 +64,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.share_embeddings and self.src_vocab != self.tgt_vocab:
+            raise ConfigError(
+                "ModelConfig.share_embeddings needs one joint vocabulary: src_vocab "
+                f"({self.src_vocab}) and tgt_vocab ({self.tgt_vocab}) differ"
+            )
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
@@ -337,6 +344,8 @@ class Seq2Seq(nn.Module):
         C = config.d_model
         self.src_embed = nn.Embedding(config.src_vocab, C, padding_idx=config.pad_id)
         self.tgt_embed = nn.Embedding(config.tgt_vocab, C, padding_idx=config.pad_id)
+        if config.share_embeddings:
+            self.tgt_embed = self.src_embed
         self.positions = SinusoidalPositions(C, config.max_len)
         self.drop = nn.Dropout(config.dropout)
         self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.enc_layers))

@@ -45,6 +45,7 @@ class TrainConfig:
     dropout: float = 0.2  # small data: more dropout than the paper's 0.1
     pre_norm: bool = True
     tie_output: bool = True
+    shared_vocab: bool = False  # one vocabulary and embedding table for prompt and code
     # features
     copy: bool = True
     retrieval: bool = True
@@ -86,6 +87,7 @@ class TrainConfig:
             max_len=max(self.max_src, self.max_tgt + 2),
             pre_norm=self.pre_norm,
             tie_output=self.tie_output,
+            share_embeddings=self.shared_vocab,
             pad_id=Vocab.pad_id,
         )
 
@@ -142,8 +144,11 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     train_tok = [(s, t) for s, t in train_tok if len(t) <= cfg.max_tgt]
     valid_tok = [featurizer.pair(ex) for ex in valid]
     reserved = all_placeholders() + [SEP, CODE, NL, INDENT, DEDENT]
-    src_vocab = Vocab.build((s for s, _ in train_tok), cfg.min_freq, reserved)
-    tgt_vocab = Vocab.build((t for _, t in train_tok), cfg.min_freq, reserved)
+    if cfg.shared_vocab:
+        src_vocab = tgt_vocab = Vocab.build((seq for pair in train_tok for seq in pair), cfg.min_freq, reserved)
+    else:
+        src_vocab = Vocab.build((s for s, _ in train_tok), cfg.min_freq, reserved)
+        tgt_vocab = Vocab.build((t for _, t in train_tok), cfg.min_freq, reserved)
 
     def ids(pairs):
         return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]

@@ -262,3 +262,14 @@ def test_loss_backpropagates_into_the_model():
     loss.backward()
     assert model.src_embed.weight.grad is not None
     assert torch.isfinite(model.tgt_embed.weight.grad).all()
+
+
+def test_shared_embeddings_use_one_table():
+    cfg = ModelConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, enc_layers=1, dec_layers=1,
+                      d_ff=32, share_embeddings=True)
+    model = Seq2Seq(cfg)
+    assert model.src_embed.weight is model.tgt_embed.weight is model.lm_head.weight
+    logits = model(torch.randint(4, 20, (2, 5)), torch.randint(4, 20, (2, 3)))
+    assert logits.shape == (2, 3, 20)
+    with pytest.raises(ConfigError, match="joint vocabulary"):
+        ModelConfig(src_vocab=20, tgt_vocab=21, share_embeddings=True)
