@@ -11,7 +11,7 @@ import torch
 
 from .artifacts import git_commit, sha256_file, write_manifest, write_memory
 from .decoding import DecodeSettings
-from .evaluation import as_json, evaluate_systems, model_codes, retrieval_codes, table
+from .evaluation import as_json, describe, evaluate_systems, model_codes, retrieval_codes, table
 from .metrics import profile_references
 from .training import Prepared, TrainConfig, save_weights
 
@@ -23,7 +23,7 @@ def default_decoding(cfg: TrainConfig) -> DecodeSettings:
 
 
 def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: str, meta: dict,
-           rerank: str = "run", log=print, evaluate: bool = True) -> dict:
+           log=print, evaluate: bool = True) -> dict:
     from .generator import Generator
 
     out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +38,7 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
     if cfg.retrieval:
         write_memory(out / "memory.jsonl", prep.train)
     config = {"model": model.config.to_dict(), "features": cfg.feature_config().to_dict(),
-              "train": asdict(cfg), "decoding": asdict(decoding), "rerank": rerank}
+              "train": asdict(cfg), "decoding": asdict(decoding), "rerank": cfg.rerank, "pool": cfg.pool}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
     info = {"corpus_sha256": sha256_file(corpus_path), "corpus_stats": prep.corpus_stats,
@@ -55,9 +55,9 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
     profiles = profile_references([ex.code for ex in test])
     greedy = DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
     systems = {
-        "model": (model_codes(generator, test, decoding, rerank, progress=True),
-                  f"{decoding.strategy} {decoding.beam_size if decoding.strategy == 'beam' else ''} rerank={rerank}".replace("  ", " ")),
-        "model-greedy": (model_codes(generator, test, greedy, "score"), "greedy, no rerank"),
+        "model": (model_codes(generator, test, decoding, cfg.rerank, pool=cfg.pool, progress=True),
+                  describe(decoding, cfg.rerank, cfg.pool)),
+        "model-greedy": (model_codes(generator, test, greedy, "score"), describe(greedy, "score")),
         "retrieval": (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code"),
     }
     results = evaluate_systems(test, systems, profiles)

@@ -70,9 +70,11 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
     valid_every: int = 1
     seed: int = 1234
-    # decoding used for the valid metric and the artifact's default
+    # the artifact's default decoding
     decode_strategy: str = "beam"
     beam_size: int = 5
+    rerank: str = "run"  # candidates that parse, then run cleanly in the sandbox, come first
+    pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
 
     def model_config(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:
         return ModelConfig(

@@ -26,10 +26,26 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (GPU when present)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--no-eval", action="store_true", help="skip the test evaluation and samples")
+    p.add_argument("--export-only", action="store_true",
+                   help="skip training: write --out from the best checkpoint in --work-dir (e.g. after changing decoding settings)")
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def finished_run(prep, cfg, work: Path) -> dict:
+    """The model and training record of a run that already ended, for --export-only."""
+    import json
+
+    from e2p.errors import E2PError
+    from e2p.model import Seq2Seq
+
+    meta_path, best = work / "checkpoint" / "meta.json", work / "best.safetensors"
+    if not meta_path.is_file() or not best.is_file():
+        raise E2PError(f"no finished run in {work}: train first (without --export-only)")
+    meta = json.loads(meta_path.read_text())
+    return {"model": Seq2Seq(cfg.model_config(len(prep.src_vocab), len(prep.tgt_vocab))), "meta": meta}
 
 
 def main(argv=None) -> int:
@@ -71,9 +87,12 @@ def main(argv=None) -> int:
         prep = prepare(corpus, cfg)
         log(f"train pairs {len(prep.train_pairs)}, valid {len(prep.valid_pairs)}, "
             f"vocab src {len(prep.src_vocab)} tgt {len(prep.tgt_vocab)}")
-        metric = bleu_metric(prep, cfg) if rank == 0 else None
-        result = run_training(prep, cfg, work, device=args.device, valid_metric=metric, log=log,
-                              progress=not args.quiet)
+        if args.export_only:
+            result = finished_run(prep, cfg, work)
+        else:
+            metric = bleu_metric(prep, cfg) if rank == 0 else None
+            result = run_training(prep, cfg, work, device=args.device, valid_metric=metric, log=log,
+                                  progress=not args.quiet)
         if rank == 0:
             from e2p.training import load_weights
 
