@@ -293,3 +293,27 @@ def test_min_len_and_max_len_are_honoured(copy_model):
         assert all(len(h.tokens) <= 3 for h in hyps)
         assert hyps[0].hit_max_len and hyps[0].tokens == [4, 5, 6]
         assert not decode(copy_model, long, s, **IDS)[0].hit_max_len
+
+
+def test_forced_scoring_agrees_with_search(model):
+    """score_targets on the beam's own outputs gives back the beam's scores and log-probs."""
+    from e2p.decoding import score_targets
+
+    src = [5, 6, 7, 8, 9]
+    hyps = decode(model, src, DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=12),
+                  bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    scored = score_targets(model, src, [h.tokens for h in hyps], bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    for h, s in zip(hyps, scored):
+        if h.hit_max_len:
+            continue  # a forced EOS was not the model's choice, scores differ by design
+        assert s.tokens == h.tokens
+        assert s.score == pytest.approx(h.score, abs=1e-4)
+        assert s.token_logprobs == pytest.approx(h.token_logprobs, abs=1e-4)
+
+
+def test_banned_ids_are_never_emitted(model):
+    settings = DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=10)
+    free = decode(model, [5, 6, 7], settings, bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    banned = tuple({t for h in free for t in h.tokens})
+    again = decode(model, [5, 6, 7], settings, bos_id=BOS, eos_id=EOS, pad_id=PAD, banned_ids=banned)
+    assert all(not set(h.tokens) & set(banned) for h in again)
