@@ -66,6 +66,7 @@ class TrainConfig:
     batch_tokens: int = 6000  # target tokens per batch (length-bucketed)
     max_epochs: int = 40
     patience: int = 8  # epochs without a better valid metric before stopping
+    min_epochs: int = 8  # never stop earlier: an early model's greedy output is too noisy to judge
     time_budget_min: float = 38.0  # stop starting new epochs after this
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
     valid_every: int = 1
@@ -370,14 +371,15 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
         if rank == 0:
             _save_checkpoint(ckpt, model, optimizer, meta)
             last_ckpt = time.time()
-        stop = meta["stale"] >= cfg.patience or (time.time() - started) / 60 > cfg.time_budget_min
+        patience_out = meta["stale"] >= cfg.patience and epoch + 1 >= cfg.min_epochs
+        stop = patience_out or (time.time() - started) / 60 > cfg.time_budget_min
         if distributed:
             flag = torch.tensor([int(stop)])
             dist.broadcast(flag, 0)
             stop = bool(flag.item())
         if stop:
             log(f"stopping after epoch {epoch + 1}: "
-                + ("no better valid metric for {} epochs".format(cfg.patience) if meta["stale"] >= cfg.patience
+                + ("no better valid metric for {} epochs".format(cfg.patience) if patience_out
                    else f"time budget of {cfg.time_budget_min} min used"))
             break
     meta["seconds"] = time.time() - started
