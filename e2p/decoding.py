@@ -220,7 +220,7 @@ def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
     device = model.lm_head.weight.device
     src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
     memory, src_pad, _ = model.encode(src)
-    return model.init_state(memory, src_pad, use_cache=settings.use_cache)
+    return model.init_state(memory, src_pad, use_cache=settings.use_cache, src=src)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -388,7 +388,7 @@ def greedy_batch(
     outputs: list[list[int]] = [[] for _ in range(B)]
     with evaluating(model), torch.inference_mode():
         memory, src_pad, _ = model.encode(src)
-        state = model.init_state(memory, src_pad)
+        state = model.init_state(memory, src_pad, src=src)
         alive = list(range(B))  # original index of each batch row
         last = torch.full((B,), bos_id, dtype=torch.long, device=device)
         for _ in range(max_len):  # at max_len EOS would be forced: no need to run it

@@ -48,6 +48,8 @@ class ModelConfig:
     tie_output: bool = True  # share decoder input embedding and output projection
     share_embeddings: bool = False  # one table for both sides (needs one joint vocabulary):
     # a source token the decoder should copy is then already "spelled" in the output space
+    copy_attention: bool = False  # pointer-generator: mix the vocabulary distribution with a
+    # copy distribution over the source tokens (needs share_embeddings: source ids = output ids)
     pad_id: int = 0  # pad id in both vocabularies; masks are derived from it
 
     def __post_init__(self) -> None:
@@ -64,6 +66,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.copy_attention and not self.share_embeddings:
+            raise ConfigError("ModelConfig.copy_attention needs share_embeddings (one joint vocabulary)")
         if self.share_embeddings and self.src_vocab != self.tgt_vocab:
             raise ConfigError(
                 "ModelConfig.share_embeddings needs one joint vocabulary: src_vocab "
@@ -301,6 +305,8 @@ class DecoderState:
     cross_kv: list[tuple[Tensor, Tensor]] | None  # per layer 2 x (B, H, S, D)
     self_kv: list[tuple[Tensor, Tensor]] | None  # per layer 2 x (B, H, t, D)
     memory: Tensor | None  # (B, S, C), uncached mode only
+    src_ids: Tensor | None = None  # (B, S) source ids, for copy attention
+    copy_keys: Tensor | None = None  # (B, S, C) copy-attention keys, projected once (cached mode)
 
     @property
     def batch_size(self) -> int:
@@ -329,6 +335,8 @@ class DecoderState:
             cross_kv=pick_kv(self.cross_kv),
             self_kv=pick_kv(self.self_kv),
             memory=None if self.memory is None else pick(self.memory),
+            src_ids=None if self.src_ids is None else pick(self.src_ids),
+            copy_keys=None if self.copy_keys is None else pick(self.copy_keys),
         )
 
 
@@ -354,6 +362,10 @@ class Seq2Seq(nn.Module):
         self.enc_norm = nn.LayerNorm(C) if config.pre_norm else nn.Identity()
         self.dec_norm = nn.LayerNorm(C) if config.pre_norm else nn.Identity()
         self.lm_head = nn.Linear(C, config.tgt_vocab, bias=False)
+        if config.copy_attention:
+            self.copy_q = nn.Linear(C, C, bias=False)
+            self.copy_k = nn.Linear(C, C, bias=False)
+            self.copy_gate = nn.Linear(C, 1)  # share of the vocabulary distribution
         self._init_weights()
         if config.tie_output:
             self.lm_head.weight = self.tgt_embed.weight
@@ -406,13 +418,32 @@ class Seq2Seq(nn.Module):
             weights.append(w)
         return self.enc_norm(x), src_pad, (weights if need_weights else None)
 
+    def _scores(self, h: Tensor, src: Tensor | None, src_pad: Tensor, copy_keys: Tensor | None) -> Tensor:
+        """Output scores for decoder states h (B, T, C): logits, or with copy attention the
+        log of p_gen * p_vocab + (1 - p_gen) * copy distribution (a log-softmax of these is a no-op)."""
+        logits = self.lm_head(h)  # (B, T, V)
+        if not self.config.copy_attention:
+            return logits
+        if src is None or copy_keys is None:
+            raise ValueError("copy attention needs the source ids")
+        q = self.copy_q(h)  # (B, T, C)
+        att = q @ copy_keys.transpose(1, 2) / math.sqrt(q.size(-1))  # (B, T, S)
+        att = att.masked_fill(src_pad[:, None, :], float("-inf")).softmax(dim=-1)
+        gate = torch.sigmoid(self.copy_gate(h))  # (B, T, 1)
+        probs = gate * logits.float().softmax(dim=-1)  # (B, T, V)
+        index = src[:, None, :].expand(-1, h.size(1), -1)  # (B, T, S) output id of each source token
+        probs = probs.scatter_add(-1, index, (1 - gate) * att)
+        return probs.clamp_min(1e-9).log()
+
     def decode_full(
-        self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False
+        self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False,
+        src: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor] | None, list[Tensor] | None]:
         """Teacher-forced decoder over the whole prefix, no cache.
 
-        tgt_in (B, T) -> logits (B, T, V), and when need_weights per-layer self weights
-        (B, H, T, T) and cross weights (B, H, T, S).
+        tgt_in (B, T) -> scores (B, T, V) (logits, or log-probs with copy attention, which
+        needs `src`), and when need_weights per-layer self weights (B, H, T, T) and cross
+        weights (B, H, T, S).
         """
         self_mask = self._causal_mask(tgt_in)
         cross_mask = self._key_mask(src_pad)
@@ -423,7 +454,8 @@ class Seq2Seq(nn.Module):
             x, _, ws, wc = layer(x, cross_kv, cross_mask, self_mask, None, need_weights)
             w_self.append(ws)
             w_cross.append(wc)
-        logits = self.lm_head(self.dec_norm(x))  # (B, T, V)
+        copy_keys = self.copy_k(memory) if self.config.copy_attention else None
+        logits = self._scores(self.dec_norm(x), src, src_pad, copy_keys)  # (B, T, V)
         if not need_weights:
             return logits, None, None
         return logits, w_self, w_cross
@@ -431,7 +463,7 @@ class Seq2Seq(nn.Module):
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """Training pass (fused attention): src (B, S), tgt_in (B, T) -> logits (B, T, V)."""
         memory, src_pad, _ = self.encode(src)
-        logits, _, _ = self.decode_full(tgt_in, memory, src_pad)
+        logits, _, _ = self.decode_full(tgt_in, memory, src_pad, src=src)
         return logits
 
     def forward_with_attention(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, dict]:
@@ -441,7 +473,7 @@ class Seq2Seq(nn.Module):
         "cross": (L, B, H, T, S)} tensors.
         """
         memory, src_pad, w_enc = self.encode(src, need_weights=True)
-        logits, w_self, w_cross = self.decode_full(tgt_in, memory, src_pad, need_weights=True)
+        logits, w_self, w_cross = self.decode_full(tgt_in, memory, src_pad, need_weights=True, src=src)
         return logits, {
             "encoder": torch.stack(w_enc),
             "decoder": torch.stack(w_self),
@@ -450,17 +482,22 @@ class Seq2Seq(nn.Module):
 
     # ---- incremental decoding (fairseq style)
 
-    def init_state(self, memory: Tensor, src_pad: Tensor, use_cache: bool = True) -> DecoderState:
-        """Start decoding B hypotheses from memory (B, S, C); nothing fed yet (feed BOS first)."""
+    def init_state(self, memory: Tensor, src_pad: Tensor, use_cache: bool = True,
+                   src: Tensor | None = None) -> DecoderState:
+        """Start decoding B hypotheses from memory (B, S, C); nothing fed yet (feed BOS first).
+
+        `src` (B, S), the source ids, is needed by copy attention."""
         B = memory.size(0)
         tokens = torch.empty(B, 0, dtype=torch.long, device=memory.device)
         if not use_cache:
-            return DecoderState(tokens, src_pad, cross_kv=None, self_kv=None, memory=memory)
+            return DecoderState(tokens, src_pad, cross_kv=None, self_kv=None, memory=memory, src_ids=src)
         cross_kv = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
         H, D = self.config.n_heads, self.config.d_model // self.config.n_heads
         empty = memory.new_zeros(B, H, 0, D)  # (B, H, 0, D)
         self_kv = [(empty, empty) for _ in self.decoder]
-        return DecoderState(tokens, src_pad, cross_kv=cross_kv, self_kv=self_kv, memory=None)
+        copy_keys = self.copy_k(memory) if self.config.copy_attention else None
+        return DecoderState(tokens, src_pad, cross_kv=cross_kv, self_kv=self_kv, memory=None,
+                            src_ids=src, copy_keys=copy_keys)
 
     def step(self, tokens_last: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed one token per hypothesis: tokens_last (B,) -> next-token log-probs (B, V).
@@ -469,7 +506,7 @@ class Seq2Seq(nn.Module):
         """
         tokens = torch.cat([state.tokens, tokens_last[:, None]], dim=1)  # (B, t + 1)
         if state.self_kv is None:  # baseline: re-run the whole prefix
-            logits, _, _ = self.decode_full(tokens, state.memory, state.src_pad)
+            logits, _, _ = self.decode_full(tokens, state.memory, state.src_pad, src=state.src_ids)
             log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)  # (B, V)
             return log_probs, replace(state, tokens=tokens)
 
@@ -480,7 +517,7 @@ class Seq2Seq(nn.Module):
             # One query attends to all cached positions, so no self-attention mask is needed.
             x, kv, _, _ = layer(x, cross, cross_mask, None, past)
             new_kv.append(kv)
-        logits = self.lm_head(self.dec_norm(x[:, -1]))  # (B, V)
+        logits = self._scores(self.dec_norm(x[:, -1:]), state.src_ids, state.src_pad, state.copy_keys)[:, 0]  # (B, V)
         log_probs = F.log_softmax(logits.float(), dim=-1)
         return log_probs, replace(state, tokens=tokens, self_kv=new_kv)
 

@@ -46,6 +46,7 @@ class TrainConfig:
     pre_norm: bool = True
     tie_output: bool = True
     shared_vocab: bool = False  # one vocabulary and embedding table for prompt and code
+    copy_attention: bool = False  # pointer-generator output (needs shared_vocab)
     # features
     copy: bool = True
     retrieval: bool = True
@@ -91,6 +92,7 @@ class TrainConfig:
             pre_norm=self.pre_norm,
             tie_output=self.tie_output,
             share_embeddings=self.shared_vocab,
+            copy_attention=self.copy_attention,
             pad_id=Vocab.pad_id,
         )
 

@@ -273,3 +273,30 @@ def test_shared_embeddings_use_one_table():
     assert logits.shape == (2, 3, 20)
     with pytest.raises(ConfigError, match="joint vocabulary"):
         ModelConfig(src_vocab=20, tgt_vocab=21, share_embeddings=True)
+
+
+def test_copy_attention_is_a_distribution_and_cache_agrees():
+    """Pointer-generator output: log-probs that sum to 1, equal on the fused, explicit,
+    cached and uncached paths."""
+    from e2p.decoding import DecodeSettings, decode
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(src_vocab=30, tgt_vocab=30, d_model=16, n_heads=2, enc_layers=1, dec_layers=2,
+                      d_ff=32, share_embeddings=True, copy_attention=True, dropout=0.0)
+    model = Seq2Seq(cfg).eval()
+    src = torch.tensor([[5, 9, 7, 11, 0], [6, 6, 8, 0, 0]])
+    tgt = torch.tensor([[2, 5, 9, 7], [2, 6, 8, 8]])
+    with torch.no_grad():
+        scores = model(src, tgt)
+        explicit, _ = model.forward_with_attention(src, tgt)
+    assert torch.allclose(scores.exp().sum(-1), torch.ones(2, 4), atol=1e-4)
+    assert torch.allclose(scores, explicit, atol=1e-5)
+    for strategy in ("greedy", "beam"):
+        s = DecodeSettings(strategy=strategy, beam_size=3, n_best=3, max_len=8)
+        ids = dict(bos_id=2, eos_id=3, pad_id=0)
+        cached = decode(model, [5, 9, 7, 11], s, **ids)
+        plain = decode(model, [5, 9, 7, 11], DecodeSettings(**{**s.__dict__, "use_cache": False}), **ids)
+        assert [h.tokens for h in cached] == [h.tokens for h in plain]
+        assert [h.score for h in cached] == pytest.approx([h.score for h in plain], abs=1e-5)
+    with pytest.raises(ConfigError, match="share_embeddings"):
+        ModelConfig(src_vocab=30, tgt_vocab=30, copy_attention=True)
