@@ -1,0 +1,48 @@
+"""Every training preset loads; the helpers of the training loop behave."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO_ROOT
+
+from e2p.errors import E2PError
+from e2p.training import TrainConfig, collate, lr_at, make_batches
+
+PRESETS = sorted((REPO_ROOT / "train/configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_presets_build_a_model_config(path):
+    cfg = TrainConfig.load(path)
+    model_cfg = cfg.model_config(100, 100)
+    assert model_cfg.max_len >= cfg.max_tgt + 2
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(E2PError, match="unknown training option"):
+        TrainConfig.from_dict({"d_model": 64, "dmodel": 64})
+
+
+def test_batches_cover_every_pair_once_within_the_budget():
+    pairs = [([4] * (3 + i % 17), [5] * (2 + i % 29)) for i in range(200)]
+    batches = make_batches(pairs, batch_tokens=300, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches:
+        longest = max(max(len(pairs[i][0]), len(pairs[i][1]) + 1) for i in b)
+        assert len(b) == 1 or longest * len(b) <= 300
+    assert batches != make_batches(pairs, batch_tokens=300, seed=4)  # shuffled by seed
+
+
+def test_collate_shifts_target_by_one():
+    src, tgt_in, tgt_out = collate([([7, 8], [9, 10, 11])], [0], "cpu")
+    assert src.tolist() == [[7, 8]]
+    assert tgt_in.tolist() == [[2, 9, 10, 11]]
+    assert tgt_out.tolist() == [[9, 10, 11, 3]]
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10)
+    rates = [lr_at(s, cfg, 100) for s in range(100)]
+    assert rates[0] < rates[9] == pytest.approx(1e-3)
+    assert rates[-1] < rates[50] < rates[10]
+    assert min(rates[10:]) >= 1e-4 - 1e-12
