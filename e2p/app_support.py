@@ -33,7 +33,7 @@ EXAMPLE_PROMPTS = (
 )
 
 # Gallery: which decoding of samples.json to compare, and the metrics key it is scored under.
-SYSTEMS = {"beam": "model", "greedy": "model-greedy", "retrieval": "retrieval"}
+SYSTEMS = {"default": "model", "greedy": "model-greedy", "beam": "model-beam", "retrieval": "retrieval"}
 STATUS_FILTERS = (
     "all",
     "passed",  # exact match or same behaviour when run
@@ -355,7 +355,7 @@ def _keeps(metrics: dict, status: str) -> bool:
     return checks[status](metrics)
 
 
-def filter_samples(samples: list[dict], decoding: str = "beam", status: str = "all", query: str = "",
+def filter_samples(samples: list[dict], decoding: str = "default", status: str = "all", query: str = "",
                    min_bleu: float = 0.0) -> list[tuple[int, dict]]:
     """(index, sample) pairs kept by the filters; `query` matches prompt, reference or the
     generated code (case-insensitive, every word must match)."""

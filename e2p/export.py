@@ -54,27 +54,27 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
     log(f"evaluating on {len(test)} test prompts (references run in the sandbox)")
     profiles = profile_references([ex.code for ex in test])
     greedy = DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
-    systems = {
-        "model": (model_codes(generator, test, decoding, cfg.rerank, pool=cfg.pool, progress=True),
-                  describe(decoding, cfg.rerank, cfg.pool)),
-        "model-greedy": (model_codes(generator, test, greedy, "score"), describe(greedy, "score")),
-        "retrieval": (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code"),
-    }
+    beam = DecodeSettings(strategy="beam", beam_size=5, n_best=5, max_len=cfg.max_tgt)
+    # (samples.json key, metrics name, settings, rerank, pool): the shipped decoding, then plain
+    # greedy and beam search for the gallery, then the retrieval baseline.
+    runs = [("default", "model", decoding, cfg.rerank, cfg.pool),
+            ("greedy", "model-greedy", greedy, "score", 0),
+            ("beam", "model-beam", beam, "run", 0)]
+    systems = {name: (model_codes(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))
+               for _, name, s, rerank, pool in runs}
+    systems["retrieval"] = (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(test, systems, profiles)
     log(table(results))
     metrics = as_json(results)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    samples = []
     by_name = {r.name: r for r in results}
-    for i, ex in enumerate(test):
-        samples.append({
-            "prompt": ex.prompt, "reference": ex.code, "line": ex.line,
-            "beam": by_name["model"].codes[i], "greedy": by_name["model-greedy"].codes[i],
-            "retrieval": by_name["retrieval"].codes[i],
-            "metrics": {name: by_name[name].report.per_example[i] for name in ("model", "model-greedy", "retrieval")},
-        })
-    (out / "samples.json").write_text(json.dumps({"decoding": {"beam": systems["model"][1], "greedy": "greedy"},
-                                                  "samples": samples}, indent=1))
+    keys = [(key, name) for key, name, *_ in runs] + [("retrieval", "retrieval")]
+    samples = [{"prompt": ex.prompt, "reference": ex.code, "line": ex.line,
+                **{key: by_name[name].codes[i] for key, name in keys},
+                "metrics": {name: by_name[name].report.per_example[i] for _, name in keys}}
+               for i, ex in enumerate(test)]
+    decodings = {key: by_name[name].settings for key, name in keys}
+    (out / "samples.json").write_text(json.dumps({"decoding": decodings, "samples": samples}, indent=1))
     info["test_metrics"] = metrics
     write_manifest(out, info)
     return info

@@ -302,7 +302,7 @@ def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
     assert len(shown) == min(sup.PAGE_SIZE, len(samples))
     first = samples[0]
     codes = [c.value.strip() for c in gallery.get("code")]
-    assert first["reference"].strip() in codes and first["beam"].strip() in codes
+    assert first["reference"].strip() in codes and first["default"].strip() in codes
     assert any("e2p-diff" in h for h in texts(gallery, "html"))
     app.radio(key="gal_decoding").set_value("greedy").run()
     assert first["greedy"].strip() in [c.value.strip() for c in tab(app, "Samples").get("code")]
