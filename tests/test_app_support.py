@@ -213,9 +213,10 @@ def test_attention_json_round_trip():
 
 def _sample(prompt, ok, parses=True, bleu=50.0, runs=True):
     m = {"bleu": bleu, "parses": parses, "exact": ok, "runs": runs, "exec_match": ok}
-    return {"prompt": prompt, "reference": "print(1)", "beam": "print(1)" if ok else "print(2)",
+    code = "print(1)" if ok else "print(2)"
+    return {"prompt": prompt, "reference": "print(1)", "default": code, "beam": code,
             "greedy": "x = 1", "retrieval": "y = 2",
-            "metrics": {"model-beam": m, "model-greedy": dict(m, exact=False, exec_match=False, bleu=10.0),
+            "metrics": {"model": m, "model-beam": m, "model-greedy": dict(m, exact=False, exec_match=False, bleu=10.0),
                         "retrieval": dict(m, parses=False)}}
 
 
