@@ -129,3 +129,14 @@ def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"resuming from {tmp_path / 'run/checkpoint'}: epoch 1, batch {done['batch']}" in again.stdout
     assert (tmp_path / "out/weights.safetensors").exists()
+
+
+def test_export_only_rewrites_artifacts_from_the_finished_run(tiny_artifacts, synthetic_corpus, tmp_path):
+    out = tmp_path / "again"
+    run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
+            "--work-dir", str(tiny_artifacts.parent / "run"), "--export-only", "--no-eval", "--quiet", check=True)
+    assert (out / "weights.safetensors").read_bytes() == (tiny_artifacts / "weights.safetensors").read_bytes()
+    verify(out)
+    proc = run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
+                   "--work-dir", str(tmp_path / "nothing"), "--export-only")
+    assert proc.returncode == 2 and "no finished run" in proc.stderr
