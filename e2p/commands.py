@@ -45,6 +45,7 @@ def _decoding_options(p) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--max-len", type=int, default=None, help="most code tokens to generate")
+    p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
     p.add_argument("--rerank", choices=["score", "parse", "run"], default=None,
                    help="order candidates by score only, parsing first, or running cleanly first")
     p.add_argument("--pool", type=int, default=None,
@@ -67,7 +68,7 @@ def settings_from_args(args, generator):
         s = replace(s, strategy="greedy" if args.beam == 1 else "beam", beam_size=args.beam,
                     n_best=min(s.n_best, args.beam) if args.beam > 1 else 1)
     for name, value in (("temperature", args.temperature), ("top_p", args.top_p), ("seed", args.seed),
-                        ("max_len", args.max_len)):
+                        ("max_len", args.max_len), ("length_penalty", args.length_penalty)):
         if value is not None:
             s = replace(s, **{name: value})
     return s
