@@ -48,6 +48,8 @@ def _decoding_options(p) -> None:
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
     p.add_argument("--rerank", choices=["score", "parse", "run"], default=None,
                    help="order candidates by score only, parsing first, or running cleanly first")
+    p.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="where no candidate parses, keep the model's output instead of the nearest train example's code")
     p.add_argument("--pool", type=int, default=None,
                    help="also rank the code of the N nearest train examples, scored by the model (default: the artifact's)")
 
@@ -80,7 +82,8 @@ def _generate(args) -> None:
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
     if args.batch is None:
-        result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False, pool=args.pool)
+        result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False, pool=args.pool,
+                                    fallback=args.fallback)
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
         print(result.formatted.rstrip("\n"))
@@ -94,7 +97,8 @@ def _generate(args) -> None:
         if not line.strip():
             continue
         try:
-            r = generator.generate(line, settings, rerank=args.rerank, attention=False, pool=args.pool)
+            r = generator.generate(line, settings, rerank=args.rerank, attention=False, pool=args.pool,
+                                   fallback=args.fallback)
             row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "seconds": round(r.seconds, 4)}
             if r.warnings:
                 row["warnings"] = r.warnings
@@ -126,8 +130,10 @@ def _evaluate(args) -> None:
         pool = args.pool if name == "model" and args.pool is not None else generator.default_pool
         label = describe(settings, rerank, pool)
         print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
+        if not args.fallback:
+            label += ", no fallback"
         systems[name] = (model_codes(generator, examples, settings, rerank, pool=pool,
-                                     progress=sys.stderr.isatty()), label)
+                                     progress=sys.stderr.isatty(), fallback=args.fallback), label)
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(examples, systems)
     print(table(results))

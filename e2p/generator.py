@@ -71,8 +71,9 @@ class Generator:
         return self.bundle.model
 
     def generate(self, prompt: str, settings: DecodeSettings | None = None, rerank: str | None = None,
-                 attention: bool = True, pool: int | None = None) -> GenerationResult:
-        """`pool`: also rank the code of the `pool` nearest train examples, scored by the model."""
+                 attention: bool = True, pool: int | None = None, fallback: bool = True) -> GenerationResult:
+        """`pool`: also rank the code of the `pool` nearest train examples, scored by the model.
+        `fallback`: where no candidate parses, return the nearest train example's code instead."""
         started = time.perf_counter()
         settings = settings or self.default_settings
         rerank = rerank or self.default_rerank
@@ -113,7 +114,7 @@ class Generator:
         ranked = self._rank(hyps, codes, origins, rerank)
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
-        if not best_cand.parses and source.neighbour is not None:
+        if fallback and not best_cand.parses and source.neighbour is not None:
             best_code, origin = source.neighbour.code, "retrieval"
             warnings.append("no model candidate parsed: showing the nearest training example's code")
         mapping = source.slots.mapping()
