@@ -17,9 +17,11 @@ def _data_stats(args) -> None:
     corpus = load_corpus(args.path)
     stats = corpus.stats()
     train = corpus.split("train")
-    stats["placeholder_examples"] = sum(
-        1 for ex in train if any(t in s.mapping() for _, code, s in [abstract_example(ex.prompt, ex.code)] for t in code)
-    )
+    carrying = 0
+    for ex in train:
+        _, code, slots = abstract_example(ex.prompt, ex.code)
+        carrying += bool(set(code) & set(slots.mapping()))
+    stats["placeholder_examples"] = carrying
     print(json.dumps(stats))
 
 

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .artifacts import Bundle, load_bundle
@@ -97,9 +96,9 @@ class Generator:
         src_ids = b.src_vocab.encode(source.tokens)
         max_len = min(settings.max_len, b.model.config.max_len - 2)
         settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
+        mapping = source.slots.mapping()
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
-        unfilled = [i for tok, i in b.tgt_vocab.index.items()
-                    if PLACEHOLDER.match(tok) and tok not in source.slots.mapping()]
+        unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
         hyps = decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
                       pad_id=Vocab.pad_id, unk_id=Vocab.unk_id, banned_ids=tuple(unfilled))
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
@@ -117,7 +116,6 @@ class Generator:
         if fallback and not best_cand.parses and source.neighbour is not None:
             best_code, origin = source.neighbour.code, "retrieval"
             warnings.append("no model candidate parsed: showing the nearest training example's code")
-        mapping = source.slots.mapping()
         shown = lambda toks: [mapping.get(t, t) for t in toks]  # noqa: E731
         out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
         maps = {}
@@ -159,10 +157,6 @@ class Generator:
         if rerank == "score":
             return rows
         return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
-
-
-def to_numpy_dict(maps: dict) -> dict:
-    return {k: np.asarray(v) for k, v in maps.items()}
 
 
 def set_threads(n: int = 1) -> None:
