@@ -74,6 +74,6 @@ class Featurizer:
         return abstract_code(tokens, slots) if self.config.copy else tokens
 
     def pair(self, example: Example) -> tuple[list[str], list[str]]:
-        """Training pair; the example never retrieves itself or its duplicates."""
-        src = self.source(example.prompt, exclude_key=example.key)
+        """Training pair; the example never retrieves itself, its duplicates or its augmented kin."""
+        src = self.source(example.prompt, exclude_key=example.family or example.key)
         return src.tokens, self.target(example.code, src.slots)
