@@ -27,7 +27,9 @@ RERANK_LABELS = {
     "score": "model score",
     "parse": "first candidate that parses",
     "run": "first that parses and runs (generated code only, in a sandbox)",
+    "ranker": "learned ranker over the model's and the nearest training programs, first that runs",
 }
+SOURCE_LABELS = {"model": "model", "retrieval": "training example", "edited": "training example, edited"}
 PERSIST = "page"  # widget values survive while their tab is not drawn
 STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:",
                 "fails": ":material/cancel:"}
@@ -170,12 +172,15 @@ def show_result(result) -> None:
     m2.metric("Tokens", len(result.tgt_tokens) - 1)
     probs = result.token_probs
     m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
-    m4.metric("Source", "model" if result.source == "model" else "retrieved example")
+    m4.metric("Source", SOURCE_LABELS.get(result.source, result.source))
     st.caption(sup.describe_settings(result.settings))
     st.subheader("Per-token confidence")
-    if result.source != "model":
+    if not result.tokens_are_code:
         st.caption("These are the model's own tokens, which did not parse; the code above is the "
                    "nearest training example's.")
+    elif result.source != "model":
+        st.caption("The ranker chose a training program (with this prompt's values put in where it is "
+                   "edited); below, the model reads it teacher-forced: how likely it finds each token.")
     st.caption("Each code token is shaded by its probability (red = unsure); hover a token for "
                "the runner-up tokens.")
     tokens = result.tgt_tokens[:-1]  # without <eos>
@@ -183,7 +188,9 @@ def show_result(result) -> None:
                             result.alternatives))
     if len(result.candidates) > 1:
         with st.expander(f"All {len(result.candidates)} candidates"):
-            st.dataframe([{"rank": i + 1, "score": round(c.score, 3), "parses": c.parses,
+            st.dataframe([{"rank": i + 1, "from": SOURCE_LABELS.get(c.origin, c.origin),
+                           "ranker": None if c.value is None else round(c.value, 2),
+                           "model score": round(c.score, 3), "parses": c.parses,
                            "runs": c.runs, "code": c.code} for i, c in enumerate(result.candidates)],
                          hide_index=True)
     if result.neighbour_prompt:

@@ -14,6 +14,7 @@ from .corpus import Example
 from .errors import E2PError
 from .features import FeatureConfig, Featurizer
 from .model import ModelConfig, Seq2Seq
+from .ranking import FeatureMaker, Ranker
 from .retrieval import Retriever
 from .vocab import Vocab
 
@@ -109,6 +110,9 @@ class Bundle:
     tgt_vocab: Vocab
     config: dict
     manifest: dict
+    ranker: Ranker | None = None  # the learned choice among retrieved programs (ranker.json)
+    ranker_features: FeatureMaker | None = None
+    retriever: Retriever | None = None  # over memory.jsonl, the train split
 
 
 def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
@@ -131,10 +135,20 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
     if model_cfg.tie_output:
         model.lm_head.weight = model.tgt_embed.weight
     model.eval()
-    retriever = None
-    if feat_cfg.retrieval:
+    retriever = ranker = ranker_features = None
+    has_ranker = (folder / "ranker.json").is_file()
+    if feat_cfg.retrieval or has_ranker:
         memory = folder / "memory.jsonl"
         if not memory.is_file():
             raise ArtifactError(f"{memory} is missing (the model retrieves from it). Rebuild with: {REBUILD}")
-        retriever = Retriever(read_memory(memory))
-    return Bundle(folder, model, Featurizer(feat_cfg, retriever), src_vocab, tgt_vocab, config, manifest)
+        examples = read_memory(memory)
+        retriever = Retriever(examples)
+        if has_ranker:
+            try:
+                ranker = Ranker.load(folder / "ranker.json")
+            except (ValueError, KeyError, TypeError) as err:
+                raise ArtifactError(f"{folder / 'ranker.json'} cannot be used: {err}. Rebuild with: {REBUILD}") from None
+            ranker_features = FeatureMaker(examples)
+    featurizer = Featurizer(feat_cfg, retriever if feat_cfg.retrieval else None)
+    return Bundle(folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, ranker, ranker_features,
+                  retriever)

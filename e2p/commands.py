@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .errors import E2PError
 
+RERANKS = ("score", "parse", "run", "ranker")  # e2p.generator.RERANKS, without importing torch for --help
+
 DEFAULT_DATA = "../shared/data/english_python_data.txt"
 
 
@@ -46,8 +48,9 @@ def _decoding_options(p) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--max-len", type=int, default=None, help="most code tokens to generate")
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
-    p.add_argument("--rerank", choices=["score", "parse", "run"], default=None,
-                   help="order candidates by score only, parsing first, or running cleanly first")
+    p.add_argument("--rerank", choices=list(RERANKS), default=None,
+                   help="order candidates by score only, parsing first, running cleanly first, or by the "
+                        "learned ranker (first that runs); default: the artifact's")
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="where no candidate parses, keep the model's output instead of the nearest train example's code")
     p.add_argument("--pool", type=int, default=None,

@@ -13,6 +13,7 @@ from .artifacts import git_commit, sha256_file, write_manifest, write_memory
 from .decoding import DecodeSettings
 from .evaluation import as_json, describe, evaluate_systems, model_codes, retrieval_codes, table
 from .metrics import profile_references
+from .ranking import fit_ranker
 from .training import Prepared, TrainConfig, save_weights
 
 
@@ -35,8 +36,13 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
     save_weights(model, out / "weights.safetensors", dtype=torch.float16)
     prep.src_vocab.save(out / "src_vocab.json")
     prep.tgt_vocab.save(out / "tgt_vocab.json")
-    if cfg.retrieval:
+    if cfg.retrieval or cfg.rerank == "ranker":
         write_memory(out / "memory.jsonl", prep.train)
+    if cfg.rerank == "ranker":
+        log("fitting the ranker on the train split")
+        ranker = fit_ranker(prep.train, k=max(2, cfg.pool))
+        ranker.model_offset = cfg.model_offset
+        ranker.save(out / "ranker.json")
     config = {"model": model.config.to_dict(), "features": cfg.feature_config().to_dict(),
               "train": asdict(cfg), "decoding": asdict(decoding), "rerank": cfg.rerank, "pool": cfg.pool}
     (out / "config.json").write_text(json.dumps(config, indent=2))

@@ -18,13 +18,15 @@ from .artifacts import Bundle, load_bundle
 from .decoding import DecodeSettings, decode, score_targets
 from .errors import E2PError
 from .formatting import format_code, syntax_error
+from .edit import adapt_literals
 from .placeholders import restore_code
+from .ranking import ASKS_FOR_INPUT
 from .sandbox import run_code
 from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
 
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
-RERANKS = ("score", "parse", "run")
+RERANKS = ("score", "parse", "run", "ranker")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ class Candidate:
     score: float  # the model's length-normalised log-probability of this code
     parses: bool
     runs: bool | None  # None where it was not run
-    origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model
+    origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model;
+    # "edited": a train example's code with this prompt's values put in (e2p.edit)
+    value: float | None = None  # the ranker's score (rerank="ranker")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class GenerationResult:
     settings: DecodeSettings | None = None
     warnings: list[str] = field(default_factory=list)
     neighbour_prompt: str | None = None
+    tokens_are_code: bool = True  # False where the code is the fallback, not what tgt_tokens spell
 
 
 class Generator:
@@ -103,14 +108,21 @@ class Generator:
                       pad_id=Vocab.pad_id, unk_id=Vocab.unk_id, banned_ids=tuple(unfilled))
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
         origins = ["model"] * len(hyps)
-        if pool and b.featurizer.retriever is not None:
-            found = [ex for ex, _ in b.featurizer.retriever.nearest(prompt, pool)]
-            targets = [b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len] for ex in found]
+        values = None
+        if pool and b.retriever is not None:
+            found = b.retriever.nearest(prompt, pool)
+            edited = [(replace(ex, code=code), sim, rank) for rank, (ex, sim) in enumerate(found)
+                      if (code := adapt_literals(prompt, ex)) is not None]
+            targets = [b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len]
+                       for ex, *_ in found + edited]
+            n_model = len(hyps)
             hyps += score_targets(b.model, src_ids, targets, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
                                   pad_id=Vocab.pad_id, length_penalty=settings.length_penalty)
-            codes += [ex.code for ex in found]
-            origins += ["retrieval"] * len(found)
-        ranked = self._rank(hyps, codes, origins, rerank)
+            codes += [ex.code for ex, *_ in found + edited]
+            origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
+            if rerank == "ranker" and b.ranker is not None and found:
+                values = self._values(prompt, codes[:n_model], found, edited)
+        ranked = self._rank(prompt, hyps, codes, origins, rerank, values)
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
         if fallback and not best_cand.parses and source.neighbour is not None:
@@ -142,16 +154,48 @@ class Generator:
             settings=settings,
             warnings=warnings,
             neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
+            tokens_are_code=best_code == best_cand.code,
         )
 
+    def _values(self, prompt: str, model_codes: list[str], found, edited) -> list[float]:
+        """The ranker's score of every candidate, in candidate order (model, retrieved, edited)."""
+        b = self.bundle
+        top, best = found[0][0], found[0][1]
+        hits = ([(replace(top, code=code), best) for code in model_codes] + list(found)
+                + [(ex, sim) for ex, sim, _ in edited])
+        ranks = [0] * len(model_codes) + list(range(len(found))) + [rank for *_, rank in edited]
+        scores = b.ranker.scores(b.ranker_features.rows(prompt, hits, ranks=ranks, best=best))
+        offsets = [b.ranker.model_offset] * len(model_codes) + [0.0] * (len(found) + len(edited))
+        return [float(v + o) for v, o in zip(scores, offsets)]
+
     @staticmethod
-    def _rank(hyps, codes, origins, rerank: str):
-        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks."""
+    def _rank(prompt, hyps, codes, origins, rerank: str, values=None):
+        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks.
+
+        "ranker": by the ranker's value, the first candidate that parses and runs cleanly (or
+        reads input the prompt asks for) going first; only candidates up to it are run."""
+        if rerank == "ranker" and values is not None:
+            asks_input = bool(ASKS_FOR_INPUT.search(prompt))
+            order = sorted(range(len(hyps)), key=lambda i: (syntax_error(codes[i]) is not None, -values[i]))
+            rows, chosen = [], None
+            for i in order:
+                parses = syntax_error(codes[i]) is None
+                runs = None
+                if chosen is None and parses:
+                    if asks_input and "input(" in codes[i]:
+                        chosen = len(rows)
+                    else:
+                        runs = run_code(codes[i], timeout=2.0).ok
+                        chosen = len(rows) if runs else None
+                rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses, runs, origins[i], values[i])))
+            if chosen:
+                rows.insert(0, rows.pop(chosen))
+            return rows
         rows = []
         for h, code, origin in zip(hyps, codes, origins):
             parses = syntax_error(code) is None
             runs = None
-            if rerank == "run" and parses:
+            if rerank in ("run", "ranker") and parses:  # "ranker" without a ranker file: like "run"
                 runs = run_code(code, timeout=2.0).ok
             rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
         if rerank == "score":

@@ -77,6 +77,7 @@ class TrainConfig:
     beam_size: int = 5
     rerank: str = "run"  # candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
+    model_offset: float = 0.0  # rerank="ranker": bonus for the model's own output (chosen on valid)
 
     def model_config(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:
         return ModelConfig(

@@ -5,7 +5,7 @@ set -euo pipefail
 DATA=${1:-../shared/data/english_python_data.txt}
 RUNS=(ablate_full ablate_no_copy ablate_no_retrieval ablate_augment)
 for name in "${RUNS[@]}"; do
-  python -m train --data "$DATA" --config "$name" --out "runs/$name/artifact" --no-eval --quiet
+  python -m train --data "$DATA" --config "$name" --out "runs/$name/artifact" --no-eval --quiet --fresh
 done
 for name in "${RUNS[@]}"; do
   python -m e2p evaluate --data "$DATA" --split valid --artifacts "runs/$name/artifact" \

@@ -1,0 +1,47 @@
+"""Retrieve-and-edit by rule: put this prompt's values where a retrieved program used its own.
+
+A train program answering "print the sum of 3 and 4" holds 3 and 4; asked for "the sum of 15 and
+27", the same program with 15 and 27 answers it. The prompts' numbers, quoted strings and
+identifier-like names are matched kind by kind, in order of mention, through the same
+placeholders the model uses; a kind is edited only when both prompts name the same number of
+values and the program uses every one of its prompt's values of that kind (so "divisible by 7
+and 5" never maps onto a program that only uses 7), and an edit that does not compile is dropped.
+"""
+
+from __future__ import annotations
+
+from .corpus import Example, compiles
+from .placeholders import Slots, abstract_code, abstract_prompt, restore_code
+from .tokenizers import code_tokens, decode_code
+
+
+def _matched(ours: Slots, theirs: Slots) -> tuple[Slots, Slots]:
+    """Keep only the kinds both prompts hold equally many values of, and that differ."""
+    keep_ours, keep_theirs = Slots(), Slots()
+    for kind in ("numbers", "strings", "names"):
+        a, b = getattr(ours, kind), getattr(theirs, kind)
+        if a and len(a) == len(b) and a != b:
+            setattr(keep_ours, kind, list(a))
+            setattr(keep_theirs, kind, list(b))
+    return keep_ours, keep_theirs
+
+
+def _uses_all(tokens: list[str], theirs: Slots, kind: str) -> bool:
+    only = Slots(**{kind: getattr(theirs, kind)})
+    placeholders = set(only.mapping())
+    return placeholders <= set(abstract_code(tokens, only))
+
+
+def adapt_literals(prompt: str, example: Example) -> str | None:
+    """`example.code` with its prompt's values replaced by `prompt`'s; None where nothing changes."""
+    ours, theirs = _matched(abstract_prompt(prompt)[1], abstract_prompt(example.prompt)[1])
+    tokens = code_tokens(example.code)
+    for kind in ("numbers", "strings", "names"):
+        if getattr(theirs, kind) and not _uses_all(tokens, theirs, kind):
+            setattr(theirs, kind, [])
+            setattr(ours, kind, [])
+    if not theirs:
+        return None
+    abstract = abstract_code(tokens, theirs)
+    code = decode_code(restore_code(abstract, ours))
+    return code if compiles(code) and code.strip() != example.code.strip() else None

@@ -1,0 +1,169 @@
+"""A learned choice among the nearest train programs: which one best answers this prompt?
+
+TF-IDF similarity alone picks the program whose *prompt* reads most alike; the ranker adds what
+the candidate's *code* says (does it define the function the prompt asks for, use the prompt's
+words and numbers, read input the prompt never mentions) and how the prompts differ. It is a
+linear model, fitted on the train split only: every train prompt retrieves its neighbours among
+the other train examples (never its own prompt key, as at test time), and the target is each
+neighbour's sentence BLEU against the prompt's own code, centred per prompt. Its weights are a
+small JSON file beside the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+
+from .corpus import Example
+from .retrieval import Retriever
+
+FEATURES = (
+    "similarity",  # the retriever's word TF-IDF cosine between the prompts
+    "char_similarity",  # character n-gram cosine: robust to typos ("funtion", "wrtie")
+    "log_rank",
+    "gap_to_best",  # similarity minus the best candidate's
+    "prompt_words_in_code",  # idf-weighted share of the prompt's words found in the code
+    "prompt_words_in_its_prompt",  # ... found in the candidate's own prompt
+    "its_prompt_words_in_prompt",  # the candidate prompt's words found in ours (extra asks)
+    "log_code_chars",
+    "function_agrees",  # the prompt asks for a function exactly when the code defines one
+    "class_agrees",
+    "print_agrees",  # the prompt says print and the code prints
+    "input_agrees",  # the prompt mentions user input exactly when the code reads it
+    "prompt_numbers_in_code",
+    "reads_input",
+    "defines_function",
+    "returns",
+)
+_STOP = set(
+    "write a an the python program function to that which and of in given for is are be it its by "
+    "with from as on this code using please print return find create define into all each".split()
+)
+_CAMEL = re.compile(r"([a-z])([A-Z])")
+_NUMBER = re.compile(r"\d+")
+ASKS_FOR_INPUT = re.compile(
+    r"\b(input|inputs|user|enter|entered|accept|accepts|read|reads|console|keyboard|stdin)\b", re.I
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "s", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased, stemmed words of prose or code (identifiers split at _ and camelCase)."""
+    text = _CAMEL.sub(r"\1 \2", text)
+    return {_stem(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 1}
+
+
+class FeatureMaker:
+    """Turns (prompt, retrieved neighbours) into one feature row per neighbour."""
+
+    def __init__(self, memory: list[Example]):
+        self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
+        self.char.fit(ex.prompt for ex in memory)
+        counts = Counter()
+        for ex in memory:
+            counts.update(content_words(ex.prompt) | content_words(ex.code))
+        self.n = len(memory)
+        self.counts = counts
+
+    def _idf(self, word: str) -> float:
+        return math.log((self.n + 1) / (1 + self.counts[word]))
+
+    def _covered(self, words: set[str], by: set[str]) -> float:
+        total = sum(self._idf(w) for w in words)
+        return sum(self._idf(w) for w in words & by) / total if total else 0.0
+
+    def rows(self, prompt: str, hits: list[tuple[Example, float]], ranks: list[int] | None = None,
+             best: float | None = None) -> np.ndarray:
+        """`hits`: (example, similarity) best first; `ranks`/`best` where rows are scored apart
+        from the retrieved list (an edited neighbour keeps its neighbour's rank)."""
+        low = prompt.lower()
+        words = content_words(prompt)
+        numbers = set(_NUMBER.findall(prompt))
+        asks_input = bool(ASKS_FOR_INPUT.search(prompt))
+        char_sims = (self.char.transform([ex.prompt for ex, _ in hits]) @ self.char.transform([prompt]).T)
+        char_sims = char_sims.toarray().ravel()
+        best = hits[0][1] if best is None else best
+        ranks = range(len(hits)) if ranks is None else ranks
+        out = []
+        for rank, (ex, sim), char_sim in zip(ranks, hits, char_sims):
+            code = ex.code
+            its_words = content_words(ex.prompt)
+            reads_input = "input(" in code
+            defines = "def " in code
+            out.append([
+                sim, char_sim, math.log1p(rank), sim - best,
+                self._covered(words, content_words(code)),
+                self._covered(words, its_words),
+                self._covered(its_words, words),
+                math.log1p(len(code)),
+                float(("function" in low) == defines),
+                float(("class" in low) == ("class " in code)),
+                float("print" in low and "print" in code),
+                float(asks_input == reads_input),
+                len(numbers & set(_NUMBER.findall(code))) / len(numbers) if numbers else 0.0,
+                float(reads_input), float(defines), float("return" in code),
+            ])
+        return np.asarray(out, dtype=np.float64).reshape(len(hits), len(FEATURES))
+
+
+@dataclass
+class Ranker:
+    """Linear scores over FEATURES; `k` neighbours are ranked per prompt."""
+
+    weights: list[float]
+    bias: float
+    k: int = 10
+    fitted_on: int = 0  # train prompts used
+    # Added to the score of the model's own output, which the train split cannot judge fairly
+    # (the model learnt those prompts): chosen on the valid split.
+    model_offset: float = 0.0
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return rows @ np.asarray(self.weights) + self.bias
+
+    def save(self, path: str | Path) -> None:
+        data = {"features": list(FEATURES), "weights": self.weights, "bias": self.bias, "k": self.k,
+                "fitted_on": self.fitted_on, "model_offset": self.model_offset}
+        Path(path).write_text(json.dumps(data, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Ranker":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if list(data.get("features", [])) != list(FEATURES) or len(data["weights"]) != len(FEATURES):
+            raise ValueError(f"{path} was fitted on other features than this version computes")
+        return cls(weights=[float(w) for w in data["weights"]], bias=float(data["bias"]), k=int(data["k"]),
+                   fitted_on=int(data.get("fitted_on", 0)), model_offset=float(data.get("model_offset", 0.0)))
+
+
+def fit_ranker(train: list[Example], k: int = 10, alpha: float = 1.0) -> Ranker:
+    """Fit on the train split: each prompt ranks its k neighbours among the other train prompts."""
+    from .metrics import sentence_bleu
+
+    retriever = Retriever(train)
+    maker = FeatureMaker(train)
+    xs, ys = [], []
+    for ex in train:
+        hits = retriever.nearest(ex.prompt, k, exclude_key=ex.key)
+        if len(hits) < 2:
+            continue
+        bleus = np.array([sentence_bleu(h.code, ex.code) for h, _ in hits])
+        xs.append(maker.rows(ex.prompt, hits))
+        ys.append(bleus - bleus.mean())
+    if not xs:
+        raise ValueError("too few train examples to fit a ranker")
+    model = Ridge(alpha=alpha).fit(np.concatenate(xs), np.concatenate(ys))
+    return Ranker(weights=[float(w) for w in model.coef_], bias=float(model.intercept_), k=k, fitted_on=len(xs))

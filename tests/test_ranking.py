@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+
+from e2p.corpus import Example
+from e2p.ranking import FEATURES, FeatureMaker, Ranker, content_words, fit_ranker
+from e2p.retrieval import Retriever
+
+MEMORY = [
+    Example("write a python function to add two numbers", "def add(a, b):\n    return a + b\n", 1),
+    Example("write a python program to add two numbers", "a = 1\nb = 2\nprint(a + b)\n", 4),
+    Example("write a program to read a number from the user and print its square",
+            "n = int(input())\nprint(n * n)\n", 7),
+    Example("write a python function to reverse a string", "def reverse(s):\n    return s[::-1]\n", 10),
+    Example("write a program to print the numbers from 1 to 10", "for i in range(1, 11):\n    print(i)\n", 13),
+    Example("write a python class with a method that greets", "class Greeter:\n    def hi(self):\n        print('hi')\n", 16),
+]
+
+
+def test_content_words_split_identifiers_and_drop_filler():
+    assert content_words("def reverseString(my_text): return my_text[::-1]") >= {"reverse", "str", "my", "text"}  # stemmed: string -> str
+    assert "python" not in content_words("write a python program")
+
+
+def test_feature_rows_describe_what_the_code_does():
+    maker = FeatureMaker(MEMORY)
+    hits = Retriever(MEMORY).nearest("write a python function to add two numbers", 3)
+    rows = maker.rows("write a python function to add two numbers", hits)
+    assert rows.shape == (3, len(FEATURES))
+    col = {name: i for i, name in enumerate(FEATURES)}
+    by_code = {ex.code: row for (ex, _), row in zip(hits, rows)}
+    function, program = by_code[MEMORY[0].code], by_code[MEMORY[1].code]
+    assert function[col["function_agrees"]] == 1 and program[col["function_agrees"]] == 0
+    assert function[col["defines_function"]] == 1 and function[col["returns"]] == 1
+    assert rows[0, col["gap_to_best"]] == 0 and np.all(rows[:, col["gap_to_best"]] <= 0)
+
+
+def test_a_prompt_that_asks_for_input_agrees_with_code_that_reads_it():
+    maker = FeatureMaker(MEMORY)
+    prompt = "write a program that reads a number from the user and prints its square"
+    hits = [(MEMORY[2], 0.5), (MEMORY[4], 0.4)]
+    rows = maker.rows(prompt, hits)
+    col = FEATURES.index("input_agrees")
+    assert rows[0, col] == 1 and rows[1, col] == 0
+
+
+def test_ranker_round_trips_and_refuses_other_features(tmp_path):
+    ranker = Ranker(weights=[0.5] * len(FEATURES), bias=1.0, k=4, fitted_on=9, model_offset=-2.0)
+    ranker.save(tmp_path / "ranker.json")
+    assert Ranker.load(tmp_path / "ranker.json") == ranker
+    data = json.loads((tmp_path / "ranker.json").read_text())
+    data["features"] = data["features"][:-1]
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="other features"):
+        Ranker.load(tmp_path / "bad.json")
+
+
+def test_fit_ranker_learns_from_the_train_split_only():
+    ranker = fit_ranker(MEMORY, k=3)
+    assert ranker.k == 3 and ranker.fitted_on == len(MEMORY)
+    assert len(ranker.weights) == len(FEATURES) and all(np.isfinite(ranker.weights))
+    rows = FeatureMaker(MEMORY).rows("add two numbers", Retriever(MEMORY).nearest("add two numbers", 3))
+    assert ranker.scores(rows).shape == (3,)
+
+
+def test_the_cli_offers_every_rerank_the_generator_knows():
+    from e2p import commands, generator
+
+    assert commands.RERANKS == generator.RERANKS
