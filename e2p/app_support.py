@@ -460,6 +460,7 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
             "copy placeholders for numbers, strings and names" if feats.get("copy") else "",
             "nearest training example appended (retrieve and edit)" if feats.get("retrieval") else "",
         ) if x) or "prompt only"),
+        ("answer", answer_rule(config)),
         ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, "
                     f"code ≤ {feats.get('max_tgt', '?')}"),
         ("training", f"{manifest.get('epochs', '?')} epochs (best {manifest.get('best_epoch', '?')}), "
@@ -472,6 +473,19 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
         ("created", str(manifest.get("created") or "unknown")),
     ]
     return rows
+
+
+def answer_rule(config: dict) -> str:
+    """How the shipped decoding picks the code it shows, in one line."""
+    dec = config.get("decoding", {})
+    search = f"beam {dec.get('beam_size', '?')}" if dec.get("strategy") == "beam" else dec.get("strategy", "greedy")
+    rerank, pool = config.get("rerank", "parse"), config.get("pool", 0)
+    if rerank == "ranker":
+        return (f"{search} output + the {pool} nearest training programs (and those with the prompt's "
+                "values put in), ordered by a ranker fitted on the train split; the first that parses "
+                "and runs cleanly wins")
+    tail = f" + the {pool} nearest training programs" if pool else ""
+    return f"{search}{tail}, rerank {rerank}"
 
 
 def rebuild_command() -> str:

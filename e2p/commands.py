@@ -53,6 +53,8 @@ def _decoding_options(p) -> None:
                         "learned ranker (first that runs); default: the artifact's")
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="where no candidate parses, keep the model's output instead of the nearest train example's code")
+    p.add_argument("--no-edit", dest="edit", action="store_false",
+                   help="do not add the retrieved programs with this prompt's values put in as candidates")
     p.add_argument("--pool", type=int, default=None,
                    help="also rank the code of the N nearest train examples, scored by the model (default: the artifact's)")
 
@@ -86,7 +88,7 @@ def _generate(args) -> None:
     settings = settings_from_args(args, generator)
     if args.batch is None:
         result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False, pool=args.pool,
-                                    fallback=args.fallback)
+                                    fallback=args.fallback, edit=args.edit)
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
         print(result.formatted.rstrip("\n"))
@@ -101,7 +103,7 @@ def _generate(args) -> None:
             continue
         try:
             r = generator.generate(line, settings, rerank=args.rerank, attention=False, pool=args.pool,
-                                   fallback=args.fallback)
+                                   fallback=args.fallback, edit=args.edit)
             row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "seconds": round(r.seconds, 4)}
             if r.warnings:
                 row["warnings"] = r.warnings
@@ -135,8 +137,10 @@ def _evaluate(args) -> None:
         print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
         if not args.fallback:
             label += ", no fallback"
+        if not args.edit:
+            label += ", no edits"
         systems[name] = (model_codes(generator, examples, settings, rerank, pool=pool,
-                                     progress=sys.stderr.isatty(), fallback=args.fallback), label)
+                                     progress=sys.stderr.isatty(), fallback=args.fallback, edit=args.edit), label)
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(examples, systems)
     print(table(results))

@@ -21,13 +21,13 @@ class SystemResult:
 
 
 def model_codes(generator, examples: list[Example], settings: DecodeSettings, rerank: str,
-                pool: int = 0, progress: bool = False, fallback: bool = True) -> list[str]:
+                pool: int = 0, progress: bool = False, fallback: bool = True, edit: bool = True) -> list[str]:
     from tqdm import tqdm
 
     out = []
     for ex in tqdm(examples, desc="generating", disable=not progress, leave=False, mininterval=5):
         out.append(generator.generate(ex.prompt, settings, rerank=rerank, attention=False, pool=pool,
-                                      fallback=fallback).code)
+                                      fallback=fallback, edit=edit).code)
     return out
 
 

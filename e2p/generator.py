@@ -75,9 +75,11 @@ class Generator:
         return self.bundle.model
 
     def generate(self, prompt: str, settings: DecodeSettings | None = None, rerank: str | None = None,
-                 attention: bool = True, pool: int | None = None, fallback: bool = True) -> GenerationResult:
+                 attention: bool = True, pool: int | None = None, fallback: bool = True,
+                 edit: bool = True) -> GenerationResult:
         """`pool`: also rank the code of the `pool` nearest train examples, scored by the model.
-        `fallback`: where no candidate parses, return the nearest train example's code instead."""
+        `fallback`: where no candidate parses, return the nearest train example's code instead.
+        `edit`: also rank the pooled programs with this prompt's values put in (e2p.edit)."""
         started = time.perf_counter()
         settings = settings or self.default_settings
         rerank = rerank or self.default_rerank
@@ -112,7 +114,7 @@ class Generator:
         if pool and b.retriever is not None:
             found = b.retriever.nearest(prompt, pool)
             edited = [(replace(ex, code=code), sim, rank) for rank, (ex, sim) in enumerate(found)
-                      if (code := adapt_literals(prompt, ex)) is not None]
+                      if edit and (code := adapt_literals(prompt, ex)) is not None]
             targets = [b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len]
                        for ex, *_ in found + edited]
             n_model = len(hyps)

@@ -75,6 +75,9 @@ def test_generate_cli(tiny_artifacts, tmp_path):
                    "--artifacts", str(tiny_artifacts), "--beam", "2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
+    proc = run_cli("e2p", "generate", "write a python program to print the product of 123 and 456",
+                   "--artifacts", str(tiny_artifacts), "--rerank", "ranker", "--pool", "3", "--no-edit")
+    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("write a python function to add 1 and 2\n\n😀 日本語 print\n" + "add " * 3000 + "\n")
     proc = run_cli("e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts), "--beam", "1")
