@@ -20,7 +20,7 @@ from .errors import E2PError
 from .formatting import format_code, syntax_error
 from .edit import adapt_literals
 from .placeholders import restore_code
-from .ranking import ASKS_FOR_INPUT
+from .ranking import ASKS_FOR_INPUT, fits_request
 from .sandbox import run_code
 from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
@@ -174,11 +174,13 @@ class Generator:
     def _rank(prompt, hyps, codes, origins, rerank: str, values=None):
         """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks.
 
-        "ranker": by the ranker's value, the first candidate that parses and runs cleanly (or
-        reads input the prompt asks for) going first; only candidates up to it are run."""
+        "ranker": by the ranker's value, code that defines a function first where the prompt asks
+        for one; the first candidate in that order that parses and runs cleanly (or reads input
+        the prompt asks for) goes first. Only candidates up to it are run."""
         if rerank == "ranker" and values is not None:
             asks_input = bool(ASKS_FOR_INPUT.search(prompt))
-            order = sorted(range(len(hyps)), key=lambda i: (syntax_error(codes[i]) is not None, -values[i]))
+            order = sorted(range(len(hyps)), key=lambda i: (syntax_error(codes[i]) is not None,
+                                                            not fits_request(prompt, codes[i]), -values[i]))
             rows, chosen = [], None
             for i in order:
                 parses = syntax_error(codes[i]) is None

@@ -54,6 +54,15 @@ ASKS_FOR_INPUT = re.compile(
 )
 
 
+_FUNCTION = re.compile(r"\bfunctions?\b", re.I)
+_DEFINES = re.compile(r"^\s*(async\s+)?def \w|^\s*\w+\s*=\s*lambda\b", re.M)
+
+
+def fits_request(prompt: str, code: str) -> bool:
+    """False where the prompt asks for a function and the code defines none (nor a lambda)."""
+    return not _FUNCTION.search(prompt) or bool(_DEFINES.search(code))
+
+
 def _stem(word: str) -> str:
     for suffix in ("ing", "es", "s", "ed"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:

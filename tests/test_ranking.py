@@ -68,3 +68,12 @@ def test_the_cli_offers_every_rerank_the_generator_knows():
     from e2p import commands, generator
 
     assert commands.RERANKS == generator.RERANKS
+
+
+def test_a_prompt_asking_for_a_function_is_answered_with_one():
+    from e2p.ranking import fits_request
+
+    assert fits_request("write a python function to add", "def add(a, b):\n    return a + b\n")
+    assert fits_request("Write a Function to add", "add = lambda a, b: a + b\n")
+    assert not fits_request("write a python function to add two numbers", "print(1 + 2)\n")
+    assert fits_request("write a program to add two numbers", "print(1 + 2)\n")
