@@ -78,8 +78,11 @@ def test_an_augmented_example_never_retrieves_its_original():
 
 @pytest.mark.slow
 def test_every_augmented_corpus_example_keeps_its_meaning(full_corpus):
+    import warnings
+
     train = full_corpus.split("train")
-    out = augment_examples(train, copies=1, seed=0)
-    assert len(out) > len(train) // 2
-    for ex in out:
-        assert compiles(ex.code)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the corpus's own code trips SyntaxWarnings
+        out = augment_examples(train, copies=1, seed=0)
+        assert len(out) > len(train) // 2
+        assert all(compiles(ex.code) for ex in out)
