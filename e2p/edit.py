@@ -6,9 +6,14 @@ identifier-like names are matched kind by kind, in order of mention, through the
 placeholders the model uses; a kind is edited only when both prompts name the same number of
 values and the program uses every one of its prompt's values of that kind (so "divisible by 7
 and 5" never maps onto a program that only uses 7), and an edit that does not compile is dropped.
+
+Programs that name their inputs at the top (`num = 407`) get the prompt's values there too
+(`fill_inputs`), where the prompt names as many values of that kind as the program has inputs.
 """
 
 from __future__ import annotations
+
+import ast
 
 from .corpus import Example, compiles
 from .placeholders import Slots, abstract_code, abstract_prompt, restore_code
@@ -45,3 +50,43 @@ def adapt_literals(prompt: str, example: Example) -> str | None:
     abstract = abstract_code(tokens, theirs)
     code = decode_code(restore_code(abstract, ours))
     return code if compiles(code) and code.strip() != example.code.strip() else None
+
+
+def _input_constants(tree: ast.Module, kind: type) -> list[ast.Constant]:
+    """The program's named inputs: top-level `name = <literal>` of one kind, in order."""
+    found = []
+    for stmt in tree.body:
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Constant) and type(stmt.value.value) in _KINDS[kind]):
+            found.append(stmt.value)
+    return found
+
+
+_KINDS = {int: (int, float), str: (str,)}
+
+
+def fill_inputs(prompt: str, code: str) -> str | None:
+    """`code` with its named inputs (`num = 407`, `s = "hello"` at the top level) set to the
+    values the prompt names, in order, where the counts agree; None where nothing changes.
+
+    "check whether 29 is prime" and a program starting `num = 407` give `num = 29`."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    slots = abstract_prompt(prompt)[1]
+    lines = code.splitlines(keepends=True)
+    edits = []
+    for kind, values in ((int, slots.numbers), (str, slots.strings)):
+        constants = _input_constants(tree, kind)
+        if not values or len(values) != len(constants):
+            continue
+        for node, value in zip(constants, values):
+            if node.lineno != node.end_lineno:
+                return None
+            edits.append((node.lineno, node.col_offset, node.end_col_offset, value if kind is int else repr(value)))
+    for row, start, end, text in sorted(edits, reverse=True):
+        line = lines[row - 1]
+        lines[row - 1] = line[:start] + text + line[end:]
+    filled = "".join(lines)
+    return filled if filled != code and compiles(filled) else None

@@ -18,7 +18,7 @@ from .artifacts import Bundle, load_bundle
 from .decoding import DecodeSettings, decode, score_targets
 from .errors import E2PError
 from .formatting import format_code, syntax_error
-from .edit import adapt_literals
+from .edit import adapt_literals, fill_inputs
 from .placeholders import restore_code
 from .ranking import ASKS_FOR_INPUT, fits_request
 from .sandbox import run_code
@@ -114,7 +114,7 @@ class Generator:
         if pool and b.retriever is not None:
             found = b.retriever.nearest(prompt, pool)
             edited = [(replace(ex, code=code), sim, rank) for rank, (ex, sim) in enumerate(found)
-                      if edit and (code := adapt_literals(prompt, ex)) is not None]
+                      if edit and (code := adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)) is not None]
             targets = [b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len]
                        for ex, *_ in found + edited]
             n_model = len(hyps)

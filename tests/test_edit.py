@@ -30,3 +30,26 @@ def test_no_edit_where_the_values_do_not_line_up():
     assert adapt_literals("numbers divisible by 3 and 4", partial) is None
     # no values at all
     assert adapt_literals("print hello", Example("print hi", "print('hi')\n", 1)) is None
+
+
+def test_named_inputs_take_the_prompts_values():
+    from e2p.edit import fill_inputs
+
+    prime = "num = 407\nif num > 1:\n    print(num % 2 == 1)\n"
+    assert fill_inputs("write a program to check whether 29 is prime", prime).startswith("num = 29\n")
+    pair = "a = 3\nb = 4.5\nprint(a + b)\n"
+    assert fill_inputs("print the sum of 15 and 27", pair) == "a = 15\nb = 27\nprint(a + b)\n"
+    text = "s = 'abc'\nprint(s[::-1])\n"
+    assert fill_inputs('reverse the string "hello world"', text) == "s = 'hello world'\nprint(s[::-1])\n"
+
+
+def test_inputs_stay_where_the_counts_differ_or_nothing_changes():
+    from e2p.edit import fill_inputs
+
+    assert fill_inputs("print the sum of 15 and 27", "a = 3\nprint(a)\n") is None
+    assert fill_inputs("print the square", "num = 8\nprint(num ** 2)\n") is None
+    assert fill_inputs("print the square of 8", "num = 8\nprint(num ** 2)\n") is None
+    assert fill_inputs("print 5", "flag = True\nprint(flag)\n") is None  # booleans are not numbers
+    assert fill_inputs("print 5", "def f(:\n") is None
+    # only top-level names count: a constant inside a function is not an input
+    assert fill_inputs("print 5", "def f():\n    n = 3\n    return n\n") is None
