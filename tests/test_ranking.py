@@ -77,3 +77,31 @@ def test_a_prompt_asking_for_a_function_is_answered_with_one():
     assert fits_request("Write a Function to add", "add = lambda a, b: a + b\n")
     assert not fits_request("write a python function to add two numbers", "print(1 + 2)\n")
     assert fits_request("write a program to add two numbers", "print(1 + 2)\n")
+
+
+class _Hyp:
+    score = 0.0
+
+
+def _ranked(prompt, codes, values):
+    from e2p.generator import Generator
+
+    rows = Generator._rank(prompt, [_Hyp() for _ in codes], codes, ["retrieval"] * len(codes), "ranker", values)
+    return [cand for _, _, cand in rows]
+
+
+def test_ranker_order_asks_for_what_the_prompt_asks():
+    codes = ["print(2 * 3)\n", "def double(x):\n    return 2 * x\n", "def broken(:\n"]
+    ranked = _ranked("write a python function to double a number", codes, [5.0, 1.0, 9.0])
+    assert ranked[0].code == codes[1] and ranked[0].runs is True  # the function, though scored lower
+    assert ranked[-1].code == codes[2] and not ranked[-1].parses
+    assert [c.value for c in ranked] == [1.0, 5.0, 9.0]
+
+
+def test_code_that_reads_input_wins_only_where_the_prompt_asks_for_input():
+    codes = ["n = int(input())\nprint(2 * n)\n", "print(2)\n"]
+    asked = _ranked("read a number from the user and print its double", codes, [3.0, 1.0])
+    assert asked[0].code == codes[0] and asked[0].runs is None  # not run: stdin is closed there
+    unasked = _ranked("print double of a number", codes, [3.0, 1.0])
+    assert unasked[0].code == codes[1] and unasked[0].runs is True
+    assert unasked[1].runs is False  # tried first, failed on the closed stdin
