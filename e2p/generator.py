@@ -172,29 +172,9 @@ class Generator:
 
     @staticmethod
     def _rank(prompt, hyps, codes, origins, rerank: str, values=None):
-        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks.
-
-        "ranker": by the ranker's value, code that defines a function first where the prompt asks
-        for one; the first candidate in that order that parses and runs cleanly (or reads input
-        the prompt asks for) goes first. Only candidates up to it are run."""
+        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks."""
         if rerank == "ranker" and values is not None:
-            asks_input = bool(ASKS_FOR_INPUT.search(prompt))
-            order = sorted(range(len(hyps)), key=lambda i: (syntax_error(codes[i]) is not None,
-                                                            not fits_request(prompt, codes[i]), -values[i]))
-            rows, chosen = [], None
-            for i in order:
-                parses = syntax_error(codes[i]) is None
-                runs = None
-                if chosen is None and parses:
-                    if asks_input and "input(" in codes[i]:
-                        chosen = len(rows)
-                    else:
-                        runs = run_code(codes[i], timeout=2.0).ok
-                        chosen = len(rows) if runs else None
-                rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses, runs, origins[i], values[i])))
-            if chosen:
-                rows.insert(0, rows.pop(chosen))
-            return rows
+            return Generator._rank_by_values(prompt, hyps, codes, origins, values)
         rows = []
         for h, code, origin in zip(hyps, codes, origins):
             parses = syntax_error(code) is None
@@ -205,6 +185,28 @@ class Generator:
         if rerank == "score":
             return rows
         return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
+
+    @staticmethod
+    def _rank_by_values(prompt, hyps, codes, origins, values):
+        """By the ranker's value, code that defines a function first where the prompt asks for
+        one; the first candidate in that order that parses and runs cleanly (or reads input the
+        prompt asks for) goes first. Only candidates up to it are run."""
+        asks_input = bool(ASKS_FOR_INPUT.search(prompt))
+        parses = [syntax_error(code) is None for code in codes]
+        order = sorted(range(len(hyps)), key=lambda i: (not parses[i], not fits_request(prompt, codes[i]), -values[i]))
+        rows, chosen = [], None
+        for i in order:
+            runs = None
+            if chosen is None and parses[i]:
+                if asks_input and "input(" in codes[i]:
+                    chosen = len(rows)
+                else:
+                    runs = run_code(codes[i], timeout=2.0).ok
+                    chosen = len(rows) if runs else None
+            rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses[i], runs, origins[i], values[i])))
+        if chosen:
+            rows.insert(0, rows.pop(chosen))
+        return rows
 
 
 def set_threads(n: int = 1) -> None:
