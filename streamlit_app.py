@@ -29,7 +29,10 @@ RERANK_LABELS = {
     "run": "first that parses and runs (generated code only, in a sandbox)",
     "ranker": "learned ranker over the model's and the nearest training programs, first that runs",
 }
-SOURCE_LABELS = {"model": "model", "retrieval": "training example", "edited": "training example, edited"}
+SOURCE_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
+SOURCE_HELP = {"model": "written by the model",
+               "retrieval": "a training program, chosen by the ranker",
+               "edited": "a training program with this prompt's values put in, chosen by the ranker"}
 PERSIST = "page"  # widget values survive while their tab is not drawn
 STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:",
                 "fails": ":material/cancel:"}
@@ -172,7 +175,7 @@ def show_result(result) -> None:
     m2.metric("Tokens", len(result.tgt_tokens) - 1)
     probs = result.token_probs
     m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
-    m4.metric("Source", SOURCE_LABELS.get(result.source, result.source))
+    m4.metric("Source", SOURCE_LABELS.get(result.source, result.source), help=SOURCE_HELP.get(result.source))
     st.caption(sup.describe_settings(result.settings))
     st.subheader("Per-token confidence")
     if not result.tokens_are_code:
