@@ -19,10 +19,10 @@ import keyword
 import random
 import re
 import tokenize
-import warnings
 from dataclasses import replace
 
 from .corpus import Example
+from .metrics import parse_tree
 
 # Openings that ask for the same thing; a prompt starting with one may start with any other.
 OPENINGS = (
@@ -46,18 +46,9 @@ _KEEP = set(dir(builtins)) | set(keyword.kwlist) | {"self", "cls"}
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _parse(code: str) -> ast.Module | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.parse(code)
-    except Exception:  # SyntaxError, ValueError, RecursionError
-        return None
-
-
 def renamable_names(code: str, prompt: str = "") -> list[str]:
     """Variables and parameters `code` binds that can be renamed without changing its meaning."""
-    tree = _parse(code)
+    tree = parse_tree(code)
     if tree is None:
         return []
     bound, frozen = set(), set(_KEEP)
@@ -118,7 +109,7 @@ def rename_code(code: str, mapping: dict[str, str]) -> str | None:
         line = lines[row - 1]
         lines[row - 1] = line[:start] + mapping[tok.string] + line[end:]
     renamed = "".join(lines)
-    original, new = _parse(code), _parse(renamed)
+    original, new = parse_tree(code), parse_tree(renamed)
     if original is None or new is None:
         return None
     if ast.dump(_Renamer(mapping).visit(original)) != ast.dump(new):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 
 from .corpus import Example, compiles
+from .metrics import parse_tree
 from .placeholders import Slots, abstract_code, abstract_prompt, restore_code
 from .tokenizers import code_tokens, decode_code
 
@@ -52,6 +53,9 @@ def adapt_literals(prompt: str, example: Example) -> str | None:
     return code if compiles(code) and code.strip() != example.code.strip() else None
 
 
+_KINDS = {int: (int, float), str: (str,)}  # prompt value kind -> literal types it may replace
+
+
 def _input_constants(tree: ast.Module, kind: type) -> list[ast.Constant]:
     """The program's named inputs: top-level `name = <literal>` of one kind, in order."""
     found = []
@@ -62,17 +66,13 @@ def _input_constants(tree: ast.Module, kind: type) -> list[ast.Constant]:
     return found
 
 
-_KINDS = {int: (int, float), str: (str,)}
-
-
 def fill_inputs(prompt: str, code: str) -> str | None:
     """`code` with its named inputs (`num = 407`, `s = "hello"` at the top level) set to the
     values the prompt names, in order, where the counts agree; None where nothing changes.
 
     "check whether 29 is prime" and a program starting `num = 407` give `num = 29`."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError):
+    tree = parse_tree(code)
+    if tree is None:
         return None
     slots = abstract_prompt(prompt)[1]
     lines = code.splitlines(keepends=True)

@@ -20,7 +20,7 @@ from .errors import E2PError
 from .formatting import format_code, syntax_error
 from .edit import adapt_literals, fill_inputs
 from .placeholders import restore_code
-from .ranking import ASKS_FOR_INPUT, fits_request
+from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import run_code
 from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
@@ -198,7 +198,7 @@ class Generator:
         for i in order:
             runs = None
             if chosen is None and parses[i]:
-                if asks_input and "input(" in codes[i]:
+                if asks_input and reads_input(codes[i]):
                     chosen = len(rows)
                 else:
                     runs = run_code(codes[i], timeout=2.0).ok

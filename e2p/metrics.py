@@ -54,7 +54,8 @@ def sentence_bleu(hyp: str, ref: str) -> float:
     return sacrebleu.sentence_bleu(_joined(hyp), [_joined(ref)], tokenize="none").score
 
 
-def _parse(code: str) -> ast.Module | None:
+def parse_tree(code: str) -> ast.Module | None:
+    """The module's AST, or None where it does not parse; never warns, never raises."""
     try:
         # Quiet SyntaxWarning/DeprecationWarning (e.g. "\d"): noise here, and under
         # `-W error` they would turn into SyntaxErrors and change the figures.
@@ -66,12 +67,12 @@ def _parse(code: str) -> ast.Module | None:
 
 
 def parses(code: str) -> bool:
-    return _parse(code) is not None
+    return parse_tree(code) is not None
 
 
 def exact_match(hyp: str, ref: str) -> bool:
     """Same AST (so layout, comments and quote style do not matter)."""
-    hyp_tree, ref_tree = _parse(hyp), _parse(ref)
+    hyp_tree, ref_tree = parse_tree(hyp), parse_tree(ref)
     if hyp_tree is None or ref_tree is None:
         return False
     try:

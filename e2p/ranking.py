@@ -63,6 +63,10 @@ def fits_request(prompt: str, code: str) -> bool:
     return not _FUNCTION.search(prompt) or bool(_DEFINES.search(code))
 
 
+def reads_input(code: str) -> bool:
+    return "input(" in code
+
+
 def _stem(word: str) -> str:
     for suffix in ("ing", "es", "s", "ed"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
@@ -111,7 +115,7 @@ class FeatureMaker:
         for rank, (ex, sim), char_sim in zip(ranks, hits, char_sims):
             code = ex.code
             its_words = content_words(ex.prompt)
-            reads_input = "input(" in code
+            reads = reads_input(code)
             defines = "def " in code
             out.append([
                 sim, char_sim, math.log1p(rank), sim - best,
@@ -122,9 +126,9 @@ class FeatureMaker:
                 float(("function" in low) == defines),
                 float(("class" in low) == ("class " in code)),
                 float("print" in low and "print" in code),
-                float(asks_input == reads_input),
+                float(asks_input == reads),
                 len(numbers & set(_NUMBER.findall(code))) / len(numbers) if numbers else 0.0,
-                float(reads_input), float(defines), float("return" in code),
+                float(reads), float(defines), float("return" in code),
             ])
         return np.asarray(out, dtype=np.float64).reshape(len(hits), len(FEATURES))
 
