@@ -4,30 +4,35 @@
 
 Layout and widgets only: every value shown is computed by the `e2p` package
 (`e2p.generator`, `e2p.figures`, `e2p.formatting`, `e2p.app_support`).
-Nothing a user types is executed: prompts only go through the model.
+A prompt is never run as code; to choose an answer, candidate programs may be run in the
+bubblewrap sandbox of `e2p.sandbox` (never outside it). Any exception becomes one plain
+sentence on the page and a log line with its traceback on the server.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
 from e2p import app_support as sup
-from e2p.errors import E2PError
 from e2p.figures import (attention_heatmap, axis_labels, head_grid, metrics_bar,
                          prompt_attention_html, training_curves)
 from e2p.formatting import confidence_html, diff_html
 from e2p.generator import Generator, set_threads
+from e2p.sandbox import describe_limits, sandbox_status
 
 APP_DIR = Path(__file__).resolve().parent
 VIEWS = ("Generate", "Attention", "Samples", "Model")
 RERANK_LABELS = {
     "score": "model score",
     "parse": "first candidate that parses",
-    "run": "first that parses and runs (generated code only, in a sandbox)",
-    "ranker": "learned ranker over the model's and the nearest training programs, first that runs",
+    "run": "first that parses and runs cleanly (run in the sandbox)",
+    "ranker": "learned ranker over the model's and the nearest training programs, first that runs "
+              "(run in the sandbox)",
 }
 SOURCE_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
 SOURCE_HELP = {"model": "written by the model",
@@ -37,6 +42,18 @@ PERSIST = "page"  # widget values survive while their tab is not drawn
 STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:",
                 "fails": ":material/cancel:"}
 STRATEGY_LABELS = {"greedy": "greedy", "beam": "beam search", "sample": "sampling"}
+log = logging.getLogger("e2p.app")
+
+
+@contextmanager
+def plain_errors(where: str):
+    """Any exception inside becomes one plain sentence on the page and a traceback in the log.
+    (Streamlit's own st.rerun / st.stop are BaseExceptions, not Exceptions: they pass.)"""
+    try:
+        yield
+    except Exception as err:
+        log.exception("e2p app: failure %s", where)
+        st.error(sup.error_sentence(err, where))
 
 
 # ---------------------------------------------------------------- loading (once per process)
@@ -91,8 +108,9 @@ def run_request(gen: Generator) -> None:
         )
         with st.spinner("Generating…"):
             result = gen.generate(prompt, settings, rerank=state.get("rerank", gen.default_rerank))
-    except E2PError as err:
-        state["notice"] = ("error", str(err))
+    except Exception as err:
+        log.exception("e2p app: generation failed")
+        state["notice"] = ("error", sup.error_sentence(err, "while generating"))
         return
     state["result"] = result
     for key in ("att_token", "att_start"):  # positions in the previous result
@@ -104,7 +122,7 @@ def run_request(gen: Generator) -> None:
 
 def artifact_error_page(folder: Path, err: Exception) -> None:
     st.title("e2p — the model could not be loaded")
-    st.error(str(err))
+    st.error(sup.error_sentence(err, "while loading the model"))
     st.markdown(f"The app reads its model from `{folder}` (set `{sup.ENV_FOLDER}` to use "
                 "another folder). Rebuild the artifacts from the repository root with:")
     st.code(sup.rebuild_command(), language="bash")
@@ -126,6 +144,11 @@ def generate_view(gen: Generator, folder: Path) -> None:
         col.button(text, key=f"example_{i}", on_click=request_generation, args=(text,),
                    width="stretch")
     prompt_form(gen)
+    status = sandbox_status()
+    unavailable = sup.execution_notice(status)
+    if unavailable:
+        st.info(unavailable)
+    st.caption(sup.execution_text(status, describe_limits()))
     notice = st.session_state.get("notice")
     if notice:
         (st.warning if notice[0] == "warning" else st.error)(notice[1])
@@ -215,6 +238,11 @@ def attention_view(gen: Generator, folder: Path) -> None:
 @st.fragment
 def attention_explorer(result) -> None:
     """Picker and figures; changing a widget here reruns only this fragment (no regeneration)."""
+    with plain_errors("in the Attention view"):
+        attention_widgets(result)
+
+
+def attention_widgets(result) -> None:
     kinds = list(sup.ATTENTION_KINDS)
     kind = st.radio("Attention", kinds, format_func=sup.ATTENTION_KINDS.get, horizontal=True,
                     key="att_kind", persist_state=PERSIST)
@@ -354,18 +382,20 @@ def main() -> None:
     folder = sup.artifact_folder(APP_DIR)
     try:
         gen = load_generator(str(folder), sup.folder_stamp(folder))
-    except E2PError as err:
+    except Exception as err:
+        log.exception("e2p app: loading the model from %s failed", folder)
         artifact_error_page(folder, err)
         return
-    run_request(gen)
-    header(gen)
-    # Stateful tabs: "Open its attention" can switch view, and only the open view is drawn
-    # (and sent to the browser); widget values persist while their view is hidden.
-    tabs = st.tabs(VIEWS, key="view", on_change="rerun")
-    for tab, draw in zip(tabs, (generate_view, attention_view, samples_view, model_view)):
-        if tab.open:
-            with tab:
-                draw(gen, folder)
+    with plain_errors("while drawing the page"):
+        run_request(gen)
+        header(gen)
+        # Stateful tabs: "Open its attention" can switch view, and only the open view is drawn
+        # (and sent to the browser); widget values persist while their view is hidden.
+        tabs = st.tabs(VIEWS, key="view", on_change="rerun")
+        for name, tab, draw in zip(VIEWS, tabs, (generate_view, attention_view, samples_view, model_view)):
+            if tab.open:
+                with tab, plain_errors(f"in the {name} view"):
+                    draw(gen, folder)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import numpy as np
 
 from .artifacts import REBUILD
 from .decoding import DecodeSettings
+from .errors import E2PError
 from .features import CODE, SEP
 from .figures import axis_labels
 
@@ -490,3 +491,34 @@ def answer_rule(config: dict) -> str:
 
 def rebuild_command() -> str:
     return REBUILD
+
+
+# ---------------------------------------------------------------- errors and what is run
+
+
+def error_sentence(err: BaseException, where: str = "") -> str:
+    """What the app shows for an exception: an E2PError's own message (it is written for users),
+    anything else one plain sentence with no internals (the traceback goes to the server's log)."""
+    if isinstance(err, E2PError):
+        return str(err)
+    where = f" {where}" if where else ""
+    return (f"Something went wrong{where}; the details are in the server's log. "
+            "Try again, or reload the page.")
+
+
+def execution_notice(status) -> str | None:
+    """The one line the app shows where programs cannot be run (a `sandbox.SandboxStatus`)."""
+    return None if status.available else f"Programs are not run: {status.reason}."
+
+
+def execution_text(status, limits: str) -> str:
+    """What the app runs, where and with which limits, for `sandbox.sandbox_status()` and
+    `sandbox.describe_limits()`."""
+    never = ("Your prompt itself is never run as code. \"Model score\" and \"first candidate that "
+             "parses\" run nothing.")
+    if not status.available:
+        return "No program is run on this server: answers are chosen without running anything. " + never
+    return ("To choose an answer, the other choices run candidate programs on this server: the "
+            "model's outputs and the nearest training programs, some with numbers and quoted values "
+            f"from your prompt put in as literals ({status.mode}). {limits[:1].upper()}{limits[1:]}; "
+            "each request gets at most 5 s of runs in all. " + never)

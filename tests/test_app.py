@@ -395,6 +395,124 @@ def test_missing_manifest_page(monkeypatch, tmp_path, artifacts):
     assert any("manifest.json is missing" in e.value for e in at.error)
 
 
+# ------------------------------------------------------------------ no tracebacks, ever
+
+
+def no_traceback(at) -> None:
+    """No exception element, and nothing on the page reads like Python internals."""
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(e.value for kind in ("error", "warning", "info", "caption", "markdown")
+                     for e in getattr(at, kind))
+    assert "Traceback" not in shown and 'File "' not in shown
+
+
+def test_error_details_are_hidden_from_visitors():
+    import tomllib
+
+    from streamlit.config import ShowErrorDetailsConfigOptions
+
+    config = tomllib.loads((REPO / ".streamlit/config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == ShowErrorDetailsConfigOptions.NONE.value
+
+
+def test_corrupt_memory_line_page(monkeypatch, tmp_path, artifacts):
+    from e2p.artifacts import sha256_file
+
+    copy = tmp_path / "artifacts"
+    shutil.copytree(artifacts, copy)
+    memory = copy / "memory.jsonl"
+    memory.write_text(memory.read_text(encoding="utf-8") + '{"prompt": "broken\n', encoding="utf-8")
+    at = _error_page(monkeypatch, copy)
+    no_traceback(at)
+    assert any("memory.jsonl is corrupt" in e.value for e in at.error)
+    # the same line with a manifest that vouches for it: the loader still names the file
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["memory.jsonl"] = sha256_file(memory)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    at = _error_page(monkeypatch, copy)
+    no_traceback(at)
+    assert at.error and not any("JSONDecodeError" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\x00", "write a python function to add \x00 and 3",
+                                    "add 3 and 4 " * 2000])
+def test_bad_prompts_show_no_traceback(app, prompt):
+    generate(app, prompt, strategy="greedy", max_len=16)
+    no_traceback(app)
+    if prompt.strip():
+        assert app.session_state["result"].code
+    else:
+        assert any("type a description" in w.value for w in app.warning)
+
+
+def test_unexpected_error_while_generating_is_one_sentence(app, monkeypatch, caplog):
+    from e2p.generator import Generator
+
+    def broken(*args, **kwargs):
+        raise KeyError("secret internals")
+
+    monkeypatch.setattr(Generator, "generate", broken)
+    generate(app, PROMPT)
+    no_traceback(app)
+    errors = [e.value for e in app.error]
+    assert any(e.startswith("Something went wrong while generating") for e in errors), errors
+    assert not any("secret" in e for e in errors)
+    assert "secret internals" in caplog.text  # the details stay on the server
+
+
+@pytest.mark.parametrize("view, helper", [("Model", "model_card"), ("Samples", "gallery_summary"),
+                                          ("Attention", "attention_parts")])
+def test_unexpected_error_in_a_view_is_one_sentence(app, monkeypatch, caplog, view, helper):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("secret internals")
+
+    if view == "Attention":
+        generate(app, PROMPT)
+    monkeypatch.setattr(sup, helper, broken)
+    open_view(app, view)
+    no_traceback(app)
+    errors = [e.value for e in tab(app, view).get("error")]
+    assert len(errors) == 1 and errors[0].startswith(f"Something went wrong in the {view} view"), errors
+    assert "secret" not in errors[0] and "secret internals" in caplog.text
+    assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]  # the rest still works
+
+
+def test_app_says_programs_are_not_run_without_the_sandbox(monkeypatch, artifacts):
+    from streamlit.testing.v1 import AppTest
+
+    from e2p import sandbox
+
+    monkeypatch.setenv(sandbox.SWITCH, "off")
+    sandbox.sandbox_status.cache_clear()
+    try:
+        monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    finally:
+        monkeypatch.delenv(sandbox.SWITCH)
+        sandbox.sandbox_status.cache_clear()
+    no_traceback(at)
+    notices = [i.value for i in at.info if i.value.startswith("Programs are not run: ")]
+    assert len(notices) == 1 and sandbox.SWITCH in notices[0], [i.value for i in at.info]
+    assert any(c.value.startswith("No program is run on this server") for c in at.caption)
+
+
+def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts):
+    from streamlit.testing.v1 import AppTest
+
+    from e2p import sandbox
+
+    monkeypatch.setattr(sandbox, "sandbox_status",
+                        lambda: sandbox.SandboxStatus(True, "", "bubblewrap, then uid 65534"))
+    monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    no_traceback(at)
+    assert not [i.value for i in at.info if "not run" in i.value]
+    text = " ".join(c.value for c in at.caption)
+    limits = sandbox.describe_limits()
+    assert limits[1:] in text and "bubblewrap, then uid 65534" in text
+    assert "training programs" in text and "never run as code" in text
+
+
 def test_widget_values_survive_switching_views(app):
     generate(app, PROMPT, strategy="greedy", max_len=12)
     open_view(app, "Samples")

@@ -285,3 +285,28 @@ def test_metrics_rows_and_model_card():
     config.update(decoding={"strategy": "greedy"}, rerank="ranker", pool=10)
     assert "10 nearest training programs" in dict(sup.model_card(config, {}, 1))["answer"]
     assert sup.rebuild_command().startswith("python -m train")
+
+
+# ------------------------------------------------------------------ errors and what is run
+
+
+def test_error_sentence_keeps_user_errors_and_hides_internals():
+    from e2p.errors import E2PError
+
+    assert sup.error_sentence(E2PError("the prompt is empty")) == "the prompt is empty"
+    text = sup.error_sentence(KeyError("secret internals"), "in the Model view")
+    assert text.startswith("Something went wrong in the Model view;") and "secret" not in text
+    assert "KeyError" not in text and "\n" not in text
+
+
+def test_execution_texts_follow_the_sandbox_status():
+    from e2p.sandbox import SandboxStatus
+
+    off = SandboxStatus(False, "bubblewrap (bwrap) is not installed", "off")
+    assert sup.execution_notice(off) == "Programs are not run: bubblewrap (bwrap) is not installed."
+    assert sup.execution_text(off, "limits").startswith("No program is run on this server")
+    on = SandboxStatus(True, "", "bubblewrap, then uid 65534")
+    assert sup.execution_notice(on) is None
+    text = sup.execution_text(on, "each program runs with no network")
+    assert "(bubblewrap, then uid 65534)" in text and "Each program runs with no network" in text
+    assert "never run as code" in text and "nearest training programs" in text
