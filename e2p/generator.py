@@ -21,10 +21,12 @@ from .formatting import format_code, syntax_error
 from .edit import adapt_literals, fill_inputs
 from .placeholders import restore_code
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
-from .sandbox import run_code
+from .sandbox import RunBudget, sandbox_status
 from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
 
+RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
+RUN_TIMEOUT_S = 2.0  # one candidate's run
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
 RERANKS = ("score", "parse", "run", "ranker")
 
@@ -124,7 +126,14 @@ class Generator:
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
                 values = self._values(prompt, codes[:n_model], found, edited)
-        ranked = self._rank(prompt, hyps, codes, origins, rerank, values)
+        runner = None
+        if rerank in ("run", "ranker"):
+            status = sandbox_status()
+            if status.available:
+                runner = RunBudget(RUN_BUDGET_S, RUN_TIMEOUT_S)
+            else:
+                warnings.append(f"programs are not run: {status.reason}; the answer was chosen without running anything")
+        ranked = self._rank(prompt, hyps, codes, origins, rerank, values, runner)
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
         if fallback and not best_cand.parses and source.neighbour is not None:
@@ -171,23 +180,24 @@ class Generator:
         return [float(v + o) for v, o in zip(scores, offsets)]
 
     @staticmethod
-    def _rank(prompt, hyps, codes, origins, rerank: str, values=None):
-        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks."""
+    def _rank(prompt, hyps, codes, origins, rerank: str, values=None, runner: RunBudget | None = None):
+        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks.
+        Candidates run in the sandbox through `runner` (None: nothing runs), within its budget."""
         if rerank == "ranker" and values is not None:
-            return Generator._rank_by_values(prompt, hyps, codes, origins, values)
+            return Generator._rank_by_values(prompt, hyps, codes, origins, values, runner)
         rows = []
         for h, code, origin in zip(hyps, codes, origins):
             parses = syntax_error(code) is None
             runs = None
-            if rerank in ("run", "ranker") and parses:  # "ranker" without a ranker file: like "run"
-                runs = run_code(code, timeout=2.0).ok
+            if runner is not None and parses:  # "ranker" without a ranker file: like "run"
+                runs = _runs(runner, code)
             rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
         if rerank == "score":
             return rows
         return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
 
     @staticmethod
-    def _rank_by_values(prompt, hyps, codes, origins, values):
+    def _rank_by_values(prompt, hyps, codes, origins, values, runner: RunBudget | None):
         """By the ranker's value, code that defines a function first where the prompt asks for
         one; the first candidate in that order that parses and runs cleanly (or reads input the
         prompt asks for) goes first. Only candidates up to it are run."""
@@ -200,13 +210,21 @@ class Generator:
             if chosen is None and parses[i]:
                 if asks_input and reads_input(codes[i]):
                     chosen = len(rows)
+                elif runner is None:  # nothing may run: the best that parses
+                    chosen = len(rows)
                 else:
-                    runs = run_code(codes[i], timeout=2.0).ok
+                    runs = _runs(runner, codes[i])
                     chosen = len(rows) if runs else None
             rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses[i], runs, origins[i], values[i])))
         if chosen:
             rows.insert(0, rows.pop(chosen))
         return rows
+
+
+def _runs(runner: RunBudget, code: str) -> bool | None:
+    """Whether `code` ran cleanly in the sandbox; None once the request's run budget is spent."""
+    result = runner.run(code)
+    return None if result is None else result.ok
 
 
 def set_threads(n: int = 1) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import sacrebleu
 
-from e2p.sandbox import run_many
+from e2p.sandbox import run_many, sandbox_status
 
 _DROPPED = {tokenize.ENCODING, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER}
 _RENAMED = {tokenize.NEWLINE: "<nl>", tokenize.INDENT: "<indent>", tokenize.DEDENT: "<dedent>"}
@@ -94,15 +94,19 @@ def normalise_stdout(s: str) -> str:
 
 @dataclass(frozen=True)
 class ReferenceProfile:
-    runs: bool  # exited 0 on both runs (a reference that only sometimes crashes does not count)
-    executable: bool  # runs, and printed the same non-empty normalised stdout both times
+    # None where nothing could be run (no sandbox)
+    runs: bool | None  # exited 0 on both runs (a reference that only sometimes crashes does not count)
+    executable: bool | None  # runs, and printed the same non-empty normalised stdout both times
     stdout: str  # normalised stdout of the first run
 
 
 def profile_references(
     refs: list[str], timeout: float = 5.0, workers: int = 2
 ) -> list[ReferenceProfile]:
-    """Run every reference twice to learn which ones run and which print deterministically."""
+    """Run every reference twice to learn which ones run and which print deterministically.
+    Where the sandbox cannot run programs, nothing runs and every profile says so (None)."""
+    if not sandbox_status().available:
+        return [ReferenceProfile(runs=None, executable=None, stdout="") for _ in refs]
     first = run_many(refs, timeout, workers)
     # All first runs before any second one, so time-dependent output has time to change.
     again = [i for i, result in enumerate(first) if result.ok]
@@ -123,13 +127,14 @@ class EvalReport:
     bleu: float  # 0-100
     parse_rate: float  # rates are fractions in [0, 1]
     exact_match: float
-    exec_match: float  # over the n_executable examples
+    exec_match: float | None  # over the n_executable examples; None where nothing could run
     n_executable: int
-    runs_rate: float  # over the n_runs examples whose reference runs
+    runs_rate: float | None  # over the n_runs examples whose reference runs; None where nothing could run
     n_runs: int
     # keys: bleu (sentence), parses, exact, runs (None: reference does not run),
     # exec_match (None: reference not executable)
     per_example: list[dict] = field(default_factory=list, repr=False)
+    runs_unavailable: str | None = None  # why runs and exec match are not measured
 
     def to_dict(self, per_example: bool = False) -> dict:
         d = asdict(self)
@@ -153,9 +158,13 @@ def evaluate(
         raise ValueError(f"{len(profiles)} reference profiles for {len(refs)} references")
 
     parsed = [parses(h) for h in hyps]
+    status = sandbox_status()
+    unavailable = None if status.available else status.reason
+    if unavailable is None and any(p.runs is None for p in profiles):
+        unavailable = "the references were not run"
     # A hypothesis that does not parse cannot run, and one whose reference does not run
     # counts for nothing: only the rest go to the sandbox.
-    to_run = [i for i, profile in enumerate(profiles) if parsed[i] and profile.runs]
+    to_run = [i for i, profile in enumerate(profiles) if parsed[i] and profile.runs] if unavailable is None else []
     results = dict(zip(to_run, run_many([hyps[i] for i in to_run], timeout, workers)))
 
     per_example = []
@@ -175,6 +184,8 @@ def evaluate(
 
     exec_rate, n_executable = _share(e["exec_match"] for e in per_example)
     runs_rate, n_runs = _share(e["runs"] for e in per_example)
+    if unavailable is not None:
+        exec_rate = runs_rate = None
     return EvalReport(
         n=len(hyps),
         bleu=bleu(hyps, refs),
@@ -185,6 +196,7 @@ def evaluate(
         runs_rate=runs_rate,
         n_runs=n_runs,
         per_example=per_example,
+        runs_unavailable=unavailable,
     )
 
 

@@ -140,9 +140,29 @@ def test_evaluate_empty_and_mismatched():
     report = evaluate([], [])
     assert report.to_dict() == {
         "n": 0, "bleu": 0.0, "parse_rate": 0.0, "exact_match": 0.0, "exec_match": 0.0,
-        "n_executable": 0, "runs_rate": 0.0, "n_runs": 0,
+        "n_executable": 0, "runs_rate": 0.0, "n_runs": 0, "runs_unavailable": None,
     }  # fmt: skip
     with pytest.raises(ValueError):
         evaluate(["x"], ["x", "y"])
     with pytest.raises(ValueError):
         evaluate(["x"], ["x"], profiles=[])
+
+
+def test_without_a_sandbox_nothing_runs_and_runs_are_unavailable(monkeypatch, tmp_path):
+    from e2p import metrics, sandbox
+
+    monkeypatch.setenv(sandbox.SWITCH, "off")
+    sandbox.sandbox_status.cache_clear()
+    try:
+        marker = tmp_path / "ran"
+        code = f"open({str(marker)!r}, 'w').write('x')\nprint(1)"
+        profiles = metrics.profile_references([code])
+        report = metrics.evaluate([code], [code], profiles)
+    finally:
+        monkeypatch.delenv(sandbox.SWITCH)
+        sandbox.sandbox_status.cache_clear()
+    assert not marker.exists()
+    assert profiles[0].runs is None
+    assert report.exec_match is None and report.runs_rate is None
+    assert report.n_runs == 0 and "switched off" in report.runs_unavailable
+    assert report.parse_rate == 1.0 and report.exact_match == 1.0

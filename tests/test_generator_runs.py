@@ -1,0 +1,71 @@
+"""How the generator runs candidates: only in the sandbox, within a budget, or not at all."""
+
+import threading
+import time
+
+import pytest
+
+from e2p import generator as gen_module
+from e2p import sandbox
+from e2p.generator import Generator
+from e2p.sandbox import RunBudget
+
+needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_status().available,
+                                   reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}")
+
+
+@pytest.fixture
+def sandbox_off(monkeypatch):
+    monkeypatch.setenv(sandbox.SWITCH, "off")
+    sandbox.sandbox_status.cache_clear()
+    yield
+    monkeypatch.delenv(sandbox.SWITCH)
+    sandbox.sandbox_status.cache_clear()
+
+
+@pytest.mark.parametrize("rerank", ["run", "ranker"])
+def test_without_a_sandbox_nothing_runs_and_the_user_is_told(tiny_artifacts, sandbox_off, rerank, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a program was run without the sandbox")
+
+    monkeypatch.setattr(sandbox, "_run", refuse)
+    result = Generator(tiny_artifacts).generate("write a function to add two numbers", rerank=rerank, pool=3)
+    assert any(w.startswith("programs are not run:") for w in result.warnings)
+    assert all(c.runs is None for c in result.candidates)
+    assert result.code
+
+
+@needs_sandbox
+def test_a_request_runs_candidates_within_its_total_budget(tiny_artifacts, monkeypatch):
+    monkeypatch.setattr(gen_module, "RUN_BUDGET_S", 1.0)
+    g = Generator(tiny_artifacts)
+    loops = ["while True:\n    pass\n"] * 5
+    hyps = [type("H", (), {"score": 0.0})() for _ in loops]
+    started = time.monotonic()
+    rows = g._rank("p", hyps, loops, ["retrieval"] * 5, "run", runner=RunBudget(1.0, 2.0))
+    assert time.monotonic() - started < 2.0  # not 5 candidates x 2 s
+    assert [c.runs for *_, c in rows].count(False) >= 1
+    assert all(c.runs in (False, None) for *_, c in rows)
+
+
+@needs_sandbox
+def test_runs_share_a_process_wide_cap(monkeypatch):
+    monkeypatch.setattr(sandbox, "_SLOTS", threading.BoundedSemaphore(1))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(sandbox.run_code("import time; time.sleep(0.4)")))
+               for _ in range(3)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - started >= 1.2  # one at a time
+    assert all(r.ok and r.isolated for r in results)
+
+
+@needs_sandbox
+def test_budget_spent_means_no_more_runs():
+    budget = RunBudget(total=0.5, per_run=2.0)
+    first = budget.run("while True:\n    pass\n")
+    assert first is not None and first.timed_out
+    assert budget.run("print(1)") is None
