@@ -76,6 +76,34 @@ def _train_throughput(generator, data: str, steps: int = 6) -> float:
     return tokens / max(elapsed, 1e-9)
 
 
+PROBE = "print(6 * 7)"  # a fixed, harmless program: the only one ever run outside the sandbox
+
+
+def sandbox_cost(runs: int = 20) -> dict:
+    """Wall ms per run of one tiny program in the sandbox against a plain `python -I`
+    subprocess (the pre-sandbox runner), interleaved so that machine load hits both alike."""
+    import subprocess
+
+    from .sandbox import run_code, sandbox_status
+
+    if not sandbox_status().available:
+        return {"sandbox_unavailable": sandbox_status().reason}
+    boxed, plain = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        assert run_code(PROBE).stdout == "42\n"
+        boxed.append(1000 * (time.perf_counter() - start))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-I", "-c", PROBE], capture_output=True, stdin=subprocess.DEVNULL, check=True)
+        plain.append(1000 * (time.perf_counter() - start))
+    return {
+        "sandbox_run_ms_p50": round(statistics.median(boxed), 1),
+        "subprocess_run_ms_p50": round(statistics.median(plain), 1),
+        "sandbox_overhead_ms_p50": round(statistics.median(boxed) - statistics.median(plain), 1),
+        "sandbox_cost_ratio": round(statistics.median(boxed) / statistics.median(plain), 2),
+    }
+
+
 def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, log=None) -> dict:
     from .corpus import load_corpus
     from .generator import Generator
@@ -99,6 +127,8 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
     log("timing 200-token greedy decoding")
     f_cached = _time_forced(generator, few[:5], 200, True)
     f_plain = _time_forced(generator, few[:5], 200, False)
+    log("timing sandbox runs")
+    sandbox = sandbox_cost()
     log("timing training steps")
     tps = _train_throughput(generator, data)
 
@@ -120,5 +150,6 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
         "greedy200_ms_nocache": round(mean(f_plain), 1),
         "cache_speedup_200": round(mean(f_plain) / mean(f_cached), 2),
         "train_tokens_per_s": round(tps, 1),
+        **sandbox,
     }
     return result
