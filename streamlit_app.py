@@ -360,11 +360,10 @@ def model_view(gen: Generator, folder: Path) -> None:
         st.dataframe(sup.metrics_rows(metrics), hide_index=True)
         st.caption("Rates in %. `retrieval` is the baseline: the code of the nearest training "
                    "prompt (TF-IDF), no model.")
-        st.plotly_chart(metrics_bar({k: {"BLEU": v.get("bleu"),
-                                         "parse %": 100 * (v.get("parse_rate") or 0),
-                                         "exec match %": 100 * (v.get("exec_match") or 0)}
-                                     for k, v in metrics.items()},
-                                    ["BLEU", "parse %", "exec match %"]),
+        note = sup.unmeasured_note(metrics)
+        if note:
+            st.caption(note)
+        st.plotly_chart(metrics_bar(sup.metric_bars(metrics), ["BLEU", "parse %", "exec match %"]),
                         key="model_bars", config=sup.plotly_config("e2p-test-metrics"))
     else:
         st.info("No test metrics in these artifacts (built with --no-eval?).")

@@ -425,13 +425,19 @@ def metric_line(metrics: dict) -> str:
 # ---------------------------------------------------------------- model card
 
 
+def _number(value) -> float | None:
+    """A measured figure, or None (missing, or "unavailable" where programs could not be run)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def metrics_rows(metrics: dict | None) -> list[dict]:
-    """Rows of the test metrics table (one per system), rates as percentages."""
+    """Rows of the test metrics table (one per system), rates as percentages; a figure that was
+    not measured is None (see `unmeasured_note`)."""
     rows = []
     for system, values in (metrics or {}).items():
         row = {"system": system}
         for key, header in METRIC_COLUMNS:
-            value = values.get(key)
+            value = _number(values.get(key))
             if key in ("parse_rate", "exact_match", "exec_match", "runs_rate") and value is not None:
                 value = round(100.0 * value, 1)
             elif key == "bleu" and value is not None:
@@ -440,6 +446,28 @@ def metrics_rows(metrics: dict | None) -> list[dict]:
         row["settings"] = values.get("settings", "")
         rows.append(row)
     return rows
+
+
+def metric_bars(metrics: dict | None) -> dict[str, dict[str, float | None]]:
+    """BLEU, parse % and exec match % per system for `figures.metrics_bar` (None: not measured)."""
+    bars = {}
+    for system, values in (metrics or {}).items():
+        parse, exec_match = _number(values.get("parse_rate")), _number(values.get("exec_match"))
+        bars[system] = {"BLEU": _number(values.get("bleu")),
+                        "parse %": None if parse is None else 100 * parse,
+                        "exec match %": None if exec_match is None else 100 * exec_match}
+    return bars
+
+
+def unmeasured_note(metrics: dict | None) -> str | None:
+    """One line where runs and exec match were not measured (programs could not be run)."""
+    off = {system: values for system, values in (metrics or {}).items()
+           if "unavailable" in (values.get("exec_match"), values.get("runs_rate"))}
+    if not off:
+        return None
+    reasons = sorted({str(v.get("runs_unavailable")) for v in off.values() if v.get("runs_unavailable")})
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"Runs and exec match are unavailable for {', '.join(off)}: programs were not run{why}."
 
 
 def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str, str]]:

@@ -43,28 +43,49 @@ def git_commit(cwd: str | Path = ".") -> str | None:
     return out.stdout.strip() or None
 
 
+def artifact_files(folder: Path) -> list[str]:
+    """Names of the files in an artifact folder, the manifest aside (subfolders such as
+    `artifacts/original` are artifacts of their own, not part of this one)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
+
+
 def write_manifest(folder: str | Path, info: dict) -> dict:
     """sha256 of every file in the folder (but the manifest) plus `info`."""
     folder = Path(folder)
-    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {name: sha256_file(folder / name) for name in artifact_files(folder)}
     manifest = dict(info, files=files)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
+def read_manifest(folder: Path, hint: str = "") -> dict:
+    """The folder's manifest; ArtifactError where it is missing or is not a manifest."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if not all(isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..", MANIFEST)
+                   for name in files):  # plain names of files in this very folder
+            raise ValueError("a listed name is not a file name")
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder / MANIFEST} is missing. {hint}".strip()) from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ArtifactError(f"{folder / MANIFEST} is corrupt (not a manifest). {hint}".strip()) from None
+    return manifest
+
+
 def verify(folder: str | Path) -> dict:
-    """The manifest, after checking every file it lists; ArtifactError names what is wrong."""
+    """The manifest, after checking every file it lists and that it lists every file in the
+    folder (the loader reads nothing unchecked); ArtifactError names what is wrong."""
     folder = Path(folder)
     hint = f"Rebuild the artifacts with: {REBUILD}"
     if not folder.is_dir():
         raise ArtifactError(f"artifact folder {folder} does not exist. {hint}")
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        files = manifest["files"]
-    except FileNotFoundError:
-        raise ArtifactError(f"{folder / MANIFEST} is missing. {hint}") from None
-    except (ValueError, KeyError, TypeError):
-        raise ArtifactError(f"{folder / MANIFEST} is corrupt (not a manifest). {hint}") from None
+    manifest = read_manifest(folder, hint)
+    files = manifest["files"]
+    unlisted = [name for name in artifact_files(folder) if name not in files]
+    if unlisted:
+        raise ArtifactError(f"{folder} holds {', '.join(unlisted)}, which {MANIFEST} does not list: "
+                            f"move it out of the folder, or {hint[0].lower()}{hint[1:]}")
     for name in REQUIRED:
         if name not in files:
             raise ArtifactError(f"{folder / MANIFEST} does not list {name}. {hint}")
@@ -77,6 +98,29 @@ def verify(folder: str | Path) -> dict:
     return manifest
 
 
+def replaceable_files(out: str | Path) -> list[Path]:
+    """The files that writing a new artifact into `out` deletes: only those its own manifest lists
+    (and the manifest). ArtifactError, deleting nothing, where `out` is not a folder, is a
+    non-empty folder without a manifest (not an artifact folder), or holds unlisted files."""
+    out = Path(out)
+    if not out.exists():
+        return []
+    where = "choose a new or empty folder with --out"
+    if not out.is_dir():
+        raise ArtifactError(f"{out} is not a folder: {where}")
+    if not (out / MANIFEST).is_file():
+        if any(out.iterdir()):
+            raise ArtifactError(f"{out} is not empty and holds no {MANIFEST}, so it is not an artifact "
+                                f"folder and nothing in it is replaced: {where}")
+        return []
+    files = read_manifest(out, f"Nothing in it is replaced: {where}.")["files"]
+    unlisted = [name for name in artifact_files(out) if name not in files]
+    if unlisted:
+        raise ArtifactError(f"{out} holds {', '.join(unlisted)}, which its {MANIFEST} does not list, "
+                            f"so nothing in it is replaced: move those out, or {where}")
+    return [out / name for name in files if (out / name).is_file()] + [out / MANIFEST]
+
+
 def read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -85,11 +129,20 @@ def read_json(path: Path):
 
 
 def read_memory(path: Path) -> list[Example]:
+    """The train examples of memory.jsonl; ArtifactError names a bad line."""
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path} cannot be read: {err}. Rebuild with: {REBUILD}") from None
+    for number, line in enumerate(lines, 1):
         if line.strip():
-            row = json.loads(line)
-            rows.append(Example(prompt=row["prompt"], code=row["code"], line=row.get("line", 0)))
+            try:
+                row = json.loads(line)
+                rows.append(Example(prompt=str(row["prompt"]), code=str(row["code"]), line=int(row.get("line", 0))))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ArtifactError(f"{path} line {number} is not a prompt/code record. "
+                                    f"Rebuild with: {REBUILD}") from None
     return rows
 
 
@@ -116,6 +169,8 @@ class Bundle:
 
 
 def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
+    """The artifact in `folder`; with `check` (the default) only after `verify`: every file read
+    here is listed in the manifest with its sha256, and no file there goes unlisted."""
     folder = Path(folder)
     manifest = verify(folder) if check else read_json(folder / MANIFEST)
     config = read_json(folder / "config.json")

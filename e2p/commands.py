@@ -28,6 +28,9 @@ def register(sub) -> None:
                     help="another artifact folder to evaluate in the same run, e.g. original=artifacts/original")
     ev.add_argument("--limit", type=int, default=None, help="only the first N examples (quick checks)")
     ev.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    ev.add_argument("--allow-other-corpus", action="store_true",
+                    help="evaluate even where --data is not the corpus an artifact was built from "
+                         "(its test prompts may then be in the artifact's memory): a warning, not an error")
     _decoding_options(ev)
     ev.set_defaults(func=_evaluate)
 
@@ -112,12 +115,27 @@ def _generate(args) -> None:
         print(json.dumps(row, ensure_ascii=False), flush=True)
 
 
+def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bool) -> None:
+    """Refuse (or with `allow_other` warn) where `data` is not the corpus the artifact was built
+    from: another corpus can put test prompts into the artifact's retrieval memory silently."""
+    built_from = generator.bundle.manifest.get("corpus_sha256")
+    if built_from == sha256:
+        return
+    what = (f"{data} (sha256 {sha256[:12]}…) is not the corpus {folder} was built from "
+            + (f"(sha256 {built_from[:12]}…)" if isinstance(built_from, str) else "(its manifest records none)"))
+    if not allow_other:
+        raise E2PError(f"{what}: its test prompts may be among the training programs the model retrieves; "
+                       "pass --allow-other-corpus to evaluate anyway")
+    print(f"e2p: warning: {what}; evaluating anyway (--allow-other-corpus)", file=sys.stderr)
+
+
 def _evaluate(args) -> None:
+    from .artifacts import sha256_file
     from .corpus import load_corpus
-    from .evaluation import describe
-    from .evaluation import as_json, evaluate_systems, model_codes, retrieval_codes, table
+    from .evaluation import as_json, describe, evaluate_systems, model_codes, retrieval_codes, table
 
     corpus = load_corpus(args.data)
+    corpus_sha256 = sha256_file(args.data)
     examples = corpus.split(args.split)[: args.limit]
     if not examples:
         raise E2PError(f"the {args.split} split of {args.data} is empty")
@@ -128,8 +146,10 @@ def _evaluate(args) -> None:
         if not folder:
             raise E2PError(f"--also takes NAME=FOLDER, got {item!r}")
         folders.append((name, folder))
-    for name, folder in folders:
-        generator = _load(folder)
+    generators = [(name, folder, _load(folder)) for name, folder in folders]
+    for name, folder, generator in generators:  # every check before the long part
+        check_corpus(generator, folder, args.data, corpus_sha256, args.allow_other_corpus)
+    for name, folder, generator in generators:
         settings = settings_from_args(args, generator) if name == "model" else generator.default_settings
         rerank = (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank
         pool = args.pool if name == "model" and args.pool is not None else generator.default_pool
@@ -144,7 +164,8 @@ def _evaluate(args) -> None:
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(examples, systems)
     print(table(results))
-    report = {"split": args.split, "n": len(examples), "data": args.data, "systems": as_json(results)}
+    report = {"split": args.split, "n": len(examples), "data": args.data, "corpus_sha256": corpus_sha256,
+              "systems": as_json(results)}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))

@@ -53,20 +53,37 @@ def retrieval_codes(train: list[Example], examples: list[Example]) -> list[str]:
     return [retriever.baseline(ex.prompt) for ex in examples]
 
 
+UNAVAILABLE = "unavailable"  # a rate that was not measured (programs could not be run)
+RUN_METRICS = ("exec_match", "runs_rate")  # None where programs could not be run
+
+
+def _percent(rate: float | None, width: int) -> str:
+    return f"{UNAVAILABLE:>{width + 1}}" if rate is None else f"{100 * rate:{width}.1f}%"
+
+
 def table(results: list[SystemResult]) -> str:
-    """A plain-text table: one row per system, percentages for rates."""
+    """A plain-text table: one row per system, percentages for rates ("unavailable" where the
+    programs could not be run), then why runs were not measured, if they were not."""
     if not results:
         return "(no systems)"
     r0 = results[0].report
     head = (f"{'system':<14} {'BLEU':>6} {'parse':>7} {'exact':>7} "
-            f"{'exec match':>11} {'runs':>7}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}")
+            f"{'exec match':>11} {'runs':>11}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}")
     lines = [head, "-" * len(head)]
     for res in results:
         r = res.report
-        lines.append(f"{res.name:<14} {r.bleu:6.1f} {100 * r.parse_rate:6.1f}% {100 * r.exact_match:6.1f}% "
-                     f"{100 * r.exec_match:10.1f}% {100 * r.runs_rate:6.1f}%   {res.settings}")
+        lines.append(f"{res.name:<14} {r.bleu:6.1f} {_percent(r.parse_rate, 6)} {_percent(r.exact_match, 6)} "
+                     f"{_percent(r.exec_match, 10)} {_percent(r.runs_rate, 10)}   {res.settings}")
+    reasons = sorted({getattr(res.report, "runs_unavailable", None) or "" for res in results
+                      if res.report.exec_match is None or res.report.runs_rate is None} - {""})
+    lines += [f"runs and exec match unavailable: {reason}" for reason in reasons]
     return "\n".join(lines)
 
 
 def as_json(results: list[SystemResult]) -> dict:
-    return {res.name: dict(res.report.to_dict(), settings=res.settings) for res in results}
+    """Each system's report and settings; a run metric that was not measured is "unavailable"."""
+    out = {}
+    for res in results:
+        d = dict(res.report.to_dict(), settings=res.settings)
+        out[res.name] = {k: UNAVAILABLE if k in RUN_METRICS and v is None else v for k, v in d.items()}
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import git_commit, sha256_file, write_manifest, write_memory
+from .artifacts import git_commit, replaceable_files, sha256_file, write_manifest, write_memory
 from .decoding import DecodeSettings
 from .evaluation import as_json, describe, evaluate_systems, model_codes, retrieval_codes, table
 from .metrics import profile_references
@@ -27,10 +27,9 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
            log=print, evaluate: bool = True) -> dict:
     from .generator import Generator
 
+    for stale in replaceable_files(out):  # the files of the artifact there before, nothing else
+        stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.iterdir():
-        if stale.is_file():
-            stale.unlink()
     decoding = default_decoding(cfg)
     # float16 on disk keeps artifacts/ small; every figure below is measured on these rounded weights.
     save_weights(model, out / "weights.safetensors", dtype=torch.float16)

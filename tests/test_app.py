@@ -431,7 +431,7 @@ def test_corrupt_memory_line_page(monkeypatch, tmp_path, artifacts):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     at = _error_page(monkeypatch, copy)
     no_traceback(at)
-    assert at.error and not any("JSONDecodeError" in e.value for e in at.error)
+    assert any("memory.jsonl line" in e.value for e in at.error), [e.value for e in at.error]
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\x00", "write a python function to add \x00 and 3",
@@ -511,6 +511,23 @@ def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts
     limits = sandbox.describe_limits()
     assert limits[1:] in text and "bubblewrap, then uid 65534" in text
     assert "training programs" in text and "never run as code" in text
+
+
+def test_model_view_with_unmeasured_runs(monkeypatch, tmp_path, artifacts):
+    from streamlit.testing.v1 import AppTest
+
+    copy = Path(shutil.copytree(artifacts, tmp_path / "artifacts"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    model = manifest["test_metrics"]["model"]
+    model.update(exec_match="unavailable", runs_rate="unavailable", runs_unavailable="bwrap is missing")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv(sup.ENV_FOLDER, str(copy))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    model_tab = open_view(at, "Model")
+    no_traceback(at)
+    assert any("unavailable for model" in c.value and "bwrap is missing" in c.value for c in model_tab.get("caption"))
+    table = model_tab.get("dataframe")[0].value
+    assert table[table["system"] == "model"]["exec match"].isna().all()
 
 
 def test_widget_values_survive_switching_views(app):

@@ -287,6 +287,22 @@ def test_metrics_rows_and_model_card():
     assert sup.rebuild_command().startswith("python -m train")
 
 
+def test_unmeasured_runs_in_metrics():
+    metrics = {"model": {"n": 10, "bleu": 40.0, "parse_rate": 0.9, "exact_match": 0.2,
+                         "exec_match": "unavailable", "runs_rate": "unavailable",
+                         "runs_unavailable": "bubblewrap (bwrap) is not installed"},
+               "retrieval": {"n": 10, "bleu": 30.0, "parse_rate": 1.0, "exact_match": 0.1,
+                             "exec_match": 0.5, "runs_rate": 1.0}}
+    rows = sup.metrics_rows(metrics)
+    assert rows[0]["exec match"] is None and rows[0]["runs"] is None and rows[1]["exec match"] == 50.0
+    bars = sup.metric_bars(metrics)
+    assert bars["model"] == {"BLEU": 40.0, "parse %": 90.0, "exec match %": None}
+    assert bars["retrieval"]["exec match %"] == 50.0
+    assert sup.unmeasured_note(metrics) == ("Runs and exec match are unavailable for model: programs were "
+                                            "not run (bubblewrap (bwrap) is not installed).")
+    assert sup.unmeasured_note({"retrieval": metrics["retrieval"]}) is None
+
+
 # ------------------------------------------------------------------ errors and what is run
 
 

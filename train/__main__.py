@@ -1,7 +1,8 @@
 """python -m train --data CORPUS [--config NAME|PATH] [--out DIR] [--device auto]
 
 Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run it again after an
-interruption and it resumes), then write the artifact folder with samples and test metrics.
+interruption and it resumes), then write the artifact folder with samples and test metrics:
+runs/<config>/artifacts unless --out says otherwise (`--out artifacts` replaces the shipped model).
 Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
 """
 
@@ -21,7 +22,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="corpus: the capstone text format, or .jsonl with prompt/code")
     p.add_argument("--config", default="default", help=f"a preset in {CONFIGS} (default, original, tiny) or a JSON path")
-    p.add_argument("--out", default="artifacts", help="artifact folder to write (default: artifacts)")
+    p.add_argument("--out", default=None,
+                   help="artifact folder to write (default: <work-dir>/artifacts, i.e. runs/<config>/artifacts); "
+                        "an existing one must be an artifact folder, and only the files its manifest lists are replaced")
     p.add_argument("--work-dir", default=None, help="checkpoints and logs (default: runs/<config>)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (GPU when present)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     import torch
     import torch.distributed as dist
 
+    from e2p.artifacts import replaceable_files
     from e2p.corpus import load_corpus
     from e2p.errors import E2PError
     from e2p.export import export
@@ -78,6 +82,8 @@ def main(argv=None) -> int:
         if args.max_epochs is not None:
             cfg.max_epochs = args.max_epochs
         work = Path(args.work_dir or f"runs/{config_path.stem}")
+        out = Path(args.out) if args.out else work / "artifacts"
+        replaceable_files(out)  # refuse a folder export would not write into now, not after training
         if args.fresh and rank == 0 and work.exists():
             shutil.rmtree(work)
         if distributed:
@@ -97,9 +103,9 @@ def main(argv=None) -> int:
             from e2p.training import load_weights
 
             model = load_weights(result["model"].cpu(), work / "best.safetensors")
-            info = export(model, prep, cfg, Path(args.out), corpus_path=args.data, meta=result["meta"],
+            info = export(model, prep, cfg, out, corpus_path=args.data, meta=result["meta"],
                           log=log, evaluate=not args.no_eval)
-            log(f"wrote {args.out} (best epoch {info.get('best_epoch')}, {info.get('training_seconds')} s)")
+            log(f"wrote {out} (best epoch {info.get('best_epoch')}, {info.get('training_seconds')} s)")
     except E2PError as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2
