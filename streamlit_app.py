@@ -145,14 +145,14 @@ def generate_view(gen: Generator, folder: Path) -> None:
                    width="stretch")
     prompt_form(gen)
     status = sandbox_status()
-    unavailable = sup.execution_notice(status)
+    result = st.session_state.get("result")
+    unavailable = sup.execution_notice(status, result.warnings if result is not None else ())
     if unavailable:
         st.info(unavailable)
     st.caption(sup.execution_text(status, describe_limits()))
     notice = st.session_state.get("notice")
     if notice:
         (st.warning if notice[0] == "warning" else st.error)(notice[1])
-    result = st.session_state.get("result")
     if result is not None:
         show_result(result)
 

@@ -19,6 +19,7 @@ from .decoding import DecodeSettings
 from .errors import E2PError
 from .features import CODE, SEP
 from .figures import axis_labels
+from .generator import RUN_BUDGET_S
 
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
 MAX_LEN_CAP = 256  # most output tokens the app lets a user ask for (bounds a request's work)
@@ -534,9 +535,12 @@ def error_sentence(err: BaseException, where: str = "") -> str:
             "Try again, or reload the page.")
 
 
-def execution_notice(status) -> str | None:
-    """The one line the app shows where programs cannot be run (a `sandbox.SandboxStatus`)."""
-    return None if status.available else f"Programs are not run: {status.reason}."
+def execution_notice(status, warnings=()) -> str | None:
+    """The one line the app shows where programs cannot be run (a `sandbox.SandboxStatus`);
+    None where they can, or where a result's `warnings` already say so."""
+    if status.available or any(w.lower().startswith("programs are not run") for w in warnings):
+        return None
+    return f"Programs are not run: {status.reason}."
 
 
 def execution_text(status, limits: str) -> str:
@@ -549,4 +553,4 @@ def execution_text(status, limits: str) -> str:
     return ("To choose an answer, the other choices run candidate programs on this server: the "
             "model's outputs and the nearest training programs, some with numbers and quoted values "
             f"from your prompt put in as literals ({status.mode}). {limits[:1].upper()}{limits[1:]}; "
-            "each request gets at most 5 s of runs in all. " + never)
+            f"each request gets at most {RUN_BUDGET_S:g} s of runs in all. " + never)

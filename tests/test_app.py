@@ -477,23 +477,30 @@ def test_unexpected_error_in_a_view_is_one_sentence(app, monkeypatch, caplog, vi
     assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]  # the rest still works
 
 
-def test_app_says_programs_are_not_run_without_the_sandbox(monkeypatch, artifacts):
-    from streamlit.testing.v1 import AppTest
-
+@pytest.fixture
+def sandbox_off(monkeypatch):
+    """Execution switched off (E2P_SANDBOX=off) for this test only."""
     from e2p import sandbox
 
     monkeypatch.setenv(sandbox.SWITCH, "off")
     sandbox.sandbox_status.cache_clear()
-    try:
-        monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
-        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    finally:
-        monkeypatch.delenv(sandbox.SWITCH)
-        sandbox.sandbox_status.cache_clear()
-    no_traceback(at)
-    notices = [i.value for i in at.info if i.value.startswith("Programs are not run: ")]
-    assert len(notices) == 1 and sandbox.SWITCH in notices[0], [i.value for i in at.info]
-    assert any(c.value.startswith("No program is run on this server") for c in at.caption)
+    yield sandbox
+    monkeypatch.delenv(sandbox.SWITCH)
+    sandbox.sandbox_status.cache_clear()
+
+
+def test_app_says_programs_are_not_run_without_the_sandbox(sandbox_off, app):
+    no_traceback(app)
+
+    def not_run_lines():
+        return [e.value for kind in ("info", "warning") for e in getattr(app, kind)
+                if "programs are not run" in e.value.lower()]
+
+    assert len(not_run_lines()) == 1 and sandbox_off.SWITCH in not_run_lines()[0]
+    assert any(c.value.startswith("No program is run on this server") for c in app.caption)
+    generate(app, PROMPT, strategy="greedy", max_len=16, rerank="ranker")
+    assert all(c.runs is None for c in app.session_state["result"].candidates)
+    assert len(not_run_lines()) == 1, not_run_lines()  # said once, not once per source
 
 
 def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts):

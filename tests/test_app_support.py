@@ -320,6 +320,8 @@ def test_execution_texts_follow_the_sandbox_status():
 
     off = SandboxStatus(False, "bubblewrap (bwrap) is not installed", "off")
     assert sup.execution_notice(off) == "Programs are not run: bubblewrap (bwrap) is not installed."
+    said = ["programs are not run: bubblewrap (bwrap) is not installed; the answer was chosen without running"]
+    assert sup.execution_notice(off, said) is None  # the result's warning says it already: one line
     assert sup.execution_text(off, "limits").startswith("No program is run on this server")
     on = SandboxStatus(True, "", "bubblewrap, then uid 65534")
     assert sup.execution_notice(on) is None
