@@ -1,9 +1,14 @@
+"""The sandbox as a runner: results, exit codes, stdin, working folder, limits, output cap.
+Hostile programs (escapes, exhaustion, leftovers) are in test_sandbox_redteam.py."""
+
 import os
-import time
+import tempfile
+
+import pytest
+from test_sandbox_redteam import require_sandbox
 
 from e2p.sandbox import (
     FILE_SIZE_LIMIT,
-    MEMORY_LIMIT,
     OUTPUT_CAP,
     TRUNCATION_NOTE,
     RunResult,
@@ -11,29 +16,10 @@ from e2p.sandbox import (
     run_many,
 )
 
-SPAWN_SLEEPER = (
-    "import subprocess, sys\n"
-    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-    "print(child.pid, flush=True)\n"
-)
 
-
-def _alive(pid: int) -> bool:
-    # A killed orphan may linger as a zombie when nothing reaps it in a container.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
-def _dies_soon(pid: int) -> bool:
-    deadline = time.monotonic() + 2  # SIGKILL is delivered asynchronously
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+@pytest.fixture(autouse=True)
+def _sandbox_here() -> None:
+    require_sandbox()  # skipped without bubblewrap, failed instead under E2P_REQUIRE_SANDBOX=1
 
 
 def test_print_program():
@@ -47,29 +33,6 @@ def test_nonzero_exit_and_exception():
     result = run_code("1 / 0")
     assert result.returncode == 1 and not result.ok and not result.timed_out
     assert "ZeroDivisionError" in result.stderr
-
-
-def test_infinite_loop_hits_timeout():
-    start = time.monotonic()
-    result = run_code("while True:\n    pass", timeout=1)
-    assert result.timed_out and result.returncode is None and not result.ok
-    assert time.monotonic() - start < 4
-
-
-def test_timeout_kills_the_whole_process_group():
-    start = time.monotonic()
-    result = run_code(SPAWN_SLEEPER + "child.wait()", timeout=1)
-    assert result.timed_out
-    assert time.monotonic() - start < 4
-    assert _dies_soon(int(result.stdout))
-
-
-def test_leftover_child_holding_the_pipes_neither_stalls_nor_survives():
-    start = time.monotonic()
-    result = run_code(SPAWN_SLEEPER, timeout=5)
-    assert result.ok
-    assert time.monotonic() - start < 3
-    assert _dies_soon(int(result.stdout))
 
 
 def test_stdin_is_closed():
@@ -90,37 +53,28 @@ def test_stdin_is_closed():
 
 def test_runs_in_a_fresh_temporary_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run_code(
-        "import os\n"
-        "open('out.txt', 'w').write('x')\n"
-        "print(os.getcwd())\n"
-        "print(sorted(os.listdir('.')))\n"
-    )
-    assert result.ok, result.stderr
-    workdir, listing = result.stdout.splitlines()
-    assert listing == "['out.txt']"  # started empty
-    assert os.path.realpath(workdir) != os.path.realpath(tmp_path)
-    assert not (tmp_path / "out.txt").exists()
-    assert not os.path.exists(workdir)  # removed afterwards
-
-
-def test_memory_bomb_is_stopped():
-    # Without an address-space limit this lazily-zeroed 2 GiB allocation would succeed.
-    result = run_code("x = bytearray(2 * 1024**3)\nprint('allocated')")
-    assert not result.ok and "MemoryError" in result.stderr
-    assert "allocated" not in result.stdout
-
-
-def test_limits_are_set_inside():
+    runs = tmp_path / "runs"  # the host folder each run uses goes here, so leftovers are visible
+    runs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(runs))
     code = (
-        "import resource as r\n"
-        "for name in ('RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_NPROC'):\n"
-        "    print(r.getrlimit(getattr(r, name))[1])\n"
+        "import os\n"
+        "print(sorted(os.listdir('.')))\n"
+        "open('out.txt', 'w').write('x')\n"
+        "print(sorted(os.listdir('.')))\n"
+        "print(os.getcwd())\n"
     )
-    cpu, address_space, file_size, nproc = map(int, run_code(code, timeout=2).stdout.split())
-    assert 0 < cpu <= 4
-    assert address_space == MEMORY_LIMIT and file_size == FILE_SIZE_LIMIT
-    assert nproc > 0  # finite (RLIM_INFINITY reads as -1)
+    for _ in range(2):  # the second run does not see what the first one wrote
+        result = run_code(code)
+        assert result.ok, result.stderr
+        before, after, workdir = result.stdout.splitlines()
+        assert before == "[]"  # started empty: not even the script is there
+        assert after == "['out.txt']"
+        assert workdir != str(tmp_path)
+    assert not (tmp_path / "out.txt").exists()  # not the server's working folder
+    assert list(runs.iterdir()) == []  # nothing left behind on the host
+
+
+def test_file_size_limit_binds():
     big_file = run_code(
         "with open('big', 'wb') as f:\n"
         f"    for _ in range({FILE_SIZE_LIMIT // 2**20 + 1}):\n"

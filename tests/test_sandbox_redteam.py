@@ -1,0 +1,473 @@
+"""Red-team probes against the sandbox (issue 9, item 7): hostile programs run through
+`e2p.sandbox.run_code`, each checked from the host side after the run.
+
+Where bubblewrap cannot run programs the probes are skipped with the reason, unless
+E2P_REQUIRE_SANDBOX=1 (set by CI), where they fail: an escape, or a missing sandbox, fails CI.
+The secure-by-default tests at the end need no bubblewrap and always run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import socket
+import sysconfig
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from e2p import sandbox
+from e2p.sandbox import (
+    FILE_SIZE_LIMIT,
+    MEMORY_LIMIT,
+    OPEN_FILES_LIMIT,
+    PROCESS_LIMIT,
+    SANDBOX_UID,
+    TRUNCATION_NOTE,
+    SandboxUnavailable,
+    run_code,
+    sandbox_status,
+)
+
+REQUIRE = "E2P_REQUIRE_SANDBOX"
+DONE = "E2P-PROBE-DONE"  # printed last by every probe: it ran to the end, so a pass is not vacuous
+
+
+def require_sandbox() -> None:
+    """Skip where bubblewrap cannot run programs here; fail instead when E2P_REQUIRE_SANDBOX=1."""
+    status = sandbox_status()
+    if status.available:
+        return
+    message = f"the bubblewrap sandbox is unavailable: {status.reason}"
+    if os.environ.get(REQUIRE) == "1":
+        pytest.fail(f"{message} ({REQUIRE}=1: the sandbox tests must run here)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def sandboxed() -> None:
+    require_sandbox()
+
+
+needs_sandbox = pytest.mark.usefixtures("sandboxed")
+
+
+def _probe(code: str, timeout: float = 5.0):
+    """Run `code` (which must print DONE last) and check it ran to its end."""
+    result = run_code(code, timeout=timeout)
+    assert result.isolated is True
+    assert result.stdout.rstrip().endswith(DONE), (result.stdout[-2000:], result.stderr[-2000:])
+    return result
+
+
+def _attempts(paths) -> str:
+    """Code that tries to write each of `paths` (creating its folder) and prints the outcome."""
+    return (
+        "import os\n"
+        f"for path in {[str(p) for p in paths]!r}:\n"
+        "    try:\n"
+        "        os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+        "        with open(path, 'w') as f:\n"
+        "            f.write('escaped')\n"
+        "        print('wrote', path)\n"
+        "    except OSError as e:\n"
+        "        print('refused', path, type(e).__name__)\n"
+        f"print({DONE!r})\n"
+    )
+
+
+# --- the file system --------------------------------------------------------------------------
+
+
+@needs_sandbox
+def test_write_outside_the_working_folder_leaves_no_file(tmp_path):
+    targets = [tmp_path / "escaped.txt", Path("/tmp") / f"e2p-redteam-{uuid.uuid4().hex}.txt"]
+    try:
+        _probe(_attempts(targets))
+        assert [str(p) for p in targets if p.exists()] == []
+    finally:
+        for path in targets:
+            path.unlink(missing_ok=True)
+
+
+@needs_sandbox
+def test_write_inside_the_project_or_its_python_leaves_no_file(repo_root):
+    name = f"e2p-redteam-{uuid.uuid4().hex}"
+    targets = [
+        repo_root / f"{name}.txt",
+        repo_root / "artifacts" / f"{name}.txt",
+        repo_root / "e2p" / f"{name}.py",
+        Path(sysconfig.get_paths()["purelib"]) / f"{name}.py",  # a module every later run imports
+    ]
+    try:
+        result = _probe(_attempts(targets + ["/run/e2p/planted.py"]))
+        assert [str(p) for p in targets if p.exists()] == []
+        # The script's folder is a host folder bound into the sandbox: read-only.
+        assert "refused /run/e2p/planted.py" in result.stdout
+    finally:
+        for path in targets:
+            path.unlink(missing_ok=True)
+
+
+@needs_sandbox
+def test_deleting_a_file_in_artifacts_fails(repo_root):
+    canary = repo_root / "artifacts" / f".e2p-redteam-canary-{uuid.uuid4().hex}"
+    code = (
+        "import os\n"
+        f"path = {str(canary)!r}\n"
+        "for attempt in (lambda: os.remove(path), lambda: os.rename(path, path + '.moved'),\n"
+        "                lambda: open(path, 'w').close()):\n"
+        "    try:\n"
+        "        attempt()\n"
+        "        print('done')\n"
+        "    except OSError as e:\n"
+        "        print('refused', type(e).__name__)\n"
+        f"print({DONE!r})\n"
+    )
+    canary.write_text("canary")
+    try:
+        _probe(code)
+        assert canary.read_text() == "canary"
+        assert not Path(str(canary) + ".moved").exists()
+    finally:
+        canary.unlink(missing_ok=True)
+        Path(str(canary) + ".moved").unlink(missing_ok=True)
+
+
+# --- the network ------------------------------------------------------------------------------
+
+
+@needs_sandbox
+def test_loopback_listener_sees_no_connection():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    peers, stop = [], threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            peers.append(peer)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    code = (
+        "import socket\n"
+        "for host in ('127.0.0.1', 'localhost', '::1'):\n"
+        "    try:\n"
+        f"        socket.create_connection((host, {port}), timeout=1).close()\n"
+        "        print('connected', host)\n"
+        "    except OSError as e:\n"
+        "        print('refused', host, type(e).__name__)\n"
+        f"print({DONE!r})\n"
+    )
+    try:
+        result = _probe(code)
+        time.sleep(0.3)  # let the accepting thread see anything still in the queue
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+    assert peers == []
+    assert "connected" not in result.stdout
+
+
+# --- the server's environment -----------------------------------------------------------------
+
+
+@needs_sandbox
+def test_proc_holds_no_trace_of_the_server_environment(monkeypatch):
+    canary = f"e2p-canary-{uuid.uuid4().hex}"
+    monkeypatch.setenv("E2P_REDTEAM_CANARY", canary)
+    # The probe does not know the canary (it would find it in its own script): it dumps every
+    # /proc/*/environ and cmdline it can read, and the test searches the dump.
+    code = (
+        "import json, os\n"
+        "found = {}\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    if not pid.isdigit():\n"
+        "        continue\n"
+        "    try:\n"
+        "        tasks = os.listdir(f'/proc/{pid}/task')\n"
+        "    except OSError:\n"
+        "        tasks = []\n"
+        "    for base in [f'/proc/{pid}'] + [f'/proc/{pid}/task/{t}' for t in tasks]:\n"
+        "        for name in ('environ', 'cmdline'):\n"
+        "            try:\n"
+        "                with open(f'{base}/{name}', 'rb') as f:\n"
+        "                    found[f'{base}/{name}'] = f.read().decode('latin-1')\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "print(json.dumps({'files': found, 'environ': dict(os.environ)}))\n"
+        f"print({DONE!r})\n"
+    )
+    result = _probe(code)
+    assert TRUNCATION_NOTE not in result.stdout  # the whole dump came back
+    dump = json.loads(result.stdout.splitlines()[0])
+    assert "/proc/self/environ" not in dump["files"]  # the walk was over pids
+    assert len(dump["files"]) >= 2  # at least its own environ and cmdline were readable
+    assert canary not in result.stdout and canary not in result.stderr
+    assert "E2P_REDTEAM_CANARY" not in dump["environ"]
+
+
+@needs_sandbox
+def test_runs_as_nobody_without_capabilities_or_server_environment(monkeypatch):
+    monkeypatch.setenv("E2P_REDTEAM_CANARY", "server-secret")
+    timeout = 2.0
+    code = (
+        "import json, os, resource as r\n"
+        "status = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines()\n"
+        "              if ':\\t' in line)\n"
+        "limits = {name: r.getrlimit(getattr(r, name)) for name in\n"
+        "          ('RLIMIT_NPROC', 'RLIMIT_NOFILE', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_CPU')}\n"
+        "print(json.dumps({'ids': [os.getuid(), os.geteuid(), os.getgid(), os.getegid()],\n"
+        "                  'groups': os.getgroups(), 'status': status, 'limits': limits,\n"
+        "                  'environ': dict(os.environ)}))\n"
+        f"print({DONE!r})\n"
+    )
+    result = _probe(code, timeout=timeout)
+    seen = json.loads(result.stdout.splitlines()[0])
+    assert seen["ids"] == [SANDBOX_UID] * 4 and SANDBOX_UID != 0
+    assert all(group == SANDBOX_UID for group in seen["groups"]), seen["groups"]
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(seen["status"][cap].strip(), 16) == 0, (cap, seen["status"][cap])
+    assert seen["status"]["NoNewPrivs"].strip() == "1"
+
+    environ = seen["environ"]
+    assert "E2P_REDTEAM_CANARY" not in environ and len(environ) <= 10, environ
+    generic = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "PWD"}
+    leaked = {k for k, v in environ.items() if os.environ.get(k) == v and k not in generic}
+    assert leaked == set(), leaked
+
+    limits = {name: tuple(value) for name, value in seen["limits"].items()}
+    infinity = resource.RLIM_INFINITY
+    for name, (soft, hard) in limits.items():
+        assert soft != infinity and hard != infinity and 0 < soft <= hard, (name, soft, hard)
+    assert limits["RLIMIT_AS"][1] <= MEMORY_LIMIT
+    assert limits["RLIMIT_FSIZE"][1] <= FILE_SIZE_LIMIT
+    assert limits["RLIMIT_NOFILE"][1] <= OPEN_FILES_LIMIT
+    assert limits["RLIMIT_CPU"][1] <= math.ceil(timeout) + 2
+    if os.geteuid() == 0:  # a uid of its own: the count is the run's alone
+        assert limits["RLIMIT_NPROC"][1] <= PROCESS_LIMIT
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _live_processes_with(marker: str) -> list[str]:
+    """Host processes (zombies aside) whose command line holds `marker`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # exited while we looked
+            continue
+        if marker.encode() in cmdline and state not in ("Z", "X"):
+            shown = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{pid} [{state}] {shown}")
+    return found
+
+
+@needs_sandbox
+@pytest.mark.parametrize("ending", ["exits", "times_out"])
+def test_children_in_their_own_session_are_gone_when_run_code_returns(ending):
+    marker = f"e2p-redteam-{uuid.uuid4().hex}"
+    code = (
+        "import os, subprocess, sys, time\n"
+        f"argv = [sys.executable, '-c', 'import time; time.sleep(60)  # {marker}']\n"
+        "children = [subprocess.Popen(argv, start_new_session=True) for _ in range(3)]\n"
+        "time.sleep(0.2)\n"
+        "print(sum(c.poll() is None and os.getsid(c.pid) == c.pid != os.getsid(0)\n"
+        "          for c in children), 'alive in sessions of their own', flush=True)\n"
+        f"print({DONE!r}, flush=True)\n" + ("children[0].wait()\n" if ending == "times_out" else "")
+    )
+    start = time.monotonic()
+    result = _probe(code, timeout=1.5)
+    elapsed = time.monotonic() - start
+    survivors = _live_processes_with(marker)  # right away: "gone when run_code returns"
+    assert result.stdout.startswith("3 alive in sessions of their own"), result.stdout
+    assert result.timed_out is (ending == "times_out")
+    assert elapsed < (3 if ending == "exits" else 4)  # children holding the pipes do not stall it
+    assert survivors == []
+
+
+@needs_sandbox
+def test_fork_bomb_is_capped():
+    code = (
+        "import os, sys, time\n"
+        "sys.stdout.flush()\n"
+        "forked = 0\n"
+        "for _ in range(300):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    if pid == 0:\n"
+        "        time.sleep(2)\n"
+        "        os._exit(0)\n"
+        "    forked += 1\n"
+        "print('forked', forked)\n"
+        f"print({DONE!r})\n"
+    )
+    result = run_code(code, timeout=5)
+    assert result.isolated is True
+    if DONE in result.stdout:
+        forked = int(result.stdout.split()[1])
+        assert 0 < forked < 300
+        if os.geteuid() == 0:
+            assert forked < PROCESS_LIMIT
+    else:
+        assert not result.ok
+
+
+# --- resources --------------------------------------------------------------------------------
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@needs_sandbox
+def test_flood_of_files_and_output_leaves_nothing_behind(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"  # where run_code's host folder goes, so leftovers are ours alone
+    runs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(runs))
+    assert tempfile.gettempdir() == str(runs)
+    code = (
+        "import os, sys\n"
+        "made = 0\n"
+        "try:\n"
+        "    for i in range(10_000):\n"
+        "        open(f'f{i}', 'w').close()\n"
+        "        made += 1\n"
+        "except OSError as e:\n"
+        "    print('stopped', type(e).__name__, file=sys.stderr)\n"
+        "print('files', made, len(os.listdir('.')), flush=True)\n"
+        "chunk = 'x' * 2**20\n"
+        "for _ in range(100):\n"
+        "    sys.stdout.write(chunk)\n"
+        "sys.stdout.flush()\n"
+    )
+    before = _resident_bytes()
+    start = time.monotonic()
+    result = run_code(code, timeout=10)
+    elapsed = time.monotonic() - start
+    grown = _resident_bytes() - before
+    assert result.isolated is True and not result.timed_out and elapsed < 10
+    assert result.stdout.startswith("files 10000 10000\n"), result.stdout[:200]
+    assert result.stdout.endswith(TRUNCATION_NOTE)  # 100 MB came out, the cap kept little
+    assert grown < 100 * 1024**2, f"the server grew by {grown / 1024**2:.0f} MB"
+    assert list(runs.iterdir()) == []
+
+
+@needs_sandbox
+@pytest.mark.parametrize(
+    "code, sign",
+    [
+        ("x = bytearray(4 * 1024**3)\nprint('allocated')", "MemoryError"),
+        ("while True:\n    pass", None),
+        ("print(input('number? '))", "EOFError"),
+    ],
+    ids=["allocate_4GB", "loop_forever", "input"],
+)
+def test_exhaustion_ends_within_the_time_limit(code, sign):
+    timeout = 2.0
+    start = time.monotonic()
+    result = run_code(code, timeout=timeout)
+    elapsed = time.monotonic() - start
+    assert result.isolated is True
+    assert not result.ok
+    assert elapsed < timeout + 1.5, f"took {elapsed:.1f}s with a {timeout}s limit"
+    assert "allocated" not in result.stdout
+    if sign is None:
+        assert result.timed_out and result.returncode is None
+    else:
+        assert sign in result.stderr
+
+
+# --- what must keep working -------------------------------------------------------------------
+
+
+@needs_sandbox
+def test_an_ordinary_program_runs():
+    result = run_code("print(6 * 7)")
+    assert (result.ok, result.stdout, result.stderr, result.isolated) == (True, "42\n", "", True)
+
+
+@needs_sandbox
+def test_a_program_writes_and_reads_in_its_working_folder():
+    result = run_code(
+        "with open('notes.txt', 'w') as f:\n"
+        "    f.write('kept')\n"
+        "print(open('notes.txt').read())\n"
+    )
+    assert result.ok, result.stderr
+    assert result.stdout == "kept\n"
+
+
+@needs_sandbox
+def test_the_projects_python_packages_are_importable():
+    result = run_code("import numpy\nprint(int(numpy.arange(4).sum()))")
+    assert result.ok, result.stderr
+    assert result.stdout == "6\n"
+
+
+# --- secure by default (no bubblewrap needed) -------------------------------------------------
+
+
+@pytest.fixture
+def fresh_status():
+    sandbox_status.cache_clear()
+    yield
+    sandbox_status.cache_clear()  # the next caller probes again, with the environment restored
+
+
+def _refuses_to_run(marker: Path) -> None:
+    status = sandbox_status()
+    assert status.available is False and status.reason
+    code = f"open({str(marker)!r}, 'w').write('ran')\n"
+    with pytest.raises(SandboxUnavailable, match="not run"):
+        run_code(code)
+    with pytest.raises(SandboxUnavailable):
+        sandbox.run_many([code])
+    with pytest.raises(SandboxUnavailable):
+        sandbox.RunBudget(total=1.0).run(code)
+    assert not marker.exists()
+
+
+def test_switched_off_nothing_runs(tmp_path, monkeypatch, fresh_status):
+    monkeypatch.setenv(sandbox.SWITCH, "off")
+    _refuses_to_run(tmp_path / "ran.txt")
+    assert sandbox.SWITCH in sandbox_status().reason
+
+
+def test_without_bubblewrap_nothing_runs(tmp_path, monkeypatch, fresh_status):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv(sandbox.SWITCH, raising=False)
+    _refuses_to_run(tmp_path / "ran.txt")
+    assert "bwrap" in sandbox_status().reason
