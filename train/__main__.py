@@ -84,8 +84,10 @@ def main(argv=None) -> int:
         work = Path(args.work_dir or f"runs/{config_path.stem}")
         out = Path(args.out) if args.out else work / "artifacts"
         replaceable_files(out)  # refuse a folder export would not write into now, not after training
-        if args.fresh and rank == 0 and work.exists():
-            shutil.rmtree(work)
+        if args.fresh and rank == 0:
+            # Only what training itself wrote there: --work-dir may name a folder that holds more.
+            shutil.rmtree(work / "checkpoint", ignore_errors=True)
+            (work / "best.safetensors").unlink(missing_ok=True)
         if distributed:
             dist.barrier()
         corpus = load_corpus(args.data)
