@@ -269,6 +269,15 @@ def _tasks_of_this_user() -> int | None:
     return count
 
 
+def _children(pid: int) -> list[int]:
+    """The pids of `pid`'s children (bubblewrap is single-threaded), [] where /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
     buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     truncated = {proc.stdout: False, proc.stderr: False}
@@ -299,12 +308,26 @@ def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
         timed_out = False
     except subprocess.TimeoutExpired:
         timed_out = True
-    try:
-        # Killing bubblewrap kills the namespace's first process (--die-with-parent), and with
-        # it every process of the run, even those that left the session.
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    if proc.returncode is None:  # not reaped yet, so proc.pid cannot belong to anyone else
+        # Kill the namespace's first process (bubblewrap's only child), not bubblewrap: the
+        # kernel kills every other process of the namespace and lets that one exit only once
+        # they are all gone, and bubblewrap exits only after reaping it. So once proc.wait()
+        # returns, nothing the run started is alive. (Killing bubblewrap itself brings the
+        # namespace down through --die-with-parent too, but asynchronously: processes of the
+        # run were still alive for up to ~40 ms after run_code returned.)
+        children = _children(proc.pid)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            proc.wait(timeout=5 if children else 0)
+        except subprocess.TimeoutExpired:
+            try:  # fallback: --die-with-parent takes the namespace down with bubblewrap
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     proc.wait()
     proc.stdout.close()
     proc.stderr.close()
