@@ -7,6 +7,10 @@ placeholders the model uses; a kind is edited only when both prompts name the sa
 values and the program uses every one of its prompt's values of that kind (so "divisible by 7
 and 5" never maps onto a program that only uses 7), and an edit that does not compile is dropped.
 
+Every edit is checked against the program it came from: the two syntax trees must be equal but
+for constant values and the identifiers renamed to the prompt's names, else it is dropped. So a
+prompt changes values and names, never what the program does with them.
+
 Programs that name their inputs at the top (`num = 407`) get the prompt's values there too
 (`fill_inputs`), where the prompt names as many values of that kind as the program has inputs.
 """
@@ -50,7 +54,10 @@ def adapt_literals(prompt: str, example: Example) -> str | None:
         return None
     abstract = abstract_code(tokens, theirs)
     code = decode_code(restore_code(abstract, ours))
-    return code if compiles(code) and code.strip() != example.code.strip() else None
+    renames = dict(zip(theirs.names, ours.names))
+    if code.strip() == example.code.strip() or not compiles(code) or not same_shape(example.code, code, renames):
+        return None
+    return code
 
 
 _KINDS = {int: (int, float), str: (str,)}  # prompt value kind -> literal types it may replace
@@ -75,7 +82,7 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     if tree is None:
         return None
     slots = abstract_prompt(prompt)[1]
-    lines = code.splitlines(keepends=True)
+    lines = [line.encode() for line in code.splitlines(keepends=True)]  # ast offsets count UTF-8 bytes
     edits = []
     for kind, values in ((int, slots.numbers), (str, slots.strings)):
         constants = _input_constants(tree, kind)
@@ -84,9 +91,43 @@ def fill_inputs(prompt: str, code: str) -> str | None:
         for node, value in zip(constants, values):
             if node.lineno != node.end_lineno:
                 return None
-            edits.append((node.lineno, node.col_offset, node.end_col_offset, value if kind is int else repr(value)))
+            text = value if kind is int else repr(value)
+            edits.append((node.lineno, node.col_offset, node.end_col_offset, text.encode("utf-8", "surrogatepass")))
     for row, start, end, text in sorted(edits, reverse=True):
         line = lines[row - 1]
         lines[row - 1] = line[:start] + text + line[end:]
-    filled = "".join(lines)
-    return filled if filled != code and compiles(filled) else None
+    try:
+        filled = b"".join(lines).decode()
+    except UnicodeDecodeError:
+        return None
+    return filled if filled != code and compiles(filled) and same_shape(code, filled) else None
+
+
+_RENAMABLE = {ast.Name: "id", ast.arg: "arg", ast.keyword: "arg", ast.FunctionDef: "name",
+              ast.AsyncFunctionDef: "name", ast.ClassDef: "name"}
+
+
+def same_shape(old_code: str, new_code: str, renames: dict[str, str] | None = None) -> bool:
+    """Whether `new_code`'s syntax tree is `old_code`'s but for constant values and identifiers
+    renamed by `renames` (old name -> new name; Name, argument, keyword and def names only)."""
+    old, new = parse_tree(old_code), parse_tree(new_code)
+    return old is not None and new is not None and _same(old, new, renames or {})
+
+
+def _same(a, b, renames: dict[str, str]) -> bool:
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y, renames) for x, y in zip(a, b))
+    if not isinstance(a, ast.AST):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    for name, x in ast.iter_fields(a):
+        y = getattr(b, name, None)
+        if isinstance(a, ast.Constant) and name in ("value", "kind"):
+            continue  # a constant's value may change (its type too: 7 -> 2.5), nothing else
+        if name == _RENAMABLE.get(type(a)) and x != y:
+            if renames.get(x) != y:
+                return False
+        elif not _same(x, y, renames):
+            return False
+    return True

@@ -4,6 +4,11 @@
 and 27 it holds NUM0 and NUM1 too, and after decoding the placeholders are put back. So the model
 learns *where* a prompt's values go rather than the values themselves, and values it never saw
 still reach the code.
+
+Prompt text is hostile until shown otherwise, so values go back only in forms that cannot change
+how the code around them is read: a quoted value only as a whole string literal written by
+`repr`, a number only as a short plain numeral, a name only as an ordinary identifier (no
+keyword, builtin, standard module or dunder).
 """
 
 from __future__ import annotations
@@ -11,21 +16,34 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import sys
 from dataclasses import dataclass, field
 
-from .tokenizers import CONT, STR_CLOSE_PREFIX, STR_OPEN_PREFIX, code_tokens, split_string
+from .tokenizers import CONT, DEDENT, INDENT, NL, STR_CLOSE_PREFIX, STR_OPEN_PREFIX, code_tokens, split_string
 
 MAX_SLOTS = 8  # placeholders per kind; a prompt rarely holds more distinct values than this
+MAX_NUMBER_CHARS = 20  # longer numbers stay prompt text (train prompts hold at most 4 digits)
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\w)")
+_NUMERAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _QUOTED = re.compile(r"""(?<!\w)(["'])([^"'\n]{1,80}?)\1(?!\w)""")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED = set(keyword.kwlist) | set(dir(builtins))
+_RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | set(sys.stdlib_module_names)
+
+
+def is_numeral(value: str) -> bool:
+    """A plain decimal numeral short enough that no computation on it blows up."""
+    return len(value) <= MAX_NUMBER_CHARS and bool(_NUMERAL.fullmatch(value))
+
+
+def is_safe_name(word: str) -> bool:
+    """An identifier a prompt may put in code: not a keyword, builtin, standard module or dunder."""
+    return bool(_WORD.fullmatch(word)) and word not in _RESERVED and not word.startswith("__")
 
 
 def _is_name(word: str) -> bool:
     """Identifier-looking prompt words (`my_list`, `bcdToDecimal`, `num1`), not plain English."""
-    if word in _RESERVED or len(word) < 2:
+    if not is_safe_name(word) or len(word) < 2:
         return False
     return "_" in word.strip("_") or bool(re.search(r"[a-z][A-Z]|[A-Za-z]\d", word))
 
@@ -68,7 +86,7 @@ def abstract_prompt(prompt: str) -> tuple[str, Slots]:
         return f" {name} " if name else m.group(0)
 
     def number(m: re.Match) -> str:
-        name = slot(slots.numbers, m.group(0), "NUM")
+        name = slot(slots.numbers, m.group(0), "NUM") if is_numeral(m.group(0)) else None
         return name or m.group(0)
 
     def word(m: re.Match) -> str:
@@ -117,19 +135,65 @@ def abstract_code(tokens: list[str], slots: Slots) -> list[str]:
 
 
 def restore_code(tokens: list[str], slots: Slots) -> list[str]:
-    """Put the values back; a placeholder with no value stays as an identifier-like token."""
-    mapping = slots.mapping()
+    """Put the values back; a placeholder with no valid value stays as an identifier-like token.
+
+    A quoted value is never pasted inside a literal: where its placeholder is a literal's whole
+    content the literal is replaced by one of its own, elsewhere inside a literal the placeholder
+    stays as text. Numbers and names go back inside literals too: their characters (letters,
+    digits, `_`, `.`) cannot end a literal, escape a quote or open an f-string field."""
+    mapping = {k: v for k, v in slots.mapping().items() if _valid(k, v)}
     out: list[str] = []
-    for tok in tokens:
+    close = None  # the token that ends the literal being copied, as decode_code reads it
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
         value = mapping.get(tok)
-        if value is None:
+        if close is not None:
+            if tok == close or tok in (NL, INDENT, DEDENT):
+                close = None
+            elif value is not None and not tok.startswith("STR"):
+                tok = value
             out.append(tok)
-        elif tok.startswith("STR"):
-            in_string = bool(out) and out[-1].startswith(STR_OPEN_PREFIX)
-            out.extend([value] if in_string else split_string(repr(value)))
+        elif tok.startswith(STR_OPEN_PREFIX) and len(tok) > 1:
+            body = tok[len(STR_OPEN_PREFIX) :]
+            quote = body.lstrip(_LETTERS)
+            prefix, quote = body[: len(body) - len(quote)], quote if quote in _QUOTES else '"'
+            close = STR_CLOSE_PREFIX + quote
+            inner = tokens[i + 1] if i + 1 < len(tokens) else ""
+            whole = prefix + quote == body and tokens[i + 2 : i + 3] == [close]  # the literal is just `inner`
+            if whole and inner.startswith("STR") and inner in mapping:
+                out.extend(split_string(_string_literal(mapping[inner], prefix, quote)))
+                close, i = None, i + 3
+                continue
+            out.append(tok)
+        elif value is None:
+            out.append(tok)
         else:
-            out.append(value)
+            out.extend(split_string(repr(value)) if tok.startswith("STR") else [value])
+        i += 1
     return out
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_QUOTES = ('"', "'", '"""', "'''")
+
+
+def _valid(placeholder: str, value: str) -> bool:
+    if placeholder.startswith("NUM"):
+        return is_numeral(value)
+    if placeholder.startswith("NAME"):
+        return is_safe_name(value)
+    return True  # a quoted value only ever goes back through repr
+
+
+def _string_literal(value: str, prefix: str, quote: str) -> str:
+    """`value` as one whole literal: the original prefix and quotes where they read it unchanged
+    (nothing to escape, no quote of that kind, ASCII for bytes, no braces for an f-string), else repr."""
+    kinds = prefix.lower()
+    if (repr(value)[1:-1] == value and quote[0] not in value
+            and ("f" not in kinds or not {"{", "}"} & set(value)) and ("b" not in kinds or value.isascii())):
+        return prefix + quote + value + quote
+    return repr(value)
 
 
 def abstract_example(prompt: str, code: str) -> tuple[str, list[str], Slots]:

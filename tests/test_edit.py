@@ -53,3 +53,91 @@ def test_inputs_stay_where_the_counts_differ_or_nothing_changes():
     assert fill_inputs("print 5", "def f(:\n") is None
     # only top-level names count: a constant inside a function is not an input
     assert fill_inputs("print 5", "def f():\n    n = 3\n    return n\n") is None
+
+
+# --- hostile prompts: an edit changes values and names, never what the program does ---
+
+import ast  # noqa: E402
+
+import pytest  # noqa: E402
+
+from e2p.edit import fill_inputs, same_shape  # noqa: E402
+from e2p.placeholders import abstract_prompt  # noqa: E402
+from test_placeholders import FORBIDDEN, assert_values_only_in_strings, constants, identifiers  # noqa: E402
+
+HELLO = Example('write a program that prints "hello there"', 'print("hello there")\n', 1)
+TWO = Example('print "hello" and "world"', 'print("hello", "world")\n', 1)
+FSTR = Example('print "hello world"', 'print(f"hello world")\n', 1)
+REV = Example("reverse the list my_items", "my_items.reverse()\nprint(my_items)\n", 1)
+INPUTS = "s = 'abc'\nprint(s[::-1])\n"
+
+HOSTILE_PROMPTS = [
+    'print "\\" and " + __import__(chr(111)).system(chr(120)))#"',  # compiled and ran before the fix
+    'write a program that prints "\\ + __import__(chr(111)).system(chr(120)) + \\"',
+    'print "{__import__(chr(111)).system(chr(120))}"',
+    'print "a\\x00b\\n{}}{" and "nul\x00byte"',
+    'write a program that prints "tab\there\\"',
+    'print "line \\\\" and "\\N{BULLET}"',
+]
+
+
+def _check(prompt: str, code: str | None, original: str) -> None:
+    if code is None:
+        return
+    tree = assert_values_only_in_strings(code, abstract_prompt(prompt)[1].strings)
+    assert tree is not None and same_shape(original, code)
+    assert identifiers(tree) <= identifiers(ast.parse(original))
+
+
+@pytest.mark.parametrize("prompt", HOSTILE_PROMPTS)
+def test_hostile_quoted_values_become_string_constants(prompt):
+    for example in (HELLO, TWO, FSTR):
+        _check(prompt, adapt_literals(prompt, example), example.code)
+    _check(prompt, fill_inputs(prompt, INPUTS), INPUTS)
+
+
+def test_the_two_strings_injection_gives_two_constants():
+    prompt = HOSTILE_PROMPTS[0]
+    code = adapt_literals(prompt, TWO)
+    assert code is not None
+    assert constants(ast.parse(code)) == ["\\", " + __import__(chr(111)).system(chr(120)))#"]
+
+
+def test_an_f_string_never_takes_a_value_with_braces():
+    assert adapt_literals('print "{__import__(chr(111)).system(chr(120))}"', FSTR) is None  # would need a plain str
+    assert adapt_literals('print "good night"', FSTR) == 'print(f"good night")\n'
+
+
+def test_a_value_with_escapes_is_written_by_repr():
+    code = adapt_literals('write a program that prints "tab\there\\"', HELLO)
+    assert code == "print('tab\\there\\\\')\n"
+    code = fill_inputs('reverse "a\\x00b"', INPUTS)
+    assert code is not None and ast.parse(code).body[0].value.value == "a\\x00b"
+
+
+@pytest.mark.parametrize("name", ["__import__", "eval", "exec", "os", "sys", "__my_items"])
+def test_unsafe_names_never_replace_identifiers(name):
+    assert adapt_literals(f"reverse the list {name}", REV) is None
+
+
+def test_names_are_replaced_only_by_the_prompts_names():
+    edited = adapt_literals("reverse the list user_scores", REV)
+    assert edited is not None and identifiers(ast.parse(edited)) == {"user_scores", "reverse", "print"}
+    assert not FORBIDDEN & identifiers(ast.parse(edited))
+
+
+def test_same_shape_allows_only_constants_and_the_given_renames():
+    assert same_shape("x = 1\nprint('a')\n", "x = 2.5\nprint('b')\n")
+    assert same_shape("def f(my_a):\n    return my_a\n", "def f(new_a):\n    return new_a\n", {"my_a": "new_a"})
+    assert not same_shape("my_a = 1\n", "new_a = 1\n")  # a rename the edit did not make
+    assert not same_shape("my_a = 1\n", "other = 1\n", {"my_a": "new_a"})
+    assert not same_shape("x = 'a'\n", "x = 'a' + y\n")  # new code
+    assert not same_shape("x = 'a'\n", "x = f'{y}'\n")  # a literal became an f-string
+    assert not same_shape("x.my_a()\n", "x.new_a()\n", {"my_a": "new_a"})  # attributes keep their names
+    assert not same_shape("x = 1\n", "x = 1\ny = 2\n")
+    assert not same_shape("x = 1\n", "x = (\n")
+
+
+def test_fill_inputs_counts_offsets_in_bytes():
+    code = 's = "ü"; n = 3\nprint(s, n)\n'
+    assert fill_inputs('use "x" and 5', code) == "s = 'x'; n = 5\nprint(s, n)\n"

@@ -7,6 +7,7 @@ import ast
 import pytest
 
 from e2p.placeholders import (
+    MAX_NUMBER_CHARS,
     MAX_SLOTS,
     Slots,
     abstract_code,
@@ -15,7 +16,7 @@ from e2p.placeholders import (
     all_placeholders,
     restore_code,
 )
-from e2p.tokenizers import code_tokens, decode_code
+from e2p.tokenizers import code_tokens, decode_code, split_string
 
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")
 
@@ -156,3 +157,168 @@ def test_round_trip_over_the_full_train_split(full_corpus):
     assert len(train) > 2000
     assert used > 100  # placeholders do occur in the code
     assert failures == []
+
+
+# --- hostile prompt values: they reach code only as whole literals, numerals or safe names ---
+
+PAYLOAD = "\\' + __import__(\"os\").system(\"x\") + \\'"
+HOSTILE = [
+    "\\",
+    "abc\\",
+    PAYLOAD,
+    " + __import__(chr(111)).system(chr(120)))#",
+    "{__import__('os').system('x')}",
+    "{eval(chr(49))}}{",
+    'say "hi"\nexec("import os")',
+    "nul\x00byte\r\t\x0b",
+    "\\N{BULLET}\\x41\\u2028\u2028",
+    "'''\"\"\"",
+    "\ud800",
+]
+FORBIDDEN = {"__import__", "eval", "exec", "os", "system", "chr"}
+
+
+def identifiers(tree: ast.AST) -> set[str]:
+    out = set()
+    for node in ast.walk(tree):
+        for field in ("id", "attr", "arg", "name"):
+            value = getattr(node, field, None)
+            if isinstance(value, str):
+                out.add(value)
+        if isinstance(node, ast.alias):
+            out.add(node.asname or node.name)
+    return out
+
+
+def without_strings(tree: ast.AST) -> str:
+    """The code with every string constant emptied: what is left is what a value could turn into code."""
+    tree = ast.parse(ast.unparse(tree))  # a copy
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            node.value = type(node.value)()
+    return ast.unparse(tree)
+
+
+def assert_values_only_in_strings(code: str, values: list[str], allowed: set[str] = frozenset()) -> ast.AST | None:
+    """Where `code` parses, the quoted values appear in its tree only inside string constants."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None  # code that does not parse never runs
+    assert not (identifiers(tree) & (FORBIDDEN - set(allowed))), code
+    stripped = without_strings(tree)
+    for value in values:
+        if len(value) >= 3:
+            assert value not in stripped, (value, code)
+    return tree
+
+
+def constants(tree: ast.AST) -> list:
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_quoted_value_fills_a_whole_literal_by_repr(value):
+    slots = Slots(strings=[value, "ok"])
+    cases = {
+        "alone": ["print", "(", "STR0", ")"],
+        "whole literal": ["print", "(", '«"', "STR0", '»"', ")"],
+        "two strings on one line": ["print", "(", '«"', "STR0", '»"', ",", "«'", "STR1", "»'", ")"],
+        "f-string": ["print", "(", '«f"', "STR0", '»"', ")"],
+        "raw": ["x", "=", '«r"', "STR0", '»"'],
+        "bytes": ["x", "=", '«b"', "STR0", '»"'],
+        "triple": ["x", "=", '«"""', "STR0", '»"""'],
+        "after an f-string": ["x", "=", '«f"', "{", "y", "}", '»"', "STR0"],
+    }
+    for name, tokens in cases.items():
+        code = decode_code(restore_code(tokens, slots))
+        tree = assert_values_only_in_strings(code, [value])
+        if name != "bytes":  # b"..." of non-ASCII text does not compile: nothing to check
+            assert tree is not None, (name, code)
+            assert value in constants(tree), (name, code)
+            assert not any(isinstance(n, ast.Call) for n in ast.walk(tree) if n is not tree.body[0].value), (name, code)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_quoted_value_is_never_pasted_inside_a_literal(value):
+    slots = Slots(strings=[value])
+    for tokens in (
+        ['«"', "Hello", " ", "STR0", '»"'],
+        ['«f"', "Sum", ":", " {", "STR0", "}", '»"'],
+        ["«f'", "{", "STR0", "}", "»'"],
+        ['«"', "\\", "STR0", '»"', ",", "x"],
+        ['«"', "STR0", "STR0", '»"'],
+        ['«"""', "STR0", '»"'],  # not its closing quote: still inside
+    ):
+        assert restore_code(tokens, slots) == tokens  # the placeholder stays as text
+        assert_values_only_in_strings(decode_code(tokens), [value])
+    # a line end closes a literal (decode_code closes it there): what follows is outside again
+    restored = restore_code(['«"', "STR0", "<nl>", "STR0"], slots)
+    assert restored[:3] == ['«"', "STR0", "<nl>"] and restored[3:] == split_string(repr(value))
+
+
+def test_the_literal_keeps_its_prefix_and_quotes_where_they_read_the_value_unchanged():
+    def restored(value, *tokens):
+        return decode_code(restore_code(list(tokens), Slots(strings=[value])))
+
+    assert restored("hello world", '«f"', "STR0", '»"') == 'f"hello world"\n'
+    assert restored("a{b}", '«f"', "STR0", '»"') == "'a{b}'\n"
+    assert restored("it's", "«'", "STR0", "»'") == '"it\'s"\n'
+    assert restored("a\\b", '«r"', "STR0", '»"') == "'a\\\\b'\n"
+    assert restored("héllo", '«b"', "STR0", '»"') == "'héllo'\n"
+
+
+def test_old_injection_through_two_strings_on_one_line_is_gone():
+    # Pasted raw, the backslash ended the first literal early and the second value became code.
+    slots = Slots(strings=["\\", " + __import__(chr(111)).system(chr(120)))#"])
+    code = decode_code(restore_code(["print", "(", '«"', "STR0", '»"', ",", '«"', "STR1", '»"', ")"], slots))
+    tree = ast.parse(code)
+    assert [type(n).__name__ for n in tree.body[0].value.args] == ["Constant", "Constant"]
+    assert [a.value for a in tree.body[0].value.args] == slots.strings
+
+
+def test_fuzzed_token_sequences_never_turn_a_value_into_code():
+    import random
+
+    rng = random.Random(9)
+    alphabet = ["print", "(", ")", "+", ",", "=", "x", ".", "<nl>", "<indent>", '«"', '«f"', "«'", '«r"',
+                '«b"', '«"""', '«rb"', '»"', "»'", '»"""', "{", "}", " {", "\\", "STR0", "STR1", "NUM0", "NAME0",
+                "Sum", ":"]
+    parsed = 0
+    for _ in range(6000):
+        tokens = [rng.choice(alphabet) for _ in range(rng.randint(1, 10))]
+        for value in (PAYLOAD, HOSTILE[3], HOSTILE[4]):
+            slots = Slots(numbers=["15"], strings=[value, "\\"], names=["my_var"])
+            parsed += assert_values_only_in_strings(decode_code(restore_code(tokens, slots)), [value]) is not None
+    assert parsed > 1000  # enough of them parse for the check to mean something
+
+
+def test_long_and_odd_numbers_stay_out_of_the_code():
+    huge = "9" * 2000
+    text, slots = abstract_prompt(f"print the square of {huge} and 5")
+    assert slots.numbers == ["5"] and huge in text
+    for bad in (huge, "1e5", "0x1F", "1_000", "١٢", "1.2.3", "-4", "5 + 1"):
+        code = decode_code(restore_code(["print", "(", "NUM0", ")"], Slots(numbers=[bad])))
+        assert code == "print(NUM0)\n"
+    longest = "1" * MAX_NUMBER_CHARS
+    assert decode_code(restore_code(["x", "=", "NUM0"], Slots(numbers=[longest]))) == f"x = {longest}\n"
+
+
+@pytest.mark.parametrize("name", ["__import__", "eval", "exec", "os", "sys", "subprocess", "__my_var", "__class__",
+                                  "match", "print", "open", "None"])
+def test_unsafe_names_are_neither_slots_nor_restored(name):
+    _, slots = abstract_prompt(f"write a function that uses {name} here")
+    assert slots.names == []
+    code = decode_code(restore_code(["NAME0", "(", ")"], Slots(names=[name])))
+    assert code == "NAME0()\n"
+    for odd in ("a b", "x);import os;(", "é_x", "my-var", ""):
+        assert decode_code(restore_code(["NAME0"], Slots(names=[odd]))) == "NAME0\n"
+
+
+def test_numbers_and_names_inside_a_literal_stay_inside_it():
+    slots = Slots(numbers=["15"], names=["my_var"])
+    tokens = ['«"', "(", "NUM0", ")", "NAME0", '»"', "+", '«f"', "{", "NAME0", "}", '»"']
+    code = decode_code(restore_code(tokens, slots))
+    tree = ast.parse(code)
+    assert code == '"(15)my_var" + f"{my_var}"\n'
+    assert identifiers(tree) == {"my_var"}
