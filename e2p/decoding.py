@@ -12,11 +12,22 @@ and of the final EOS; `Hypothesis.score = logprob / (len(tokens) + 1) ** length_
 
 Lengths: `max_len` is the most output tokens (EOS not counted); at that length EOS is
 forced. `min_len` is the fewest output tokens before EOS may be chosen.
+
+Syntax guard (`DecodeSettings.syntax_guard`, needs `vocab_tokens`): every strategy takes tokens
+in its own order but keeps only those that `e2p.syntax_guard.SyntaxGuard` accepts (the prefix
+stays completable as a Python program) and EOS only where the program compiles. In greedy
+and sampling, where the model's choice is to end the line or the program (<nl>, EOS) and that
+is refused, what is open is closed first (the string's quote, the innermost bracket) if that is accepted. A hypothesis
+that finds no acceptable token, reaches max_len, or is refused an end PATIENCE times is cut back
+to its longest prefix that compiles (`Hypothesis.cut`), so every output compiles. Log-probs
+recorded are still the model's own; the guard only removes candidates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +36,12 @@ from torch import Tensor
 
 from e2p.errors import E2PError
 from e2p.model import Seq2Seq, evaluating
+from e2p.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
+
+# Syntax guard: a hypothesis whose best token was EOS (anywhere) or an end of line (<nl> or EOS,
+# within one line) this many times, and was refused each time, is cut back and ends: the model
+# wants to stop and cannot, and what it writes instead is rarely worth the wait.
+PATIENCE = 8
 
 N_ALTERNATIVES = 5  # top-k (id, prob) kept per step for the confidence view
 STRATEGIES = ("greedy", "beam", "sample")
@@ -52,6 +69,7 @@ class DecodeSettings:
     no_repeat_ngram: int = 0  # ban repeating any n-gram of this size (0: off)
     seed: int | None = None  # sampling only: None = different every call
     use_cache: bool = True  # False re-runs the whole prefix each step (baseline)
+    syntax_guard: bool = False  # only tokens that keep the output a valid Python program
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -83,8 +101,9 @@ class DecodeSettings:
             bad(f"top_p must be in (0, 1], got {self.top_p!r}")
         if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
             bad(f"seed must be None or an int >= 0, got {self.seed!r}")
-        if not isinstance(self.use_cache, bool):
-            bad(f"use_cache must be True or False, got {self.use_cache!r}")
+        for name in ("use_cache", "syntax_guard"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -96,6 +115,7 @@ class Hypothesis:
     alternatives: list[list[tuple[int, float]]]  # per output token: top-5 (id, prob)
     eos_logprob: float = 0.0  # log-prob of the final EOS
     hit_max_len: bool = False  # True when EOS was forced at max_len (output may be cut)
+    cut: bool = False  # syntax guard: cut back to its longest prefix that compiles (see module doc)
 
 
 # --------------------------------------------------------------------------- log-prob rules
@@ -168,9 +188,20 @@ class _Partial:
     tokens: list[int] = field(default_factory=list)
     token_logprobs: list[float] = field(default_factory=list)
     alternatives: list[list[tuple[int, float]]] = field(default_factory=list)
+    eos_lps: list[float] = field(default_factory=list)  # the model's EOS log-prob before each token
+    guard: GuardState | None = None  # the syntax guard's state (None: no guard)
+    refused: tuple[int, int] = (0, 0)  # syntax guard: EOS refused so far, line ends refused on this line
 
-    def extend(self, tok: int, lp: float, alts: list[tuple[int, float]]) -> "_Partial":
-        return _Partial(self.tokens + [tok], self.token_logprobs + [lp], self.alternatives + [alts])
+    def extend(self, tok: int, lp: float, alts: list[tuple[int, float]], eos_lp: float = 0.0,
+               guard: GuardState | None = None, refused: tuple[int, int] = (0, 0)) -> "_Partial":
+        return _Partial(self.tokens + [tok], self.token_logprobs + [lp], self.alternatives + [alts],
+                        self.eos_lps + [eos_lp], guard, refused)
+
+    def refusals(self, wanted: int, tok: int, eos_id: int, nl_id: int | None) -> tuple[int, int]:
+        """`refused` after `tok` was taken where the model's best token was `wanted`."""
+        eos, line = self.refused
+        ends = wanted == eos_id or wanted == nl_id
+        return eos + (wanted == eos_id and tok != eos_id), 0 if tok == nl_id else line + (ends and tok != wanted)
 
     def finish(self, eos_lp: float, length_penalty: float, max_len: int) -> Hypothesis:
         logprob = sum(self.token_logprobs) + eos_lp
@@ -183,6 +214,21 @@ class _Partial:
             eos_logprob=eos_lp,
             hit_max_len=len(self.tokens) >= max_len,
         )
+
+
+def _end(hyp: _Partial, eos_lp: float, s: DecodeSettings, guard: SyntaxGuard | None) -> Hypothesis:
+    """Finish `hyp` with EOS of log-prob `eos_lp`. With the guard, a program that does not compile
+    as it stands (max_len reached, or no token was accepted) is first cut back to its longest
+    prefix that does, which then ends with the model's EOS log-prob at that point."""
+    if guard is None or guard.can_end(hyp.guard):
+        return hyp.finish(eos_lp, s.length_penalty, s.max_len)
+    guard.stats["cuts"] += 1
+    k = guard.valid_prefix_len(hyp.tokens)
+    cut = _Partial(hyp.tokens[:k], hyp.token_logprobs[:k], hyp.alternatives[:k], hyp.eos_lps[:k])
+    out = cut.finish(hyp.eos_lps[k] if k < len(hyp.tokens) else eos_lp, s.length_penalty, s.max_len)
+    out.hit_max_len = len(hyp.tokens) >= s.max_len
+    out.cut = True
+    return out
 
 
 def _alternatives(lprobs: Tensor) -> list[list[tuple[int, float]]]:
@@ -223,63 +269,184 @@ def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
     return model.init_state(memory, src_pad, use_cache=settings.use_cache, src=src)
 
 
+# --------------------------------------------------------------------------- syntax guard
+
+
+def _guard_masks(lprobs: Tensor, raw: Tensor, hyps: list[_Partial], guard: SyntaxGuard | None,
+                 rules: LogProbRules, step: int, max_len: int) -> Tensor:
+    """The rules' log-probs with what the guard's cheap state bans set to -inf. At max_len the
+    rules force EOS and the guard stays out (the output is cut back if it must be)."""
+    if guard is None or step >= max_len:
+        return lprobs
+    allowed = guard.allowed([h.guard for h in hyps], lprobs.device)  # (N, V)
+    out = lprobs.masked_fill(~allowed, float("-inf"))
+    if not rules.no_repeat_ngram and step >= rules.min_len:  # no ban the guard could need to undo
+        return out
+    dead = torch.isinf(out).all(dim=-1)
+    if dead.any():  # the rules' bans (n-grams, min_len) left nothing the guard allows: drop them
+        again = raw.masked_fill(~allowed, float("-inf"))
+        again[:, rules.banned] = float("-inf")
+        out[dead] = again[dead]
+    return out
+
+
+def _check(guard: SyntaxGuard, gs: GuardState, tok: int, eos_id: int, forced: bool):
+    """(accepted, state after tok); EOS is accepted where the program compiles, or when forced."""
+    if tok == eos_id:
+        return forced or guard.can_end(gs), None
+    new = guard.advance(gs, tok)
+    return new is not None, new
+
+
+def _best_accepted(guard: SyntaxGuard, gs: GuardState, row: Tensor, eos_id: int, forced: bool):
+    """The most likely token of `row` (V,) that the guard accepts, and the state after it (None
+    for EOS); tokens it rejects become -inf in `row`. (-1, None) where it accepts none of the
+    first MAX_CHECKS."""
+    for _ in range(MAX_CHECKS):
+        tok = int(row.argmax())
+        if float(row[tok]) == float("-inf"):
+            break
+        ok, new = _check(guard, gs, tok, eos_id, forced)
+        if ok:
+            return tok, new
+        row[tok] = float("-inf")
+    return -1, None
+
+
+def _sampled_accepted(guard: SyntaxGuard, gs: GuardState, row: Tensor, probs: Tensor, tok: int,
+                      eos_id: int, forced: bool, gen: torch.Generator):
+    """Like `_best_accepted` for a sample: a rejected token leaves the nucleus and the row is drawn
+    again; where the nucleus holds nothing acceptable, the model's order decides."""
+    for _ in range(MAX_CHECKS):
+        ok, new = _check(guard, gs, tok, eos_id, forced)
+        if ok:
+            return tok, new
+        row[tok] = float("-inf")
+        probs[tok] = 0.0
+        total = float(probs.sum())
+        if total <= 0.0:
+            break
+        tok = int(torch.multinomial(probs / total, 1, generator=gen))
+    return _best_accepted(guard, gs, row, eos_id, forced)
+
+
+def _wanted_end(guard: SyntaxGuard, gs: GuardState, row: Tensor, wanted: int, eos_id: int, forced: bool):
+    """Where the model's choice `wanted` ends the line or the program (<nl>, EOS) and the guard
+    refuses it, what is open is closed first (the string's quote, the innermost bracket): the
+    model wanted to stop here. (token, state), or (-1, None) where that does not apply."""
+    if wanted != eos_id and wanted != guard.nl_id:
+        return -1, None
+    ok, new = _check(guard, gs, wanted, eos_id, forced)
+    if ok:
+        return wanted, new
+    for tok in guard.closers(gs):
+        if float(row[tok]) > float("-inf"):
+            ok, new = _check(guard, gs, tok, eos_id, forced)
+            if ok:
+                return tok, new
+    return -1, None
+
+
+def _stuck(refused: tuple[int, int]) -> bool:
+    return max(refused) >= PATIENCE
+
+
+def _start(guard: SyntaxGuard | None) -> _Partial:
+    return _Partial(guard=guard.start() if guard is not None else None)
+
+
 # --------------------------------------------------------------------------- strategies
 
 
-def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypothesis]:
-    hyp = _Partial()
+def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
+    hyp = _start(guard)
     last = torch.full((1,), bos_id, dtype=torch.long, device=state.tokens.device)
-    for _ in range(s.max_len + 1):
-        lprobs, state = model.step(last, state)  # (1, V)
-        lprobs = rules.apply(lprobs, [hyp.tokens])
+    for step in range(s.max_len + 1):
+        raw, state = model.step(last, state)  # (1, V)
+        lprobs = rules.apply(raw, [hyp.tokens])
         tok = int(lprobs[0].argmax())
+        new, refused = None, (0, 0)
+        if guard is not None:
+            wanted, forced = tok, step >= s.max_len
+            lprobs = _guard_masks(lprobs, raw, [hyp], guard, rules, step, s.max_len)
+            tok, new = _wanted_end(guard, hyp.guard, lprobs[0], wanted, eos_id, forced)
+            if tok < 0:
+                tok, new = _best_accepted(guard, hyp.guard, lprobs[0], eos_id, forced)
+            refused = hyp.refusals(wanted, tok, eos_id, guard.nl_id)
+            if tok < 0 or _stuck(refused):  # cut back and end
+                return [_end(hyp, float(raw[0, eos_id]), s, guard)]
         lp = float(lprobs[0, tok])
         if tok == eos_id:
-            return [hyp.finish(lp, s.length_penalty, s.max_len)]
-        hyp = hyp.extend(tok, lp, _alternatives(lprobs)[0])
+            return [_end(hyp, lp, s, guard)]
+        hyp = hyp.extend(tok, lp, _alternatives(lprobs)[0], float(raw[0, eos_id]), new, refused)
         last = torch.tensor([tok], device=last.device)
     raise AssertionError("unreachable: EOS is forced at max_len")
 
 
-def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypothesis]:
+def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
     K = s.beam_size
-    beams = [_Partial()]  # starts with one row; the first step fans out to K
+    beams = [_start(guard)]  # starts with one row; the first step fans out to K
     scores = torch.zeros(1, device=state.tokens.device)  # (N,) raw log-prob sums
     last = torch.full((1,), bos_id, dtype=torch.long, device=scores.device)
     finished: list[Hypothesis] = []
-    for _ in range(s.max_len + 1):
-        lprobs, state = model.step(last, state)  # (N, V)
-        lprobs = rules.apply(lprobs, [b.tokens for b in beams])
+    for step in range(s.max_len + 1):
+        raw, state = model.step(last, state)  # (N, V)
+        lprobs = rules.apply(raw, [b.tokens for b in beams])
+        wanted = lprobs.argmax(dim=-1).tolist() if guard is not None else []  # each row's best token
+        lprobs = _guard_masks(lprobs, raw, beams, guard, rules, step, s.max_len)
+        forced = step >= s.max_len
         V = lprobs.size(-1)
         cand = (scores[:, None] + lprobs).view(-1)  # (N * V,)
-        top_s, top_i = cand.topk(min(2 * K, cand.numel()))  # 2K: K may end with EOS
-        top_lp = lprobs.view(-1)[top_i].tolist()
-        alts = _alternatives(lprobs)
-        rows, toks, new_scores, new_beams = [], [], [], []
-        for rank, (sc, flat, lp) in enumerate(zip(top_s.tolist(), top_i.tolist(), top_lp)):
-            if sc == float("-inf"):
+        # 2K: K may end with EOS; with the guard, room for the candidates it rejects
+        window = 2 * K if guard is None else 2 * K + MAX_CHECKS
+        top_s, top_i = cand.topk(min(window, cand.numel()))
+        picked = []  # (row, token, score, log-prob, guard state)
+        n_valid = 0  # candidates accepted so far: EOS counts only among the top K of them
+        stopped = set()  # rows cut back and ended this step
+        for sc, flat in zip(top_s.tolist(), top_i.tolist()):
+            if sc == float("-inf") or n_valid >= 2 * K:
                 break
             row, tok = divmod(flat, V)
+            new = None
+            if guard is not None:
+                if row in stopped:
+                    continue
+                ok, new = _check(guard, beams[row].guard, tok, eos_id, forced)
+                if not ok:
+                    lprobs[row, tok] = float("-inf")
+                    continue
+                if tok != eos_id and _stuck(beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id)):
+                    finished.append(_end(beams[row], float(raw[row, eos_id]), s, guard))  # cut back and end
+                    stopped.add(row)
+                    continue
+            lp = float(lprobs[row, tok])
             if tok == eos_id:
-                if rank < K:  # fairseq: EOS counts only among the top K candidates
-                    finished.append(beams[row].finish(lp, s.length_penalty, s.max_len))
-            elif len(new_beams) < K:
-                rows.append(row)
-                toks.append(tok)
-                new_scores.append(sc)
-                new_beams.append(beams[row].extend(tok, lp, alts[row]))
-        if len(finished) >= K or not new_beams:
+                if n_valid < K:  # fairseq: EOS counts only among the top K candidates
+                    finished.append(_end(beams[row], lp, s, guard))
+            elif len(picked) < K:
+                picked.append((row, tok, sc, lp, new))
+            n_valid += 1
+            if len(picked) >= K and n_valid >= K:
+                break
+        if guard is not None and not picked and not finished:  # every row is stuck: cut back and end
+            eos = raw[:, eos_id].tolist()
+            finished = [_end(b, eos[i], s, guard) for i, b in enumerate(beams)]
+        if len(finished) >= K or not picked:
             break
-        index = torch.tensor(rows, dtype=torch.long, device=scores.device)
+        alts = _alternatives(lprobs)
+        eos = raw[:, eos_id].tolist()
+        beams = [beams[row].extend(tok, lp, alts[row], eos[row], new,
+                                   beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id) if guard else (0, 0))
+                 for row, tok, _, lp, new in picked]
+        index = torch.tensor([row for row, *_ in picked], dtype=torch.long, device=scores.device)
         state = state.reorder(index)  # back-pointers: row i continues beam rows[i]
-        beams = new_beams
-        scores = torch.tensor(new_scores, device=scores.device)
-        last = torch.tensor(toks, dtype=torch.long, device=scores.device)
+        scores = torch.tensor([sc for _, _, sc, _, _ in picked], device=scores.device)
+        last = torch.tensor([tok for _, tok, *_ in picked], dtype=torch.long, device=scores.device)
     finished.sort(key=lambda h: h.score, reverse=True)
     return finished[: s.n_best]
 
 
-def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypothesis]:
+def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
     device = state.tokens.device
     gen = torch.Generator(device=device)
     if s.seed is None:
@@ -288,23 +455,40 @@ def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id) -> list[Hypo
         gen.manual_seed(s.seed)
     N = s.num_samples
     state = state.reorder(torch.zeros(N, dtype=torch.long, device=device))  # N copies
-    alive = [_Partial() for _ in range(N)]
+    alive = [_start(guard) for _ in range(N)]
     last = torch.full((N,), bos_id, dtype=torch.long, device=device)
     finished: list[Hypothesis] = []
-    for _ in range(s.max_len + 1):
-        lprobs, state = model.step(last, state)  # (n, V)
-        lprobs = rules.apply(lprobs, [h.tokens for h in alive])
+    for step in range(s.max_len + 1):
+        raw, state = model.step(last, state)  # (n, V)
+        lprobs = rules.apply(raw, [h.tokens for h in alive])
+        lprobs = _guard_masks(lprobs, raw, alive, guard, rules, step, s.max_len)
         probs = nucleus_filter(torch.softmax(lprobs / s.temperature, dim=-1), s.top_p)
         tok = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (n,)
+        toks = tok.tolist()
+        states: list[GuardState | None] = [None] * len(toks)
+        refused = [(0, 0)] * len(toks)
+        if guard is not None:
+            forced = step >= s.max_len
+            for i, wanted in enumerate(toks):
+                t, states[i] = _wanted_end(guard, alive[i].guard, lprobs[i], wanted, eos_id, forced)
+                if t < 0:
+                    t, states[i] = _sampled_accepted(guard, alive[i].guard, lprobs[i], probs[i], wanted,
+                                                     eos_id, forced, gen)
+                refused[i] = alive[i].refusals(wanted, t, eos_id, guard.nl_id)
+                toks[i] = -1 if _stuck(refused[i]) else t
+            tok = torch.tensor([max(t, 0) for t in toks], dtype=torch.long, device=device)
         lp = lprobs.gather(1, tok[:, None]).squeeze(1).tolist()  # the model's log-prob
+        eos = raw[:, eos_id].tolist()
         alts = _alternatives(lprobs)
         keep, next_alive = [], []
-        for i, (t, l) in enumerate(zip(tok.tolist(), lp)):
-            if t == eos_id:
-                finished.append(alive[i].finish(l, s.length_penalty, s.max_len))
+        for i, (t, l) in enumerate(zip(toks, lp)):
+            if t < 0:  # stuck (nothing accepted, or refused too often): cut back and end
+                finished.append(_end(alive[i], eos[i], s, guard))
+            elif t == eos_id:
+                finished.append(_end(alive[i], l, s, guard))
             else:
                 keep.append(i)
-                next_alive.append(alive[i].extend(t, l, alts[i]))
+                next_alive.append(alive[i].extend(t, l, alts[i], eos[i], states[i], refused[i]))
         if not keep:
             break
         index = torch.tensor(keep, dtype=torch.long, device=device)
@@ -329,12 +513,14 @@ def decode(
     pad_id: int,
     unk_id: int | None = None,
     banned_ids: tuple[int, ...] = (),
+    vocab_tokens: Sequence[str] | None = None,
 ) -> list[Hypothesis]:
     """Decode one source; returns the n-best hypotheses, best (highest score) first.
 
     Greedy returns one; beam at most min(n_best, beam_size); sampling at most n_best
     distinct samples out of num_samples. pad, bos (and unk when given) and `banned_ids`
     (e.g. copy placeholders the prompt has no value for) are never emitted.
+    `vocab_tokens`: the target vocabulary's tokens, by id; needed for `settings.syntax_guard`.
     """
     rules = LogProbRules(
         min_len=settings.min_len,
@@ -346,9 +532,19 @@ def decode(
         no_repeat_ngram=settings.no_repeat_ngram,
         banned_ids=tuple(banned_ids),
     )
-    with evaluating(model), torch.inference_mode():
+    guard = None
+    if settings.syntax_guard:
+        if vocab_tokens is None:
+            raise DecodeSettingsError("syntax_guard needs the target vocabulary: pass vocab_tokens")
+        if len(vocab_tokens) != model.config.tgt_vocab:
+            raise DecodeSettingsError(
+                f"vocab_tokens has {len(vocab_tokens)} tokens, the model {model.config.tgt_vocab}"
+            )
+        guard = SyntaxGuard.for_vocab(vocab_tokens, eos_id)
+    quiet = guard.quiet() if guard is not None else contextlib.nullcontext()
+    with evaluating(model), torch.inference_mode(), quiet:
         state = _encode_one(model, src_ids, settings)
-        return _STRATEGY_FNS[settings.strategy](model, state, rules, settings, bos_id, eos_id)
+        return _STRATEGY_FNS[settings.strategy](model, state, rules, settings, bos_id, eos_id, guard)
 
 
 def greedy_batch(

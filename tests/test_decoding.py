@@ -83,6 +83,8 @@ def check_hypothesis(h: Hypothesis, s: DecodeSettings) -> None:
         dict(beam_size=2.0),
         dict(length_penalty=float("nan")),
         dict(use_cache=1),
+        dict(syntax_guard=1),
+        dict(syntax_guard="yes"),
     ],
 )
 def test_settings_are_validated(bad):
@@ -317,3 +319,65 @@ def test_banned_ids_are_never_emitted(model):
     banned = tuple({t for h in free for t in h.tokens})
     again = decode(model, [5, 6, 7], settings, bos_id=BOS, eos_id=EOS, pad_id=PAD, banned_ids=banned)
     assert all(not set(h.tokens) & set(banned) for h in again)
+
+
+# --------------------------------------------------------------------------- syntax guard
+
+
+def test_syntax_guard_is_off_by_default_and_needs_the_vocabulary(model):
+    assert DecodeSettings().syntax_guard is False
+    guarded = DecodeSettings(strategy="greedy", max_len=10, syntax_guard=True)
+    with pytest.raises(DecodeSettingsError, match="vocab_tokens"):
+        decode(model, SRC, guarded, **IDS)
+    with pytest.raises(DecodeSettingsError, match="vocab_tokens has 3 tokens"):
+        decode(model, SRC, guarded, **IDS, vocab_tokens=["<pad>", "<bos>", "<eos>"])
+    # vocab_tokens alone changes nothing: the guard is a setting
+    plain = DecodeSettings(strategy="beam", beam_size=3, max_len=10)
+    tokens = [f"t{i}" for i in range(V)]
+    assert [h.tokens for h in decode(model, SRC, plain, **IDS)] == \
+        [h.tokens for h in decode(model, SRC, plain, **IDS, vocab_tokens=tokens)]
+    assert not any(h.cut for h in decode(model, SRC, plain, **IDS))
+
+
+# Ids 4..13 as code tokens: a vocabulary in which most streams are not Python.
+CODE = ["<pad>", "<bos>", "<eos>", "<unk>", "x", "=", "(", ")", "1", "+", ":", "<nl>", "if", "<indent>"]
+
+
+def guarded_code(h) -> str:
+    from e2p.tokenizers import decode_code
+
+    return decode_code([CODE[i] for i in h.tokens])
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_syntax_guard_outputs_compile_and_keep_the_hypothesis_invariants(model, strategy):
+    s = DecodeSettings(strategy=strategy, max_len=20, beam_size=3, n_best=3, num_samples=4, seed=5,
+                       syntax_guard=True)
+    free = decode(model, SRC, replace(s, syntax_guard=False), **IDS)
+    assert any(not _compiles(guarded_code(h)) for h in free)  # this model does not write Python
+    for src in (SRC, [4, EOS], [13, 12, 11, 10, 9, 8, 7, EOS]):
+        hyps = decode(model, src, s, **IDS, vocab_tokens=CODE)
+        assert hyps
+        for h in hyps:
+            assert _compiles(guarded_code(h)), guarded_code(h)
+            assert len(h.tokens) == len(h.token_logprobs) == len(h.alternatives) <= 20
+            assert h.logprob == pytest.approx(sum(h.token_logprobs) + h.eos_logprob, abs=1e-5)
+            assert h.score == pytest.approx(h.logprob / (len(h.tokens) + 1) ** s.length_penalty)
+            assert all(lp <= 0 for lp in h.token_logprobs)
+
+
+def test_syntax_guard_cuts_back_at_max_len(model):
+    """A model that never writes a whole program within max_len still gives one that compiles."""
+    s = DecodeSettings(strategy="greedy", max_len=6, min_len=6, syntax_guard=True)
+    h = decode(model, SRC, s, **IDS, vocab_tokens=CODE)[0]
+    assert _compiles(guarded_code(h))
+    if h.cut:
+        assert h.hit_max_len or len(h.tokens) < 6
+
+
+def _compiles(code: str) -> bool:
+    try:
+        compile(code, "<test>", "exec", dont_inherit=True)
+        return True
+    except SyntaxError:
+        return False
