@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import replace
@@ -50,6 +51,8 @@ def _decoding_options(p) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--max-len", type=int, default=None, help="most code tokens to generate")
+    p.add_argument("--syntax-guard", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode only tokens that keep the code completable as valid Python (default: the artifact's)")
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
     p.add_argument("--rerank", choices=list(RERANKS), default=None,
                    help="order candidates by score only, parsing first, running cleanly first, or by the "
@@ -78,7 +81,8 @@ def settings_from_args(args, generator):
         s = replace(s, strategy="greedy" if args.beam == 1 else "beam", beam_size=args.beam,
                     n_best=min(s.n_best, args.beam) if args.beam > 1 else 1)
     for name, value in (("temperature", args.temperature), ("top_p", args.top_p), ("seed", args.seed),
-                        ("max_len", args.max_len), ("length_penalty", args.length_penalty)):
+                        ("max_len", args.max_len), ("length_penalty", args.length_penalty),
+                        ("syntax_guard", args.syntax_guard)):
         if value is not None:
             s = replace(s, **{name: value})
     return s

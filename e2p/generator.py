@@ -109,7 +109,8 @@ class Generator:
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
         unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
         hyps = decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
-                      pad_id=Vocab.pad_id, unk_id=Vocab.unk_id, banned_ids=tuple(unfilled))
+                      pad_id=Vocab.pad_id, unk_id=Vocab.unk_id, banned_ids=tuple(unfilled),
+                      vocab_tokens=b.tgt_vocab.tokens)
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
         origins = ["model"] * len(hyps)
         values = None

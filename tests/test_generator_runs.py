@@ -69,3 +69,22 @@ def test_budget_spent_means_no_more_runs():
     first = budget.run("while True:\n    pass\n")
     assert first is not None and first.timed_out
     assert budget.run("print(1)") is None
+
+
+def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
+    import ast
+    import json
+
+    from conftest import run_cli
+
+    prompts = tiny_artifacts.parent / "prompts.txt"
+    prompts.write_text("write a function to add two numbers\nprint the sum of 3 and 4 (\nsort a list \"x\\\"\n")
+    for guard in ("--syntax-guard", "--no-syntax-guard"):
+        proc = run_cli("e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts), "--beam", "1",
+                       "--rerank", "score", "--pool", "0", "--no-fallback", guard, check=True)
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert len(rows) == 3
+        if guard == "--syntax-guard":
+            for row in rows:
+                assert row["parses"], row
+                ast.parse(row["code"])
