@@ -57,18 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class CommandsUnavailable(Exception):
+    """The model commands' module does not import: every command says so, none vanishes."""
+
+
 def _add_model_commands(sub) -> None:
-    """generate / evaluate / bench live in their own modules; imported lazily to start fast."""
+    """generate / evaluate / bench live in their own module (kept apart so `--help` need not
+    import torch). A module that fails to import is a broken install, never a missing command."""
     try:
         from . import commands
-    except ImportError:
-        return
+    except ImportError as err:
+        raise CommandsUnavailable(
+            f"the generate, evaluate and bench commands cannot be loaded: "
+            f"{type(err).__name__}: {err} (is the install complete? pip install -r requirements.txt)"
+        ) from err
     commands.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=SyntaxWarning)  # corpus code trips `is` warnings
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except CommandsUnavailable as err:
+        print(f"e2p: error: {err}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except E2PError as err:

@@ -110,3 +110,25 @@ def test_full_corpus_stats_and_test_dump(full_corpus_path, eval_rule):
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == stats["splits"]["test"] > 100
     assert all(eval_split(row["prompt"]) == "test" for row in rows)
+
+
+def test_the_model_commands_are_registered():
+    from e2p.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {"data", "generate", "evaluate", "bench"} <= set(sub.choices)
+
+
+BROKEN_COMMANDS = (  # e2p.commands fails to import, as it would with a dependency missing
+    "import sys; sys.modules['e2p.commands'] = None; from e2p.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("args", [["generate", "add 2 and 3"], ["evaluate"], ["data", "--help"]])
+def test_a_broken_command_module_fails_loudly(args):
+    proc = subprocess.run([sys.executable, "-c", BROKEN_COMMANDS, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("e2p: error: the generate, evaluate and bench commands cannot be loaded")
+    assert "e2p.commands" in proc.stderr  # names what failed to import
