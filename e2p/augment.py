@@ -22,7 +22,7 @@ import tokenize
 from dataclasses import replace
 
 from .corpus import Example
-from .metrics import parse_tree
+from .syntax import parse_tree
 
 # Openings that ask for the same thing; a prompt starting with one may start with any other.
 OPENINGS = (

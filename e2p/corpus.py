@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import E2PError
+from .syntax import compiles, parses
 
 SPLITS = ("train", "valid", "test")
 
@@ -110,11 +111,7 @@ def _looks_like_code(text: str) -> bool:
         return True
     if not re.search(r"[=()\[\]:]", text):
         return False
-    try:
-        ast.parse(text)
-    except (SyntaxError, ValueError):
-        return False
-    return True
+    return parses(text)
 
 
 def is_instruction(text: str) -> bool:
@@ -337,14 +334,6 @@ def _indent_flat_code(code: str) -> str:
         elif word in ("break", "continue", "pass", "raise") and stack:
             level = stack[-1][1]
     return "\n".join(out)
-
-
-def compiles(code: str) -> bool:
-    try:
-        compile(code, "<example>", "exec")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
 
 
 def clean_code(raw_lines: list[str], repaired: Counter | None = None) -> str | None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import ast
 
-from .corpus import Example, compiles
-from .metrics import parse_tree
+from .corpus import Example
 from .placeholders import Slots, abstract_code, abstract_prompt, restore_code
+from .syntax import compiles, parse_tree
 from .tokenizers import code_tokens, decode_code
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import difflib
 import html
-import warnings
 
 import black
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
+
+from .syntax import syntax_error  # noqa: F401  (re-exported: the generator imports it from here)
 
 LINE_LENGTH = 88
 _MONO = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em"
@@ -28,26 +29,6 @@ def format_code(code: str) -> str:
         return black.format_str(code, mode=black.Mode(line_length=LINE_LENGTH))
     except Exception:  # black raises InvalidInput, TokenError, ... on code it cannot parse
         return code
-
-
-def syntax_error(code: str) -> tuple[int, str] | None:
-    """(line, message) of the first syntax error, or None when the code compiles.
-
-    ``compile`` (not ``ast.parse``) so that errors found by the compiler,
-    such as ``return`` outside a function, count too.
-    """
-    try:
-        with warnings.catch_warnings():  # e.g. SyntaxWarning for "\d" in a string
-            warnings.simplefilter("ignore")
-            compile(code, "<generated>", "exec")
-    except SyntaxError as err:
-        line = err.lineno
-        if line is None:  # e.g. null bytes: no position reported
-            line = code[: code.index("\x00")].count("\n") + 1 if "\x00" in code else 1
-        return line, err.msg or str(err)
-    except Exception as err:  # ValueError, RecursionError, MemoryError on pathological input
-        return 1, f"{type(err).__name__}: {err}"
-    return None
 
 
 def highlight_html(code: str) -> str:

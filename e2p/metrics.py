@@ -6,12 +6,12 @@ import ast
 import io
 import re
 import tokenize
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import sacrebleu
 
 from e2p.sandbox import run_many, sandbox_status
+from e2p.syntax import parse_tree, parses
 
 _DROPPED = {tokenize.ENCODING, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER}
 _RENAMED = {tokenize.NEWLINE: "<nl>", tokenize.INDENT: "<indent>", tokenize.DEDENT: "<dedent>"}
@@ -52,22 +52,6 @@ def bleu(hyps: list[str], refs: list[str]) -> float:
 def sentence_bleu(hyp: str, ref: str) -> float:
     """BLEU (0-100) of one example, for per-sample figures; the headline figure is `bleu`."""
     return sacrebleu.sentence_bleu(_joined(hyp), [_joined(ref)], tokenize="none").score
-
-
-def parse_tree(code: str) -> ast.Module | None:
-    """The module's AST, or None where it does not parse; never warns, never raises."""
-    try:
-        # Quiet SyntaxWarning/DeprecationWarning (e.g. "\d"): noise here, and under
-        # `-W error` they would turn into SyntaxErrors and change the figures.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.parse(code)
-    except Exception:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError, ...
-        return None
-
-
-def parses(code: str) -> bool:
-    return parse_tree(code) is not None
 
 
 def exact_match(hyp: str, ref: str) -> bool:

@@ -3,7 +3,8 @@ import random
 import pytest
 
 from e2p.augment import augment_examples, paraphrase_prompt, rename_code, renamable_names
-from e2p.corpus import Example, compiles
+from e2p.corpus import Example
+from e2p.syntax import compiles
 from e2p.features import FeatureConfig, Featurizer
 from e2p.retrieval import Retriever
 

@@ -10,13 +10,13 @@ import pytest
 from e2p.corpus import (
     SPLITS,
     clean_code,
-    compiles,
     corpus_from_text,
     prompt_key,
     read_corpus,
     split_of,
 )
 from e2p.errors import E2PError
+from e2p.syntax import compiles
 
 # corpus code trips `is`-with-literal and invalid-escape warnings when compiled
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")

@@ -1,4 +1,5 @@
-from e2p.corpus import Example, compiles
+from e2p.corpus import Example
+from e2p.syntax import compiles
 from e2p.edit import adapt_literals
 
 SUM = Example("write a program to print the sum of 3 and 4", "a = 3\nb = 4\nprint(a + b)\n", 1)

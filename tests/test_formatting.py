@@ -5,8 +5,8 @@ from e2p.formatting import (
     diff_html,
     format_code,
     highlight_html,
-    syntax_error,
 )
+from e2p.syntax import syntax_error
 
 
 def test_format_code_formats_valid_code():
@@ -32,33 +32,6 @@ def test_format_code_and_syntax_error_never_raise(garbage):
     assert isinstance(format_code(garbage), str)
     result = syntax_error(garbage)
     assert result is None or (isinstance(result[0], int) and isinstance(result[1], str))
-
-
-def test_syntax_error_none_for_valid_code():
-    assert syntax_error("def f(x):\n    return x + 1\n") is None
-    assert syntax_error("") is None
-
-
-def test_syntax_error_reports_line():
-    line, message = syntax_error("x = 1\ny = 2\nif x\n    pass\n")
-    assert line == 3
-    assert message
-
-
-def test_syntax_error_catches_return_outside_function():
-    line, message = syntax_error("x = 1\nreturn x\n")
-    assert line == 2
-    assert "return" in message
-
-
-def test_syntax_error_null_byte_has_a_line():
-    line, message = syntax_error("x = 1\ny = 2\x00\n")
-    assert line == 2
-    assert message
-
-
-def test_syntax_error_ignores_warnings():
-    assert syntax_error('s = "\\d"\n') is None
 
 
 def test_highlight_html_inline_styles_and_escapes():
