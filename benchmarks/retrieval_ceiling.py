@@ -13,6 +13,7 @@ import json
 import warnings
 
 from e2p import metrics
+from e2p.constants import CORPUS_PATH
 from e2p.corpus import load_corpus
 from e2p.retrieval import Retriever
 from e2p.sandbox import run_many
@@ -40,7 +41,7 @@ def ceiling(data: str, split: str, ks: list[int]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/english_python_data.txt")
+    parser.add_argument("--data", default=CORPUS_PATH)
     parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 10])
     args = parser.parse_args()

@@ -13,6 +13,7 @@ import argparse
 import json
 
 from e2p import metrics
+from e2p.constants import CORPUS_PATH
 from e2p.corpus import load_corpus
 from e2p.generator import Generator
 from e2p.sandbox import run_code
@@ -47,7 +48,7 @@ def changes(artifacts: str, data: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifacts", default="artifacts")
-    p.add_argument("--data", default="../shared/data/english_python_data.txt")
+    p.add_argument("--data", default=CORPUS_PATH)
     args = p.parse_args()
     print(json.dumps(changes(args.artifacts, args.data), indent=1))
 

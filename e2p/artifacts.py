@@ -10,6 +10,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from .constants import CORPUS_PATH
 from .corpus import Example
 from .errors import E2PError
 from .features import FeatureConfig, Featurizer
@@ -18,7 +19,7 @@ from .ranking import FeatureMaker, Ranker
 from .retrieval import Retriever
 from .vocab import Vocab
 
-REBUILD = "python -m train --data ../shared/data/english_python_data.txt --out artifacts"
+REBUILD = f"python -m train --data {CORPUS_PATH} --out artifacts"
 REQUIRED = ("config.json", "weights.safetensors", "src_vocab.json", "tgt_vocab.json")
 MANIFEST = "manifest.json"
 

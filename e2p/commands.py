@@ -8,11 +8,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .constants import CORPUS_PATH as DEFAULT_DATA
+from .constants import RERANKS
 from .errors import E2PError
-
-RERANKS = ("score", "parse", "run", "ranker")  # e2p.generator.RERANKS, without importing torch for --help
-
-DEFAULT_DATA = "../shared/data/english_python_data.txt"
 
 
 def register(sub) -> None:

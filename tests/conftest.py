@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FULL_CORPUS = Path(__file__).resolve().parents[2] / "shared/data/english_python_data.txt"
 MINI_CORPUS = Path(__file__).resolve().parent / "fixtures" / "mini_corpus.txt"
 
 # `pytest` run from anywhere (not only `python -m pytest` from the repo root) imports e2p.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from e2p.constants import CORPUS_PATH  # noqa: E402
+
+FULL_CORPUS = (REPO_ROOT / CORPUS_PATH).resolve()
 
 try:  # the machine has 2 shared cores: keep torch from oversubscribing them
     import torch
@@ -37,7 +40,7 @@ def mini_corpus_path() -> Path:
 @pytest.fixture(scope="session")
 def full_corpus_path() -> Path:
     if not FULL_CORPUS.is_file():
-        pytest.skip("full corpus not found at ../shared/data/english_python_data.txt")
+        pytest.skip(f"full corpus not found at {CORPUS_PATH}")
     return FULL_CORPUS
 
 

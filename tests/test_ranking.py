@@ -65,9 +65,19 @@ def test_fit_ranker_learns_from_the_train_split_only():
 
 
 def test_the_cli_offers_every_rerank_the_generator_knows():
-    from e2p import commands, generator
+    from e2p import commands, constants, generator
 
-    assert commands.RERANKS == generator.RERANKS
+    assert commands.RERANKS is constants.RERANKS  # one definition
+    assert generator.RERANKS == constants.RERANKS
+
+
+def test_the_cli_knows_its_choices_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, e2p.cli; e2p.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_prompt_asking_for_a_function_is_answered_with_one():
