@@ -152,21 +152,6 @@ def head_grid(
     return fig
 
 
-def average_heads(maps: np.ndarray, layer: int | None) -> np.ndarray:
-    """Mean attention over the heads of ``layer``, or over every layer and head when None.
-
-    ``maps`` is shaped (layers, heads, rows, cols); the result is (rows, cols).
-    """
-    maps = np.asarray(maps, dtype=float)
-    if maps.ndim != 4:
-        raise ValueError(f"maps must be 4-D (layers, heads, rows, cols), got shape {maps.shape}")
-    if layer is None:
-        return maps.mean(axis=(0, 1))
-    if not -maps.shape[0] <= layer < maps.shape[0]:
-        raise ValueError(f"layer {layer} out of range for {maps.shape[0]} layers")
-    return maps[layer].mean(axis=0)
-
-
 def prompt_attention_html(src_tokens: list[str], weights: np.ndarray) -> str:
     """The English prompt, each token shaded by the attention it received (max = darkest)."""
     weights = np.asarray(weights, dtype=float).reshape(-1)

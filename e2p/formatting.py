@@ -1,4 +1,4 @@
-"""Text rendering of generated code: formatting, syntax check, highlighted HTML.
+"""Text rendering of generated code: formatting, syntax check, diff and confidence HTML.
 
 Everything here is pure (no Streamlit, no model) and never raises on odd code:
 the model can emit anything.
@@ -13,9 +13,6 @@ import difflib
 import html
 
 import black
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer
 
 from .syntax import syntax_error  # noqa: F401  (re-exported: the generator imports it from here)
 
@@ -29,11 +26,6 @@ def format_code(code: str) -> str:
         return black.format_str(code, mode=black.Mode(line_length=LINE_LENGTH))
     except Exception:  # black raises InvalidInput, TokenError, ... on code it cannot parse
         return code
-
-
-def highlight_html(code: str) -> str:
-    """Syntax-highlighted HTML with inline styles (no stylesheet needed)."""
-    return highlight(code, PythonLexer(), HtmlFormatter(noclasses=True))
 
 
 _DIFF_STYLES = {

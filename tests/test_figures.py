@@ -6,7 +6,6 @@ import pytest
 
 from e2p.figures import (
     attention_heatmap,
-    average_heads,
     axis_labels,
     display_token,
     head_grid,
@@ -127,19 +126,6 @@ def test_head_grid_checks_sizes():
         head_grid(np.ones((3, 5)), CODE, ENGLISH, "bad")
 
 
-def test_average_heads():
-    maps = np.zeros((2, 3, 2, 2))
-    maps[0] = np.arange(3).reshape(3, 1, 1)  # layer 0 heads: 0, 1, 2 -> mean 1
-    maps[1] = 4.0  # layer 1 -> mean 4
-    np.testing.assert_allclose(average_heads(maps, 0), np.ones((2, 2)))
-    np.testing.assert_allclose(average_heads(maps, 1), np.full((2, 2), 4.0))
-    np.testing.assert_allclose(average_heads(maps, None), np.full((2, 2), 2.5))
-    with pytest.raises(ValueError):
-        average_heads(maps, 2)
-    with pytest.raises(ValueError):
-        average_heads(maps[0], 0)
-
-
 def test_prompt_attention_html_escapes_and_shades():
     out = prompt_attention_html(["print", "<script>", "x"], np.array([0.1, 0.5, 0.25]))
     assert "<script>" not in out
@@ -191,7 +177,7 @@ def test_figures_serialise_to_json():
     figs = [
         attention_heatmap(cross_matrix(), CODE, ENGLISH, "cross", window=(1, 3)),
         head_grid(maps[0], CODE, ENGLISH, "heads"),
-        attention_heatmap(average_heads(maps, None), CODE, ENGLISH, "avg"),
+        attention_heatmap(maps.mean(axis=(0, 1)), CODE, ENGLISH, "avg"),
         training_curves([{"epoch": 1, "train_loss": 1.0, "valid_loss": 1.1}]),
         metrics_bar({"model": {"bleu": 1.0}}, ["bleu"]),
     ]

@@ -4,7 +4,6 @@ from e2p.formatting import (
     confidence_html,
     diff_html,
     format_code,
-    highlight_html,
 )
 from e2p.syntax import syntax_error
 
@@ -32,14 +31,6 @@ def test_format_code_and_syntax_error_never_raise(garbage):
     assert isinstance(format_code(garbage), str)
     result = syntax_error(garbage)
     assert result is None or (isinstance(result[0], int) and isinstance(result[1], str))
-
-
-def test_highlight_html_inline_styles_and_escapes():
-    out = highlight_html('print("<script>alert(1)</script>")\n')
-    assert "<script>" not in out
-    assert "&lt;script&gt;" in out
-    assert "style=" in out
-    assert 'class="k"' not in out and 'class="nb"' not in out
 
 
 def test_diff_html_marks_added_and_removed_lines_and_escapes():
