@@ -18,8 +18,9 @@ _RENAMED = {tokenize.NEWLINE: "<nl>", tokenize.INDENT: "<indent>", tokenize.DEDE
 _FALLBACK = re.compile(r"\w+|[^\w\s]")
 
 
-def code_tokens(code: str) -> list[str]:
-    """Python tokens of `code`, layout tokens renamed; a regex split if tokenize rejects it."""
+def bleu_tokens(code: str) -> list[str]:
+    """The tokens EVAL.md's BLEU compares: Python tokens of `code`, layout tokens renamed; a regex
+    split if tokenize rejects it. Not the model's vocabulary (that is `tokenizers.code_tokens`)."""
     try:
         tokens = []
         for tok in tokenize.generate_tokens(io.StringIO(code).readline):
@@ -36,7 +37,7 @@ def code_tokens(code: str) -> list[str]:
 
 
 def _joined(code: str) -> str:
-    return " ".join(code_tokens(code))
+    return " ".join(bleu_tokens(code))
 
 
 def bleu(hyps: list[str], refs: list[str]) -> float:

@@ -6,7 +6,7 @@ import e2p.metrics as metrics
 from e2p.metrics import (
     ReferenceProfile,
     bleu,
-    code_tokens,
+    bleu_tokens,
     evaluate,
     exact_match,
     normalise_stdout,
@@ -19,7 +19,7 @@ SNIPPET = "def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n"
 
 def test_code_tokens_layout_tokens_and_dropped_comments():
     code = "if x:\n    y = 1  # set y\n\n# alone\nz = 'a b'"
-    assert code_tokens(code) == [
+    assert bleu_tokens(code) == [
         "if", "x", ":", "<nl>",
         "<indent>", "y", "=", "1", "<nl>",
         "<dedent>", "z", "=", "'a b'", "<nl>",
@@ -27,13 +27,13 @@ def test_code_tokens_layout_tokens_and_dropped_comments():
 
 
 def test_code_tokens_falls_back_to_regex_when_tokenize_fails():
-    assert code_tokens("s = '''never closed\nx = (1,") == [
+    assert bleu_tokens("s = '''never closed\nx = (1,") == [
         "s", "=", "'", "'", "'", "never", "closed", "x", "=", "(", "1", ",",
     ]  # fmt: skip
 
 
 def test_code_tokens_keeps_stray_characters_but_not_blank_error_tokens():
-    assert code_tokens("x = 'abc\n") == ["x", "=", "'", "abc", "<nl>"]
+    assert bleu_tokens("x = 'abc\n") == ["x", "=", "'", "abc", "<nl>"]
 
 
 def test_bleu():
