@@ -36,6 +36,8 @@ def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
     search = f"beam {settings.beam_size}" if settings.strategy == "beam" else settings.strategy
     if settings.strategy == "sample":
         search += f" T={settings.temperature} top-p={settings.top_p}"
+    if settings.syntax_guard:
+        search += " + syntax guard"
     return f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
 
 
