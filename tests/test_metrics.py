@@ -57,6 +57,54 @@ def test_exact_match_ignores_formatting():
     assert not exact_match("x = (", "x = (")
 
 
+# ----------------------------------------------------------------------------- EVAL.md's stated choices
+
+
+def test_eval_md_whitespace_only_error_tokens_are_left_out_of_bleu():
+    import io
+    import tokenize
+
+    code = "x = 'abc\n"  # a stray quote: Python's tokenize reports the space before it as an ERRORTOKEN
+    raw = [t for t in tokenize.generate_tokens(io.StringIO(code).readline) if t.type == tokenize.ERRORTOKEN]
+    assert any(t.string.isspace() for t in raw)  # the case exists, so the check below has teeth
+    assert not any(tok.isspace() or tok == "" for tok in bleu_tokens(code))
+    assert bleu_tokens(code) == ["x", "=", "'", "abc", "<nl>"]
+
+
+class _Fake:
+    """A sandbox that answers from a script: one list of RunResults per call of run_many."""
+
+    def __init__(self, monkeypatch, *answers):
+        from e2p.sandbox import RunResult, SandboxStatus
+
+        self.calls, self.answers = [], [[RunResult(rc, out, "", False) for rc, out in a] for a in answers]
+        monkeypatch.setattr(metrics, "sandbox_status", lambda: SandboxStatus(True, "", "fake"))
+        monkeypatch.setattr(metrics, "run_many", self.run_many)
+
+    def run_many(self, codes, timeout, workers):
+        self.calls.append(list(codes))
+        answer = self.answers[len(self.calls) - 1]
+        assert len(answer) == len(codes)
+        return answer
+
+
+def test_eval_md_the_runnable_set_needs_two_clean_runs_of_the_reference(monkeypatch):
+    refs = ["steady", "crashes the second time", "prints differently", "crashes", "silent"]
+    fake = _Fake(monkeypatch, [(0, "1\n"), (0, "1\n"), (0, "a\n"), (1, ""), (0, "")],
+                 [(0, "1\n"), (1, ""), (0, "b\n"), (0, "")])
+    profiles = profile_references(refs)
+    assert fake.calls == [refs, ["steady", "crashes the second time", "prints differently", "silent"]]
+    assert [p.runs for p in profiles] == [True, False, True, False, True]
+    assert [p.executable for p in profiles] == [True, False, False, False, False]
+
+
+def test_eval_md_trailing_empty_output_lines_are_dropped(monkeypatch):
+    profiles = [ReferenceProfile(runs=True, executable=True, stdout="3")] * 4
+    _Fake(monkeypatch, [(0, "3\n\n  \n\n"), (0, "3  \r\n"), (0, "\n3\n"), (0, "3\n\n4\n")])
+    report = evaluate(["print(3)"] * 4, ["print(3)"] * 4, profiles)
+    assert [e["exec_match"] for e in report.per_example] == [True, True, False, False]  # leading ones count
+
+
 def test_normalise_stdout():
     assert normalise_stdout("a  \r\nb\t\n\n\n") == "a\nb"
     assert normalise_stdout("\nx") == "\nx"
