@@ -213,3 +213,23 @@ def test_evaluate_refuses_another_corpus_unless_allowed(tiny_artifacts, syntheti
     assert proc.returncode == 0, proc.stderr
     assert "e2p: warning:" in proc.stderr and "evaluating anyway" in proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1])["corpus_sha256"] == sha256_file(other)
+
+
+SHIPPED = sorted(p.parent for p in (REPO_ROOT / "artifacts").glob("**/memory.jsonl"))
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_memory_row_is_a_train_example(folder, full_corpus, eval_rule):
+    """The retrieval memory holds train examples only, by EVAL.md's rule computed apart from
+    e2p.corpus, each the corpus's own example at the line it names (no prompt rewritten)."""
+    _, split = eval_rule
+    rows = [json.loads(line) for line in (folder / "memory.jsonl").read_text(encoding="utf-8").splitlines()]
+    by_line = {ex.line: ex for ex in full_corpus.examples}
+    assert rows
+    not_train = [(row["line"], split(row["prompt"])) for row in rows if split(row["prompt"]) != "train"]
+    assert not_train == []
+    unknown = [row["line"] for row in rows if row["line"] not in by_line
+               or (by_line[row["line"]].prompt, by_line[row["line"]].code) != (row["prompt"], row["code"])]
+    assert unknown == []
+    test_and_valid = sum(split(ex.prompt) != "train" for ex in full_corpus.examples)
+    assert test_and_valid > 0  # the rule does hold examples back, so the check above has teeth
