@@ -56,12 +56,45 @@ def test_ranker_round_trips_and_refuses_other_features(tmp_path):
         Ranker.load(tmp_path / "bad.json")
 
 
-def test_fit_ranker_learns_from_the_train_split_only():
-    ranker = fit_ranker(MEMORY, k=3)
-    assert ranker.k == 3 and ranker.fitted_on == len(MEMORY)
-    assert len(ranker.weights) == len(FEATURES) and all(np.isfinite(ranker.weights))
-    rows = FeatureMaker(MEMORY).rows("add two numbers", Retriever(MEMORY).nearest("add two numbers", 3))
-    assert ranker.scores(rows).shape == (3,)
+OPS = [("add two numbers", "+"), ("subtract two numbers", "-"), ("multiply two numbers", "*"),
+       ("divide two numbers", "/"), ("raise a number to a power", "**"), ("find the remainder of two numbers", "%"),
+       ("floor divide two numbers", "//"), ("compare two numbers", ">"), ("check whether two numbers are equal", "=="),
+       ("shift a number left by another", "<<")]
+
+
+def _pairs():
+    """Each task twice: as a function (def ... return) and as a program (values, print). Prompt
+    similarity finds the same task in the other form; its code is the wrong shape."""
+    out = []
+    for i, (task, op) in enumerate(OPS):
+        out.append(Example(f"write a python function to {task}", f"def solve(a, b):\n    return a {op} b\n", 10 * i))
+        out.append(Example(f"write a python program to {task}", f"a = 7\nb = 3\nprint(a {op} b)\n", 10 * i + 5))
+    return out
+
+
+def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
+    from e2p import metrics
+
+    examples = _pairs()
+    held_out = [ex for i, ex in enumerate(examples) if i in (0, 5, 8, 13)]  # both forms, other tasks
+    train = [ex for ex in examples if ex not in held_out]
+    compared = []
+    real = metrics.sentence_bleu
+    monkeypatch.setattr(metrics, "sentence_bleu", lambda hyp, ref: compared.append((hyp, ref)) or real(hyp, ref))
+    ranker = fit_ranker(train, k=4)
+    by_code = {ex.code: ex for ex in train}
+    assert ranker.k == 4 and ranker.fitted_on == len(train) and compared
+    assert all(hyp in by_code and ref in by_code for hyp, ref in compared)  # train programs only
+    assert all(by_code[hyp].key != by_code[ref].key for hyp, ref in compared)  # never its own prompt
+
+    retriever, maker = Retriever(train), FeatureMaker(train)
+    by_similarity, by_ranker = [], []
+    for query in held_out:
+        hits = retriever.nearest(query.prompt, 4)
+        best = hits[int(np.argmax(ranker.scores(maker.rows(query.prompt, hits))))][0]
+        by_similarity.append(real(hits[0][0].code, query.code))
+        by_ranker.append(real(best.code, query.code))
+    assert np.mean(by_ranker) > np.mean(by_similarity) + 20, (by_ranker, by_similarity)
 
 
 def test_the_cli_offers_every_rerank_the_generator_knows():
