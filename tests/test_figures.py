@@ -172,16 +172,31 @@ def test_metrics_bar_groups_systems():
     assert list(fig.data[1].y) == [20.0, None]
 
 
-def test_figures_serialise_to_json():
+def _values(v) -> np.ndarray:
+    """A trace array read back from figure JSON (plotly may write numpy arrays as typed arrays)."""
+    if isinstance(v, dict):
+        import base64
+
+        data = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return data.reshape([int(n) for n in str(v.get("shape", len(data))).split(",")])
+    return np.asarray(v, dtype=float)
+
+
+def test_figures_serialise_to_json_with_their_values():
     maps = np.random.default_rng(2).random((2, 4, 3, 5))
-    figs = [
-        attention_heatmap(cross_matrix(), CODE, ENGLISH, "cross", window=(1, 3)),
-        head_grid(maps[0], CODE, ENGLISH, "heads"),
-        attention_heatmap(maps.mean(axis=(0, 1)), CODE, ENGLISH, "avg"),
-        training_curves([{"epoch": 1, "train_loss": 1.0, "valid_loss": 1.1}]),
-        metrics_bar({"model": {"bleu": 1.0}}, ["bleu"]),
+    expected = [  # (figure, the values each of its traces must carry after a JSON round trip)
+        (attention_heatmap(cross_matrix(), CODE, ENGLISH, "cross", window=(1, 3)), [cross_matrix()[1:3]]),
+        (head_grid(maps[0], CODE, ENGLISH, "heads"), list(maps[0])),
+        (attention_heatmap(maps.mean(axis=(0, 1)), CODE, ENGLISH, "avg"), [maps.mean(axis=(0, 1))]),
+        (training_curves([{"epoch": 1, "train_loss": 1.0, "valid_loss": 1.1}]), [[1.0], [1.1]]),
+        (metrics_bar({"model": {"bleu": 1.0}}, ["bleu"]), [[1.0]]),
     ]
-    for fig in figs:
+    for fig, values in expected:
         assert isinstance(fig, go.Figure)
-        data = json.loads(fig.to_json())
-        assert data["data"]
+        data = json.loads(fig.to_json())["data"]
+        assert len(data) == len(values)
+        for trace, want in zip(data, values):
+            got = _values(trace["z"] if trace["type"] == "heatmap" else trace["y"])
+            np.testing.assert_allclose(got, want)
+    window = json.loads(expected[0][0].to_json())["data"][0]
+    assert window["y"] == axis_labels(CODE)[1:3] and window["x"] == axis_labels(ENGLISH)  # true positions

@@ -24,13 +24,33 @@ def test_format_code_leaves_invalid_code_unchanged():
         assert format_code(code) == code
 
 
+def _without_layout(code: str) -> str:
+    return "".join(ch for ch in code if ch not in " \n()")
+
+
 @pytest.mark.parametrize(
-    "garbage", ["\x00", "x = 1\x00", "def (", "", "\ufeff", "(" * 500, "x = " + "1 + " * 3000 + "1"]
+    "garbage, formatted, line, message",
+    [
+        ("\x00", "\x00", 1, "null bytes"),
+        ("x = 1\x00", "x = 1\x00", 1, "null bytes"),
+        ("def (", "def (", 1, "invalid syntax"),
+        ("", "", None, None),
+        ("\ufeff", "", 1, "U+FEFF"),  # black drops a lone byte-order mark; compile rejects it
+        ("(" * 500, "(" * 500, 1, "too many nested parentheses"),
+        ("x = " + "1 + " * 3000 + "1", None, 1, "RecursionError"),  # formatted: parenthesised, same tokens
+    ],
 )
-def test_format_code_and_syntax_error_never_raise(garbage):
-    assert isinstance(format_code(garbage), str)
-    result = syntax_error(garbage)
-    assert result is None or (isinstance(result[0], int) and isinstance(result[1], str))
+def test_format_code_and_syntax_error_never_raise(garbage, formatted, line, message):
+    out = format_code(garbage)
+    if formatted is None:
+        assert out != garbage and _without_layout(out) == _without_layout(garbage)
+    else:
+        assert out == formatted  # code black cannot format comes back unchanged
+    error = syntax_error(garbage)
+    if line is None:
+        assert error is None
+    else:
+        assert error[0] == line and message in error[1], error
 
 
 def test_diff_html_marks_added_and_removed_lines_and_escapes():
