@@ -71,21 +71,25 @@ def test_ranker_answers_with_a_program_that_runs(tiny_artifacts):
 
 
 def test_generate_cli(tiny_artifacts, tmp_path):
+    from e2p.syntax import parses
+
     proc = run_cli("e2p", "generate", "write a python program to print the square of 12",
                    "--artifacts", str(tiny_artifacts), "--beam", "2")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip()
+    assert proc.stdout.strip() and parses(proc.stdout)  # the code itself, nothing else, and it parses
     proc = run_cli("e2p", "generate", "write a python program to print the product of 123 and 456",
                    "--artifacts", str(tiny_artifacts), "--rerank", "ranker", "--pool", "3", "--no-edit")
-    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr
+    assert proc.returncode == 0 and proc.stdout.strip() and parses(proc.stdout), proc.stderr
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("write a python function to add 1 and 2\n\n😀 日本語 print\n" + "add " * 3000 + "\n")
     proc = run_cli("e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts), "--beam", "1")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(rows) == 3
+    assert [row["prompt"] for row in rows[:2]] == ["write a python function to add 1 and 2", "😀 日本語 print"]
     for row in rows:
         assert {"prompt", "code", "parses", "seconds"} <= set(row)
+        assert row["parses"] == parses(row["code"]) and row["seconds"] > 0
+    assert rows[0]["parses"]  # a train program, or the model's, answers a train-like prompt
     assert rows[2]["warnings"] and "cut" in rows[2]["warnings"][0]
 
 
@@ -110,15 +114,51 @@ def test_damaged_artifacts_are_named(tiny_artifacts, tmp_path):
     assert "python -m train" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_retrieval_baseline_answers_from_train_only(synthetic_corpus):
+    from e2p.corpus import load_corpus
+    from e2p.evaluation import retrieval_codes
+
+    corpus = load_corpus(synthetic_corpus)
+    train, test = corpus.split("train"), corpus.split("test")
+    train_codes = {ex.code for ex in train}
+    codes = retrieval_codes(train, test)
+    assert len(codes) == len(test) and set(codes) <= train_codes
+    own = [i for i, ex in enumerate(test) if ex.code not in train_codes]
+    assert own and all(codes[i] != test[i].code for i in own)  # never the test example's own code
+
+
 def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus, tmp_path):
+    from e2p.corpus import load_corpus
+    from e2p.evaluation import retrieval_codes
+    from e2p.metrics import bleu
+
     out = tmp_path / "report.json"
     proc = run_cli("e2p", "evaluate", "--data", str(synthetic_corpus), "--artifacts", str(tiny_artifacts),
-                   "--beam", "1", "--json", str(out))
+                   "--also", f"again={tiny_artifacts}", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "retrieval" in proc.stdout and "BLEU" in proc.stdout
     report = json.loads(out.read_text())
-    assert set(report["systems"]) == {"model", "retrieval"}
-    assert report["n"] == report["systems"]["model"]["n"] > 0
+    corpus = load_corpus(synthetic_corpus)
+    test = corpus.split("test")
+    assert set(report["systems"]) == {"model", "again", "retrieval"}
+    assert report["n"] == len(test) > 0 and report["split"] == "test"
+    for name, system in report["systems"].items():
+        assert system["n"] == len(test), name
+        assert 0 <= system["bleu"] <= 100 and 0 <= system["parse_rate"] <= 1 and 0 <= system["exact_match"] <= 1
+        assert 0 <= system["n_executable"] <= system["n_runs"] <= len(test)
+        for rate in ("exec_match", "runs_rate"):
+            assert system[rate] == "unavailable" or 0 <= system[rate] <= 1
+    # --also: the same folder with the same (its default) settings gives the same figures
+    assert {k: v for k, v in report["systems"]["again"].items()} == report["systems"]["model"]
+    baseline = report["systems"]["retrieval"]  # the nearest *train* prompt's code, scored as EVAL.md says
+    expected = bleu(retrieval_codes(corpus.split("train"), test), [ex.code for ex in test])
+    assert baseline["bleu"] == pytest.approx(expected) and baseline["parse_rate"] == 1.0
+
+
+def test_evaluate_also_needs_name_and_folder(tiny_artifacts, synthetic_corpus):
+    proc = run_cli("e2p", "evaluate", "--data", str(synthetic_corpus), "--artifacts", str(tiny_artifacts),
+                   "--also", str(tiny_artifacts))
+    assert proc.returncode == 2 and "--also takes NAME=FOLDER" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
