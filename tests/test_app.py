@@ -174,17 +174,32 @@ def test_generate_shows_code_status_latency_confidence(app):
     gen_tab = tab(app, "Generate")
     codes = [c.value.strip() for c in gen_tab.get("code")]
     assert result.formatted.strip() in codes
-    if result.parses:
-        assert any("parses" in s.value for s in app.success)
-    else:
-        line, msg = result.error
-        assert any(f"line {line}" in e.value and msg in e.value for e in app.error)
+    assert result.parses and result.error is None  # a train-like prompt: a candidate or the fallback parses
+    assert any("The code parses" in s.value for s in app.success) and not app.error
     labels = {m.label: m.value for m in app.metric}
     assert labels["Latency"].endswith(" s") and float(labels["Latency"][:-2]) > 0
     assert [d.proto.label for d in gen_tab.get("download_button")][:1] == ["Download .py"]
     confidence = [h for h in texts(gen_tab, "html") if "e2p-confidence" in h]
     assert len(confidence) == 1 and confidence[0].count("title=") == len(result.token_probs)
     assert any(f"Result for: {PROMPT}" in c.value for c in app.caption)
+
+
+def test_code_that_does_not_parse_shows_where(app, monkeypatch):
+    from dataclasses import replace
+
+    from e2p.generator import Generator
+
+    real = Generator.generate
+    bad = "x = 1\nif x\n    pass\n"
+
+    def unparsable(self, *args, **kwargs):  # the model's answer, as if no candidate parsed
+        return replace(real(self, *args, **kwargs), code=bad, formatted=bad, parses=False, error=(2, "expected ':'"))
+
+    monkeypatch.setattr(Generator, "generate", unparsable)
+    generate(app, PROMPT)
+    assert not app.success
+    assert any(e.value == "The code does not parse: line 2: expected ':'" for e in app.error), [e.value for e in app.error]
+    assert bad.strip() in [c.value.strip() for c in tab(app, "Generate").get("code")]
 
 
 def test_example_prompt_is_one_click(app):
@@ -352,12 +367,48 @@ def test_long_prompt_is_cut_with_notice(app):
     assert app.session_state["result"].code
 
 
-def test_typed_text_is_never_executed(app, tmp_path):
-    marker = tmp_path / "executed"
-    payload = f"__import__('pathlib').Path('{marker}').touch()"
-    generate(app, payload, rerank="parse")
-    assert not marker.exists()
-    assert app.session_state["result"].prompt == payload
+def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, artifacts, monkeypatch):
+    """What a user types is never run as typed: its quoted values reach the candidates only as string
+    constants, no name it spells (`__import__`) becomes code, and every program that does run (rerank
+    "run" runs candidates) runs through the sandbox's runner, in bubblewrap."""
+    from test_placeholders import FORBIDDEN, assert_values_only_in_strings
+
+    from e2p import sandbox
+    from e2p.placeholders import abstract_prompt
+
+    value = "e2p + __import__(chr(111)).system(chr(120))"  # would run os.system("x") if it became code
+    payload = f'write a python program to print "{value}"'
+    ran, started = [], []
+    real_run, real_popen = sandbox._run, subprocess.Popen
+
+    def spy_run(program, *args, **kwargs):
+        result = real_run(program, *args, **kwargs)
+        ran.append((program, result))
+        return result
+
+    def spy_popen(args, *rest, **kwargs):
+        started.append([args] if isinstance(args, (str, bytes)) else list(args))
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(sandbox, "_run", spy_run)
+    monkeypatch.setattr(subprocess, "Popen", spy_popen)
+    generate(app, payload, rerank="run")
+    result = app.session_state["result"]
+    assert result.prompt == payload
+    values = abstract_prompt(payload)[1].strings
+    assert values == [value]
+    programs = [result.code] + [c.code for c in result.candidates]
+    if artifacts == REPO / "artifacts":  # its train programs hold strings: an edit carries the value
+        assert any(values[0] in program for program in programs), programs  # so the check below has teeth
+    for program in programs:
+        # train programs may use `os`; what the prompt spells (`__import__`) never becomes a name
+        assert_values_only_in_strings(program, values, allowed=FORBIDDEN - {"__import__"})
+    if sandbox.sandbox_status().available:
+        assert ran  # candidates did run: the checks below mean something
+    assert all(r.isolated for _, r in ran)
+    assert {c.code for c in result.candidates if c.runs is not None} <= {p for p, _ in ran}
+    assert all(os.path.basename(str(argv[0])) == "bwrap" for argv in started), started  # no other process
+    assert bool(started) == bool(ran)
 
 
 def _error_page(monkeypatch, folder: Path):
