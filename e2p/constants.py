@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 # How candidates are ordered: by model score only, parsing first, running cleanly first, or by the
-# learned ranker. e2p.generator.RERANKS must equal this tuple (tests/test_ranking.py checks it).
+# learned ranker.
 RERANKS = ("score", "parse", "run", "ranker")
 
 # The corpus (EVAL.md), relative to the repository root, where the commands are run from.

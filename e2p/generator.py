@@ -17,7 +17,9 @@ import torch
 from .artifacts import Bundle, load_bundle
 from .decoding import DecodeSettings, decode, score_targets
 from .errors import E2PError
-from .formatting import format_code, syntax_error
+from .constants import RERANKS
+from .formatting import format_code
+from .syntax import syntax_error
 from .edit import adapt_literals, fill_inputs
 from .placeholders import restore_code
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
@@ -28,7 +30,6 @@ from .vocab import Vocab
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
-RERANKS = ("score", "parse", "run", "ranker")
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def test_the_cli_offers_every_rerank_the_generator_knows():
     from e2p import commands, constants, generator
 
     assert commands.RERANKS is constants.RERANKS  # one definition
-    assert generator.RERANKS == constants.RERANKS
+    assert generator.RERANKS is constants.RERANKS
 
 
 def test_the_cli_knows_its_choices_without_importing_torch():
