@@ -4,7 +4,10 @@ Decoding is timed end to end through `Generator.generate` (retrieval, decoding, 
 parse check; no attention pass, no sandbox rerank, no retrieved candidates), once with the
 key/value cache and once re-running the whole prefix at every step; the shipped default decoding
 (with its rerank and retrieved candidates) is timed as well. Training throughput is target tokens per second over
-real batches of the train split with the artifact's configuration.
+real batches of the train split with the artifact's configuration, for the plain trainer (every speed option of
+TrainConfig off: the trainer as it was before them) and the configured one side by side: two worker processes
+step in lockstep, alternating which goes first, on the same batches from the same initial weights
+(`python -m e2p.benchmark --threads 1 2` prints only that figure).
 """
 
 from __future__ import annotations
@@ -50,30 +53,100 @@ def _time_forced(generator, prompts, tokens: int, use_cache: bool) -> list[float
     return out
 
 
-def _train_throughput(generator, data: str, steps: int = 6) -> float:
-    from .corpus import load_corpus
-    from .loss import weighted_cross_entropy
-    from .model import Seq2Seq
-    from .training import TrainConfig, collate, make_batches, prepare
+def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batches) -> None:
+    """One trainer in its own process (so that process-wide settings such as `reuse_memory` stay
+    its own): build the model and optimizer, then time one `train_step` per batch index received."""
+    torch.set_num_threads(threads)
+    from .training import (TrainConfig, collate, lr_at, make_model, make_optimizer, reuse_freed_memory,
+                           train_step)
 
-    cfg = TrainConfig.from_dict(generator.bundle.config["train"])
-    prep = prepare(load_corpus(data), cfg)
-    model = Seq2Seq(generator.model.config)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batches = make_batches(prep.train_pairs, cfg.batch_tokens, seed=0)[: steps + 1]
-    tokens, elapsed = 0, 0.0
-    for n, index in enumerate(batches):
-        src, tgt_in, tgt_out = collate(prep.train_pairs, index, "cpu")
+    cfg = TrainConfig.from_dict(cfg_dict)
+    if cfg.reuse_memory:
+        reuse_freed_memory()
+    torch.manual_seed(cfg.seed)
+    model = make_model(cfg, vocab, vocab).train()
+    optimizer = make_optimizer(model, cfg)
+    weights = None if weights is None else torch.tensor(weights)
+    conn.send("ready")
+    while (b := conn.recv()) is not None:
+        pairs = batches[b]
+        src, tgt_in, tgt_out = collate(pairs, list(range(len(pairs))), "cpu")
         start = time.perf_counter()
-        loss = weighted_cross_entropy(model(src, tgt_in), tgt_out, None, cfg.label_smoothing, Vocab.pad_id)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if n:  # the first step warms up allocators and is not counted
-            elapsed += time.perf_counter() - start
-            tokens += int((tgt_out != Vocab.pad_id).sum())
-    return tokens / max(elapsed, 1e-9)
+        loss = train_step(model, optimizer, src, tgt_in, tgt_out, cfg, weights, lr_at(b, cfg, 10_000))
+        conn.send((time.perf_counter() - start, int((tgt_out != Vocab.pad_id).sum()), float(loss)))
+
+
+def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: int = 1,
+                       bf16: bool = False, log=None) -> dict:
+    """Target tokens/s of the plain trainer and of the configured one (and, with `bf16`, of the
+    configured one under bfloat16 autocast), stepping in lockstep on the same `steps` batches
+    (after one warm-up step each), alternating which goes first. Returns each one's tokens/s,
+    `train_speedup` (configured / plain: total time, and the median of the per-batch ratios) and
+    the mean loss of each over the timed steps (the same maths gives nearly the same loss)."""
+    import multiprocessing as mp
+    from dataclasses import asdict
+
+    from .corpus import load_corpus
+    from .training import SPEED_OPTIONS, TrainConfig, make_batches, plain, prepare, token_weights
+
+    log = log or (lambda msg: None)
+    cfg = TrainConfig.from_dict(train_config)
+    prep = prepare(load_corpus(data), cfg)
+    index = make_batches(prep.train_pairs, cfg.batch_tokens, seed=0)[: steps + 1]
+    batches = [[prep.train_pairs[i] for i in b] for b in index]
+    weights = token_weights(cfg, prep.tgt_vocab)
+    weights = None if weights is None else weights.tolist()
+    trainers = {"plain": plain(cfg), "configured": cfg}
+    if bf16:
+        trainers["bf16"] = replace(cfg, bf16=True)
+    ctx = mp.get_context("spawn")
+    workers = {}
+    try:
+        for name, c in trainers.items():
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_train_worker, daemon=True,
+                               args=(child, asdict(c), threads, len(prep.tgt_vocab), weights, batches))
+            proc.start()
+            workers[name] = (proc, parent)
+        for proc, conn in workers.values():
+            assert conn.recv() == "ready"
+        log(f"timing {steps} training steps of {len(trainers)} trainers in lockstep, {threads} thread(s)")
+        seconds = {name: [] for name in trainers}
+        losses = {name: [] for name in trainers}
+        tokens = 0
+        for b in range(len(batches)):
+            order = list(trainers) if b % 2 else list(trainers)[::-1]
+            for name in order:
+                workers[name][1].send(b)
+                elapsed, n, loss = workers[name][1].recv()
+                if b:  # the first step warms up allocators and caches and is not counted
+                    seconds[name].append(elapsed)
+                    losses[name].append(loss)
+            tokens += n if b else 0
+    finally:
+        for proc, conn in workers.values():
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    enabled = [name for name in SPEED_OPTIONS if getattr(cfg, name)]
+    result = {"train_threads": threads, "train_steps": len(seconds["plain"]), "train_target_tokens": tokens,
+              "train_speed_options": enabled,
+              "train_tokens_per_s_plain": round(tokens / sum(seconds["plain"]), 1)}
+    for name in trainers:
+        if name == "plain":
+            continue
+        key = "" if name == "configured" else f"_{name}"
+        result[f"train_tokens_per_s{key}"] = round(tokens / sum(seconds[name]), 1)
+        result[f"train_speedup{key}"] = round(sum(seconds["plain"]) / sum(seconds[name]), 3)
+        result[f"train_speedup{key}_median_batch"] = round(
+            statistics.median(a / b for a, b in zip(seconds["plain"], seconds[name])), 3)
+    for name in trainers:
+        result[f"train_loss_{name}"] = round(statistics.mean(losses[name]), 4)
+    return result
 
 
 PROBE = "print(6 * 7)"  # a fixed, harmless program: the only one ever run outside the sandbox
@@ -129,8 +202,8 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
     f_plain = _time_forced(generator, few[:5], 200, False)
     log("timing sandbox runs")
     sandbox = sandbox_cost()
-    log("timing training steps")
-    tps = _train_throughput(generator, data)
+    log("timing training steps: the plain and the configured trainer side by side")
+    train = train_side_by_side(generator.bundle.config["train"], data, threads=threads, log=log)
 
     mean = statistics.mean
     result = {
@@ -149,7 +222,36 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
         "greedy200_ms_cached": round(mean(f_cached), 1),
         "greedy200_ms_nocache": round(mean(f_plain), 1),
         "cache_speedup_200": round(mean(f_plain) / mean(f_cached), 2),
-        "train_tokens_per_s": round(tps, 1),
+        **train,
         **sandbox,
     }
     return result
+
+
+def main(argv=None) -> int:
+    """`python -m e2p.benchmark [--threads 1 2] [--steps 16] [--bf16]`: only the side-by-side
+    training throughput, one JSON line per thread count."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from .commands import DEFAULT_DATA
+
+    p = argparse.ArgumentParser(prog="python -m e2p.benchmark", description=main.__doc__)
+    p.add_argument("--artifacts", default="artifacts", help="its config.json's train section is the run timed")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="torch threads per trainer (default 1 2)")
+    p.add_argument("--steps", type=int, default=16, help="timed steps per trainer (default 16, after 1 warm-up)")
+    p.add_argument("--bf16", action="store_true", help="also time the configured trainer under bf16 autocast")
+    args = p.parse_args(argv)
+    train_config = json.loads((Path(args.artifacts) / "config.json").read_text())["train"]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    for threads in args.threads:
+        result = train_side_by_side(train_config, args.data, args.steps, threads, args.bf16, log)
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

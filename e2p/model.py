@@ -116,6 +116,63 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             model.train()
 
 
+# --------------------------------------------------------------------------- dropout
+
+def dropout_mask(
+    shape: tuple[int, ...] | torch.Size,
+    p: float,
+    dtype: torch.dtype = torch.float32,
+    scaled: bool = True,
+) -> Tensor:
+    """A CPU dropout mask: 1 / (1 - p') with probability 1 - p', else 0, where p' is p rounded
+    to a multiple of 2^-16 (within 8e-6 of p), so that the expectation is exact. With
+    `scaled=False` the kept entries are 1 and the caller scales by `keep_scale(p)`.
+
+    `x * dropout_mask(x.shape, p)` has the distribution of `F.dropout(x, p, training=True)` up to
+    that rounding. The mask comes from 16 random bits per element drawn by numpy's SFC64
+    generator, seeded by one draw from torch's default generator (so `torch.manual_seed` still
+    fixes every mask), instead of torch's per-element `bernoulli_`, which on a CPU costs more than
+    all of a training step's elementwise arithmetic. It is another random stream than
+    `F.dropout`'s, so a run that uses it is not bit-identical with one that does not.
+    """
+    n = math.prod(shape)
+    k = round(p * 65536)  # drop when the 16 bits, read as an int16, are below -32768 + k
+    seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.long))
+    raw = np.random.SFC64(seed).random_raw((n + 3) // 4)  # uint64: four 16-bit draws each
+    keep = np.empty(n, dtype=np.float32)
+    np.greater_equal(raw.view(np.int16)[:n], k - 32768, out=keep, casting="unsafe")
+    if scaled:
+        keep *= np.float32(keep_scale(p))
+    return torch.from_numpy(keep).view(tuple(shape)).to(dtype)
+
+
+def keep_scale(p: float) -> float:
+    """The scale of the survivors of `dropout_mask`: 1 / (1 - p')."""
+    return 65536 / (65536 - round(p * 65536))
+
+
+def _fast_ok(x: Tensor, p: float) -> bool:
+    return x.device.type == "cpu" and 0 < round(p * 65536) < 65536
+
+
+def fast_dropout(x: Tensor, p: float) -> Tensor:
+    """`F.dropout(x, p, training=True)` with `dropout_mask` on the CPU; `F.dropout` elsewhere."""
+    if not _fast_ok(x, p):
+        return F.dropout(x, p, training=True)
+    return x * dropout_mask(x.shape, p, x.dtype)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout that uses `fast_dropout` while `fast` is set (see Seq2Seq.set_fast_dropout)."""
+
+    fast = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.fast and self.training and self.p > 0:
+            return fast_dropout(x, self.p)
+        return super().forward(x)
+
+
 # --------------------------------------------------------------------------- modules
 
 
@@ -160,6 +217,7 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
+        self.fast = False  # training with dropout: explicit maths, fast_dropout (set_fast_dropout)
 
     def _split(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -186,6 +244,16 @@ class MultiHeadAttention(nn.Module):
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = scores.softmax(dim=-1)  # exp(-inf) = 0: masked weights are exactly 0
             y = F.dropout(weights, p_drop, self.training) @ v  # (B, H, Tq, D)
+        elif self.fast and _fast_ok(q, p_drop):
+            # Training on the CPU: with dropout, SDPA falls back to its unfused maths path (plus
+            # checks for fully masked rows) and torch's slow bernoulli_; same maths, cheaper.
+            scores = (q * (1.0 / math.sqrt(self.d_head))) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
+            if mask is not None:  # an additive 0 / -inf bias: free in the backward pass
+                bias = torch.zeros(mask.shape, dtype=scores.dtype).masked_fill_(~mask, float("-inf"))
+                scores = scores.add_(bias)
+            kept = scores.softmax(dim=-1) * dropout_mask(scores.shape, p_drop, scores.dtype, scaled=False)
+            y = (kept @ v).mul_(keep_scale(p_drop))  # (B, H, Tq, D): the scale on the smaller side
+            weights = None
         else:  # fused kernel, same maths
             weights = None
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop)
@@ -199,7 +267,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d_model, d_ff)
         self.fc2 = nn.Linear(d_ff, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.drop(F.relu(self.fc1(x))))  # ReLU as in the paper
@@ -211,7 +279,7 @@ class Sublayer(nn.Module):
     def __init__(self, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.pre_norm = pre_norm
 
     def inp(self, x: Tensor) -> Tensor:
@@ -220,7 +288,12 @@ class Sublayer(nn.Module):
 
     def out(self, x: Tensor, y: Tensor) -> Tensor:
         """Residual sum of the input x and the sublayer's output y."""
-        x = x + self.drop(y)
+        drop = self.drop
+        if drop.fast and drop.training and _fast_ok(y, drop.p):  # x + dropout(y) in one pass
+            mask = dropout_mask(y.shape, drop.p, y.dtype, scaled=False)
+            x = torch.addcmul(x, y, mask, value=keep_scale(drop.p))
+        else:
+            x = x + drop(y)
         return x if self.pre_norm else self.norm(x)
 
 
@@ -355,7 +428,7 @@ class Seq2Seq(nn.Module):
         if config.share_embeddings:
             self.tgt_embed = self.src_embed
         self.positions = SinusoidalPositions(C, config.max_len)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(config) for _ in range(config.dec_layers))
         # Pre-norm stacks end un-normalised, so they get a final LayerNorm.
@@ -386,6 +459,15 @@ class Seq2Seq(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters; a tied embedding/output matrix counts once."""
         return sum(p.numel() for p in self.parameters())
+
+    def set_fast_dropout(self, on: bool = True) -> "Seq2Seq":
+        """Training on the CPU: draw dropout masks with `fast_dropout` and run attention with
+        dropout through explicit maths instead of SDPA's fallback. Same maths and the same
+        dropout distribution; a different random stream. No effect in eval mode."""
+        for module in self.modules():
+            if isinstance(module, (Dropout, MultiHeadAttention)):
+                module.fast = bool(on)
+        return self
 
     # ---- building blocks
 
@@ -429,7 +511,8 @@ class Seq2Seq(nn.Module):
         q = self.copy_q(h)  # (B, T, C)
         att = q @ copy_keys.transpose(1, 2) / math.sqrt(q.size(-1))  # (B, T, S)
         att = att.masked_fill(src_pad[:, None, :], float("-inf")).softmax(dim=-1)
-        gate = torch.sigmoid(self.copy_gate(h))  # (B, T, 1)
+        gate = torch.sigmoid(self.copy_gate(h)).float()  # (B, T, 1); float under autocast too
+        att = att.float()
         probs = gate * logits.float().softmax(dim=-1)  # (B, T, V)
         index = src[:, None, :].expand(-1, h.size(1), -1)  # (B, T, S) output id of each source token
         probs = probs.scatter_add(-1, index, (1 - gate) * att)
@@ -445,6 +528,17 @@ class Seq2Seq(nn.Module):
         needs `src`), and when need_weights per-layer self weights (B, H, T, T) and cross
         weights (B, H, T, S).
         """
+        h, w_self, w_cross = self._decoder_states(tgt_in, memory, src_pad, need_weights)
+        copy_keys = self.copy_k(memory) if self.config.copy_attention else None
+        logits = self._scores(h, src, src_pad, copy_keys)  # (B, T, V)
+        if not need_weights:
+            return logits, None, None
+        return logits, w_self, w_cross
+
+    def _decoder_states(
+        self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """The final (normalised) decoder states (B, T, C) of a teacher-forced pass."""
         self_mask = self._causal_mask(tgt_in)
         cross_mask = self._key_mask(src_pad)
         x = self._embed(self.tgt_embed, tgt_in)
@@ -454,17 +548,33 @@ class Seq2Seq(nn.Module):
             x, _, ws, wc = layer(x, cross_kv, cross_mask, self_mask, None, need_weights)
             w_self.append(ws)
             w_cross.append(wc)
-        copy_keys = self.copy_k(memory) if self.config.copy_attention else None
-        logits = self._scores(self.dec_norm(x), src, src_pad, copy_keys)  # (B, T, V)
-        if not need_weights:
-            return logits, None, None
-        return logits, w_self, w_cross
+        return self.dec_norm(x), w_self, w_cross
 
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        """Training pass (fused attention): src (B, S), tgt_in (B, T) -> logits (B, T, V)."""
+    def forward(self, src: Tensor, tgt_in: Tensor, select: Tensor | None = None):
+        """Training pass (fused attention): src (B, S), tgt_in (B, T) -> logits (B, T, V).
+
+        With `select` (B, T) bool (the positions whose target is not padding), only those N
+        positions are scored, and the output is left unmixed for `loss.output_cross_entropy`:
+        (logits (N, V), None), or with copy attention (logits (N, V), (gate (N, 1), copy
+        attention (N, S), source ids (N, S))). The loss of that equals the loss of the full
+        scores at the selected positions; the padding positions' vocabulary scores are never made.
+        """
         memory, src_pad, _ = self.encode(src)
-        logits, _, _ = self.decode_full(tgt_in, memory, src_pad, src=src)
-        return logits
+        if select is None:
+            logits, _, _ = self.decode_full(tgt_in, memory, src_pad, src=src)
+            return logits
+        h, _, _ = self._decoder_states(tgt_in, memory, src_pad)
+        h_sel = h[select]  # (N, C)
+        logits = self.lm_head(h_sel)  # (N, V)
+        if not self.config.copy_attention:
+            return logits, None
+        # the copy distribution exactly as in _scores, for the selected positions
+        q = self.copy_q(h)  # (B, T, C)
+        att = q @ self.copy_k(memory).transpose(1, 2) / math.sqrt(q.size(-1))  # (B, T, S)
+        att = att.masked_fill(src_pad[:, None, :], float("-inf")).softmax(dim=-1)[select]  # (N, S)
+        gate = torch.sigmoid(self.copy_gate(h_sel))  # (N, 1)
+        rows = select.nonzero()[:, 0]  # (N,) batch row of each selected position
+        return logits, (gate, att, src.index_select(0, rows))
 
     def forward_with_attention(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, dict]:
         """Same as forward, through the explicit attention path, also returning the weights.

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from .corpus import Corpus, Example
 from .errors import E2PError
 from .features import CODE, SEP, FeatureConfig, Featurizer
-from .loss import make_token_weights, weighted_cross_entropy
+from .loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
 from .model import ModelConfig, Seq2Seq
 from .placeholders import all_placeholders
 from .retrieval import Retriever
@@ -32,6 +32,9 @@ from .tokenizers import DEDENT, INDENT, NL
 from .vocab import Vocab
 
 OPERATORS = ["(", ")", ":", "=", ",", ".", "[", "]", "+", "==", "%", "-", "*", "/", "{", "}"]
+
+
+FAST_DEFAULT = True  # the speed options that keep the maths (see TrainConfig)
 
 
 @dataclass
@@ -72,6 +75,18 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
     valid_every: int = 1
     seed: int = 1234
+    # speed: `python -m e2p.benchmark` times this trainer against `plain(cfg)` (all four off, which is
+    # bit-identical with the trainer before them) side by side
+    fast_dropout: bool = FAST_DEFAULT  # CPU dropout masks from numpy's SFC64 (p rounded to 2^-16) and
+    # explicit attention maths with dropout, instead of bernoulli_ and SDPA's unfused fallback: same
+    # maths and distribution, another random stream (so not bit-identical with a run without it)
+    fused_loss: bool = FAST_DEFAULT  # score only non-pad target positions, and run the copy
+    # mixture and the label-smoothed loss as one autograd function: same maths
+    fused_adamw: bool = FAST_DEFAULT  # torch's fused AdamW kernel: same update, fewer kernel calls
+    reuse_memory: bool = FAST_DEFAULT  # glibc: keep freed memory in the process (mallopt) so that
+    # each step's big temporaries reuse warm pages instead of faulting in fresh ones; process-wide
+    bf16: bool = False  # bfloat16 autocast for the forward pass: changes numerics; on a CPU
+    # without avx512_bf16/AMX (this one) its matrix products are several times slower
     # the artifact's default decoding
     decode_strategy: str = "beam"
     beam_size: int = 5
@@ -276,13 +291,78 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+SPEED_OPTIONS = ("fast_dropout", "fused_loss", "fused_adamw", "reuse_memory")
+
+
+def plain(cfg: TrainConfig) -> TrainConfig:
+    """The same run with every speed option off: the trainer as it was before them."""
+    return replace(cfg, bf16=False, **{name: False for name in SPEED_OPTIONS})
+
+
+def make_model(cfg: TrainConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+    model = Seq2Seq(cfg.model_config(src_vocab, tgt_vocab))
+    return model.set_fast_dropout(cfg.fast_dropout)
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc's malloc to serve big blocks from its heap and never hand freed memory back
+    (the process keeps its peak), so that the same big temporaries, allocated and freed every
+    step, stop costing fresh zeroed pages. Process-wide; False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        mmap_ok = libc.mallopt(m_mmap_threshold, 1 << 30)
+        return bool(mmap_ok) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, **({"fused": True} if cfg.fused_adamw else {}),
+    )
+
+
+def batch_loss(model, src, tgt_in, tgt_out, cfg: TrainConfig, weights, label_smoothing: float) -> torch.Tensor:
+    """The loss of one batch, by the path the config picks (the same maths either way)."""
+    with torch.autocast(src.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        if cfg.fused_loss:
+            select = tgt_out != Vocab.pad_id
+            logits, copy = model(src, tgt_in, select)
+        else:
+            scores = model(src, tgt_in)
+    if cfg.fused_loss:
+        return output_cross_entropy(logits, copy, tgt_out[select], weights, label_smoothing)
+    return weighted_cross_entropy(scores, tgt_out, weights, label_smoothing, Vocab.pad_id)
+
+
+def train_step(model, optimizer, src, tgt_in, tgt_out, cfg: TrainConfig, weights, lr: float) -> torch.Tensor:
+    """One optimisation step on one batch; returns the (detached) loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = batch_loss(model, src, tgt_in, tgt_out, cfg, weights, cfg.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    optimizer.step()
+    return loss.detach()
+
+
 @torch.no_grad()
 def valid_loss(model, pairs, cfg: TrainConfig, weights, device) -> float:
+    """Mean unsmoothed loss per target token, in float32 (also when training in bf16)."""
     model.eval()
+    cfg32 = replace(cfg, bf16=False)
     total, count = 0.0, 0
     for index in make_batches(pairs, cfg.batch_tokens, seed=0):
         src, tgt_in, tgt_out = collate(pairs, index, device)
-        loss = weighted_cross_entropy(model(src, tgt_in), tgt_out, weights, 0.0, Vocab.pad_id)
+        loss = batch_loss(model, src, tgt_in, tgt_out, cfg32, weights, 0.0)
         n = int((tgt_out != Vocab.pad_id).sum())
         total, count = total + float(loss) * n, count + n
     model.train()
@@ -302,15 +382,12 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     dev = resolve_device(device)
+    if cfg.reuse_memory:
+        reuse_freed_memory()
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    model = Seq2Seq(cfg.model_config(len(prep.src_vocab), len(prep.tgt_vocab))).to(dev)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9,
-    )
+    model = make_model(cfg, len(prep.src_vocab), len(prep.tgt_vocab)).to(dev)
+    optimizer = make_optimizer(model, cfg)
     weights = token_weights(cfg, prep.tgt_vocab)
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt = work_dir / "checkpoint"
@@ -335,13 +412,8 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
                    leave=False, mininterval=5)
         for b in bar:
             src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg, total_steps)
-            loss = weighted_cross_entropy(model(src, tgt_in), tgt_out, weights, cfg.label_smoothing, Vocab.pad_id)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            optimizer.step()
+            lr = lr_at(step, cfg, total_steps)
+            loss = train_step(model, optimizer, src, tgt_in, tgt_out, cfg, weights, lr)
             step += 1
             n = int((tgt_out != Vocab.pad_id).sum())
             epoch_loss, epoch_tokens = epoch_loss + loss.item() * n, epoch_tokens + n
@@ -393,7 +465,7 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
         if len(set(digests)) != 1:
             raise E2PError(f"ranks ended with different weights: {digests}")
         log(f"all {world} ranks hold the same weights (sha256 {digest}) after {step} steps")
-    return {"model": _unwrap(model), "meta": meta}
+    return {"model": _unwrap(model).set_fast_dropout(False), "meta": meta}
 
 
 def weights_digest(model) -> str:
