@@ -78,8 +78,8 @@ def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batch
 
 def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: int = 1,
                        bf16: bool = False, log=None) -> dict:
-    """Target tokens/s of the plain trainer and of the configured one (and, with `bf16`, of the
-    configured one under bfloat16 autocast), stepping in lockstep on the same `steps` batches
+    """Target tokens/s of the plain trainer and of the one with every speed option on ("configured";
+    and, with `bf16`, that one under bfloat16 autocast), stepping in lockstep on the same `steps` batches
     (after one warm-up step each), alternating which goes first. Returns each one's tokens/s,
     `train_speedup` (configured / plain: total time, and the median of the per-batch ratios) and
     the mean loss of each over the timed steps (the same maths gives nearly the same loss)."""
@@ -87,10 +87,10 @@ def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: 
     from dataclasses import asdict
 
     from .corpus import load_corpus
-    from .training import SPEED_OPTIONS, TrainConfig, make_batches, plain, prepare, token_weights
+    from .training import SPEED_OPTIONS, TrainConfig, make_batches, plain, prepare, token_weights, with_speed_options
 
     log = log or (lambda msg: None)
-    cfg = TrainConfig.from_dict(train_config)
+    cfg = with_speed_options(TrainConfig.from_dict(train_config))
     prep = prepare(load_corpus(data), cfg)
     index = make_batches(prep.train_pairs, cfg.batch_tokens, seed=0)[: steps + 1]
     batches = [[prep.train_pairs[i] for i in b] for b in index]

@@ -14,7 +14,8 @@ from conftest import REPO_ROOT
 import e2p.model as model_module
 from e2p.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
 from e2p.model import ModelConfig, Seq2Seq, dropout_mask, keep_scale
-from e2p.training import SPEED_OPTIONS, TrainConfig, make_model, make_optimizer, plain, reuse_freed_memory, train_step
+from e2p.training import (SPEED_OPTIONS, TrainConfig, make_model, make_optimizer, plain, reuse_freed_memory, train_step,
+                          with_speed_options)
 
 PAD = 0
 
@@ -123,10 +124,12 @@ def tiny_train_config(**kw) -> TrainConfig:
     return replace(cfg, shared_vocab=True, copy_attention=True, **kw)
 
 
-def test_plain_turns_every_speed_option_off_and_defaults_are_the_fast_ones():
+def test_plain_turns_every_speed_option_off_and_defaults_keep_todays_trainer():
     cfg = TrainConfig()
-    assert all(getattr(cfg, name) for name in SPEED_OPTIONS) and not cfg.bf16
-    off = plain(replace(cfg, bf16=True))
+    assert not any(getattr(cfg, name) for name in SPEED_OPTIONS) and not cfg.bf16  # rebuilds stay bit-identical
+    on = with_speed_options(cfg)
+    assert all(getattr(on, name) for name in SPEED_OPTIONS) and not on.bf16
+    off = plain(replace(on, bf16=True))
     assert not any(getattr(off, name) for name in SPEED_OPTIONS) and not off.bf16
     assert TrainConfig.from_dict({"fused_loss": False, "bf16": True}).bf16
     assert isinstance(reuse_freed_memory(), bool)
@@ -138,7 +141,7 @@ def test_plain_and_configured_trainer_take_the_same_steps_without_dropout():
     cfg = tiny_train_config(dropout=0.0)
     src, tgt_in, tgt_out = batch()
     runs = []
-    for c in (plain(cfg), cfg):
+    for c in (plain(cfg), with_speed_options(cfg)):
         torch.manual_seed(0)
         model = make_model(c, 40, 40).train()
         optimizer = make_optimizer(model, c)
