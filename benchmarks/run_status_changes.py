@@ -41,8 +41,7 @@ def changes(artifacts: str, data: str) -> dict:
         changed.append({"index": i, "prompt": sample["prompt"], "changed": diff,
                         "same_code": codes[i] == sample["default"],
                         "reference_runs": profiles[i].runs, "reason": reason})
-    summary = {k: v for k, v in report.to_dict().items()}
-    return {"summary": summary, "changed": changed}
+    return {"summary": report.to_dict(), "changed": changed}
 
 
 def main() -> None:

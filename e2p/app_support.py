@@ -20,6 +20,7 @@ from .errors import E2PError
 from .features import CODE, SEP
 from .figures import axis_labels
 from .generator import RUN_BUDGET_S
+from .sandbox import NOT_RUN
 
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
 MAX_LEN_CAP = 256  # most output tokens the app lets a user ask for (bounds a request's work)
@@ -538,9 +539,9 @@ def error_sentence(err: BaseException, where: str = "") -> str:
 def execution_notice(status, warnings=()) -> str | None:
     """The one line the app shows where programs cannot be run (a `sandbox.SandboxStatus`);
     None where they can, or where a result's `warnings` already say so."""
-    if status.available or any(w.lower().startswith("programs are not run") for w in warnings):
+    if status.available or any(w.startswith(NOT_RUN) for w in warnings):
         return None
-    return f"Programs are not run: {status.reason}."
+    return f"{status.notice[0].upper()}{status.notice[1:]}."
 
 
 def execution_text(status, limits: str) -> str:

@@ -134,7 +134,7 @@ class Generator:
             if status.available:
                 runner = RunBudget(RUN_BUDGET_S, RUN_TIMEOUT_S)
             else:
-                warnings.append(f"programs are not run: {status.reason}; the answer was chosen without running anything")
+                warnings.append(f"{status.notice}; the answer was chosen without running anything")
         ranked = self._rank(prompt, hyps, codes, origins, rerank, values, runner)
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin

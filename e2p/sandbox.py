@@ -40,6 +40,7 @@ PROCESS_LIMIT = 64  # tasks the unprivileged sandbox user may have at once
 SANDBOX_UID = 65534  # "nobody"
 TRUNCATION_NOTE = "\n[e2p: output truncated]\n"
 SWITCH = "E2P_SANDBOX"  # E2P_SANDBOX=off: never run generated code
+NOT_RUN = "programs are not run"  # how every notice of a missing sandbox begins
 # At most this many programs run at once in this process; more wait their turn.
 MAX_CONCURRENT_RUNS = os.cpu_count() or 1
 
@@ -73,6 +74,11 @@ class SandboxStatus:
     available: bool
     reason: str  # why programs are not run; empty where they are
     mode: str  # how runs are isolated, in a few words
+
+    @property
+    def notice(self) -> str:
+        """The one line that tells a user why nothing runs."""
+        return f"{NOT_RUN}: {self.reason}"
 
 
 def describe_limits() -> str:
@@ -145,7 +151,7 @@ def run_many(codes: list[str], timeout: float = 5.0, workers: int = 2) -> list[R
 def _require_sandbox() -> None:
     status = sandbox_status()
     if not status.available:
-        raise SandboxUnavailable(f"programs are not run: {status.reason}")
+        raise SandboxUnavailable(status.notice)
 
 
 def _run(code: str, timeout: float) -> RunResult:

@@ -119,3 +119,15 @@ def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
     run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
             "--work-dir", str(root / "run"), "--quiet", "--max-epochs", "2", check=True)
     return out
+
+
+@pytest.fixture
+def sandbox_off(monkeypatch):
+    """Execution switched off (E2P_SANDBOX=off) for this test only."""
+    from e2p import sandbox
+
+    monkeypatch.setenv(sandbox.SWITCH, "off")
+    sandbox.sandbox_status.cache_clear()
+    yield sandbox
+    monkeypatch.delenv(sandbox.SWITCH)
+    sandbox.sandbox_status.cache_clear()

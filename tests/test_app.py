@@ -528,18 +528,6 @@ def test_unexpected_error_in_a_view_is_one_sentence(app, monkeypatch, caplog, vi
     assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]  # the rest still works
 
 
-@pytest.fixture
-def sandbox_off(monkeypatch):
-    """Execution switched off (E2P_SANDBOX=off) for this test only."""
-    from e2p import sandbox
-
-    monkeypatch.setenv(sandbox.SWITCH, "off")
-    sandbox.sandbox_status.cache_clear()
-    yield sandbox
-    monkeypatch.delenv(sandbox.SWITCH)
-    sandbox.sandbox_status.cache_clear()
-
-
 def test_app_says_programs_are_not_run_without_the_sandbox(sandbox_off, app):
     no_traceback(app)
 

@@ -14,15 +14,6 @@ needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_status().available,
                                    reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}")
 
 
-@pytest.fixture
-def sandbox_off(monkeypatch):
-    monkeypatch.setenv(sandbox.SWITCH, "off")
-    sandbox.sandbox_status.cache_clear()
-    yield
-    monkeypatch.delenv(sandbox.SWITCH)
-    sandbox.sandbox_status.cache_clear()
-
-
 @pytest.mark.parametrize("rerank", ["run", "ranker"])
 def test_without_a_sandbox_nothing_runs_and_the_user_is_told(tiny_artifacts, sandbox_off, rerank, monkeypatch):
     def refuse(*args, **kwargs):

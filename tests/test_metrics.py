@@ -184,19 +184,13 @@ def test_evaluate_empty_and_mismatched():
         evaluate(["x"], ["x"], profiles=[])
 
 
-def test_without_a_sandbox_nothing_runs_and_runs_are_unavailable(monkeypatch, tmp_path):
-    from e2p import metrics, sandbox
+def test_without_a_sandbox_nothing_runs_and_runs_are_unavailable(sandbox_off, tmp_path):
+    from e2p import metrics
 
-    monkeypatch.setenv(sandbox.SWITCH, "off")
-    sandbox.sandbox_status.cache_clear()
-    try:
-        marker = tmp_path / "ran"
-        code = f"open({str(marker)!r}, 'w').write('x')\nprint(1)"
-        profiles = metrics.profile_references([code])
-        report = metrics.evaluate([code], [code], profiles)
-    finally:
-        monkeypatch.delenv(sandbox.SWITCH)
-        sandbox.sandbox_status.cache_clear()
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').write('x')\nprint(1)"
+    profiles = metrics.profile_references([code])
+    report = metrics.evaluate([code], [code], profiles)
     assert not marker.exists()
     assert profiles[0].runs is None
     assert report.exec_match is None and report.runs_rate is None
