@@ -3,7 +3,7 @@
     streamlit run streamlit_app.py            # artifacts from ./artifacts or $E2P_ARTIFACTS
 
 Layout and widgets only: every value shown is computed by the `e2p` package
-(`e2p.generator`, `e2p.figures`, `e2p.formatting`, `e2p.app_support`).
+(`e2p.generator`, `e2p.figures`, `e2p.formatting`, `e2p.app_support`, `e2p.origin_view`).
 A prompt is never run as code; to choose an answer, candidate programs may be run in the
 bubblewrap sandbox of `e2p.sandbox` (never outside it). Any exception becomes one plain
 sentence on the page and a log line with its traceback on the server.
@@ -19,6 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from e2p import app_support as sup
+from e2p import origin_view as ov
 from e2p.figures import (attention_heatmap, axis_labels, head_grid, metrics_bar,
                          prompt_attention_html, training_curves)
 from e2p.formatting import confidence_html, diff_html
@@ -113,8 +114,14 @@ def run_request(gen: Generator) -> None:
         state["notice"] = ("error", sup.error_sentence(err, "while generating"))
         return
     state["result"] = result
-    for key in ("att_token", "att_start"):  # positions in the previous result
+    # Positions in the previous result; and the layer and head picked for it, unless the user chose.
+    for key in ("att_token", "att_start") + (() if state.get("att_chosen") else ("att_layer", "att_head")):
         state.pop(key, None)
+
+
+def choose_layer_head() -> None:
+    """The user picked a layer or head: new results keep it instead of opening on their own pick."""
+    st.session_state["att_chosen"] = True
 
 
 # ---------------------------------------------------------------- pages
@@ -190,6 +197,7 @@ def show_result(result) -> None:
     else:
         line, msg = result.error
         st.error(f"The code does not parse: line {line}: {msg}")
+    st.markdown(ov.source_sentence(result.source, result.tokens_are_code))
     st.code(result.formatted, language="python", line_numbers=True)
     st.download_button("Download .py", result.formatted, file_name="generated.py",
                        mime="text/x-python", key="download_code")
@@ -200,6 +208,9 @@ def show_result(result) -> None:
     m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
     m4.metric("Source", SOURCE_LABELS.get(result.source, result.source), help=SOURCE_HELP.get(result.source))
     st.caption(sup.describe_settings(result.settings))
+    tokens = result.tgt_tokens[:-1]  # without <eos>
+    pieces = sup.confidence_pieces(tokens)
+    show_origins(result, pieces)
     st.subheader("Per-token confidence")
     if not result.tokens_are_code:
         st.caption("These are the model's own tokens, which did not parse; the code above is the "
@@ -209,8 +220,7 @@ def show_result(result) -> None:
                    "edited); below, the model reads it teacher-forced: how likely it finds each token.")
     st.caption("Each code token is shaded by its probability (red = unsure); hover a token for "
                "the runner-up tokens.")
-    tokens = result.tgt_tokens[:-1]  # without <eos>
-    st.html(confidence_html(sup.confidence_pieces(tokens), result.token_probs[: len(tokens)],
+    st.html(confidence_html(pieces, result.token_probs[: len(tokens)],
                             result.alternatives))
     if len(result.candidates) > 1:
         with st.expander(f"All {len(result.candidates)} candidates"):
@@ -221,6 +231,19 @@ def show_result(result) -> None:
                          hide_index=True)
     if result.neighbour_prompt:
         st.caption(f"Nearest training prompt (the model edits its code): {result.neighbour_prompt}")
+
+
+def show_origins(result, pieces: list[str]) -> None:
+    st.subheader("Where each token came from")
+    notice = ov.origin_notice(result.source, result.tokens_are_code, result.origins, len(pieces))
+    if notice:
+        st.caption(notice)
+        return
+    st.caption("Each code token is marked by the route that gave it most of its probability. Hover a "
+               "token for the copy gate (the vocabulary's share of the output at that step) and the "
+               "probability each route gave it.")
+    st.html(ov.legend_html() + ov.origins_html(pieces, result.origins))
+    st.caption(f"Of {len(pieces)} tokens: {ov.origin_summary(result.origins)}")
 
 
 def attention_view(gen: Generator, folder: Path) -> None:
@@ -248,19 +271,25 @@ def attention_widgets(result) -> None:
                     key="att_kind", persist_state=PERSIST)
     maps, rows, cols = sup.attention_parts(result, kind)
     n_layers, n_heads = maps.shape[:2]
+    prompt = sup.source_parts(result.src_tokens)["prompt"]
+    # Opens on the cross-attention head most peaked over the prompt (used only while the key is unset).
+    pick = ov.peaked_head(sup.attention_parts(result, "cross")[0], prompt)
     c1, c2, c3 = st.columns([1, 1, 2])
-    layer = c1.selectbox("Layer", [sup.ALL, *range(n_layers)], index=1, key="att_layer", persist_state=PERSIST,
+    layer = c1.selectbox("Layer", [sup.ALL, *range(n_layers)], index=min(pick.layer + 1, n_layers),
+                         key="att_layer", persist_state=PERSIST, on_change=choose_layer_head,
                          format_func=lambda x: "all layers (mean)" if x == sup.ALL else f"layer {x}")
-    head = c2.selectbox("Head", [sup.MEAN, *range(n_heads)], key="att_head", persist_state=PERSIST,
+    head = c2.selectbox("Head", [sup.MEAN, *range(n_heads)], index=min(pick.head + 1, n_heads),
+                        key="att_head", persist_state=PERSIST, on_change=choose_layer_head,
                         disabled=layer == sup.ALL,
                         format_func=lambda x: "mean of heads" if x == sup.MEAN else f"head {x}")
     layer, head = sup.layer_head(layer, head)
-    prompt_only = False
+    st.caption(ov.pick_caption(pick, layer, head))
+    show_example = False
     if kind != "decoder" and len(sup.source_parts(result.src_tokens)) > 1:
-        prompt_only = c3.toggle("Only the prompt's tokens (hide the retrieved example)",
-                                key="att_prompt_only", persist_state=PERSIST)
-    if prompt_only:
-        a, b = sup.source_parts(result.src_tokens)["prompt"]
+        show_example = c3.toggle("Also show the retrieved example's tokens", key="att_example",
+                                 persist_state=PERSIST)
+    if kind != "decoder" and not show_example:
+        a, b = prompt
         maps, cols = maps[..., a:b], cols[a:b]
         if kind == "encoder":
             maps, rows = maps[:, :, a:b, :], rows[a:b]

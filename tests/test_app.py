@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from e2p import app_support as sup
+from e2p import origin_view as ov
 from e2p.artifacts import REBUILD
 from e2p.figures import axis_labels
 
@@ -53,17 +54,17 @@ def synthetic_corpus(path: Path) -> Path:
     return path
 
 
-def build_artifacts(base: Path) -> Path:
+def build_artifacts(base: Path, preset: str = "tiny", **changes) -> Path:
     """Train a tiny model on the synthetic corpus into base/artifacts (samples and metrics too)."""
     out = base / "artifacts"
     if (out / "manifest.json").is_file():
         return out
     base.mkdir(parents=True, exist_ok=True)
     corpus = synthetic_corpus(base / "corpus.jsonl")
-    config = json.loads((REPO / "train/configs/tiny.json").read_text())
+    config = json.loads((REPO / f"train/configs/{preset}.json").read_text())
     # Enough epochs that the model learns the templates (short outputs: fast tests).
     config.update(max_epochs=40, patience=100, lr=0.005, warmup_steps=20, batch_tokens=1500,
-                  d_model=48, d_ff=96, time_budget_min=3)
+                  d_model=48, d_ff=96, time_budget_min=3, **changes)
     (base / "config.json").write_text(json.dumps(config))
     cmd = [sys.executable, "-m", "train", "--data", str(corpus), "--config", str(base / "config.json"),
            "--out", str(out), "--work-dir", str(base / "work"), "--quiet", "--threads", "1"]
@@ -81,21 +82,50 @@ def find_or_build_artifacts(tmp_path_factory) -> Path:
     return build_artifacts(tmp_path_factory.getbasetemp() / "e2p_app_artifacts")
 
 
+def has_copy_attention(folder: Path) -> bool:
+    config = sup.read_optional_json(folder / "config.json")
+    return isinstance(config, dict) and bool((config.get("model") or {}).get("copy_attention"))
+
+
+def find_or_build_copy_artifacts(tmp_path_factory) -> Path:
+    """The test artifacts where their model has copy attention (its answers carry token origins),
+    else a tiny one trained here from the tiny_copy preset, answering with its own code (no pool)."""
+    folder = find_or_build_artifacts(tmp_path_factory)
+    if has_copy_attention(folder):
+        return folder
+    return build_artifacts(tmp_path_factory.getbasetemp() / "e2p_app_copy_artifacts", "tiny_copy", pool=0, rerank="parse")
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> Path:
     return find_or_build_artifacts(tmp_path_factory)
 
 
-@pytest.fixture
-def app(artifacts, monkeypatch):
-    """A fresh AppTest of the app over the test artifacts, already run once."""
+@pytest.fixture(scope="session")
+def copy_artifacts(tmp_path_factory) -> Path:
+    return find_or_build_copy_artifacts(tmp_path_factory)
+
+
+def start_app(folder: Path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
+    monkeypatch.setenv(sup.ENV_FOLDER, str(folder))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@pytest.fixture
+def app(artifacts, monkeypatch):
+    """A fresh AppTest of the app over the test artifacts, already run once."""
+    return start_app(artifacts, monkeypatch)
+
+
+@pytest.fixture
+def copy_app(copy_artifacts, monkeypatch):
+    """The app over artifacts whose model has copy attention."""
+    return start_app(copy_artifacts, monkeypatch)
 
 
 # ------------------------------------------------------------------ helpers
@@ -184,6 +214,66 @@ def test_generate_shows_code_status_latency_confidence(app):
     assert any(f"Result for: {PROMPT}" in c.value for c in app.caption)
 
 
+def own_answers_only(monkeypatch):
+    """The model's own answer always (no pooled training programs, no fallback)."""
+    from e2p.generator import Generator
+
+    real = Generator.generate
+    monkeypatch.setattr(Generator, "generate",
+                        lambda self, *args, **kwargs: real(self, *args, **{**kwargs, "pool": 0, "fallback": False}))
+
+
+def test_generate_marks_where_each_token_came_from(copy_app, monkeypatch):
+    own_answers_only(monkeypatch)
+    generate(copy_app, PROMPT)
+    result = copy_app.session_state["result"]
+    assert result.source == "model" and result.origins is not None
+    gen_tab = tab(copy_app, "Generate")
+    assert any(m.value.startswith("Written by the model, token by token") for m in gen_tab.get("markdown"))
+    assert "Where each token came from" in [h.value for h in gen_tab.get("subheader")]
+    marks = [h for h in texts(gen_tab, "html") if "e2p-origins" in h]
+    assert len(marks) == 1 and "e2p-origin-legend" in marks[0]
+    tokens = result.tgt_tokens[:-1]
+    assert marks[0] == ov.legend_html() + ov.origins_html(sup.confidence_pieces(tokens), result.origins)
+    first = result.origins[0]
+    assert f"gate {first.gate:.2f}: {first.gate:.0%} vocabulary" in marks[0]
+    summary = f"Of {len(tokens)} tokens: {ov.origin_summary(result.origins)}"
+    assert summary in [c.value for c in gen_tab.get("caption")]
+    assert "per-token confidence" in " ".join(h.value.lower() for h in gen_tab.get("subheader"))  # kept
+
+
+def test_retrieved_code_is_labelled_retrieval_and_not_marked(copy_app, monkeypatch):
+    from dataclasses import replace
+
+    from e2p.generator import Generator
+
+    real = Generator.generate
+    monkeypatch.setattr(Generator, "generate",
+                        lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), source="retrieval"))
+    generate(copy_app, PROMPT)
+    gen_tab = tab(copy_app, "Generate")
+    said = [m.value for m in gen_tab.get("markdown")]
+    assert ov.source_sentence("retrieval") in said and not any(m.startswith("Written by the model") for m in said)
+    assert not [h for h in texts(gen_tab, "html") if "e2p-origins" in h]
+    assert any("did not write this code" in c.value for c in gen_tab.get("caption"))
+
+
+def test_without_copy_attention_the_view_says_so(app, monkeypatch):
+    from dataclasses import replace
+
+    from e2p.generator import Generator
+
+    real = Generator.generate
+    monkeypatch.setattr(Generator, "generate",
+                        lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), source="model",
+                                                              tokens_are_code=True, origins=None))
+    generate(app, PROMPT)
+    no_traceback(app)
+    gen_tab = tab(app, "Generate")
+    assert any("no copy attention" in c.value for c in gen_tab.get("caption"))
+    assert not [h for h in texts(gen_tab, "html") if "e2p-origins" in h]
+
+
 def test_code_that_does_not_parse_shows_where(app, monkeypatch):
     from dataclasses import replace
 
@@ -232,19 +322,56 @@ def test_attention_view_heatmaps(app):
     assert main["type"] == "heatmap"
     cross = result.attention["cross"]
     assert cross.shape[2:] == (len(result.tgt_tokens), len(result.src_tokens))
+    a, b = sup.source_parts(result.src_tokens)["prompt"]
+    assert b < len(result.src_tokens)  # a retrieved example follows the prompt: hiding it shows
+    pick = ov.peaked_head(cross, (a, b))
     shown = min(len(result.tgt_tokens), sup.WINDOW)  # long outputs: a window of rows
-    assert z_matrix(main).shape == (shown, len(result.src_tokens))
-    assert np.allclose(z_matrix(main), cross[0].mean(0)[:shown])  # default: layer 0, head mean
-    assert main["x"] == axis_labels(result.src_tokens)
+    assert z_matrix(main).shape == (shown, b - a)  # opens on the prompt's columns only
+    assert np.allclose(z_matrix(main), cross[pick.layer, pick.head][:shown, a:b])  # on the picked head
+    assert main["x"] == axis_labels(result.src_tokens[a:b])
     assert main["y"] == axis_labels(result.tgt_tokens)[:shown]
     assert "<nl>" not in "".join(main["y"])  # readable marks instead of raw layout tokens
     grid = figs[1]["data"]
     assert len(grid) == cross.shape[1] and all(t["type"] == "heatmap" for t in grid)
     config = json.loads(att.get("plotly_chart")[0].proto.config)
     assert config["toImageButtonOptions"]["format"] == "png"
-    assert config["toImageButtonOptions"]["filename"] == "e2p-cross-L0-mean"
+    assert config["toImageButtonOptions"]["filename"] == f"e2p-cross-L{pick.layer}-H{pick.head}"
     assert any(d.proto.label == "Download attention maps (JSON)" for d in att.get("download_button"))
     assert any("e2p-prompt-attention" in h for h in texts(att, "html"))
+
+
+def test_attention_view_opens_prompt_only_on_the_most_peaked_head(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    cross = result.attention["cross"]
+    a, b = sup.source_parts(result.src_tokens)["prompt"]
+    pick = ov.peaked_head(cross, (a, b))
+    att = open_view(app, "Attention")
+    assert (app.selectbox(key="att_layer").value, app.selectbox(key="att_head").value) == (pick.layer, pick.head)
+    assert ov.pick_caption(pick, pick.layer, pick.head) in [c.value for c in att.get("caption")]
+    peaks = cross[..., a:b].max(-1).mean(-1)
+    assert pick.peak == pytest.approx(peaks.max()) and (peaks.size == 1 or pick.peak > peaks.min())
+    toggle = app.toggle(key="att_example")
+    assert toggle.value is False and "retrieved example" in toggle.label
+    toggle.set_value(True).run()  # the retrieved example, on demand
+    main = heatmaps(tab(app, "Attention"))[0]["data"][0]
+    shown = min(len(result.tgt_tokens), sup.WINDOW)
+    assert main["x"] == axis_labels(result.src_tokens)
+    assert np.allclose(z_matrix(main), cross[pick.layer, pick.head][:shown])
+
+
+def test_a_chosen_layer_and_head_outlast_a_new_answer(app):
+    generate(app, PROMPT)
+    open_view(app, "Attention")
+    app.selectbox(key="att_head").set_value(sup.MEAN).run()
+    open_view(app, "Generate")
+    generate(app, sup.EXAMPLE_PROMPTS[0])
+    open_view(app, "Attention")
+    assert app.selectbox(key="att_head").value == sup.MEAN  # the user's choice, not a new pick
+    result = app.session_state["result"]
+    pick = ov.peaked_head(result.attention["cross"], sup.source_parts(result.src_tokens)["prompt"])
+    layer = app.selectbox(key="att_layer").value
+    assert ov.pick_caption(pick, layer, None) in [c.value for c in app.caption]
 
 
 def test_attention_picker_layer_head_kind_without_regenerating(app):
@@ -253,6 +380,7 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
     n_layers, n_heads = result.attention["decoder"].shape[:2]
     open_view(app, "Attention")
     app.radio(key="att_kind").set_value("decoder").run()
+    app.selectbox(key="att_layer").set_value(0).run()
     app.selectbox(key="att_head").set_value(n_heads - 1).run()
     assert app.session_state["result"] is result  # the picker never regenerates
     main = heatmaps(tab(app, "Attention"))[0]
@@ -265,8 +393,9 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
     app.radio(key="att_kind").set_value("encoder").run()
     app.selectbox(key="att_layer").set_value(sup.ALL).run()
     z = z_matrix(heatmaps(tab(app, "Attention"))[0]["data"][0])
-    shown = min(len(result.src_tokens), sup.WINDOW)
-    assert np.allclose(z, result.attention["encoder"].mean(axis=(0, 1))[:shown])
+    a, b = sup.source_parts(result.src_tokens)["prompt"]  # the prompt's rows and columns only
+    shown = min(b - a, sup.WINDOW)
+    assert np.allclose(z, result.attention["encoder"].mean(axis=(0, 1))[a:b, a:b][:shown])
     app.radio(key="att_kind").set_value("cross").run()
     app.selectbox(key="att_layer").set_value(n_layers - 1).run()
     app.selectbox(key="att_token").set_value(0).run()
@@ -304,7 +433,8 @@ def test_attention_window_for_long_outputs(app):
     main, grid = heatmaps(tab(app, "Attention"))
     labels = axis_labels(result.tgt_tokens)
     assert main["data"][0]["y"] == labels[25:25 + sup.WINDOW]  # true positions kept
-    assert np.allclose(z_matrix(main["data"][0]), result.attention["cross"][0].mean(0)[25:65])
+    pick = ov.peaked_head(result.attention["cross"])  # no retrieved example: every column is the prompt's
+    assert np.allclose(z_matrix(main["data"][0]), result.attention["cross"][pick.layer, pick.head][25:65])
     assert grid["layout"]["yaxis"]["range"] == [25 + sup.WINDOW - 0.5, 24.5]
 
 

@@ -1,13 +1,15 @@
 """The app in a real browser: `streamlit run` on localhost, Debian's Chromium driven by Playwright.
 
-Types a prompt, clicks Generate, waits for the code, opens the Attention view and checks that a
-Plotly heatmap is drawn; screenshots go to the test's tmp folder (the last run's also to
-/tmp/e2p_screens). Skipped where /usr/bin/chromium or Playwright is missing.
+Types a prompt, clicks Generate, waits for the code and its tokens marked by origin, opens the
+Attention view and checks that a Plotly heatmap is drawn on the picked head; screenshots go to the
+test's tmp folder (the last run's also to /tmp/e2p_screens). Skipped where /usr/bin/chromium or
+Playwright is missing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_app import PROMPT, REPO, find_or_build_artifacts  # noqa: E402
+from test_app import PROMPT, REPO, find_or_build_copy_artifacts  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -81,7 +83,7 @@ def streamlit_server(artifacts: Path, port: int | None = None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with streamlit_server(find_or_build_artifacts(tmp_path_factory)) as url:
+    with streamlit_server(find_or_build_copy_artifacts(tmp_path_factory)) as url:
         yield url
 
 
@@ -121,6 +123,18 @@ def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
     assert code.inner_text().strip(), "no code shown"
     assert page.locator(".e2p-confidence").count() == 1
     wait_idle(page)
+    page.get_by_role("heading", name="Where each token came from").wait_for(timeout=10_000)
+    marks = page.locator(".e2p-origins .e2p-origin")
+    if page.get_by_text("Written by the model, token by token", exact=False).count():
+        assert marks.count() >= 1, "no token marked by origin"
+        assert re.search(r"gate \d\.\d\d: \d+% vocabulary", marks.first.get_attribute("title"))
+        assert page.locator(".e2p-origin-legend .e2p-origin").count() == 3
+        assert page.get_by_text(re.compile(r"Of \d+ tokens: written \d+% · copied from the prompt")).count() == 1
+        page.locator(".e2p-origins").screenshot(path=str(tmp_path / "1b-origins.png"))
+    else:  # the answer is a training program (the model's own did not win): said so, nothing marked
+        assert page.get_by_text("Retrieved, not written", exact=False).count() == 1
+        assert page.get_by_text("did not write this code", exact=False).count() == 1
+        assert marks.count() == 0
     page.screenshot(path=str(tmp_path / "1-generated.png"), full_page=True)
 
     page.get_by_role("tab", name="Attention").click()
@@ -128,11 +142,14 @@ def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
     heatmap = page.locator(".js-plotly-plot:visible").first
     heatmap.wait_for(state="visible", timeout=30_000)
     assert page.locator(".js-plotly-plot:visible .heatmaplayer").count() >= 1
+    page.locator(".js-plotly-plot:visible .gtitle",  # opens on one head, picked and said why
+                 has_text=re.compile(r"Cross-attention — layer \d+, head \d+")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"^Opened on layer \d+, head \d+")).wait_for(timeout=10_000)
     assert page.locator(".e2p-prompt-attention").count() == 1
     page.screenshot(path=str(tmp_path / "2-attention.png"), full_page=True)
     for kind in ("Decoder self-attention", "Encoder self-attention"):  # the other two kinds
         page.get_by_text(kind, exact=False).first.click()
-        page.locator(".js-plotly-plot:visible .gtitle", has_text=f"{kind} — layer 0").wait_for(
+        page.locator(".js-plotly-plot:visible .gtitle", has_text=f"{kind} — layer").wait_for(
             timeout=30_000)
     page.get_by_text("Show all", exact=False).first.click()  # every head of the layer
     page.locator(".js-plotly-plot:visible .gtitle", has_text="every head").wait_for(timeout=30_000)
