@@ -185,11 +185,9 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
     model = Seq2Seq(model_cfg)
     try:
         state = load_file(str(folder / "weights.safetensors"))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.load_weights({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except Exception as err:  # safetensors raises its own error types on a damaged file
         raise ArtifactError(f"{folder / 'weights.safetensors'} cannot be loaded: {err}. Rebuild with: {REBUILD}") from None
-    if model_cfg.tie_output:
-        model.lm_head.weight = model.tgt_embed.weight
     model.eval()
     retriever = ranker = ranker_features = None
     has_ranker = (folder / "ranker.json").is_file()

@@ -194,6 +194,9 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
     g_cached = _time_generate(generator, prompts, greedy)
     b_cached = _time_generate(generator, prompts, beam5)
     shipped = _time_generate(generator, prompts, base, generator.default_rerank, generator.default_pool)
+    # the retrieval baseline (--rerank ranker), interleaved in time with the default above as far as a
+    # second pass allows; the same prompts, settings and sandbox
+    ranker = _time_generate(generator, prompts, base, "ranker", generator.pool_for("ranker"))
     log(f"timing {len(few)} prompts without the cache")
     g_plain = _time_generate(generator, few, replace(greedy, use_cache=False))
     b_plain = _time_generate(generator, few, replace(beam5, use_cache=False))
@@ -215,6 +218,9 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
         "beam5_ms_p95": round(_percentile(b_cached, 95), 1),
         "default_ms_p50": round(_percentile(shipped, 50), 1),
         "default_ms_p95": round(_percentile(shipped, 95), 1),
+        "ranker_ms_p50": round(_percentile(ranker, 50), 1),
+        "ranker_ms_p95": round(_percentile(ranker, 95), 1),
+        "default_vs_ranker_p50": round(_percentile(shipped, 50) / max(_percentile(ranker, 50), 1e-9), 2),
         "greedy_nocache_ms_p50": round(_percentile(g_plain, 50), 1),
         "beam5_nocache_ms_p50": round(_percentile(b_plain, 50), 1),
         "greedy_cache_speedup": round(mean(g_plain) / mean(g_cached[: len(few)]), 2),

@@ -26,6 +26,9 @@ def register(sub) -> None:
     ev.add_argument("--also", action="append", default=[], metavar="NAME=FOLDER",
                     help="another artifact folder to evaluate in the same run, e.g. original=artifacts/original")
     ev.add_argument("--limit", type=int, default=None, help="only the first N examples (quick checks)")
+    ev.add_argument("--no-ranker-row", dest="ranker_row", action="store_false",
+                    help="leave out the row of the learned ranker over retrieved train programs (--rerank ranker), "
+                         "which is added where the model's rerank is another")
     ev.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     ev.add_argument("--allow-other-corpus", action="store_true",
                     help="evaluate even where --data is not the corpus an artifact was built from "
@@ -60,7 +63,8 @@ def _decoding_options(p) -> None:
     p.add_argument("--no-edit", dest="edit", action="store_false",
                    help="do not add the retrieved programs with this prompt's values put in as candidates")
     p.add_argument("--pool", type=int, default=None,
-                   help="also rank the code of the N nearest train examples, scored by the model (default: the artifact's)")
+                   help="also rank the code of the N nearest train examples, scored by the model (default: the "
+                        "artifact's pool for the rerank used; --rerank ranker always has one)")
 
 
 def _load(folder: str):
@@ -89,6 +93,8 @@ def settings_from_args(args, generator):
 def _generate(args) -> None:
     if (args.prompt is None) == (args.batch is None):
         raise E2PError('give a prompt, e.g. e2p generate "write a python function to add two numbers", or --batch FILE')
+    from .generator import SOURCE_TEXT
+
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
     if args.batch is None:
@@ -96,6 +102,8 @@ def _generate(args) -> None:
                                     fallback=args.fallback, edit=args.edit)
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
+        if result.source != "model":
+            print(f"e2p: note: {SOURCE_TEXT.get(result.source, result.source)}", file=sys.stderr)
         print(result.formatted.rstrip("\n"))
         return
     path = Path(args.batch)
@@ -109,7 +117,8 @@ def _generate(args) -> None:
         try:
             r = generator.generate(line, settings, rerank=args.rerank, attention=False, pool=args.pool,
                                    fallback=args.fallback, edit=args.edit)
-            row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "seconds": round(r.seconds, 4)}
+            row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "source": r.source,
+                   "seconds": round(r.seconds, 4)}
             if r.warnings:
                 row["warnings"] = r.warnings
         except E2PError as err:
@@ -134,7 +143,7 @@ def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bo
 def _evaluate(args) -> None:
     from .artifacts import sha256_file
     from .corpus import load_corpus
-    from .evaluation import as_json, describe, evaluate_systems, model_codes, retrieval_codes, table
+    from .evaluation import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
 
     corpus = load_corpus(args.data)
     corpus_sha256 = sha256_file(args.data)
@@ -151,20 +160,25 @@ def _evaluate(args) -> None:
     generators = [(name, folder, _load(folder)) for name, folder in folders]
     for name, folder, generator in generators:  # every check before the long part
         check_corpus(generator, folder, args.data, corpus_sha256, args.allow_other_corpus)
-    for name, folder, generator in generators:
-        settings = settings_from_args(args, generator) if name == "model" else generator.default_settings
-        rerank = (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank
-        pool = args.pool if name == "model" and args.pool is not None else generator.default_pool
+    runs = [(name, folder, generator, settings_from_args(args, generator) if name == "model" else generator.default_settings,
+             (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank,
+             args.pool if name == "model" else None) for name, folder, generator in generators]
+    name, folder, generator = generators[0]
+    if args.ranker_row and generator.bundle.ranker is not None and runs[0][4] != "ranker":
+        # the retrieval baseline the model's default replaced: the ranker over the same weights
+        runs.insert(1, ("ranker", folder, generator, generator.default_settings, "ranker", None))
+    for name, folder, generator, settings, rerank, pool in runs:
+        pool = generator.pool_for(rerank, pool)
         label = describe(settings, rerank, pool)
         print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
         if not args.fallback:
             label += ", no fallback"
         if not args.edit:
             label += ", no edits"
-        systems[name] = (model_codes(generator, examples, settings, rerank, pool=pool,
-                                     progress=sys.stderr.isatty(), fallback=args.fallback, edit=args.edit), label)
+        systems[name] = (model_answers(generator, examples, settings, rerank, pool=pool,
+                                       progress=sys.stderr.isatty(), fallback=args.fallback, edit=args.edit), label)
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
-    results = evaluate_systems(examples, systems)
+    results = evaluate_systems(examples, systems, train=corpus.split("train"))
     print(table(results))
     report = {"split": args.split, "n": len(examples), "data": args.data, "corpus_sha256": corpus_sha256,
               "systems": as_json(results)}

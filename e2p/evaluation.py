@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 from .corpus import Example
 from .decoding import DecodeSettings
 from .metrics import EvalReport, ReferenceProfile, evaluate, profile_references
+from .origins import origin_split
 from .retrieval import Retriever
+from .syntax import parse_tree
 
 METRICS = ("bleu", "parse_rate", "exact_match", "exec_match", "runs_rate")
 
@@ -18,17 +21,46 @@ class SystemResult:
     codes: list[str]
     report: EvalReport
     settings: str
+    train_copies: float | None = None  # share of answers whose syntax tree equals a train program's
+    origins: dict[str, float] | None = None  # share of generated tokens by origin (e2p.origins)
 
 
-def model_codes(generator, examples: list[Example], settings: DecodeSettings, rerank: str,
-                pool: int = 0, progress: bool = False, fallback: bool = True, edit: bool = True) -> list[str]:
+@dataclass
+class Answers:
+    """What a system answered on a split: the codes, and where the model wrote them, the origin of
+    each of their tokens (None per answer where the answer is not the model's tokens)."""
+
+    codes: list[str]
+    origins: list | None = None
+
+
+def model_answers(generator, examples: list[Example], settings: DecodeSettings, rerank: str,
+                  pool: int = 0, progress: bool = False, fallback: bool = True, edit: bool = True) -> Answers:
     from tqdm import tqdm
 
-    out = []
+    codes, origins = [], []
     for ex in tqdm(examples, desc="generating", disable=not progress, leave=False, mininterval=5):
-        out.append(generator.generate(ex.prompt, settings, rerank=rerank, attention=False, pool=pool,
-                                      fallback=fallback, edit=edit).code)
-    return out
+        result = generator.generate(ex.prompt, settings, rerank=rerank, attention=False, pool=pool,
+                                    fallback=fallback, edit=edit)
+        codes.append(result.code)
+        origins.append(result.origins if result.source == "model" else None)
+    return Answers(codes, origins)
+
+
+def model_codes(generator, examples: list[Example], settings: DecodeSettings, rerank: str, **options) -> list[str]:
+    return model_answers(generator, examples, settings, rerank, **options).codes
+
+
+def tree_key(code: str) -> str | None:
+    """The syntax tree without positions, comments or formatting: equal for the same program."""
+    tree = parse_tree(code)
+    return None if tree is None else ast.dump(tree, annotate_fields=False)
+
+
+def train_copy_rate(codes: list[str], train: list[Example]) -> float:
+    """The share of `codes` whose syntax tree equals the tree of some train program."""
+    known = {tree_key(ex.code) for ex in train} - {None}
+    return sum(tree_key(code) in known for code in codes) / max(len(codes), 1)
 
 
 def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
@@ -38,16 +70,27 @@ def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
         search += f" T={settings.temperature} top-p={settings.top_p}"
     if settings.syntax_guard:
         search += " + syntax guard"
-    return f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
+    text = f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
+    # the ranker mostly answers with a train program picked whole: say so wherever it is named
+    return f"retrieval: {text}" if rerank == "ranker" else text
 
 
-def evaluate_systems(examples: list[Example], systems: dict[str, tuple[list[str], str]],
-                     profiles: list[ReferenceProfile] | None = None) -> list[SystemResult]:
-    """`systems` maps a name to (generated codes, settings text); references run once for all."""
+def evaluate_systems(examples: list[Example], systems: dict[str, tuple[list[str] | Answers, str]],
+                     profiles: list[ReferenceProfile] | None = None,
+                     train: list[Example] | None = None) -> list[SystemResult]:
+    """`systems` maps a name to (generated codes or Answers, settings text); references run once
+    for all. With `train`, each system's share of answers that are a train program is measured."""
     refs = [ex.code for ex in examples]
     profiles = profiles if profiles is not None else profile_references(refs)
-    return [SystemResult(name, codes, evaluate(codes, refs, profiles), settings)
-            for name, (codes, settings) in systems.items()]
+    out = []
+    for name, (answers, settings) in systems.items():
+        if not isinstance(answers, Answers):
+            answers = Answers(list(answers))
+        out.append(SystemResult(
+            name, answers.codes, evaluate(answers.codes, refs, profiles), settings,
+            train_copies=None if train is None else train_copy_rate(answers.codes, train),
+            origins=origin_split(answers.origins) if answers.origins else None))
+    return out
 
 
 def retrieval_codes(train: list[Example], examples: list[Example]) -> list[str]:
@@ -69,13 +112,18 @@ def table(results: list[SystemResult]) -> str:
     if not results:
         return "(no systems)"
     r0 = results[0].report
-    head = (f"{'system':<14} {'BLEU':>6} {'parse':>7} {'exact':>7} "
-            f"{'exec match':>11} {'runs':>11}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}")
+    head = (f"{'system':<14} {'BLEU':>6} {'parse':>7} {'exact':>7} {'exec match':>11} {'runs':>11} "
+            f"{'train copy':>11}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}")
     lines = [head, "-" * len(head)]
     for res in results:
         r = res.report
+        copies = f"{'-':>11}" if res.train_copies is None else _percent(res.train_copies, 10)
         lines.append(f"{res.name:<14} {r.bleu:6.1f} {_percent(r.parse_rate, 6)} {_percent(r.exact_match, 6)} "
-                     f"{_percent(r.exec_match, 10)} {_percent(r.runs_rate, 10)}   {res.settings}")
+                     f"{_percent(r.exec_match, 10)} {_percent(r.runs_rate, 10)} {copies}   {res.settings}")
+    for res in results:
+        if res.origins:
+            lines.append(f"{res.name}: tokens " + ", ".join(f"{name} {100 * share:.1f}%"
+                                                           for name, share in res.origins.items()))
     reasons = sorted({getattr(res.report, "runs_unavailable", None) or "" for res in results
                       if res.report.exec_match is None or res.report.runs_rate is None} - {""})
     lines += [f"runs and exec match unavailable: {reason}" for reason in reasons]
@@ -86,6 +134,7 @@ def as_json(results: list[SystemResult]) -> dict:
     """Each system's report and settings; a run metric that was not measured is "unavailable"."""
     out = {}
     for res in results:
-        d = dict(res.report.to_dict(), settings=res.settings)
+        d = dict(res.report.to_dict(), settings=res.settings, train_copies=res.train_copies,
+                 token_origins=res.origins)
         out[res.name] = {k: UNAVAILABLE if k in RUN_METRICS and v is None else v for k, v in d.items()}
     return out

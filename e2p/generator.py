@@ -22,6 +22,7 @@ from .formatting import format_code
 from .syntax import syntax_error
 from .edit import adapt_literals, fill_inputs
 from .placeholders import restore_code
+from .origins import TokenOrigin, token_origins
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import RunBudget, sandbox_status
 from .tokenizers import PLACEHOLDER, decode_code
@@ -29,7 +30,14 @@ from .vocab import Vocab
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
+RANKER_POOL = 10  # retrieved programs the ranker chooses among where the artifact names no pool
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
+
+
+# Where an answer came from, in words (GenerationResult.source / Candidate.origin)
+SOURCE_TEXT = {"model": "written by the model",
+               "retrieval": "retrieval: a training program chosen whole, not written by the model",
+               "edited": "retrieval: a training program with this prompt's values put in, not written by the model"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     neighbour_prompt: str | None = None
     tokens_are_code: bool = True  # False where the code is the fallback, not what tgt_tokens spell
+    origins: list[TokenOrigin] | None = None  # per generated token: written, copied from the prompt or
+    # from the retrieved example, with the copy gate (None without copy attention or tokens_are_code)
 
 
 class Generator:
@@ -72,6 +82,14 @@ class Generator:
         self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
         self.default_rerank = self.bundle.config.get("rerank", "parse")
         self.default_pool = int(self.bundle.config.get("pool", 0))
+        # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
+        self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
+
+    def pool_for(self, rerank: str, pool: int | None = None) -> int:
+        """The pool a request uses: the one asked for, else the artifact's for this rerank."""
+        if pool is not None:
+            return pool
+        return self.ranker_pool if rerank == "ranker" else self.default_pool
 
     @property
     def model(self):
@@ -86,7 +104,7 @@ class Generator:
         started = time.perf_counter()
         settings = settings or self.default_settings
         rerank = rerank or self.default_rerank
-        pool = self.default_pool if pool is None else pool
+        pool = self.pool_for(rerank, pool)
         if not isinstance(pool, int) or pool < 0:
             raise E2PError(f"pool must be a whole number >= 0, got {pool!r}")
         if rerank not in RERANKS:
@@ -143,6 +161,14 @@ class Generator:
             warnings.append("no model candidate parsed: showing the nearest training example's code")
         shown = lambda toks: [mapping.get(t, t) for t in toks]  # noqa: E731
         out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
+        tokens_are_code = best_code == best_cand.code
+        if tokens_are_code and best_hyp.hit_max_len:
+            warnings.append(f"the code reached the length limit of {settings.max_len} tokens: it may stop short "
+                            f"of what was asked (a longer --max-len lets it go on)")
+        origins = None
+        if tokens_are_code:
+            origins = token_origins(b.model, src_ids, [Vocab.bos_id] + best_hyp.tokens, best_hyp.tokens,
+                                    source.prompt_len)
         maps = {}
         if attention:
             # Decoder input <bos> + tokens: row t is the step that predicted token t (the last, <eos>).
@@ -167,7 +193,8 @@ class Generator:
             settings=settings,
             warnings=warnings,
             neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
-            tokens_are_code=best_code == best_cand.code,
+            tokens_are_code=tokens_are_code,
+            origins=origins,
         )
 
     def _values(self, prompt: str, model_codes: list[str], found, edited) -> list[float]:

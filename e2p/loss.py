@@ -79,6 +79,27 @@ def output_cross_entropy(
     return _CopyMixtureCrossEntropy.apply(logits, gate, mix, index, targets, w, float(label_smoothing))
 
 
+def copy_supervision_loss(copy: tuple[Tensor, Tensor, Tensor], targets: Tensor) -> Tensor:
+    """The pointer-generator's copy path taught directly, beside the mixture's likelihood.
+
+    `copy` = (gate (N, 1), copy attention (N, S), source ids (N, S)) as `Seq2Seq.forward(...,
+    select=...)` returns it, targets (N,). The gate (the vocabulary's share) is taught by binary
+    cross-entropy to be 0 where the target token occurs in the source and 1 where it does not;
+    where it occurs, the copy attention is taught to put its mass on those positions (negative log
+    of the mass there). Without it the mixture can reach a token either way, and the gate learns
+    little (the shipped model's copy path moved valid loss by 0.01).
+    """
+    gate, att, index = copy
+    gate = gate.float()[:, 0].clamp(1e-6, 1 - 1e-6)
+    match = index == targets[:, None]  # (N, S)
+    in_source = match.any(1)
+    gate_loss = F.binary_cross_entropy(gate, (~in_source).float())
+    if not in_source.any():
+        return gate_loss
+    mass = (att.float() * match).sum(1)[in_source].clamp_min(_FLOOR)
+    return gate_loss - mass.log().mean()
+
+
 _FLOOR = 1e-9  # the probability floor of Seq2Seq._scores
 
 

@@ -35,14 +35,17 @@ class ConfigError(E2PError, ValueError):
 
 @dataclass
 class ModelConfig:
+    """The architecture. Defaults build a working model; what is trained and shipped is set by
+    `TrainConfig` and train/configs/*.json (the shipped model: 2 encoder layers, dropout 0.1)."""
+
     src_vocab: int  # size of the English (source) vocabulary
     tgt_vocab: int  # size of the Python (target) vocabulary
     d_model: int = 256  # small enough to train on CPU, big enough for short functions
     n_heads: int = 8  # head size 32
-    enc_layers: int = 3  # prompts are short; 3 layers each side is plenty for this corpus
+    enc_layers: int = 3
     dec_layers: int = 3
     d_ff: int = 512  # 2x d_model rather than the paper's 4x: CPU budget
-    dropout: float = 0.1  # the paper's value; the corpus is small so we need it
+    dropout: float = 0.1  # the paper's value
     max_len: int = 512  # longest sequence (source, or BOS + target) the positions cover
     pre_norm: bool = True  # LayerNorm before each sublayer: stable without long warm-up
     tie_output: bool = True  # share decoder input embedding and output projection
@@ -382,10 +385,6 @@ class DecoderState:
     copy_keys: Tensor | None = None  # (B, S, C) copy-attention keys, projected once (cached mode)
 
     @property
-    def batch_size(self) -> int:
-        return self.tokens.size(0)
-
-    @property
     def length(self) -> int:
         """How many tokens have been fed (= position of the next one)."""
         return self.tokens.size(1)
@@ -575,6 +574,26 @@ class Seq2Seq(nn.Module):
         gate = torch.sigmoid(self.copy_gate(h_sel))  # (N, 1)
         rows = select.nonzero()[:, 0]  # (N,) batch row of each selected position
         return logits, (gate, att, src.index_select(0, rows))
+
+    def load_weights(self, state: dict[str, Tensor]) -> "Seq2Seq":
+        """Load a state dict (safetensors stores tied tensors apart: the tie is made again here)."""
+        self.load_state_dict(state)
+        if self.config.tie_output:
+            self.lm_head.weight = self.tgt_embed.weight
+        return self
+
+    def copy_routes(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The two routes of the pointer-generator output, teacher-forced: src (B, S), tgt_in (B, T)
+        -> (gate (B, T), the vocabulary's share; vocabulary probabilities (B, T, V); copy attention
+        (B, T, S)). Their mixture is what `_scores` returns; needs copy_attention."""
+        if not self.config.copy_attention:
+            raise ValueError("copy_routes needs a model with copy attention")
+        memory, src_pad, _ = self.encode(src)
+        h, _, _ = self._decoder_states(tgt_in, memory, src_pad)
+        att = self.copy_q(h) @ self.copy_k(memory).transpose(1, 2) / math.sqrt(h.size(-1))
+        att = att.masked_fill(src_pad[:, None, :], float("-inf")).softmax(dim=-1)
+        gate = torch.sigmoid(self.copy_gate(h))[..., 0]
+        return gate.float(), self.lm_head(h).float().softmax(dim=-1), att.float()
 
     def forward_with_attention(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, dict]:
         """Same as forward, through the explicit attention path, also returning the weights.

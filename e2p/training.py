@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from .corpus import Corpus, Example
 from .errors import E2PError
 from .features import CODE, SEP, FeatureConfig, Featurizer
-from .loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
+from .loss import copy_supervision_loss, make_token_weights, output_cross_entropy, weighted_cross_entropy
 from .model import ModelConfig, Seq2Seq
 from .placeholders import all_placeholders
 from .retrieval import Retriever
@@ -64,6 +64,9 @@ class TrainConfig:
     keyword_weight: float = 1.0
     layout_weight: float = 1.0
     operator_weight: float = 1.0
+    copy_supervision: float = 0.0  # weight of the copy loss (`loss.copy_supervision_loss`): where
+    # the target token is in the source the gate is taught to copy and the pointer to find it (needs
+    # copy_attention and fused_loss)
     # optimisation
     lr: float = 7e-4
     warmup_steps: int = 300
@@ -302,8 +305,8 @@ def with_speed_options(cfg: TrainConfig) -> TrainConfig:
 
 
 def plain(cfg: TrainConfig) -> TrainConfig:
-    """The same run with every speed option off: the trainer as it was before them."""
-    return replace(cfg, bf16=False, **{name: False for name in SPEED_OPTIONS})
+    """The same run with every speed option off and no copy loss: the trainer as it was before them."""
+    return replace(cfg, bf16=False, copy_supervision=0.0, **{name: False for name in SPEED_OPTIONS})
 
 
 def make_model(cfg: TrainConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
@@ -345,7 +348,11 @@ def batch_loss(model, src, tgt_in, tgt_out, cfg: TrainConfig, weights, label_smo
         else:
             scores = model(src, tgt_in)
     if cfg.fused_loss:
-        return output_cross_entropy(logits, copy, tgt_out[select], weights, label_smoothing)
+        targets = tgt_out[select]
+        loss = output_cross_entropy(logits, copy, targets, weights, label_smoothing)
+        if cfg.copy_supervision and copy is not None:
+            loss = loss + cfg.copy_supervision * copy_supervision_loss(copy, targets)
+        return loss
     return weighted_cross_entropy(scores, tgt_out, weights, label_smoothing, Vocab.pad_id)
 
 
@@ -389,6 +396,8 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     dev = resolve_device(device)
+    if cfg.copy_supervision and not (cfg.copy_attention and cfg.fused_loss):
+        raise E2PError("copy_supervision needs copy_attention and fused_loss")
     if cfg.reuse_memory:
         reuse_freed_memory()
     torch.manual_seed(cfg.seed)
@@ -491,8 +500,4 @@ def save_weights(model, path: Path, dtype: torch.dtype | None = None) -> None:
 
 
 def load_weights(model: Seq2Seq, path: Path) -> Seq2Seq:
-    state = load_file(str(path))
-    model.load_state_dict(state)
-    if model.config.tie_output:
-        model.lm_head.weight = model.tgt_embed.weight
-    return model
+    return model.load_weights(load_file(str(path)))

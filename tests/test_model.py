@@ -195,7 +195,7 @@ def test_state_reorder_moves_every_cached_tensor(use_cache):
         _, state = model.step(torch.tensor([3, 4]), state)
         index = torch.tensor([1, 0, 1])
         moved = state.reorder(index)
-        assert moved.batch_size == 3 and state.batch_size == 2  # original untouched
+        assert moved.tokens.size(0) == 3 and state.tokens.size(0) == 2  # original untouched
         lp_moved, _ = model.step(torch.tensor([5, 5, 5]), moved)
         lp_orig, _ = model.step(torch.tensor([5, 5]), state)
     torch.testing.assert_close(lp_moved, lp_orig[index], atol=1e-5, rtol=0)

@@ -1,0 +1,30 @@
+"""What the generator tells about its answer: where it came from, which pool it used, cut-off code."""
+
+from e2p.decoding import DecodeSettings
+from e2p.generator import SOURCE_TEXT, Generator
+
+
+def test_code_cut_at_the_length_limit_is_flagged(tiny_artifacts):
+    g = Generator(tiny_artifacts)
+    cut = DecodeSettings(strategy="greedy", min_len=3, max_len=3)  # EOS is banned until the limit
+    result = g.generate("write a function to add two numbers", cut, rerank="score", pool=0, fallback=False)
+    assert result.tokens_are_code and len(result.tgt_tokens) == 4  # 3 tokens and <eos>
+    assert any("length limit of 3 tokens" in w for w in result.warnings)
+    free = g.generate("write a function to add two numbers", DecodeSettings(strategy="greedy", max_len=60),
+                      rerank="score", pool=0, fallback=False)
+    assert len(free.tgt_tokens) - 1 < 60 or any("length limit" in w for w in free.warnings)
+    if len(free.tgt_tokens) - 1 < 60:
+        assert not any("length limit" in w for w in free.warnings)
+
+
+def test_the_ranker_always_has_a_pool_to_rank(tiny_artifacts):
+    g = Generator(tiny_artifacts)
+    assert g.pool_for("ranker") == g.ranker_pool > 0
+    assert g.pool_for("score") == g.default_pool and g.pool_for("ranker", 0) == 0
+    result = g.generate("write a function to add two numbers", rerank="ranker", attention=False)
+    assert sum(c.origin in ("retrieval", "edited") for c in result.candidates) >= g.ranker_pool
+
+
+def test_every_source_has_words_and_retrieval_is_called_retrieval():
+    assert SOURCE_TEXT["model"] == "written by the model"
+    assert all(SOURCE_TEXT[k].startswith("retrieval:") for k in ("retrieval", "edited"))
