@@ -20,8 +20,7 @@ import streamlit as st
 
 from e2p import app_support as sup
 from e2p import origin_view as ov
-from e2p.figures import (attention_heatmap, axis_labels, head_grid, metrics_bar,
-                         prompt_attention_html, training_curves)
+from e2p.figures import attention_heatmap, axis_labels, head_grid, metrics_bar, prompt_attention_html, training_curves
 from e2p.formatting import confidence_html, diff_html
 from e2p.generator import Generator, set_threads
 from e2p.sandbox import describe_limits, sandbox_status
@@ -33,15 +32,16 @@ RERANK_LABELS = {
     "parse": "first candidate that parses",
     "run": "first that parses and runs cleanly (run in the sandbox)",
     "ranker": "learned ranker over the model's and the nearest training programs, first that runs "
-              "(run in the sandbox)",
+    "(run in the sandbox)",
 }
 SOURCE_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
-SOURCE_HELP = {"model": "written by the model",
-               "retrieval": "a training program, chosen by the ranker",
-               "edited": "a training program with this prompt's values put in, chosen by the ranker"}
+SOURCE_HELP = {
+    "model": "written by the model",
+    "retrieval": "a training program, chosen by the ranker",
+    "edited": "a training program with this prompt's values put in, chosen by the ranker",
+}
 PERSIST = "page"  # widget values survive while their tab is not drawn
-STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:",
-                "fails": ":material/cancel:"}
+STATUS_ICONS = {"passed": ":material/check_circle:", "parses": ":material/warning:", "fails": ":material/cancel:"}
 STRATEGY_LABELS = {"greedy": "greedy", "beam": "beam search", "sample": "sampling"}
 log = logging.getLogger("e2p.app")
 
@@ -92,8 +92,10 @@ def run_request(gen: Generator) -> None:
     st.session_state.pop("notice", None)
     prompt = sup.prepare_prompt(request["prompt"])
     if prompt is None:
-        st.session_state["notice"] = ("warning", "Please type a description of the code you want "
-                                                 "first, or pick one of the examples.")
+        st.session_state["notice"] = (
+            "warning",
+            "Please type a description of the code you want " "first, or pick one of the examples.",
+        )
         return
     state = st.session_state
     defaults = gen.default_settings
@@ -130,8 +132,10 @@ def choose_layer_head() -> None:
 def artifact_error_page(folder: Path, err: Exception) -> None:
     st.title("e2p — the model could not be loaded")
     st.error(sup.error_sentence(err, "while loading the model"))
-    st.markdown(f"The app reads its model from `{folder}` (set `{sup.ENV_FOLDER}` to use "
-                "another folder). Rebuild the artifacts from the repository root with:")
+    st.markdown(
+        f"The app reads its model from `{folder}` (set `{sup.ENV_FOLDER}` to use "
+        "another folder). Rebuild the artifacts from the repository root with:"
+    )
     st.code(sup.rebuild_command(), language="bash")
     st.caption("Then reload this page.")
 
@@ -139,17 +143,18 @@ def artifact_error_page(folder: Path, err: Exception) -> None:
 def header(gen: Generator) -> None:
     st.title("e2p — English → Python")
     manifest = gen.bundle.manifest
-    st.caption(f"A {gen.model.num_parameters():,}-parameter Transformer trained on CPU "
-               f"({manifest.get('epochs', '?')} epochs). Describe a small program; "
-               "get Python, then look inside the model.")
+    st.caption(
+        f"A {gen.model.num_parameters():,}-parameter Transformer trained on CPU "
+        f"({manifest.get('epochs', '?')} epochs). Describe a small program; "
+        "get Python, then look inside the model."
+    )
 
 
 def generate_view(gen: Generator, folder: Path) -> None:
     st.write("**Try an example:**")
     cols = st.columns(len(sup.EXAMPLE_PROMPTS))
     for i, (col, text) in enumerate(zip(cols, sup.EXAMPLE_PROMPTS)):
-        col.button(text, key=f"example_{i}", on_click=request_generation, args=(text,),
-                   width="stretch")
+        col.button(text, key=f"example_{i}", on_click=request_generation, args=(text,), width="stretch")
     prompt_form(gen)
     status = sandbox_status()
     result = st.session_state.get("result")
@@ -168,23 +173,65 @@ def prompt_form(gen: Generator) -> None:
     d = gen.default_settings
     cap = min(sup.MAX_LEN_CAP, gen.model.config.max_len - 2)
     with st.form("generate_form", border=True):
-        st.text_area("Describe the code you want", key="prompt_text", persist_state=PERSIST, height=110,
-                     placeholder="e.g. write a python function to add two numbers")
+        st.text_area(
+            "Describe the code you want",
+            key="prompt_text",
+            persist_state=PERSIST,
+            height=110,
+            placeholder="e.g. write a python function to add two numbers",
+        )
         with st.expander("Decoding settings"):
             c1, c2, c3 = st.columns(3)
-            c1.radio("Strategy", list(STRATEGY_LABELS), format_func=STRATEGY_LABELS.get,
-                     index=list(STRATEGY_LABELS).index(d.strategy), key="strategy", persist_state=PERSIST, horizontal=True)
-            c1.slider("Beam width", 1, sup.MAX_BEAM, min(d.beam_size, sup.MAX_BEAM), key="beam_size", persist_state=PERSIST,
-                      help="beam search only")
-            c2.slider("Temperature", 0.1, 2.0, float(d.temperature), 0.05, key="temperature", persist_state=PERSIST,
-                      help="sampling only: below 1 sharpens, above 1 flattens")
-            c2.slider("Top-p", 0.1, 1.0, float(d.top_p), 0.05, key="top_p", persist_state=PERSIST,
-                      help="sampling only: nucleus probability mass kept")
-            c3.slider("Maximum length (tokens)", 8, cap, max(8, min(d.max_len, cap)), key="max_len", persist_state=PERSIST)
+            c1.radio(
+                "Strategy",
+                list(STRATEGY_LABELS),
+                format_func=STRATEGY_LABELS.get,
+                index=list(STRATEGY_LABELS).index(d.strategy),
+                key="strategy",
+                persist_state=PERSIST,
+                horizontal=True,
+            )
+            c1.slider(
+                "Beam width",
+                1,
+                sup.MAX_BEAM,
+                min(d.beam_size, sup.MAX_BEAM),
+                key="beam_size",
+                persist_state=PERSIST,
+                help="beam search only",
+            )
+            c2.slider(
+                "Temperature",
+                0.1,
+                2.0,
+                float(d.temperature),
+                0.05,
+                key="temperature",
+                persist_state=PERSIST,
+                help="sampling only: below 1 sharpens, above 1 flattens",
+            )
+            c2.slider(
+                "Top-p",
+                0.1,
+                1.0,
+                float(d.top_p),
+                0.05,
+                key="top_p",
+                persist_state=PERSIST,
+                help="sampling only: nucleus probability mass kept",
+            )
+            c3.slider(
+                "Maximum length (tokens)", 8, cap, max(8, min(d.max_len, cap)), key="max_len", persist_state=PERSIST
+            )
             reranks = list(RERANK_LABELS)
-            c3.selectbox("Pick among candidates by", reranks, format_func=RERANK_LABELS.get,
-                         index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
-                         key="rerank", persist_state=PERSIST)
+            c3.selectbox(
+                "Pick among candidates by",
+                reranks,
+                format_func=RERANK_LABELS.get,
+                index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
+                key="rerank",
+                persist_state=PERSIST,
+            )
         st.form_submit_button("Generate", type="primary", on_click=request_generation)
 
 
@@ -199,8 +246,9 @@ def show_result(result) -> None:
         st.error(f"The code does not parse: line {line}: {msg}")
     st.markdown(ov.source_sentence(result.source, result.tokens_are_code))
     st.code(result.formatted, language="python", line_numbers=True)
-    st.download_button("Download .py", result.formatted, file_name="generated.py",
-                       mime="text/x-python", key="download_code")
+    st.download_button(
+        "Download .py", result.formatted, file_name="generated.py", mime="text/x-python", key="download_code"
+    )
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Latency", f"{result.seconds:.2f} s")
     m2.metric("Tokens", len(result.tgt_tokens) - 1)
@@ -213,22 +261,36 @@ def show_result(result) -> None:
     show_origins(result, pieces)
     st.subheader("Per-token confidence")
     if not result.tokens_are_code:
-        st.caption("These are the model's own tokens, which did not parse; the code above is the "
-                   "nearest training example's.")
+        st.caption(
+            "These are the model's own tokens, which did not parse; the code above is the "
+            "nearest training example's."
+        )
     elif result.source != "model":
-        st.caption("The ranker chose a training program (with this prompt's values put in where it is "
-                   "edited); below, the model reads it teacher-forced: how likely it finds each token.")
-    st.caption("Each code token is shaded by its probability (red = unsure); hover a token for "
-               "the runner-up tokens.")
-    st.html(confidence_html(pieces, result.token_probs[: len(tokens)],
-                            result.alternatives))
+        st.caption(
+            "The ranker chose a training program (with this prompt's values put in where it is "
+            "edited); below, the model reads it teacher-forced: how likely it finds each token."
+        )
+    st.caption(
+        "Each code token is shaded by its probability (red = unsure); hover a token for " "the runner-up tokens."
+    )
+    st.html(confidence_html(pieces, result.token_probs[: len(tokens)], result.alternatives))
     if len(result.candidates) > 1:
         with st.expander(f"All {len(result.candidates)} candidates"):
-            st.dataframe([{"rank": i + 1, "from": SOURCE_LABELS.get(c.origin, c.origin),
-                           "ranker": None if c.value is None else round(c.value, 2),
-                           "model score": round(c.score, 3), "parses": c.parses,
-                           "runs": c.runs, "code": c.code} for i, c in enumerate(result.candidates)],
-                         hide_index=True)
+            st.dataframe(
+                [
+                    {
+                        "rank": i + 1,
+                        "from": SOURCE_LABELS.get(c.origin, c.origin),
+                        "ranker": None if c.value is None else round(c.value, 2),
+                        "model score": round(c.score, 3),
+                        "parses": c.parses,
+                        "runs": c.runs,
+                        "code": c.code,
+                    }
+                    for i, c in enumerate(result.candidates)
+                ],
+                hide_index=True,
+            )
     if result.neighbour_prompt:
         st.caption(f"Nearest training prompt (the model edits its code): {result.neighbour_prompt}")
 
@@ -239,9 +301,11 @@ def show_origins(result, pieces: list[str]) -> None:
     if notice:
         st.caption(notice)
         return
-    st.caption("Each code token is marked by the route that gave it most of its probability. Hover a "
-               "token for the copy gate (the vocabulary's share of the output at that step) and the "
-               "probability each route gave it.")
+    st.caption(
+        "Each code token is marked by the route that gave it most of its probability. Hover a "
+        "token for the copy gate (the vocabulary's share of the output at that step) and the "
+        "probability each route gave it."
+    )
     st.html(ov.legend_html() + ov.origins_html(pieces, result.origins))
     st.caption(f"Of {len(pieces)} tokens: {ov.origin_summary(result.origins)}")
 
@@ -249,12 +313,16 @@ def show_origins(result, pieces: list[str]) -> None:
 def attention_view(gen: Generator, folder: Path) -> None:
     result = st.session_state.get("result")
     if result is None or not result.attention:
-        st.info("Generate some code first (Generate view, or open a sample's attention from the "
-                "Samples view); its attention maps appear here.")
+        st.info(
+            "Generate some code first (Generate view, or open a sample's attention from the "
+            "Samples view); its attention maps appear here."
+        )
         return
-    st.caption(f"Prompt: **{result.prompt[:200]}** — rows are query positions, columns the "
-               "positions they attend to. ↵ newline, ⇥ indent, ⇤ dedent. Zoom by dragging; "
-               "save a PNG with the camera icon.")
+    st.caption(
+        f"Prompt: **{result.prompt[:200]}** — rows are query positions, columns the "
+        "positions they attend to. ↵ newline, ⇥ indent, ⇤ dedent. Zoom by dragging; "
+        "save a PNG with the camera icon."
+    )
     attention_explorer(result)
 
 
@@ -267,27 +335,39 @@ def attention_explorer(result) -> None:
 
 def attention_widgets(result) -> None:
     kinds = list(sup.ATTENTION_KINDS)
-    kind = st.radio("Attention", kinds, format_func=sup.ATTENTION_KINDS.get, horizontal=True,
-                    key="att_kind", persist_state=PERSIST)
+    kind = st.radio(
+        "Attention", kinds, format_func=sup.ATTENTION_KINDS.get, horizontal=True, key="att_kind", persist_state=PERSIST
+    )
     maps, rows, cols = sup.attention_parts(result, kind)
     n_layers, n_heads = maps.shape[:2]
     prompt = sup.source_parts(result.src_tokens)["prompt"]
     # Opens on the cross-attention head most peaked over the prompt (used only while the key is unset).
     pick = ov.peaked_head(sup.attention_parts(result, "cross")[0], prompt)
     c1, c2, c3 = st.columns([1, 1, 2])
-    layer = c1.selectbox("Layer", [sup.ALL, *range(n_layers)], index=min(pick.layer + 1, n_layers),
-                         key="att_layer", persist_state=PERSIST, on_change=choose_layer_head,
-                         format_func=lambda x: "all layers (mean)" if x == sup.ALL else f"layer {x}")
-    head = c2.selectbox("Head", [sup.MEAN, *range(n_heads)], index=min(pick.head + 1, n_heads),
-                        key="att_head", persist_state=PERSIST, on_change=choose_layer_head,
-                        disabled=layer == sup.ALL,
-                        format_func=lambda x: "mean of heads" if x == sup.MEAN else f"head {x}")
+    layer = c1.selectbox(
+        "Layer",
+        [sup.ALL, *range(n_layers)],
+        index=min(pick.layer + 1, n_layers),
+        key="att_layer",
+        persist_state=PERSIST,
+        on_change=choose_layer_head,
+        format_func=lambda x: "all layers (mean)" if x == sup.ALL else f"layer {x}",
+    )
+    head = c2.selectbox(
+        "Head",
+        [sup.MEAN, *range(n_heads)],
+        index=min(pick.head + 1, n_heads),
+        key="att_head",
+        persist_state=PERSIST,
+        on_change=choose_layer_head,
+        disabled=layer == sup.ALL,
+        format_func=lambda x: "mean of heads" if x == sup.MEAN else f"head {x}",
+    )
     layer, head = sup.layer_head(layer, head)
     st.caption(ov.pick_caption(pick, layer, head))
     show_example = False
     if kind != "decoder" and len(sup.source_parts(result.src_tokens)) > 1:
-        show_example = c3.toggle("Also show the retrieved example's tokens", key="att_example",
-                                 persist_state=PERSIST)
+        show_example = c3.toggle("Also show the retrieved example's tokens", key="att_example", persist_state=PERSIST)
     if kind != "decoder" and not show_example:
         a, b = prompt
         maps, cols = maps[..., a:b], cols[a:b]
@@ -295,50 +375,75 @@ def attention_widgets(result) -> None:
             maps, rows = maps[:, :, a:b, :], rows[a:b]
     window = None
     if sup.needs_window(len(rows)):
-        start = st.slider(f"First row shown ({sup.WINDOW} rows at a time)", 0,
-                          len(rows) - sup.WINDOW, 0, key="att_start", persist_state=PERSIST)
+        start = st.slider(
+            f"First row shown ({sup.WINDOW} rows at a time)",
+            0,
+            len(rows) - sup.WINDOW,
+            0,
+            key="att_start",
+            persist_state=PERSIST,
+        )
         window = sup.window_bounds(start, len(rows))
     matrix = sup.select_matrix(maps, layer, head)
     fig = attention_heatmap(matrix, rows, cols, sup.map_title(kind, layer, head), window=window)
     st.plotly_chart(fig, key="att_main", config=sup.plotly_config(sup.png_name(kind, layer, head)))
 
     grid_layer = 0 if layer is None else layer
-    if st.toggle(f"Show all {n_heads} heads of layer {grid_layer} at once", key="att_grid",
-                 persist_state=PERSIST):
-        grid = head_grid(maps[grid_layer], rows, cols,
-                         f"{sup.KIND_NAMES[kind]} — layer {grid_layer}, every head")
+    if st.toggle(f"Show all {n_heads} heads of layer {grid_layer} at once", key="att_grid", persist_state=PERSIST):
+        grid = head_grid(maps[grid_layer], rows, cols, f"{sup.KIND_NAMES[kind]} — layer {grid_layer}, every head")
         if window is not None:
             grid.update_yaxes(range=[window[1] - 0.5, window[0] - 0.5], autorange=False)
-        st.plotly_chart(grid, key="att_grid_chart",
-                        config=sup.plotly_config(f"e2p-{kind}-L{grid_layer}-heads"))
+        st.plotly_chart(grid, key="att_grid_chart", config=sup.plotly_config(f"e2p-{kind}-L{grid_layer}-heads"))
 
     st.subheader("Where did this token come from?")
     labels = axis_labels(result.tgt_tokens)
-    index = st.selectbox("Generated code token", range(len(labels)), format_func=labels.__getitem__,
-                         key="att_token", persist_state=PERSIST)
+    index = st.selectbox(
+        "Generated code token",
+        range(len(labels)),
+        format_func=labels.__getitem__,
+        key="att_token",
+        persist_state=PERSIST,
+    )
     weights = sup.token_attention(result, index, layer, head)
-    st.caption(f"Cross-attention of `{labels[index]}` over the source "
-               f"({sup.where_label(layer, head)}); darker = more attention.")
+    st.caption(
+        f"Cross-attention of `{labels[index]}` over the source "
+        f"({sup.where_label(layer, head)}); darker = more attention."
+    )
     st.html(prompt_attention_html(result.src_tokens, weights))
     shares = sup.attention_shares(result.src_tokens, weights)
-    st.caption(" · ".join(f"{name}: {share:.0%}" for name, share in shares.items()) + "  —  top: "
-               + ", ".join(f"{tok} ({w:.2f})" for tok, w in sup.top_tokens(result.src_tokens, weights)))
-    st.download_button("Download attention maps (JSON)", lambda: sup.attention_json(result),
-                       file_name="e2p-attention.json", mime="application/json", key="download_att")
+    st.caption(
+        " · ".join(f"{name}: {share:.0%}" for name, share in shares.items())
+        + "  —  top: "
+        + ", ".join(f"{tok} ({w:.2f})" for tok, w in sup.top_tokens(result.src_tokens, weights))
+    )
+    st.download_button(
+        "Download attention maps (JSON)",
+        lambda: sup.attention_json(result),
+        file_name="e2p-attention.json",
+        mime="application/json",
+        key="download_att",
+    )
 
 
 def samples_view(gen: Generator, folder: Path) -> None:
     data = load_json(str(folder / "samples.json"), sup.folder_stamp(folder))
     samples = (data or {}).get("samples") if isinstance(data, dict) else None
     if not samples:
-        st.info(f"No test samples in {folder / 'samples.json'} (artifacts built with --no-eval?). "
-                f"Rebuild with: `{sup.rebuild_command()}`")
+        st.info(
+            f"No test samples in {folder / 'samples.json'} (artifacts built with --no-eval?). "
+            f"Rebuild with: `{sup.rebuild_command()}`"
+        )
         return
-    names = (data.get("decoding") or {})
+    names = data.get("decoding") or {}
     c1, c2, c3, c4 = st.columns([3, 1, 2, 1])
-    decoding = c1.radio("Compare against the reference", list(sup.SYSTEMS), horizontal=True,
-                        key="gal_decoding", persist_state=PERSIST,
-                        format_func=lambda k: f"{k} ({names[k]})" if k in names else k)
+    decoding = c1.radio(
+        "Compare against the reference",
+        list(sup.SYSTEMS),
+        horizontal=True,
+        key="gal_decoding",
+        persist_state=PERSIST,
+        format_func=lambda k: f"{k} ({names[k]})" if k in names else k,
+    )
     status = c2.selectbox("Show", sup.STATUS_FILTERS, key="gal_status", persist_state=PERSIST)
     query = c3.text_input("Search prompts and code", key="gal_query", persist_state=PERSIST)
     min_bleu = c4.slider("Min BLEU", 0, 100, 0, key="gal_bleu", persist_state=PERSIST)
@@ -354,11 +459,16 @@ def samples_view(gen: Generator, folder: Path) -> None:
     left, right = st.columns([1, 5], vertical_alignment="bottom")
     if pages > 1:
         number = left.number_input(f"Page (of {pages})", 1, pages, 1, key="gal_page", persist_state=PERSIST)
-    right.caption(f"{len(kept)} of {len(samples)} samples match. "
-                  "Icons: passed (exact or exec match) · parses · does not parse.")
+    right.caption(
+        f"{len(kept)} of {len(samples)} samples match. "
+        "Icons: passed (exact or exec match) · parses · does not parse."
+    )
     for index, sample in sup.page(kept, number):
-        with st.expander(sup.sample_label(sample, decoding), expanded=len(kept) == 1,
-                         icon=STATUS_ICONS[sup.sample_status(sample, decoding)]):
+        with st.expander(
+            sup.sample_label(sample, decoding),
+            expanded=len(kept) == 1,
+            icon=STATUS_ICONS[sup.sample_status(sample, decoding)],
+        ):
             left, right = st.columns(2)
             left.markdown("**Reference**")
             left.code(sample.get("reference", ""), language="python")
@@ -367,10 +477,13 @@ def samples_view(gen: Generator, folder: Path) -> None:
             st.caption("Diff: − reference, + generated")
             st.html(diff_html(sample.get("reference", ""), sup.sample_code(sample, decoding)))
             st.caption(sup.metric_line(sup.sample_metrics(sample, decoding)))
-            st.button("Open its attention", key=f"open_{index}", on_click=request_generation,
-                      args=(sample.get("prompt", ""), "Attention"),
-                      help="Generates this prompt with the current decoding settings and shows "
-                           "its attention maps.")
+            st.button(
+                "Open its attention",
+                key=f"open_{index}",
+                on_click=request_generation,
+                args=(sample.get("prompt", ""), "Attention"),
+                help="Generates this prompt with the current decoding settings and shows " "its attention maps.",
+            )
 
 
 def model_view(gen: Generator, folder: Path) -> None:
@@ -380,20 +493,22 @@ def model_view(gen: Generator, folder: Path) -> None:
     st.table({"": [k for k, _ in card], "value": [v for _, v in card]})
     log = load_json(str(folder / "train_log.json"), sup.folder_stamp(folder))
     if log:
-        st.plotly_chart(training_curves(log), key="model_curves",
-                        config=sup.plotly_config("e2p-training-curves"))
-    metrics = bundle.manifest.get("test_metrics") or load_json(str(folder / "metrics.json"),
-                                                               sup.folder_stamp(folder))
+        st.plotly_chart(training_curves(log), key="model_curves", config=sup.plotly_config("e2p-training-curves"))
+    metrics = bundle.manifest.get("test_metrics") or load_json(str(folder / "metrics.json"), sup.folder_stamp(folder))
     st.subheader("Test metrics")
     if metrics:
         st.dataframe(sup.metrics_rows(metrics), hide_index=True)
-        st.caption("Rates in %. `retrieval` is the baseline: the code of the nearest training "
-                   "prompt (TF-IDF), no model.")
+        st.caption(
+            "Rates in %. `retrieval` is the baseline: the code of the nearest training " "prompt (TF-IDF), no model."
+        )
         note = sup.unmeasured_note(metrics)
         if note:
             st.caption(note)
-        st.plotly_chart(metrics_bar(sup.metric_bars(metrics), ["BLEU", "parse %", "exec match %"]),
-                        key="model_bars", config=sup.plotly_config("e2p-test-metrics"))
+        st.plotly_chart(
+            metrics_bar(sup.metric_bars(metrics), ["BLEU", "parse %", "exec match %"]),
+            key="model_bars",
+            config=sup.plotly_config("e2p-test-metrics"),
+        )
     else:
         st.info("No test metrics in these artifacts (built with --no-eval?).")
     st.subheader("Rebuild")

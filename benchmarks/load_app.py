@@ -28,8 +28,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 PROMPTS = (
     "write a python function to add {a} and {b}",
     "write a python program to multiply {a} by {b}",
@@ -45,11 +51,15 @@ def parse_args(argv=None):
     p.add_argument("--sessions", type=int, default=8, help="concurrent browser sessions (default 8)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds to keep generating (default 60)")
     p.add_argument("--url", default=None, help="a running app; default: start `streamlit run` here")
-    p.add_argument("--artifacts", default=None, help="artifact folder for the started app "
-                                                     "(default: $E2P_ARTIFACTS or ./artifacts)")
+    p.add_argument(
+        "--artifacts",
+        default=None,
+        help="artifact folder for the started app " "(default: $E2P_ARTIFACTS or ./artifacts)",
+    )
     p.add_argument("--threads", type=int, default=None, help="E2P_THREADS for the started app")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take before "
-                                                                "it counts as an error")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds a request may take before " "it counts as an error"
+    )
     p.add_argument("--chromium", default=CHROMIUM, help="Chromium executable")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -70,9 +80,23 @@ def app_server(artifacts: str | None, threads: int | None):
         env["E2P_ARTIFACTS"] = str(Path(artifacts).resolve())
     if threads:
         env["E2P_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app.py"),
-           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "streamlit_app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -110,13 +134,20 @@ async def open_app(page, url: str, timeout_ms: float):
     await page.goto(url, wait_until="domcontentloaded")
     area = page.get_by_label("Describe the code you want")
     await area.wait_for(timeout=timeout_ms)
-    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                                 timeout=timeout_ms)
+    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
     return area
 
 
-async def session(browser, url: str, number: int, stop_at: float, timeout_ms: float, rng: random.Random,
-                  latencies: list[float], errors: list[str]) -> int:
+async def session(
+    browser,
+    url: str,
+    number: int,
+    stop_at: float,
+    timeout_ms: float,
+    rng: random.Random,
+    latencies: list[float],
+    errors: list[str],
+) -> int:
     """One user: load the app, then generate until the deadline. Returns requests made."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
@@ -156,9 +187,12 @@ async def drive(url: str, args) -> dict:
         browser = await p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         started = time.monotonic()
         stop_at = started + args.duration
-        counts = await asyncio.gather(*(
-            session(browser, url, i, stop_at, args.timeout * 1000, random.Random(args.seed + i),
-                    latencies, errors) for i in range(args.sessions)))
+        counts = await asyncio.gather(
+            *(
+                session(browser, url, i, stop_at, args.timeout * 1000, random.Random(args.seed + i), latencies, errors)
+                for i in range(args.sessions)
+            )
+        )
         wall = time.monotonic() - started
         await browser.close()
     p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
@@ -189,10 +223,12 @@ def main(argv=None) -> int:
     else:
         with app_server(args.artifacts, args.threads) as url:
             report = asyncio.run(drive(url, args))
-    print(f"{report['sessions']} sessions for {report['duration_s']:g} s: {report['completed']} "
-          f"generations, {report['errors']} errors, p50 {report['p50_s']} s, p95 {report['p95_s']} s, "
-          f"max {report['max_s']} s ({report['throughput_per_min']} per minute, "
-          f"{report['cpu_count']} CPUs)")
+    print(
+        f"{report['sessions']} sessions for {report['duration_s']:g} s: {report['completed']} "
+        f"generations, {report['errors']} errors, p50 {report['p50_s']} s, p95 {report['p95_s']} s, "
+        f"max {report['max_s']} s ({report['throughput_per_min']} per minute, "
+        f"{report['cpu_count']} CPUs)"
+    )
     for message in report["error_messages"]:
         print("  error:", message)
     print(json.dumps(report))

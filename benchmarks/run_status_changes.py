@@ -36,11 +36,21 @@ def changes(artifacts: str, data: str) -> dict:
         if not diff:
             continue
         run = run_code(codes[i]) if metrics.parses(codes[i]) else None
-        reason = ("does not parse" if run is None else "timed out" if run.timed_out
-                  else (run.stderr.strip().splitlines() or ["exit 0"])[-1][:160])
-        changed.append({"index": i, "prompt": sample["prompt"], "changed": diff,
-                        "same_code": codes[i] == sample["default"],
-                        "reference_runs": profiles[i].runs, "reason": reason})
+        reason = (
+            "does not parse"
+            if run is None
+            else "timed out" if run.timed_out else (run.stderr.strip().splitlines() or ["exit 0"])[-1][:160]
+        )
+        changed.append(
+            {
+                "index": i,
+                "prompt": sample["prompt"],
+                "changed": diff,
+                "same_code": codes[i] == sample["default"],
+                "reference_runs": profiles[i].runs,
+                "reason": reason,
+            }
+        )
     return {"summary": report.to_dict(), "changed": changed}
 
 

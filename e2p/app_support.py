@@ -123,8 +123,10 @@ def describe_settings(settings: DecodeSettings | None) -> str:
     if settings.strategy == "beam":
         return f"beam search, width {settings.beam_size}, max {settings.max_len} tokens"
     if settings.strategy == "sample":
-        return (f"sampling {settings.num_samples}, temperature {settings.temperature:g}, "
-                f"top-p {settings.top_p:g}, max {settings.max_len} tokens")
+        return (
+            f"sampling {settings.num_samples}, temperature {settings.temperature:g}, "
+            f"top-p {settings.top_p:g}, max {settings.max_len} tokens"
+        )
     return f"greedy, max {settings.max_len} tokens"
 
 
@@ -199,8 +201,9 @@ def attention_parts(result, kind: str) -> tuple[np.ndarray, list[str], list[str]
         "cross": (result.tgt_tokens, result.src_tokens),
     }[kind]
     if maps.ndim != 4 or maps.shape[2] != len(rows) or maps.shape[3] != len(cols):
-        raise ValueError(f"{kind} attention has shape {maps.shape} but {len(rows)} row and "
-                         f"{len(cols)} column tokens")
+        raise ValueError(
+            f"{kind} attention has shape {maps.shape} but {len(rows)} row and " f"{len(cols)} column tokens"
+        )
     return maps, list(rows), list(cols)
 
 
@@ -224,8 +227,7 @@ def select_matrix(maps: np.ndarray, layer: int | None, head: int | None) -> np.n
     return maps[layer, head]
 
 
-KIND_NAMES = {"cross": "Cross-attention", "decoder": "Decoder self-attention",
-              "encoder": "Encoder self-attention"}
+KIND_NAMES = {"cross": "Cross-attention", "decoder": "Decoder self-attention", "encoder": "Encoder self-attention"}
 
 
 def where_label(layer: int | None, head: int | None) -> str:
@@ -240,8 +242,11 @@ def map_title(kind: str, layer: int | None, head: int | None) -> str:
 
 def png_name(kind: str, layer: int | None, head: int | None) -> str:
     """File name (no extension) Plotly's camera button gives the PNG of a figure."""
-    return f"e2p-{kind}-" + ("all" if layer is None else f"L{layer}") + (
-        "" if layer is None else "-mean" if head is None else f"-H{head}")
+    return (
+        f"e2p-{kind}-"
+        + ("all" if layer is None else f"L{layer}")
+        + ("" if layer is None else "-mean" if head is None else f"-H{head}")
+    )
 
 
 def plotly_config(filename: str) -> dict:
@@ -308,8 +313,7 @@ def attention_json(result, decimals: int = 4) -> str:
         "prompt": result.prompt,
         "code": result.code,
         "orientation": "rows are query positions, columns are key positions",
-        "tokens": {"source": result.src_tokens, "target": result.tgt_tokens,
-                   "target_input": result.tgt_input_tokens},
+        "tokens": {"source": result.src_tokens, "target": result.tgt_tokens, "target_input": result.tgt_input_tokens},
         "maps": {},
     }
     for kind in ATTENTION_KINDS:
@@ -358,8 +362,9 @@ def _keeps(metrics: dict, status: str) -> bool:
     return checks[status](metrics)
 
 
-def filter_samples(samples: list[dict], decoding: str = "default", status: str = "all", query: str = "",
-                   min_bleu: float = 0.0) -> list[tuple[int, dict]]:
+def filter_samples(
+    samples: list[dict], decoding: str = "default", status: str = "all", query: str = "", min_bleu: float = 0.0
+) -> list[tuple[int, dict]]:
     """(index, sample) pairs kept by the filters; `query` matches prompt, reference or the
     generated code (case-insensitive, every word must match)."""
     words = (query or "").lower().split()
@@ -370,8 +375,7 @@ def filter_samples(samples: list[dict], decoding: str = "default", status: str =
             continue
         if (metrics.get("bleu") or 0.0) < min_bleu:
             continue
-        text = " ".join((sample.get("prompt", ""), sample.get("reference", ""),
-                         sample_code(sample, decoding))).lower()
+        text = " ".join((sample.get("prompt", ""), sample.get("reference", ""), sample_code(sample, decoding))).lower()
         if all(w in text for w in words):
             kept.append((i, sample))
     return kept
@@ -384,7 +388,7 @@ def page_count(n: int, size: int = PAGE_SIZE) -> int:
 def page(items: list, number: int, size: int = PAGE_SIZE) -> list:
     """Items of 1-based page `number` (clamped to the pages there are)."""
     number = max(1, min(int(number), page_count(len(items), size)))
-    return items[(number - 1) * size: number * size]
+    return items[(number - 1) * size : number * size]
 
 
 def gallery_summary(samples: list[dict], decoding: str) -> dict[str, float]:
@@ -400,7 +404,7 @@ def gallery_summary(samples: list[dict], decoding: str) -> dict[str, float]:
 
 
 def sample_status(sample: dict, decoding: str) -> str:
-    """"passed" (exact or exec match), "parses" (but did not pass) or "fails" (does not parse)."""
+    """ "passed" (exact or exec match), "parses" (but did not pass) or "fails" (does not parse)."""
     m = sample_metrics(sample, decoding)
     return "passed" if passed(m) else "parses" if m.get("parses") else "fails"
 
@@ -420,8 +424,10 @@ def metric_line(metrics: dict) -> str:
 
     bleu = metrics.get("bleu")
     bleu = f"{bleu:.1f}" if isinstance(bleu, (int, float)) else "—"
-    return (f"BLEU {bleu} · parses {yes('parses')} · exact {yes('exact')} · "
-            f"runs {yes('runs')} · exec match {yes('exec_match')}")
+    return (
+        f"BLEU {bleu} · parses {yes('parses')} · exact {yes('exact')} · "
+        f"runs {yes('runs')} · exec match {yes('exec_match')}"
+    )
 
 
 # ---------------------------------------------------------------- model card
@@ -455,16 +461,21 @@ def metric_bars(metrics: dict | None) -> dict[str, dict[str, float | None]]:
     bars = {}
     for system, values in (metrics or {}).items():
         parse, exec_match = _number(values.get("parse_rate")), _number(values.get("exec_match"))
-        bars[system] = {"BLEU": _number(values.get("bleu")),
-                        "parse %": None if parse is None else 100 * parse,
-                        "exec match %": None if exec_match is None else 100 * exec_match}
+        bars[system] = {
+            "BLEU": _number(values.get("bleu")),
+            "parse %": None if parse is None else 100 * parse,
+            "exec match %": None if exec_match is None else 100 * exec_match,
+        }
     return bars
 
 
 def unmeasured_note(metrics: dict | None) -> str | None:
     """One line where runs and exec match were not measured (programs could not be run)."""
-    off = {system: values for system, values in (metrics or {}).items()
-           if "unavailable" in (values.get("exec_match"), values.get("runs_rate"))}
+    off = {
+        system: values
+        for system, values in (metrics or {}).items()
+        if "unavailable" in (values.get("exec_match"), values.get("runs_rate"))
+    }
     if not off:
         return None
     reasons = sorted({str(v.get("runs_unavailable")) for v in off.values() if v.get("runs_unavailable")})
@@ -480,25 +491,40 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
     stats = manifest.get("corpus_stats") or {}
     splits = stats.get("splits") or {}
     rows = [
-        ("architecture", "Transformer encoder-decoder, "
-                         f"{'pre' if model.get('pre_norm', True) else 'post'}-norm"),
+        ("architecture", "Transformer encoder-decoder, " f"{'pre' if model.get('pre_norm', True) else 'post'}-norm"),
         ("layers", f"{model.get('enc_layers', '?')} encoder, {model.get('dec_layers', '?')} decoder"),
-        ("width", f"d_model {model.get('d_model', '?')}, {model.get('n_heads', '?')} heads, "
-                  f"feed-forward {model.get('d_ff', '?')}"),
+        (
+            "width",
+            f"d_model {model.get('d_model', '?')}, {model.get('n_heads', '?')} heads, "
+            f"feed-forward {model.get('d_ff', '?')}",
+        ),
         ("vocabularies", f"English {model.get('src_vocab', '?')}, code {model.get('tgt_vocab', '?')}"),
         ("parameters", f"{parameters:,}"),
-        ("inputs", ", ".join(x for x in (
-            "copy placeholders for numbers, strings and names" if feats.get("copy") else "",
-            "nearest training example appended (retrieve and edit)" if feats.get("retrieval") else "",
-        ) if x) or "prompt only"),
+        (
+            "inputs",
+            ", ".join(
+                x
+                for x in (
+                    "copy placeholders for numbers, strings and names" if feats.get("copy") else "",
+                    "nearest training example appended (retrieve and edit)" if feats.get("retrieval") else "",
+                )
+                if x
+            )
+            or "prompt only",
+        ),
         ("answer", answer_rule(config)),
-        ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, "
-                    f"code ≤ {feats.get('max_tgt', '?')}"),
-        ("training", f"{manifest.get('epochs', '?')} epochs (best {manifest.get('best_epoch', '?')}), "
-                     f"{manifest.get('training_seconds', '?')} s, dropout {model.get('dropout', '?')}, "
-                     f"lr {train.get('lr', '?')}"),
-        ("data", f"{splits.get('train', '?')} train / {splits.get('valid', '?')} valid / "
-                 f"{splits.get('test', '?')} test examples"),
+        ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, " f"code ≤ {feats.get('max_tgt', '?')}"),
+        (
+            "training",
+            f"{manifest.get('epochs', '?')} epochs (best {manifest.get('best_epoch', '?')}), "
+            f"{manifest.get('training_seconds', '?')} s, dropout {model.get('dropout', '?')}, "
+            f"lr {train.get('lr', '?')}",
+        ),
+        (
+            "data",
+            f"{splits.get('train', '?')} train / {splits.get('valid', '?')} valid / "
+            f"{splits.get('test', '?')} test examples",
+        ),
         ("corpus sha256", str(manifest.get("corpus_sha256", "?"))[:16] + "…"),
         ("commit", str(manifest.get("commit") or "unknown")),
         ("created", str(manifest.get("created") or "unknown")),
@@ -512,9 +538,11 @@ def answer_rule(config: dict) -> str:
     search = f"beam {dec.get('beam_size', '?')}" if dec.get("strategy") == "beam" else dec.get("strategy", "greedy")
     rerank, pool = config.get("rerank", "parse"), config.get("pool", 0)
     if rerank == "ranker":
-        return (f"{search} output + the {pool} nearest training programs (and those with the prompt's "
-                "values put in), ordered by a ranker fitted on the train split; the first that parses "
-                "and runs cleanly wins")
+        return (
+            f"{search} output + the {pool} nearest training programs (and those with the prompt's "
+            "values put in), ordered by a ranker fitted on the train split; the first that parses "
+            "and runs cleanly wins"
+        )
     tail = f" + the {pool} nearest training programs" if pool else ""
     return f"{search}{tail}, rerank {rerank}"
 
@@ -532,8 +560,7 @@ def error_sentence(err: BaseException, where: str = "") -> str:
     if isinstance(err, E2PError):
         return str(err)
     where = f" {where}" if where else ""
-    return (f"Something went wrong{where}; the details are in the server's log. "
-            "Try again, or reload the page.")
+    return f"Something went wrong{where}; the details are in the server's log. " "Try again, or reload the page."
 
 
 def execution_notice(status, warnings=()) -> str | None:
@@ -547,11 +574,12 @@ def execution_notice(status, warnings=()) -> str | None:
 def execution_text(status, limits: str) -> str:
     """What the app runs, where and with which limits, for `sandbox.sandbox_status()` and
     `sandbox.describe_limits()`."""
-    never = ("Your prompt itself is never run as code. \"Model score\" and \"first candidate that "
-             "parses\" run nothing.")
+    never = 'Your prompt itself is never run as code. "Model score" and "first candidate that ' 'parses" run nothing.'
     if not status.available:
         return "No program is run on this server: answers are chosen without running anything. " + never
-    return ("To choose an answer, the other choices run candidate programs on this server: the "
-            "model's outputs and the nearest training programs, some with numbers and quoted values "
-            f"from your prompt put in as literals ({status.mode}). {limits[:1].upper()}{limits[1:]}; "
-            f"each request gets at most {RUN_BUDGET_S:g} s of runs in all. " + never)
+    return (
+        "To choose an answer, the other choices run candidate programs on this server: the "
+        "model's outputs and the nearest training programs, some with numbers and quoted values "
+        f"from your prompt put in as literals ({status.mode}). {limits[:1].upper()}{limits[1:]}; "
+        f"each request gets at most {RUN_BUDGET_S:g} s of runs in all. " + never
+    )

@@ -64,8 +64,10 @@ def read_manifest(folder: Path, hint: str = "") -> dict:
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
-        if not all(isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..", MANIFEST)
-                   for name in files):  # plain names of files in this very folder
+        if not all(
+            isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..", MANIFEST)
+            for name in files
+        ):  # plain names of files in this very folder
             raise ValueError("a listed name is not a file name")
     except FileNotFoundError:
         raise ArtifactError(f"{folder / MANIFEST} is missing. {hint}".strip()) from None
@@ -85,8 +87,10 @@ def verify(folder: str | Path) -> dict:
     files = manifest["files"]
     unlisted = [name for name in artifact_files(folder) if name not in files]
     if unlisted:
-        raise ArtifactError(f"{folder} holds {', '.join(unlisted)}, which {MANIFEST} does not list: "
-                            f"move it out of the folder, or {hint[0].lower()}{hint[1:]}")
+        raise ArtifactError(
+            f"{folder} holds {', '.join(unlisted)}, which {MANIFEST} does not list: "
+            f"move it out of the folder, or {hint[0].lower()}{hint[1:]}"
+        )
     for name in REQUIRED:
         if name not in files:
             raise ArtifactError(f"{folder / MANIFEST} does not list {name}. {hint}")
@@ -111,14 +115,18 @@ def replaceable_files(out: str | Path) -> list[Path]:
         raise ArtifactError(f"{out} is not a folder: {where}")
     if not (out / MANIFEST).is_file():
         if any(out.iterdir()):
-            raise ArtifactError(f"{out} is not empty and holds no {MANIFEST}, so it is not an artifact "
-                                f"folder and nothing in it is replaced: {where}")
+            raise ArtifactError(
+                f"{out} is not empty and holds no {MANIFEST}, so it is not an artifact "
+                f"folder and nothing in it is replaced: {where}"
+            )
         return []
     files = read_manifest(out, f"Nothing in it is replaced: {where}.")["files"]
     unlisted = [name for name in artifact_files(out) if name not in files]
     if unlisted:
-        raise ArtifactError(f"{out} holds {', '.join(unlisted)}, which its {MANIFEST} does not list, "
-                            f"so nothing in it is replaced: move those out, or {where}")
+        raise ArtifactError(
+            f"{out} holds {', '.join(unlisted)}, which its {MANIFEST} does not list, "
+            f"so nothing in it is replaced: move those out, or {where}"
+        )
     return [out / name for name in files if (out / name).is_file()] + [out / MANIFEST]
 
 
@@ -142,8 +150,9 @@ def read_memory(path: Path) -> list[Example]:
                 row = json.loads(line)
                 rows.append(Example(prompt=str(row["prompt"]), code=str(row["code"]), line=int(row.get("line", 0))))
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise ArtifactError(f"{path} line {number} is not a prompt/code record. "
-                                    f"Rebuild with: {REBUILD}") from None
+                raise ArtifactError(
+                    f"{path} line {number} is not a prompt/code record. " f"Rebuild with: {REBUILD}"
+                ) from None
     return rows
 
 
@@ -187,7 +196,9 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
         state = load_file(str(folder / "weights.safetensors"))
         model.load_weights({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except Exception as err:  # safetensors raises its own error types on a damaged file
-        raise ArtifactError(f"{folder / 'weights.safetensors'} cannot be loaded: {err}. Rebuild with: {REBUILD}") from None
+        raise ArtifactError(
+            f"{folder / 'weights.safetensors'} cannot be loaded: {err}. Rebuild with: {REBUILD}"
+        ) from None
     model.eval()
     retriever = ranker = ranker_features = None
     has_ranker = (folder / "ranker.json").is_file()
@@ -201,8 +212,9 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
             try:
                 ranker = Ranker.load(folder / "ranker.json")
             except (ValueError, KeyError, TypeError) as err:
-                raise ArtifactError(f"{folder / 'ranker.json'} cannot be used: {err}. Rebuild with: {REBUILD}") from None
+                raise ArtifactError(
+                    f"{folder / 'ranker.json'} cannot be used: {err}. Rebuild with: {REBUILD}"
+                ) from None
             ranker_features = FeatureMaker(examples)
     featurizer = Featurizer(feat_cfg, retriever if feat_cfg.retrieval else None)
-    return Bundle(folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, ranker, ranker_features,
-                  retriever)
+    return Bundle(folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, ranker, ranker_features, retriever)

@@ -26,21 +26,69 @@ from .syntax import parse_tree
 
 # Openings that ask for the same thing; a prompt starting with one may start with any other.
 OPENINGS = (
-    ("write a python function to", "write a function to", "create a python function to",
-     "write python function to", "define a function to"),
-    ("write a python program to", "write a program to", "create a python program to",
-     "write python program to", "write a python script to"),
-    ("write a function that", "write a python function that", "define a function that",
-     "create a function that"),
+    (
+        "write a python function to",
+        "write a function to",
+        "create a python function to",
+        "write python function to",
+        "define a function to",
+    ),
+    (
+        "write a python program to",
+        "write a program to",
+        "create a python program to",
+        "write python program to",
+        "write a python script to",
+    ),
+    ("write a function that", "write a python function that", "define a function that", "create a function that"),
     ("write a program that", "write a python program that", "create a program that"),
 )
 
 # Replacement names in the corpus's own style, so renamed code still reads like its neighbours.
 NAME_POOL = (
-    "value", "item", "result", "data", "number", "total", "count", "temp", "elem", "val",
-    "res", "output", "current", "entry", "seq", "arr", "lst", "text", "word", "idx", "acc",
-    "num", "x", "y", "z", "a", "b", "n", "m", "k", "s", "items", "values", "values_list",
-    "my_list", "my_str", "input_list", "input_str", "first", "second", "left", "right", "ans",
+    "value",
+    "item",
+    "result",
+    "data",
+    "number",
+    "total",
+    "count",
+    "temp",
+    "elem",
+    "val",
+    "res",
+    "output",
+    "current",
+    "entry",
+    "seq",
+    "arr",
+    "lst",
+    "text",
+    "word",
+    "idx",
+    "acc",
+    "num",
+    "x",
+    "y",
+    "z",
+    "a",
+    "b",
+    "n",
+    "m",
+    "k",
+    "s",
+    "items",
+    "values",
+    "values_list",
+    "my_list",
+    "my_str",
+    "input_list",
+    "input_str",
+    "first",
+    "second",
+    "left",
+    "right",
+    "ans",
 )
 _KEEP = set(dir(builtins)) | set(keyword.kwlist) | {"self", "cls"}
 _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -124,7 +172,7 @@ def paraphrase_prompt(prompt: str, rng: random.Random) -> str:
         for opening in group:
             if low.startswith(opening + " "):
                 choice = rng.choice([o for o in group if o != opening])
-                return choice + prompt[len(opening):]
+                return choice + prompt[len(opening) :]
     return prompt
 
 

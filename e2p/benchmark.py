@@ -57,8 +57,7 @@ def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batch
     """One trainer in its own process (so that process-wide settings such as `reuse_memory` stay
     its own): build the model and optimizer, then time one `train_step` per batch index received."""
     torch.set_num_threads(threads)
-    from .training import (TrainConfig, collate, lr_at, make_model, make_optimizer, reuse_freed_memory,
-                           train_step)
+    from .training import TrainConfig, collate, lr_at, make_model, make_optimizer, reuse_freed_memory, train_step
 
     cfg = TrainConfig.from_dict(cfg_dict)
     if cfg.reuse_memory:
@@ -76,8 +75,9 @@ def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batch
         conn.send((time.perf_counter() - start, int((tgt_out != Vocab.pad_id).sum()), float(loss)))
 
 
-def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: int = 1,
-                       bf16: bool = False, log=None) -> dict:
+def train_side_by_side(
+    train_config: dict, data: str, steps: int = 16, threads: int = 1, bf16: bool = False, log=None
+) -> dict:
     """Target tokens/s of the plain trainer and of the one with every speed option on ("configured";
     and, with `bf16`, that one under bfloat16 autocast), stepping in lockstep on the same `steps` batches
     (after one warm-up step each), alternating which goes first. Returns each one's tokens/s,
@@ -104,8 +104,11 @@ def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: 
     try:
         for name, c in trainers.items():
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_train_worker, daemon=True,
-                               args=(child, asdict(c), threads, len(prep.tgt_vocab), weights, batches))
+            proc = ctx.Process(
+                target=_train_worker,
+                daemon=True,
+                args=(child, asdict(c), threads, len(prep.tgt_vocab), weights, batches),
+            )
             proc.start()
             workers[name] = (proc, parent)
         for proc, conn in workers.values():
@@ -133,9 +136,13 @@ def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: 
             if proc.is_alive():
                 proc.kill()
     enabled = [name for name in SPEED_OPTIONS if getattr(cfg, name)]
-    result = {"train_threads": threads, "train_steps": len(seconds["plain"]), "train_target_tokens": tokens,
-              "train_speed_options": enabled,
-              "train_tokens_per_s_plain": round(tokens / sum(seconds["plain"]), 1)}
+    result = {
+        "train_threads": threads,
+        "train_steps": len(seconds["plain"]),
+        "train_target_tokens": tokens,
+        "train_speed_options": enabled,
+        "train_tokens_per_s_plain": round(tokens / sum(seconds["plain"]), 1),
+    }
     for name in trainers:
         if name == "plain":
             continue
@@ -143,7 +150,8 @@ def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: 
         result[f"train_tokens_per_s{key}"] = round(tokens / sum(seconds[name]), 1)
         result[f"train_speedup{key}"] = round(sum(seconds["plain"]) / sum(seconds[name]), 3)
         result[f"train_speedup{key}_median_batch"] = round(
-            statistics.median(a / b for a, b in zip(seconds["plain"], seconds[name])), 3)
+            statistics.median(a / b for a, b in zip(seconds["plain"], seconds[name])), 3
+        )
     for name in trainers:
         result[f"train_loss_{name}"] = round(statistics.mean(losses[name]), 4)
     return result
@@ -246,8 +254,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m e2p.benchmark", description=main.__doc__)
     p.add_argument("--artifacts", default="artifacts", help="its config.json's train section is the run timed")
     p.add_argument("--data", default=DEFAULT_DATA)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                   help="torch threads per trainer (default 1 2)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per trainer (default 1 2)")
     p.add_argument("--steps", type=int, default=16, help="timed steps per trainer (default 16, after 1 warm-up)")
     p.add_argument("--bf16", action="store_true", help="also time the configured trainer under bf16 autocast")
     args = p.parse_args(argv)

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     data = sub.add_parser("data", help="inspect the corpus").add_subparsers(
-        dest="data_command", required=True, parser_class=_Parser)
+        dest="data_command", required=True, parser_class=_Parser
+    )
     stats = data.add_parser("stats", help="counts of headings, examples, duplicates, drops, splits")
     stats.add_argument("path")
     stats.set_defaults(func=_data_stats)

@@ -23,16 +23,28 @@ def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="EVAL.md metrics for the model and the retrieval baseline")
     ev.add_argument("--data", default=DEFAULT_DATA, help=f"corpus path (default {DEFAULT_DATA})")
     ev.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    ev.add_argument("--also", action="append", default=[], metavar="NAME=FOLDER",
-                    help="another artifact folder to evaluate in the same run, e.g. original=artifacts/original")
+    ev.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another artifact folder to evaluate in the same run, e.g. original=artifacts/original",
+    )
     ev.add_argument("--limit", type=int, default=None, help="only the first N examples (quick checks)")
-    ev.add_argument("--no-ranker-row", dest="ranker_row", action="store_false",
-                    help="leave out the row of the learned ranker over retrieved train programs (--rerank ranker), "
-                         "which is added where the model's rerank is another")
+    ev.add_argument(
+        "--no-ranker-row",
+        dest="ranker_row",
+        action="store_false",
+        help="leave out the row of the learned ranker over retrieved train programs (--rerank ranker), "
+        "which is added where the model's rerank is another",
+    )
     ev.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
-    ev.add_argument("--allow-other-corpus", action="store_true",
-                    help="evaluate even where --data is not the corpus an artifact was built from "
-                         "(its test prompts may then be in the artifact's memory): a warning, not an error")
+    ev.add_argument(
+        "--allow-other-corpus",
+        action="store_true",
+        help="evaluate even where --data is not the corpus an artifact was built from "
+        "(its test prompts may then be in the artifact's memory): a warning, not an error",
+    )
     _decoding_options(ev)
     ev.set_defaults(func=_evaluate)
 
@@ -52,19 +64,39 @@ def _decoding_options(p) -> None:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--max-len", type=int, default=None, help="most code tokens to generate")
-    p.add_argument("--syntax-guard", action=argparse.BooleanOptionalAction, default=None,
-                   help="decode only tokens that keep the code completable as valid Python (default: the artifact's)")
+    p.add_argument(
+        "--syntax-guard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode only tokens that keep the code completable as valid Python (default: the artifact's)",
+    )
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
-    p.add_argument("--rerank", choices=list(RERANKS), default=None,
-                   help="order candidates by score only, parsing first, running cleanly first, or by the "
-                        "learned ranker (first that runs); default: the artifact's")
-    p.add_argument("--no-fallback", dest="fallback", action="store_false",
-                   help="where no candidate parses, keep the model's output instead of the nearest train example's code")
-    p.add_argument("--no-edit", dest="edit", action="store_false",
-                   help="do not add the retrieved programs with this prompt's values put in as candidates")
-    p.add_argument("--pool", type=int, default=None,
-                   help="also rank the code of the N nearest train examples, scored by the model (default: the "
-                        "artifact's pool for the rerank used; --rerank ranker always has one)")
+    p.add_argument(
+        "--rerank",
+        choices=list(RERANKS),
+        default=None,
+        help="order candidates by score only, parsing first, running cleanly first, or by the "
+        "learned ranker (first that runs); default: the artifact's",
+    )
+    p.add_argument(
+        "--no-fallback",
+        dest="fallback",
+        action="store_false",
+        help="where no candidate parses, keep the model's output instead of the nearest train example's code",
+    )
+    p.add_argument(
+        "--no-edit",
+        dest="edit",
+        action="store_false",
+        help="do not add the retrieved programs with this prompt's values put in as candidates",
+    )
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=None,
+        help="also rank the code of the N nearest train examples, scored by the model (default: the "
+        "artifact's pool for the rerank used; --rerank ranker always has one)",
+    )
 
 
 def _load(folder: str):
@@ -80,11 +112,20 @@ def settings_from_args(args, generator):
     elif args.beam is not None:
         if args.beam < 1:
             raise E2PError(f"--beam must be at least 1, got {args.beam}")
-        s = replace(s, strategy="greedy" if args.beam == 1 else "beam", beam_size=args.beam,
-                    n_best=min(s.n_best, args.beam) if args.beam > 1 else 1)
-    for name, value in (("temperature", args.temperature), ("top_p", args.top_p), ("seed", args.seed),
-                        ("max_len", args.max_len), ("length_penalty", args.length_penalty),
-                        ("syntax_guard", args.syntax_guard)):
+        s = replace(
+            s,
+            strategy="greedy" if args.beam == 1 else "beam",
+            beam_size=args.beam,
+            n_best=min(s.n_best, args.beam) if args.beam > 1 else 1,
+        )
+    for name, value in (
+        ("temperature", args.temperature),
+        ("top_p", args.top_p),
+        ("seed", args.seed),
+        ("max_len", args.max_len),
+        ("length_penalty", args.length_penalty),
+        ("syntax_guard", args.syntax_guard),
+    ):
         if value is not None:
             s = replace(s, **{name: value})
     return s
@@ -98,8 +139,15 @@ def _generate(args) -> None:
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
     if args.batch is None:
-        result = generator.generate(args.prompt, settings, rerank=args.rerank, attention=False, pool=args.pool,
-                                    fallback=args.fallback, edit=args.edit)
+        result = generator.generate(
+            args.prompt,
+            settings,
+            rerank=args.rerank,
+            attention=False,
+            pool=args.pool,
+            fallback=args.fallback,
+            edit=args.edit,
+        )
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
         if result.source != "model":
@@ -115,10 +163,22 @@ def _generate(args) -> None:
         if not line.strip():
             continue
         try:
-            r = generator.generate(line, settings, rerank=args.rerank, attention=False, pool=args.pool,
-                                   fallback=args.fallback, edit=args.edit)
-            row = {"prompt": r.prompt, "code": r.formatted, "parses": r.parses, "source": r.source,
-                   "seconds": round(r.seconds, 4)}
+            r = generator.generate(
+                line,
+                settings,
+                rerank=args.rerank,
+                attention=False,
+                pool=args.pool,
+                fallback=args.fallback,
+                edit=args.edit,
+            )
+            row = {
+                "prompt": r.prompt,
+                "code": r.formatted,
+                "parses": r.parses,
+                "source": r.source,
+                "seconds": round(r.seconds, 4),
+            }
             if r.warnings:
                 row["warnings"] = r.warnings
         except E2PError as err:
@@ -132,11 +192,14 @@ def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bo
     built_from = generator.bundle.manifest.get("corpus_sha256")
     if built_from == sha256:
         return
-    what = (f"{data} (sha256 {sha256[:12]}…) is not the corpus {folder} was built from "
-            + (f"(sha256 {built_from[:12]}…)" if isinstance(built_from, str) else "(its manifest records none)"))
+    what = f"{data} (sha256 {sha256[:12]}…) is not the corpus {folder} was built from " + (
+        f"(sha256 {built_from[:12]}…)" if isinstance(built_from, str) else "(its manifest records none)"
+    )
     if not allow_other:
-        raise E2PError(f"{what}: its test prompts may be among the training programs the model retrieves; "
-                       "pass --allow-other-corpus to evaluate anyway")
+        raise E2PError(
+            f"{what}: its test prompts may be among the training programs the model retrieves; "
+            "pass --allow-other-corpus to evaluate anyway"
+        )
     print(f"e2p: warning: {what}; evaluating anyway (--allow-other-corpus)", file=sys.stderr)
 
 
@@ -160,9 +223,17 @@ def _evaluate(args) -> None:
     generators = [(name, folder, _load(folder)) for name, folder in folders]
     for name, folder, generator in generators:  # every check before the long part
         check_corpus(generator, folder, args.data, corpus_sha256, args.allow_other_corpus)
-    runs = [(name, folder, generator, settings_from_args(args, generator) if name == "model" else generator.default_settings,
-             (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank,
-             args.pool if name == "model" else None) for name, folder, generator in generators]
+    runs = [
+        (
+            name,
+            folder,
+            generator,
+            settings_from_args(args, generator) if name == "model" else generator.default_settings,
+            (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank,
+            args.pool if name == "model" else None,
+        )
+        for name, folder, generator in generators
+    ]
     name, folder, generator = generators[0]
     if args.ranker_row and generator.bundle.ranker is not None and runs[0][4] != "ranker":
         # the retrieval baseline the model's default replaced: the ranker over the same weights
@@ -175,13 +246,29 @@ def _evaluate(args) -> None:
             label += ", no fallback"
         if not args.edit:
             label += ", no edits"
-        systems[name] = (model_answers(generator, examples, settings, rerank, pool=pool,
-                                       progress=sys.stderr.isatty(), fallback=args.fallback, edit=args.edit), label)
+        systems[name] = (
+            model_answers(
+                generator,
+                examples,
+                settings,
+                rerank,
+                pool=pool,
+                progress=sys.stderr.isatty(),
+                fallback=args.fallback,
+                edit=args.edit,
+            ),
+            label,
+        )
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
     print(table(results))
-    report = {"split": args.split, "n": len(examples), "data": args.data, "corpus_sha256": corpus_sha256,
-              "systems": as_json(results)}
+    report = {
+        "split": args.split,
+        "n": len(examples),
+        "data": args.data,
+        "corpus_sha256": corpus_sha256,
+        "systems": as_json(results),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))

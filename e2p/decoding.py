@@ -87,9 +87,7 @@ class DecodeSettings:
                 bad(f"{name} must be an int >= 0, got {v!r}")
         if self.min_len > self.max_len:
             bad(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
-        if not isinstance(self.length_penalty, (int, float)) or not math.isfinite(
-            self.length_penalty
-        ):
+        if not isinstance(self.length_penalty, (int, float)) or not math.isfinite(self.length_penalty):
             bad(f"length_penalty must be a finite number, got {self.length_penalty!r}")
         if (
             not isinstance(self.temperature, (int, float))
@@ -142,9 +140,9 @@ class LogProbRules:
     ):
         self.min_len, self.max_len = min_len, max_len
         self.eos_id = eos_id
-        self.banned = [pad_id, bos_id] + ([unk_id] if unk_id is not None else []) + [
-            i for i in banned_ids if i != eos_id
-        ]
+        self.banned = (
+            [pad_id, bos_id] + ([unk_id] if unk_id is not None else []) + [i for i in banned_ids if i != eos_id]
+        )
         self.no_repeat_ngram = no_repeat_ngram
 
     def apply(self, lprobs: Tensor, prefixes: list[list[int]]) -> Tensor:
@@ -173,9 +171,7 @@ class LogProbRules:
     def _ngram_bans(toks: list[int], n: int) -> set[int]:
         """Tokens that would complete an n-gram already present in toks."""
         key = tuple(toks[len(toks) - (n - 1) :]) if n > 1 else ()
-        return {
-            toks[i + n - 1] for i in range(len(toks) - n + 1) if tuple(toks[i : i + n - 1]) == key
-        }
+        return {toks[i + n - 1] for i in range(len(toks) - n + 1) if tuple(toks[i : i + n - 1]) == key}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -192,10 +188,23 @@ class _Partial:
     guard: GuardState | None = None  # the syntax guard's state (None: no guard)
     refused: tuple[int, int] = (0, 0)  # syntax guard: EOS refused so far, line ends refused on this line
 
-    def extend(self, tok: int, lp: float, alts: list[tuple[int, float]], eos_lp: float = 0.0,
-               guard: GuardState | None = None, refused: tuple[int, int] = (0, 0)) -> "_Partial":
-        return _Partial(self.tokens + [tok], self.token_logprobs + [lp], self.alternatives + [alts],
-                        self.eos_lps + [eos_lp], guard, refused)
+    def extend(
+        self,
+        tok: int,
+        lp: float,
+        alts: list[tuple[int, float]],
+        eos_lp: float = 0.0,
+        guard: GuardState | None = None,
+        refused: tuple[int, int] = (0, 0),
+    ) -> "_Partial":
+        return _Partial(
+            self.tokens + [tok],
+            self.token_logprobs + [lp],
+            self.alternatives + [alts],
+            self.eos_lps + [eos_lp],
+            guard,
+            refused,
+        )
 
     def refusals(self, wanted: int, tok: int, eos_id: int, nl_id: int | None) -> tuple[int, int]:
         """`refused` after `tok` was taken where the model's best token was `wanted`."""
@@ -256,13 +265,9 @@ def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
     if not src_ids:
         raise DecodeSettingsError("cannot decode an empty source")
     if len(src_ids) > cfg.max_len:
-        raise DecodeSettingsError(
-            f"source has {len(src_ids)} tokens, more than the model's max_len {cfg.max_len}"
-        )
+        raise DecodeSettingsError(f"source has {len(src_ids)} tokens, more than the model's max_len {cfg.max_len}")
     if settings.max_len + 1 > cfg.max_len:
-        raise DecodeSettingsError(
-            f"max_len {settings.max_len} is too long for this model: at most {cfg.max_len - 1}"
-        )
+        raise DecodeSettingsError(f"max_len {settings.max_len} is too long for this model: at most {cfg.max_len - 1}")
     device = model.lm_head.weight.device
     src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
     memory, src_pad, _ = model.encode(src)
@@ -272,8 +277,15 @@ def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
 # --------------------------------------------------------------------------- syntax guard
 
 
-def _guard_masks(lprobs: Tensor, raw: Tensor, hyps: list[_Partial], guard: SyntaxGuard | None,
-                 rules: LogProbRules, step: int, max_len: int) -> Tensor:
+def _guard_masks(
+    lprobs: Tensor,
+    raw: Tensor,
+    hyps: list[_Partial],
+    guard: SyntaxGuard | None,
+    rules: LogProbRules,
+    step: int,
+    max_len: int,
+) -> Tensor:
     """The rules' log-probs with what the guard's cheap state bans set to -inf. At max_len the
     rules force EOS and the guard stays out (the output is cut back if it must be)."""
     if guard is None or step >= max_len:
@@ -313,8 +325,16 @@ def _best_accepted(guard: SyntaxGuard, gs: GuardState, row: Tensor, eos_id: int,
     return -1, None
 
 
-def _sampled_accepted(guard: SyntaxGuard, gs: GuardState, row: Tensor, probs: Tensor, tok: int,
-                      eos_id: int, forced: bool, gen: torch.Generator):
+def _sampled_accepted(
+    guard: SyntaxGuard,
+    gs: GuardState,
+    row: Tensor,
+    probs: Tensor,
+    tok: int,
+    eos_id: int,
+    forced: bool,
+    gen: torch.Generator,
+):
     """Like `_best_accepted` for a sample: a rejected token leaves the nucleus and the row is drawn
     again; where the nucleus holds nothing acceptable, the model's order decides."""
     for _ in range(MAX_CHECKS):
@@ -435,9 +455,17 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
             break
         alts = _alternatives(lprobs)
         eos = raw[:, eos_id].tolist()
-        beams = [beams[row].extend(tok, lp, alts[row], eos[row], new,
-                                   beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id) if guard else (0, 0))
-                 for row, tok, _, lp, new in picked]
+        beams = [
+            beams[row].extend(
+                tok,
+                lp,
+                alts[row],
+                eos[row],
+                new,
+                beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id) if guard else (0, 0),
+            )
+            for row, tok, _, lp, new in picked
+        ]
         index = torch.tensor([row for row, *_ in picked], dtype=torch.long, device=scores.device)
         state = state.reorder(index)  # back-pointers: row i continues beam rows[i]
         scores = torch.tensor([sc for _, _, sc, _, _ in picked], device=scores.device)
@@ -472,8 +500,9 @@ def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
             for i, wanted in enumerate(toks):
                 t, states[i] = _wanted_end(guard, alive[i].guard, lprobs[i], wanted, eos_id, forced)
                 if t < 0:
-                    t, states[i] = _sampled_accepted(guard, alive[i].guard, lprobs[i], probs[i], wanted,
-                                                     eos_id, forced, gen)
+                    t, states[i] = _sampled_accepted(
+                        guard, alive[i].guard, lprobs[i], probs[i], wanted, eos_id, forced, gen
+                    )
                 refused[i] = alive[i].refusals(wanted, t, eos_id, guard.nl_id)
                 toks[i] = -1 if _stuck(refused[i]) else t
             tok = torch.tensor([max(t, 0) for t in toks], dtype=torch.long, device=device)
@@ -570,12 +599,8 @@ def greedy_batch(
     cfg = model.config
     S = max(len(s) for s in batch_src)
     if S > cfg.max_len or max_len + 1 > cfg.max_len:
-        raise DecodeSettingsError(
-            f"source length {S} / max_len {max_len} too long for model max_len {cfg.max_len}"
-        )
-    rules = LogProbRules(
-        min_len=min_len, max_len=max_len, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id, unk_id=unk_id
-    )
+        raise DecodeSettingsError(f"source length {S} / max_len {max_len} too long for model max_len {cfg.max_len}")
+    rules = LogProbRules(min_len=min_len, max_len=max_len, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id, unk_id=unk_id)
     device = model.lm_head.weight.device
     B = len(batch_src)
     src = torch.full((B, S), pad_id, dtype=torch.long, device=device)  # (B, S) right-padded
@@ -637,7 +662,14 @@ def score_targets(
         token_lps = gold[:-1].tolist()
         eos_lp = float(gold[-1])
         logprob = sum(token_lps) + eos_lp
-        out.append(Hypothesis(tokens=list(t), score=logprob / (len(t) + 1) ** length_penalty,
-                              logprob=logprob, token_logprobs=token_lps,
-                              alternatives=_alternatives(steps[:-1]), eos_logprob=eos_lp))
+        out.append(
+            Hypothesis(
+                tokens=list(t),
+                score=logprob / (len(t) + 1) ** length_penalty,
+                logprob=logprob,
+                token_logprobs=token_lps,
+                alternatives=_alternatives(steps[:-1]),
+                eos_logprob=eos_lp,
+            )
+        )
     return out

@@ -67,8 +67,13 @@ def _input_constants(tree: ast.Module, kind: type) -> list[ast.Constant]:
     """The program's named inputs: top-level `name = <literal>` of one kind, in order."""
     found = []
     for stmt in tree.body:
-        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and isinstance(stmt.value, ast.Constant) and type(stmt.value.value) in _KINDS[kind]):
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Constant)
+            and type(stmt.value.value) in _KINDS[kind]
+        ):
             found.append(stmt.value)
     return found
 
@@ -103,8 +108,14 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     return filled if filled != code and compiles(filled) and same_shape(code, filled) else None
 
 
-_RENAMABLE = {ast.Name: "id", ast.arg: "arg", ast.keyword: "arg", ast.FunctionDef: "name",
-              ast.AsyncFunctionDef: "name", ast.ClassDef: "name"}
+_RENAMABLE = {
+    ast.Name: "id",
+    ast.arg: "arg",
+    ast.keyword: "arg",
+    ast.FunctionDef: "name",
+    ast.AsyncFunctionDef: "name",
+    ast.ClassDef: "name",
+}
 
 
 def same_shape(old_code: str, new_code: str, renames: dict[str, str] | None = None) -> bool:

@@ -34,14 +34,23 @@ class Answers:
     origins: list | None = None
 
 
-def model_answers(generator, examples: list[Example], settings: DecodeSettings, rerank: str,
-                  pool: int = 0, progress: bool = False, fallback: bool = True, edit: bool = True) -> Answers:
+def model_answers(
+    generator,
+    examples: list[Example],
+    settings: DecodeSettings,
+    rerank: str,
+    pool: int = 0,
+    progress: bool = False,
+    fallback: bool = True,
+    edit: bool = True,
+) -> Answers:
     from tqdm import tqdm
 
     codes, origins = [], []
     for ex in tqdm(examples, desc="generating", disable=not progress, leave=False, mininterval=5):
-        result = generator.generate(ex.prompt, settings, rerank=rerank, attention=False, pool=pool,
-                                    fallback=fallback, edit=edit)
+        result = generator.generate(
+            ex.prompt, settings, rerank=rerank, attention=False, pool=pool, fallback=fallback, edit=edit
+        )
         codes.append(result.code)
         origins.append(result.origins if result.source == "model" else None)
     return Answers(codes, origins)
@@ -75,9 +84,12 @@ def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
     return f"retrieval: {text}" if rerank == "ranker" else text
 
 
-def evaluate_systems(examples: list[Example], systems: dict[str, tuple[list[str] | Answers, str]],
-                     profiles: list[ReferenceProfile] | None = None,
-                     train: list[Example] | None = None) -> list[SystemResult]:
+def evaluate_systems(
+    examples: list[Example],
+    systems: dict[str, tuple[list[str] | Answers, str]],
+    profiles: list[ReferenceProfile] | None = None,
+    train: list[Example] | None = None,
+) -> list[SystemResult]:
     """`systems` maps a name to (generated codes or Answers, settings text); references run once
     for all. With `train`, each system's share of answers that are a train program is measured."""
     refs = [ex.code for ex in examples]
@@ -86,10 +98,16 @@ def evaluate_systems(examples: list[Example], systems: dict[str, tuple[list[str]
     for name, (answers, settings) in systems.items():
         if not isinstance(answers, Answers):
             answers = Answers(list(answers))
-        out.append(SystemResult(
-            name, answers.codes, evaluate(answers.codes, refs, profiles), settings,
-            train_copies=None if train is None else train_copy_rate(answers.codes, train),
-            origins=origin_split(answers.origins) if answers.origins else None))
+        out.append(
+            SystemResult(
+                name,
+                answers.codes,
+                evaluate(answers.codes, refs, profiles),
+                settings,
+                train_copies=None if train is None else train_copy_rate(answers.codes, train),
+                origins=origin_split(answers.origins) if answers.origins else None,
+            )
+        )
     return out
 
 
@@ -112,20 +130,31 @@ def table(results: list[SystemResult]) -> str:
     if not results:
         return "(no systems)"
     r0 = results[0].report
-    head = (f"{'system':<14} {'BLEU':>6} {'parse':>7} {'exact':>7} {'exec match':>11} {'runs':>11} "
-            f"{'train copy':>11}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}")
+    head = (
+        f"{'system':<14} {'BLEU':>6} {'parse':>7} {'exact':>7} {'exec match':>11} {'runs':>11} "
+        f"{'train copy':>11}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}"
+    )
     lines = [head, "-" * len(head)]
     for res in results:
         r = res.report
         copies = f"{'-':>11}" if res.train_copies is None else _percent(res.train_copies, 10)
-        lines.append(f"{res.name:<14} {r.bleu:6.1f} {_percent(r.parse_rate, 6)} {_percent(r.exact_match, 6)} "
-                     f"{_percent(r.exec_match, 10)} {_percent(r.runs_rate, 10)} {copies}   {res.settings}")
+        lines.append(
+            f"{res.name:<14} {r.bleu:6.1f} {_percent(r.parse_rate, 6)} {_percent(r.exact_match, 6)} "
+            f"{_percent(r.exec_match, 10)} {_percent(r.runs_rate, 10)} {copies}   {res.settings}"
+        )
     for res in results:
         if res.origins:
-            lines.append(f"{res.name}: tokens " + ", ".join(f"{name} {100 * share:.1f}%"
-                                                           for name, share in res.origins.items()))
-    reasons = sorted({getattr(res.report, "runs_unavailable", None) or "" for res in results
-                      if res.report.exec_match is None or res.report.runs_rate is None} - {""})
+            lines.append(
+                f"{res.name}: tokens " + ", ".join(f"{name} {100 * share:.1f}%" for name, share in res.origins.items())
+            )
+    reasons = sorted(
+        {
+            getattr(res.report, "runs_unavailable", None) or ""
+            for res in results
+            if res.report.exec_match is None or res.report.runs_rate is None
+        }
+        - {""}
+    )
     lines += [f"runs and exec match unavailable: {reason}" for reason in reasons]
     return "\n".join(lines)
 
@@ -134,7 +163,6 @@ def as_json(results: list[SystemResult]) -> dict:
     """Each system's report and settings; a run metric that was not measured is "unavailable"."""
     out = {}
     for res in results:
-        d = dict(res.report.to_dict(), settings=res.settings, train_copies=res.train_copies,
-                 token_origins=res.origins)
+        d = dict(res.report.to_dict(), settings=res.settings, train_copies=res.train_copies, token_origins=res.origins)
         out[res.name] = {k: UNAVAILABLE if k in RUN_METRICS and v is None else v for k, v in d.items()}
     return out

@@ -23,8 +23,17 @@ def default_decoding(cfg: TrainConfig) -> DecodeSettings:
     return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, max_len=cfg.max_tgt)
 
 
-def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: str, meta: dict,
-           log=print, evaluate: bool = True) -> dict:
+def export(
+    model,
+    prep: Prepared,
+    cfg: TrainConfig,
+    out: Path,
+    *,
+    corpus_path: str,
+    meta: dict,
+    log=print,
+    evaluate: bool = True,
+) -> dict:
     from .generator import Generator
 
     for stale in replaceable_files(out):  # the files of the artifact there before, nothing else
@@ -42,14 +51,26 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
         ranker = fit_ranker(prep.train, k=max(2, cfg.pool))
         ranker.model_offset = cfg.model_offset
         ranker.save(out / "ranker.json")
-    config = {"model": model.config.to_dict(), "features": cfg.feature_config().to_dict(),
-              "train": asdict(cfg), "decoding": asdict(decoding), "rerank": cfg.rerank, "pool": cfg.pool}
+    config = {
+        "model": model.config.to_dict(),
+        "features": cfg.feature_config().to_dict(),
+        "train": asdict(cfg),
+        "decoding": asdict(decoding),
+        "rerank": cfg.rerank,
+        "pool": cfg.pool,
+    }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
-    info = {"corpus_sha256": sha256_file(corpus_path), "corpus_stats": prep.corpus_stats,
-            "epochs": len(meta.get("log", [])), "best_epoch": meta.get("best_epoch"),
-            "training_seconds": round(meta.get("seconds", 0.0), 1), "commit": git_commit(),
-            "parameters": model.num_parameters(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info = {
+        "corpus_sha256": sha256_file(corpus_path),
+        "corpus_stats": prep.corpus_stats,
+        "epochs": len(meta.get("log", [])),
+        "best_epoch": meta.get("best_epoch"),
+        "training_seconds": round(meta.get("seconds", 0.0), 1),
+        "commit": git_commit(),
+        "parameters": model.num_parameters(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     write_manifest(out, info)
     if not evaluate:
         return info
@@ -62,11 +83,15 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
     beam = DecodeSettings(strategy="beam", beam_size=5, n_best=5, max_len=cfg.max_tgt)
     # (samples.json key, metrics name, settings, rerank, pool): the shipped decoding, then plain
     # greedy and beam search for the gallery, then the retrieval baseline.
-    runs = [("default", "model", decoding, cfg.rerank, cfg.pool),
-            ("greedy", "model-greedy", greedy, "score", 0),
-            ("beam", "model-beam", beam, "run", 0)]
-    systems = {name: (model_codes(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))
-               for _, name, s, rerank, pool in runs}
+    runs = [
+        ("default", "model", decoding, cfg.rerank, cfg.pool),
+        ("greedy", "model-greedy", greedy, "score", 0),
+        ("beam", "model-beam", beam, "run", 0),
+    ]
+    systems = {
+        name: (model_codes(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))
+        for _, name, s, rerank, pool in runs
+    }
     systems["retrieval"] = (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(test, systems, profiles)
     log(table(results))
@@ -74,10 +99,16 @@ def export(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: s
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     by_name = {r.name: r for r in results}
     keys = [(key, name) for key, name, *_ in runs] + [("retrieval", "retrieval")]
-    samples = [{"prompt": ex.prompt, "reference": ex.code, "line": ex.line,
-                **{key: by_name[name].codes[i] for key, name in keys},
-                "metrics": {name: by_name[name].report.per_example[i] for _, name in keys}}
-               for i, ex in enumerate(test)]
+    samples = [
+        {
+            "prompt": ex.prompt,
+            "reference": ex.code,
+            "line": ex.line,
+            **{key: by_name[name].codes[i] for key, name in keys},
+            "metrics": {name: by_name[name].report.per_example[i] for _, name in keys},
+        }
+        for i, ex in enumerate(test)
+    ]
     decodings = {key: by_name[name].settings for key, name in keys}
     (out / "samples.json").write_text(json.dumps({"decoding": decodings, "samples": samples}, indent=1))
     info["test_metrics"] = metrics

@@ -105,9 +105,7 @@ def attention_heatmap(
     return fig
 
 
-def head_grid(
-    maps: np.ndarray, row_tokens: list[str], col_tokens: list[str], title: str
-) -> go.Figure:
+def head_grid(maps: np.ndarray, row_tokens: list[str], col_tokens: list[str], title: str) -> go.Figure:
     """All heads of one layer, ``maps`` shaped (heads, rows, cols), one shared colour bar."""
     maps = np.asarray(maps, dtype=float)
     if maps.ndim != 3:
@@ -178,11 +176,7 @@ def training_curves(log: list[dict]) -> go.Figure:
         ("valid_bleu", "valid BLEU", True),
     ]
     for key, name, secondary in series:
-        points = [
-            (entry.get("epoch", i + 1), entry[key])
-            for i, entry in enumerate(log)
-            if entry.get(key) is not None
-        ]
+        points = [(entry.get("epoch", i + 1), entry[key]) for i, entry in enumerate(log) if entry.get(key) is not None]
         if not points:
             continue
         epochs, values = zip(*points)

@@ -35,9 +35,11 @@ MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bound
 
 
 # Where an answer came from, in words (GenerationResult.source / Candidate.origin)
-SOURCE_TEXT = {"model": "written by the model",
-               "retrieval": "retrieval: a training program chosen whole, not written by the model",
-               "edited": "retrieval: a training program with this prompt's values put in, not written by the model"}
+SOURCE_TEXT = {
+    "model": "written by the model",
+    "retrieval": "retrieval: a training program chosen whole, not written by the model",
+    "edited": "retrieval: a training program with this prompt's values put in, not written by the model",
+}
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,16 @@ class Generator:
     def model(self):
         return self.bundle.model
 
-    def generate(self, prompt: str, settings: DecodeSettings | None = None, rerank: str | None = None,
-                 attention: bool = True, pool: int | None = None, fallback: bool = True,
-                 edit: bool = True) -> GenerationResult:
+    def generate(
+        self,
+        prompt: str,
+        settings: DecodeSettings | None = None,
+        rerank: str | None = None,
+        attention: bool = True,
+        pool: int | None = None,
+        fallback: bool = True,
+        edit: bool = True,
+    ) -> GenerationResult:
         """`pool`: also rank the code of the `pool` nearest train examples, scored by the model.
         `fallback`: where no candidate parses, return the nearest train example's code instead.
         `edit`: also rank the pooled programs with this prompt's values put in (e2p.edit)."""
@@ -111,7 +120,9 @@ class Generator:
             raise E2PError(f"rerank must be one of {', '.join(RERANKS)}, got {rerank!r}")
         prompt = (prompt or "").strip()
         if not prompt:
-            raise E2PError("the prompt is empty: describe the code you want, e.g. 'write a python function to add two numbers'")
+            raise E2PError(
+                "the prompt is empty: describe the code you want, e.g. 'write a python function to add two numbers'"
+            )
         warnings = []
         if len(prompt) > MAX_PROMPT_CHARS:
             warnings.append(f"the prompt was cut from {len(prompt)} to {MAX_PROMPT_CHARS} characters")
@@ -119,29 +130,50 @@ class Generator:
         b = self.bundle
         source = b.featurizer.source(prompt)
         if source.truncated:
-            warnings.append(f"the prompt is longer than the model reads: only its first "
-                            f"{b.featurizer.config.max_prompt} tokens were used")
+            warnings.append(
+                f"the prompt is longer than the model reads: only its first "
+                f"{b.featurizer.config.max_prompt} tokens were used"
+            )
         src_ids = b.src_vocab.encode(source.tokens)
         max_len = min(settings.max_len, b.model.config.max_len - 2)
         settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
         mapping = source.slots.mapping()
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
         unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
-        hyps = decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
-                      pad_id=Vocab.pad_id, unk_id=Vocab.unk_id, banned_ids=tuple(unfilled),
-                      vocab_tokens=b.tgt_vocab.tokens)
+        hyps = decode(
+            b.model,
+            src_ids,
+            settings,
+            bos_id=Vocab.bos_id,
+            eos_id=Vocab.eos_id,
+            pad_id=Vocab.pad_id,
+            unk_id=Vocab.unk_id,
+            banned_ids=tuple(unfilled),
+            vocab_tokens=b.tgt_vocab.tokens,
+        )
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
         origins = ["model"] * len(hyps)
         values = None
         if pool and b.retriever is not None:
             found = b.retriever.nearest(prompt, pool)
-            edited = [(replace(ex, code=code), sim, rank) for rank, (ex, sim) in enumerate(found)
-                      if edit and (code := adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)) is not None]
-            targets = [b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len]
-                       for ex, *_ in found + edited]
+            edited = [
+                (replace(ex, code=code), sim, rank)
+                for rank, (ex, sim) in enumerate(found)
+                if edit and (code := adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)) is not None
+            ]
+            targets = [
+                b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len] for ex, *_ in found + edited
+            ]
             n_model = len(hyps)
-            hyps += score_targets(b.model, src_ids, targets, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id,
-                                  pad_id=Vocab.pad_id, length_penalty=settings.length_penalty)
+            hyps += score_targets(
+                b.model,
+                src_ids,
+                targets,
+                bos_id=Vocab.bos_id,
+                eos_id=Vocab.eos_id,
+                pad_id=Vocab.pad_id,
+                length_penalty=settings.length_penalty,
+            )
             codes += [ex.code for ex, *_ in found + edited]
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
@@ -163,12 +195,15 @@ class Generator:
         out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
         tokens_are_code = best_code == best_cand.code
         if tokens_are_code and best_hyp.hit_max_len:
-            warnings.append(f"the code reached the length limit of {settings.max_len} tokens: it may stop short "
-                            f"of what was asked (a longer --max-len lets it go on)")
+            warnings.append(
+                f"the code reached the length limit of {settings.max_len} tokens: it may stop short "
+                f"of what was asked (a longer --max-len lets it go on)"
+            )
         origins = None
         if tokens_are_code:
-            origins = token_origins(b.model, src_ids, [Vocab.bos_id] + best_hyp.tokens, best_hyp.tokens,
-                                    source.prompt_len)
+            origins = token_origins(
+                b.model, src_ids, [Vocab.bos_id] + best_hyp.tokens, best_hyp.tokens, source.prompt_len
+            )
         maps = {}
         if attention:
             # Decoder input <bos> + tokens: row t is the step that predicted token t (the last, <eos>).
@@ -185,8 +220,10 @@ class Generator:
             tgt_tokens=shown(out_tokens) + ["<eos>"],
             tgt_input_tokens=["<bos>"] + shown(out_tokens),
             token_probs=[math.exp(lp) for lp in best_hyp.token_logprobs],
-            alternatives=[[(mapping.get(b.tgt_vocab.tokens[i], b.tgt_vocab.tokens[i]), p) for i, p in alts]
-                          for alts in best_hyp.alternatives],
+            alternatives=[
+                [(mapping.get(b.tgt_vocab.tokens[i], b.tgt_vocab.tokens[i]), p) for i, p in alts]
+                for alts in best_hyp.alternatives
+            ],
             candidates=[c for _, _, c in ranked],
             attention=maps,
             seconds=time.perf_counter() - started,
@@ -201,8 +238,11 @@ class Generator:
         """The ranker's score of every candidate, in candidate order (model, retrieved, edited)."""
         b = self.bundle
         top, best = found[0][0], found[0][1]
-        hits = ([(replace(top, code=code), best) for code in model_codes] + list(found)
-                + [(ex, sim) for ex, sim, _ in edited])
+        hits = (
+            [(replace(top, code=code), best) for code in model_codes]
+            + list(found)
+            + [(ex, sim) for ex, sim, _ in edited]
+        )
         ranks = [0] * len(model_codes) + list(range(len(found))) + [rank for *_, rank in edited]
         scores = b.ranker.scores(b.ranker_features.rows(prompt, hits, ranks=ranks, best=best))
         offsets = [b.ranker.model_offset] * len(model_codes) + [0.0] * (len(found) + len(edited))

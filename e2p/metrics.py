@@ -45,9 +45,7 @@ def bleu(hyps: list[str], refs: list[str]) -> float:
     _check_same_length(hyps, refs)
     if not hyps:
         return 0.0
-    return sacrebleu.corpus_bleu(
-        [_joined(h) for h in hyps], [[_joined(r) for r in refs]], tokenize="none"
-    ).score
+    return sacrebleu.corpus_bleu([_joined(h) for h in hyps], [[_joined(r) for r in refs]], tokenize="none").score
 
 
 def sentence_bleu(hyp: str, ref: str) -> float:
@@ -85,9 +83,7 @@ class ReferenceProfile:
     stdout: str  # normalised stdout of the first run
 
 
-def profile_references(
-    refs: list[str], timeout: float = 5.0, workers: int = 2
-) -> list[ReferenceProfile]:
+def profile_references(refs: list[str], timeout: float = 5.0, workers: int = 2) -> list[ReferenceProfile]:
     """Run every reference twice to learn which ones run and which print deterministically.
     Where the sandbox cannot run programs, nothing runs and every profile says so (None)."""
     if not sandbox_status().available:

@@ -77,17 +77,11 @@ class ModelConfig:
                 f"({self.src_vocab}) and tgt_vocab ({self.tgt_vocab}) differ"
             )
         if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
-            )
+            raise ConfigError(f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.pad_id, int) or not 0 <= self.pad_id < min(
-            self.src_vocab, self.tgt_vocab
-        ):
-            raise ConfigError(
-                f"ModelConfig.pad_id must be an id in both vocabularies, got {self.pad_id!r}"
-            )
+        if not isinstance(self.pad_id, int) or not 0 <= self.pad_id < min(self.src_vocab, self.tgt_vocab):
+            raise ConfigError(f"ModelConfig.pad_id must be an id in both vocabularies, got {self.pad_id!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,6 +114,7 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 # --------------------------------------------------------------------------- dropout
+
 
 def dropout_mask(
     shape: tuple[int, ...] | torch.Size,
@@ -185,9 +180,7 @@ class SinusoidalPositions(nn.Module):
     def __init__(self, d_model: int, max_len: int):
         super().__init__()
         pos = torch.arange(max_len, dtype=torch.float32)[:, None]  # (L, 1)
-        freq = torch.exp(
-            torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
-        )  # (C/2,)
+        freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))  # (C/2,)
         pe = torch.zeros(max_len, d_model)
         pe[:, 0::2] = torch.sin(pos * freq)
         pe[:, 1::2] = torch.cos(pos * freq[: d_model // 2])
@@ -308,9 +301,7 @@ class EncoderLayer(nn.Module):
         self.sub_attn = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
         self.sub_ff = Sublayer(cfg.d_model, cfg.dropout, cfg.pre_norm)
 
-    def forward(
-        self, x: Tensor, mask: Tensor, need_weights: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, mask: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         # x: (B, S, C); mask: (B, 1, 1, S)
         h = self.sub_attn.inp(x)
         k, v = self.self_attn.project_kv(h)
@@ -348,15 +339,11 @@ class DecoderLayer(nn.Module):
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)  # (B, H, t + T, D)
             v = torch.cat([past_kv[1], v], dim=2)
-        a, w_self = self.self_attn.attend(
-            self.self_attn.project_q(h), k, v, self_mask, need_weights
-        )
+        a, w_self = self.self_attn.attend(self.self_attn.project_q(h), k, v, self_mask, need_weights)
         x = self.sub_self.out(x, a)
 
         h = self.sub_cross.inp(x)
-        a, w_cross = self.cross_attn.attend(
-            self.cross_attn.project_q(h), *cross_kv, cross_mask, need_weights
-        )
+        a, w_cross = self.cross_attn.attend(self.cross_attn.project_q(h), *cross_kv, cross_mask, need_weights)
         x = self.sub_cross.out(x, a)
         x = self.sub_ff.out(x, self.ff(self.sub_ff.inp(x)))
         return x, (k, v), w_self, w_cross
@@ -483,9 +470,7 @@ class Seq2Seq(nn.Module):
         causal = torch.ones(T, T, dtype=torch.bool, device=tgt_in.device).tril()  # (T, T)
         return causal[None, None] & self._key_mask(tgt_in == self.config.pad_id)  # (B,1,T,T)
 
-    def encode(
-        self, src: Tensor, need_weights: bool = False
-    ) -> tuple[Tensor, Tensor, list[Tensor] | None]:
+    def encode(self, src: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list[Tensor] | None]:
         """src (B, S) -> memory (B, S, C), src_pad (B, S) True at pads, per-layer weights.
 
         The weights (when need_weights) are one (B, H, S, S) tensor per encoder layer.
@@ -518,7 +503,11 @@ class Seq2Seq(nn.Module):
         return probs.clamp_min(1e-9).log()
 
     def decode_full(
-        self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False,
+        self,
+        tgt_in: Tensor,
+        memory: Tensor,
+        src_pad: Tensor,
+        need_weights: bool = False,
         src: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor] | None, list[Tensor] | None]:
         """Teacher-forced decoder over the whole prefix, no cache.
@@ -611,8 +600,9 @@ class Seq2Seq(nn.Module):
 
     # ---- incremental decoding (fairseq style)
 
-    def init_state(self, memory: Tensor, src_pad: Tensor, use_cache: bool = True,
-                   src: Tensor | None = None) -> DecoderState:
+    def init_state(
+        self, memory: Tensor, src_pad: Tensor, use_cache: bool = True, src: Tensor | None = None
+    ) -> DecoderState:
         """Start decoding B hypotheses from memory (B, S, C); nothing fed yet (feed BOS first).
 
         `src` (B, S), the source ids, is needed by copy attention."""
@@ -625,8 +615,9 @@ class Seq2Seq(nn.Module):
         empty = memory.new_zeros(B, H, 0, D)  # (B, H, 0, D)
         self_kv = [(empty, empty) for _ in self.decoder]
         copy_keys = self.copy_k(memory) if self.config.copy_attention else None
-        return DecoderState(tokens, src_pad, cross_kv=cross_kv, self_kv=self_kv, memory=None,
-                            src_ids=src, copy_keys=copy_keys)
+        return DecoderState(
+            tokens, src_pad, cross_kv=cross_kv, self_kv=self_kv, memory=None, src_ids=src, copy_keys=copy_keys
+        )
 
     def step(self, tokens_last: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed one token per hypothesis: tokens_last (B,) -> next-token log-probs (B, V).

@@ -17,7 +17,6 @@ from .origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, TokenOrigin, o
 _MONO = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em"
 
 
-
 class OriginStyle(NamedTuple):
     css_class: str
     css: str
@@ -26,12 +25,15 @@ class OriginStyle(NamedTuple):
 
 # Colour and underline style both differ, so the marks read without telling the colours apart.
 ORIGIN_STYLES = {
-    WRITTEN: OriginStyle("e2p-written", "background-color: #e9ecef; border-bottom: 2px solid #495057;",
-                         "solid underline"),
-    FROM_PROMPT: OriginStyle("e2p-from-prompt", "background-color: #cfe8ff; border-bottom: 2px dashed #0b5cad;",
-                             "dashed underline"),
-    FROM_EXAMPLE: OriginStyle("e2p-from-example", "background-color: #ffe1c2; border-bottom: 3px dotted #a04000;",
-                              "dotted underline"),
+    WRITTEN: OriginStyle(
+        "e2p-written", "background-color: #e9ecef; border-bottom: 2px solid #495057;", "solid underline"
+    ),
+    FROM_PROMPT: OriginStyle(
+        "e2p-from-prompt", "background-color: #cfe8ff; border-bottom: 2px dashed #0b5cad;", "dashed underline"
+    ),
+    FROM_EXAMPLE: OriginStyle(
+        "e2p-from-example", "background-color: #ffe1c2; border-bottom: 3px dotted #a04000;", "dotted underline"
+    ),
 }
 _SPAN = "color: #1f2328; padding: 0 1px;"
 
@@ -42,14 +44,20 @@ _SPAN = "color: #1f2328; padding: 0 1px;"
 def source_sentence(source: str, tokens_are_code: bool = True) -> str:
     """One plain sentence saying where the shown code comes from."""
     if not tokens_are_code:
-        return ("Retrieved, not written: no program the model wrote parsed, so this is the code of "
-                "the nearest training example.")
+        return (
+            "Retrieved, not written: no program the model wrote parsed, so this is the code of "
+            "the nearest training example."
+        )
     if source == "model":
-        return ("Written by the model, token by token: at each step it writes a token from its "
-                "vocabulary or copies one from the prompt or from the retrieved training example.")
+        return (
+            "Written by the model, token by token: at each step it writes a token from its "
+            "vocabulary or copies one from the prompt or from the retrieved training example."
+        )
     if source == "edited":
-        return ("Retrieved, not written by the model: a training program chosen by the ranker, with "
-                "this prompt's values put in.")
+        return (
+            "Retrieved, not written by the model: a training program chosen by the ranker, with "
+            "this prompt's values put in."
+        )
     return "Retrieved, not written by the model: a training program chosen by the ranker."
 
 
@@ -58,8 +66,10 @@ def origin_notice(source: str, tokens_are_code: bool, origins, n_tokens: int) ->
     if source != "model" or not tokens_are_code:
         return "The model did not write this code, so its tokens have no origin to mark."
     if origins is None:
-        return ("This model has no copy attention: every token is written from its vocabulary, "
-                "so there is nothing else to mark.")
+        return (
+            "This model has no copy attention: every token is written from its vocabulary, "
+            "so there is nothing else to mark."
+        )
     if len(origins) != n_tokens:
         return "The token origins do not match the shown tokens, so they are not marked."
     return None
@@ -82,8 +92,9 @@ def _span(origin: str, text: str, title: str = "") -> str:
 
 def legend_html() -> str:
     """A key to the three marks."""
-    items = " ".join(f"{_span(name, html.escape(name))} <small>({ORIGIN_STYLES[name].line})</small>"
-                     for name in ORIGINS)
+    items = " ".join(
+        f"{_span(name, html.escape(name))} <small>({ORIGIN_STYLES[name].line})</small>" for name in ORIGINS
+    )
     style = f"{_MONO}; line-height: 2; margin-bottom: 0.5em;"
     return f'<div class="e2p-origin-legend" style="{style}">{items}</div>'
 
@@ -103,8 +114,10 @@ def origins_html(pieces: list[str], origins: list[TokenOrigin]) -> str:
         body = text.lstrip(" ") or text  # leading spacing stays unmarked (unless it is all there is)
         lead = text[: len(text) - len(body)]
         spans.append(html.escape(lead) + _span(origin.origin, html.escape(body).replace("\n", "<br>"), title))
-    return (f'<div class="e2p-origins" style="{_MONO}; white-space: pre; line-height: 1.7; '
-            f'overflow-x: auto;">{"".join(spans)}</div>')
+    return (
+        f'<div class="e2p-origins" style="{_MONO}; white-space: pre; line-height: 1.7; '
+        f'overflow-x: auto;">{"".join(spans)}</div>'
+    )
 
 
 def origin_summary(origins: list[TokenOrigin]) -> str:
@@ -134,7 +147,7 @@ def peaked_head(maps: np.ndarray, columns: tuple[int, int] | None = None) -> Hea
     if maps.ndim != 4:
         raise ValueError(f"attention maps must be 4-D (layers, heads, rows, cols), got shape {maps.shape}")
     if columns is not None:
-        maps = maps[..., columns[0]:columns[1]]
+        maps = maps[..., columns[0] : columns[1]]
     if maps.shape[2] == 0 or maps.shape[3] == 0:
         return HeadPick(0, 0, 0.0)
     peaks = np.nan_to_num(maps).max(axis=3).mean(axis=2)  # (L, H)
@@ -147,7 +160,11 @@ def pick_caption(pick: HeadPick, layer: int | None, head: int | None) -> str:
     where = f"layer {pick.layer}, head {pick.head}"
     sharpness = f"mean largest weight {pick.peak:.2f} per row"
     if (layer, head) == (pick.layer, pick.head):
-        return (f"Opened on {where}: of the cross-attention heads, it attends most sharply to the "
-                f"prompt's tokens ({sharpness}), so its map is the least flat.")
-    return (f"The cross-attention head that attends most sharply to the prompt's tokens is {where} "
-            f"({sharpness}): its map is the least flat.")
+        return (
+            f"Opened on {where}: of the cross-attention heads, it attends most sharply to the "
+            f"prompt's tokens ({sharpness}), so its map is the least flat."
+        )
+    return (
+        f"The cross-attention head that attends most sharply to the prompt's tokens is {where} "
+        f"({sharpness}): its map is the least flat."
+    )

@@ -23,8 +23,9 @@ class TokenOrigin:
     shares: tuple[float, float, float]  # probability from each route, in ORIGINS order
 
 
-def token_origins(model: Seq2Seq, src_ids: list[int], tgt_in: list[int], out_ids: list[int],
-                  prompt_len: int) -> list[TokenOrigin] | None:
+def token_origins(
+    model: Seq2Seq, src_ids: list[int], tgt_in: list[int], out_ids: list[int], prompt_len: int
+) -> list[TokenOrigin] | None:
     """One TokenOrigin per token of `out_ids` (the tokens fed after BOS in `tgt_in`, or the EOS);
     `prompt_len`: how many leading source positions are the user's prompt. None for a model
     without copy attention (every token is then written)."""
@@ -43,8 +44,10 @@ def token_origins(model: Seq2Seq, src_ids: list[int], tgt_in: list[int], out_ids
     from_prompt = copied[:, :prompt_len].sum(1)
     from_example = copied[:, prompt_len:].sum(1)
     shares = torch.stack([written, from_prompt, from_example], 1).tolist()
-    return [TokenOrigin(ORIGINS[max(range(3), key=row.__getitem__)], float(g), tuple(row))
-            for row, g in zip(shares, gate[:n].tolist())]
+    return [
+        TokenOrigin(ORIGINS[max(range(3), key=row.__getitem__)], float(g), tuple(row))
+        for row, g in zip(shares, gate[:n].tolist())
+    ]
 
 
 def origin_split(per_answer: list[list[TokenOrigin] | None]) -> dict[str, float] | None:

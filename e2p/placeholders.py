@@ -190,8 +190,12 @@ def _string_literal(value: str, prefix: str, quote: str) -> str:
     """`value` as one whole literal: the original prefix and quotes where they read it unchanged
     (nothing to escape, no quote of that kind, ASCII for bytes, no braces for an f-string), else repr."""
     kinds = prefix.lower()
-    if (repr(value)[1:-1] == value and quote[0] not in value
-            and ("f" not in kinds or not {"{", "}"} & set(value)) and ("b" not in kinds or value.isascii())):
+    if (
+        repr(value)[1:-1] == value
+        and quote[0] not in value
+        and ("f" not in kinds or not {"{", "}"} & set(value))
+        and ("b" not in kinds or value.isascii())
+    ):
         return prefix + quote + value + quote
     return repr(value)
 

@@ -99,15 +99,16 @@ class FeatureMaker:
         total = sum(self._idf(w) for w in words)
         return sum(self._idf(w) for w in words & by) / total if total else 0.0
 
-    def rows(self, prompt: str, hits: list[tuple[Example, float]], ranks: list[int] | None = None,
-             best: float | None = None) -> np.ndarray:
+    def rows(
+        self, prompt: str, hits: list[tuple[Example, float]], ranks: list[int] | None = None, best: float | None = None
+    ) -> np.ndarray:
         """`hits`: (example, similarity) best first; `ranks`/`best` where rows are scored apart
         from the retrieved list (an edited neighbour keeps its neighbour's rank)."""
         low = prompt.lower()
         words = content_words(prompt)
         numbers = set(_NUMBER.findall(prompt))
         asks_input = bool(ASKS_FOR_INPUT.search(prompt))
-        char_sims = (self.char.transform([ex.prompt for ex, _ in hits]) @ self.char.transform([prompt]).T)
+        char_sims = self.char.transform([ex.prompt for ex, _ in hits]) @ self.char.transform([prompt]).T
         char_sims = char_sims.toarray().ravel()
         best = hits[0][1] if best is None else best
         ranks = range(len(hits)) if ranks is None else ranks
@@ -117,19 +118,26 @@ class FeatureMaker:
             its_words = content_words(ex.prompt)
             reads = reads_input(code)
             defines = "def " in code
-            out.append([
-                sim, char_sim, math.log1p(rank), sim - best,
-                self._covered(words, content_words(code)),
-                self._covered(words, its_words),
-                self._covered(its_words, words),
-                math.log1p(len(code)),
-                float(("function" in low) == defines),
-                float(("class" in low) == ("class " in code)),
-                float("print" in low and "print" in code),
-                float(asks_input == reads),
-                len(numbers & set(_NUMBER.findall(code))) / len(numbers) if numbers else 0.0,
-                float(reads), float(defines), float("return" in code),
-            ])
+            out.append(
+                [
+                    sim,
+                    char_sim,
+                    math.log1p(rank),
+                    sim - best,
+                    self._covered(words, content_words(code)),
+                    self._covered(words, its_words),
+                    self._covered(its_words, words),
+                    math.log1p(len(code)),
+                    float(("function" in low) == defines),
+                    float(("class" in low) == ("class " in code)),
+                    float("print" in low and "print" in code),
+                    float(asks_input == reads),
+                    len(numbers & set(_NUMBER.findall(code))) / len(numbers) if numbers else 0.0,
+                    float(reads),
+                    float(defines),
+                    float("return" in code),
+                ]
+            )
         return np.asarray(out, dtype=np.float64).reshape(len(hits), len(FEATURES))
 
 
@@ -149,8 +157,14 @@ class Ranker:
         return rows @ np.asarray(self.weights) + self.bias
 
     def save(self, path: str | Path) -> None:
-        data = {"features": list(FEATURES), "weights": self.weights, "bias": self.bias, "k": self.k,
-                "fitted_on": self.fitted_on, "model_offset": self.model_offset}
+        data = {
+            "features": list(FEATURES),
+            "weights": self.weights,
+            "bias": self.bias,
+            "k": self.k,
+            "fitted_on": self.fitted_on,
+            "model_offset": self.model_offset,
+        }
         Path(path).write_text(json.dumps(data, indent=1))
 
     @classmethod
@@ -158,8 +172,13 @@ class Ranker:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if list(data.get("features", [])) != list(FEATURES) or len(data["weights"]) != len(FEATURES):
             raise ValueError(f"{path} was fitted on other features than this version computes")
-        return cls(weights=[float(w) for w in data["weights"]], bias=float(data["bias"]), k=int(data["k"]),
-                   fitted_on=int(data.get("fitted_on", 0)), model_offset=float(data.get("model_offset", 0.0)))
+        return cls(
+            weights=[float(w) for w in data["weights"]],
+            bias=float(data["bias"]),
+            k=int(data["k"]),
+            fitted_on=int(data.get("fitted_on", 0)),
+            model_offset=float(data.get("model_offset", 0.0)),
+        )
 
 
 def fit_ranker(train: list[Example], k: int = 10, alpha: float = 1.0) -> Ranker:

@@ -98,8 +98,11 @@ def sandbox_status() -> SandboxStatus:
         return SandboxStatus(False, f"running programs is switched off ({SWITCH}=off)", "off")
     if shutil.which("bwrap") is None:
         return SandboxStatus(False, "bubblewrap (bwrap) is not installed: apt-get install bubblewrap", "off")
-    mode = (f"bubblewrap namespaces, then uid {SANDBOX_UID}" if os.geteuid() == 0
-            else "bubblewrap in an unprivileged user namespace")
+    mode = (
+        f"bubblewrap namespaces, then uid {SANDBOX_UID}"
+        if os.geteuid() == 0
+        else "bubblewrap in an unprivileged user namespace"
+    )
     probe = _run("import os; assert os.getuid() != 0; print('ok')", 10.0)
     if probe.stdout.strip() != "ok":
         lines = [line for line in probe.stderr.splitlines() if line.strip()]
@@ -182,13 +185,39 @@ def _run(code: str, timeout: float) -> RunResult:
 def _command(folder: str) -> list[str]:
     """The bwrap command line that runs `folder`/main.py."""
     privileged = os.geteuid() == 0
-    cmd = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-           "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    cmd = [
+        "bwrap",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+    ]
     if not privileged:
         cmd += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
-    cmd += ["--clearenv", "--setenv", "PATH", _PATH, "--setenv", "LANG", "C.UTF-8",
-            # -I ignores PYTHON* variables; this one is for any interpreter the code starts itself.
-            "--setenv", "PYTHONIOENCODING", "utf-8", "--setenv", "HOME", _WORKDIR, "--setenv", "TMPDIR", _WORKDIR]
+    cmd += [
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        _PATH,
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        # -I ignores PYTHON* variables; this one is for any interpreter the code starts itself.
+        "--setenv",
+        "PYTHONIOENCODING",
+        "utf-8",
+        "--setenv",
+        "HOME",
+        _WORKDIR,
+        "--setenv",
+        "TMPDIR",
+        _WORKDIR,
+    ]
     cmd += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):  # merged /usr: /bin -> usr/bin
@@ -199,12 +228,36 @@ def _command(folder: str) -> list[str]:
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for env in _python_folders():
         cmd += _parents(env) + ["--ro-bind", env, env]
-    cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--size", str(WORKDIR_LIMIT), "--perms", "1777", "--tmpfs", _WORKDIR,
-            *_parents(os.path.dirname(_SCRIPT)), "--ro-bind", folder, os.path.dirname(_SCRIPT), "--chdir", _WORKDIR, "--"]
+    cmd += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(WORKDIR_LIMIT),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        _WORKDIR,
+        *_parents(os.path.dirname(_SCRIPT)),
+        "--ro-bind",
+        folder,
+        os.path.dirname(_SCRIPT),
+        "--chdir",
+        _WORKDIR,
+        "--",
+    ]
     if privileged:
-        cmd += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        cmd += [
+            "setpriv",
+            f"--reuid={SANDBOX_UID}",
+            f"--regid={SANDBOX_UID}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
     return cmd + [os.path.realpath(sys.executable), "-I", _SCRIPT]
 
 
@@ -220,8 +273,12 @@ def _parents(path: str) -> list[str]:
 def _python_folders() -> tuple[str, ...]:
     """The project's Python environment (interpreter and its packages), where not under /usr."""
     found = []
-    for path in (sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(
-            os.path.realpath(sys.executable)))):
+    for path in (
+        sys.base_prefix,
+        sys.prefix,
+        sys.exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+    ):
         path = os.path.realpath(path)
         if not path.startswith("/usr/") and os.path.isdir(path) and path not in found:
             found.append(path)

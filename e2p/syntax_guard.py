@@ -52,8 +52,25 @@ FILENAME = "<e2p-syntax-guard>"  # the file name of every compile() the guard ru
 MAX_CHECKS = 64  # most tokens one hypothesis tries per step before it is cut back and ends
 
 # token kinds
-BANNED, EOS, NEWLINE, INDENT_K, DEDENT_K, OPEN, CLOSE, CONT_K, WORD, NUM_PH, STR_PH, NAME_PH, NUMBER, OP, \
-    OPEN_BR, CLOSE_BR, TEXT = range(17)
+(
+    BANNED,
+    EOS,
+    NEWLINE,
+    INDENT_K,
+    DEDENT_K,
+    OPEN,
+    CLOSE,
+    CONT_K,
+    WORD,
+    NUM_PH,
+    STR_PH,
+    NAME_PH,
+    NUMBER,
+    OP,
+    OPEN_BR,
+    CLOSE_BR,
+    TEXT,
+) = range(17)
 _WORDLIKE = (WORD, NAME_PH, CONT_K)  # a `##` piece may extend these
 _NOT_IN_STRINGS = (BANNED, EOS, NEWLINE, INDENT_K, DEDENT_K)  # inside a string every other token is text
 _SPECIAL_CHARS = set("\\'\"{}()[]!:=#\r\n\x00")  # characters with a meaning inside strings or f-string fields
@@ -96,8 +113,24 @@ class GuardState:
     """What the guard knows about one hypothesis. Not modified once `advance` returns it (each
     token makes a new one with `_evolve`), apart from its cached `can_end` verdict."""
 
-    __slots__ = ("done", "seg", "seg_lines", "depth", "line", "first", "brackets", "string", "need_indent",
-                 "after_indent", "prev", "colon_end", "tries", "after_decorator", "must_extend", "_end")
+    __slots__ = (
+        "done",
+        "seg",
+        "seg_lines",
+        "depth",
+        "line",
+        "first",
+        "brackets",
+        "string",
+        "need_indent",
+        "after_indent",
+        "prev",
+        "colon_end",
+        "tries",
+        "after_decorator",
+        "must_extend",
+        "_end",
+    )
 
     def __init__(self):
         self.done = ""  # text of finished top-level statements
@@ -149,8 +182,15 @@ class SyntaxGuard:
         self._closer = {c: torch.tensor([t == c for t in self.tokens]) for c in ")]}"}
         self._single = {k: kinds == k for k in (NEWLINE, INDENT_K, DEDENT_K, EOS)}
         # text that is fine anywhere in a string's literal part or a field's expression
-        self._plain = torch.tensor([k not in _NOT_IN_STRINGS and t.isascii() and not _SPECIAL_CHARS & set(t)
-                                    and not t.startswith(STR_CLOSE_PREFIX) for t, k in zip(self.tokens, self.kind)])
+        self._plain = torch.tensor(
+            [
+                k not in _NOT_IN_STRINGS
+                and t.isascii()
+                and not _SPECIAL_CHARS & set(t)
+                and not t.startswith(STR_CLOSE_PREFIX)
+                for t, k in zip(self.tokens, self.kind)
+            ]
+        )
         self._not_plain = [i for i, p in enumerate(self._plain.tolist()) if not p]
         self._masks: dict[tuple, Tensor] = {}
         self._device_masks: dict[tuple, Tensor] = {}
@@ -184,14 +224,14 @@ class SyntaxGuard:
         if PLACEHOLDER.match(t):
             return {"N": NUM_PH, "S": STR_PH}[t[0]] if not t.startswith("NAME") else NAME_PH
         if t.startswith(STR_OPEN_PREFIX):
-            body = t[len(STR_OPEN_PREFIX):]
+            body = t[len(STR_OPEN_PREFIX) :]
             quote = body.lstrip(_LETTERS)
             prefix = body[: len(body) - len(quote)]
             return OPEN if quote in _QUOTES and prefix.lower() in _PREFIXES else TEXT
         if t.startswith(STR_CLOSE_PREFIX):
-            return CLOSE if t[len(STR_CLOSE_PREFIX):] in _QUOTES else TEXT
+            return CLOSE if t[len(STR_CLOSE_PREFIX) :] in _QUOTES else TEXT
         if t.startswith(CONT) and len(t) > len(CONT):
-            return CONT_K if _CONT_PIECE.fullmatch(t[len(CONT):]) else TEXT
+            return CONT_K if _CONT_PIECE.fullmatch(t[len(CONT) :]) else TEXT
         if t in _PAIRS:
             return OPEN_BR
         if t in _PAIRS.values():
@@ -248,8 +288,14 @@ class SyntaxGuard:
         if st.must_extend:
             return ("c",)
         empty = not st.line
-        return ("o", empty and st.depth > 0 and not st.after_indent, not st.after_indent and not st.brackets,
-                not empty and not st.brackets, st.brackets[-1:], st.prev in _WORDLIKE)
+        return (
+            "o",
+            empty and st.depth > 0 and not st.after_indent,
+            not st.after_indent and not st.brackets,
+            not empty and not st.brackets,
+            st.brackets[-1:],
+            st.prev in _WORDLIKE,
+        )
 
     def _build(self, key: tuple) -> Tensor:
         if key[0] == "i":
@@ -320,8 +366,9 @@ class SyntaxGuard:
     def _completable(self, text: str, end: tuple[int, int], mode: str = "exec") -> bool:
         return self._diagnose(text, end, mode)[0]
 
-    def _prefix_ok(self, head: str, closers: Sequence[str], tail: str, end: tuple[int, int],
-                   mode: str = "exec") -> str | None:
+    def _prefix_ok(
+        self, head: str, closers: Sequence[str], tail: str, end: tuple[int, int], mode: str = "exec"
+    ) -> str | None:
         """Whether `head` (ending at `end`) can be completed; `closers` close its open brackets.
 
         Some of the parser's messages point back into the prefix although more input would mend
@@ -417,8 +464,11 @@ class SyntaxGuard:
         if st.string is not None:
             return self._advance_string(st, tok, kind)
         if kind == INDENT_K:
-            return st._evolve(depth=st.depth + 1, need_indent=False, after_indent=True, prev=kind) \
-                if st.need_indent else None
+            return (
+                st._evolve(depth=st.depth + 1, need_indent=False, after_indent=True, prev=kind)
+                if st.need_indent
+                else None
+            )
         if st.need_indent:
             return None
         if kind == DEDENT_K:
@@ -441,15 +491,21 @@ class SyntaxGuard:
             brackets = brackets[:-1]
         elif kind == OPEN_BR:
             brackets += t
-        changes = dict(line=st.line + self.outside[tok], brackets=brackets, prev=kind, after_indent=False,
-                       colon_end=t == ":" and not brackets, must_extend=False)
+        changes = dict(
+            line=st.line + self.outside[tok],
+            brackets=brackets,
+            prev=kind,
+            after_indent=False,
+            colon_end=t == ":" and not brackets,
+            must_extend=False,
+        )
         if not st.line:  # the line's first token
             changes["first"] = t
             changes["tries"] = tuple(d for d in st.tries if d < st.depth)
             if st.depth == 0 and t not in _CHAIN and not st.after_decorator and not st.tries and st.seg:
                 changes.update(done=st.done + st.seg, seg="", seg_lines=0)  # a new top-level statement
         if kind == OPEN:
-            body = t[len(STR_OPEN_PREFIX):]
+            body = t[len(STR_OPEN_PREFIX) :]
             quote = body.lstrip(_LETTERS)
             prefix = body[: len(body) - len(quote)].lower()
             changes["string"] = StrState(quote, "r" in prefix, "b" in prefix, "f" in prefix)
@@ -473,9 +529,17 @@ class SyntaxGuard:
             completion += _indent(d) + "finally:\n" + _indent(d + 1) + "pass\n"
         if not self._completable(st.seg + line + "\n" + completion, (st.seg_lines + 2, 0)):
             return None
-        return st._evolve(seg=st.seg + line + "\n", seg_lines=st.seg_lines + 1, line=(), first="",
-                          need_indent=st.colon_end, colon_end=False, prev=NEWLINE, tries=tries,
-                          after_decorator=st.first == "@")
+        return st._evolve(
+            seg=st.seg + line + "\n",
+            seg_lines=st.seg_lines + 1,
+            line=(),
+            first="",
+            need_indent=st.colon_end,
+            colon_end=False,
+            prev=NEWLINE,
+            tries=tries,
+            after_decorator=st.first == "@",
+        )
 
     @staticmethod
     def _closes(s: StrState) -> bool:
@@ -610,7 +674,7 @@ class SyntaxGuard:
                     quote = None
                 out.append(self.inside[i])
             elif k == OPEN:
-                body = t[len(STR_OPEN_PREFIX):]
+                body = t[len(STR_OPEN_PREFIX) :]
                 q = body.lstrip(_LETTERS)
                 quote = q if q in _QUOTES else '"'
                 out.append(t)

@@ -179,8 +179,9 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     def ids(pairs):
         return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]
 
-    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, ids(train_tok), ids(valid_tok),
-                    corpus.stats())
+    return Prepared(
+        train, valid, test, featurizer, src_vocab, tgt_vocab, ids(train_tok), ids(valid_tok), corpus.stats()
+    )
 
 
 def token_weights(cfg: TrainConfig, vocab: Vocab) -> torch.Tensor | None:
@@ -335,7 +336,10 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, **({"fused": True} if cfg.fused_adamw else {}),
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-9,
+        **({"fused": True} if cfg.fused_adamw else {}),
     )
 
 
@@ -383,8 +387,16 @@ def valid_loss(model, pairs, cfg: TrainConfig, weights, device) -> float:
     return total / max(count, 1)
 
 
-def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: str = "cpu",
-                 valid_metric=None, log=print, progress: bool = True) -> dict:
+def run_training(
+    prep: Prepared,
+    cfg: TrainConfig,
+    work_dir: Path,
+    *,
+    device: str = "cpu",
+    valid_metric=None,
+    log=print,
+    progress: bool = True,
+) -> dict:
     """Train until the epoch budget, the time budget or patience runs out; resume from work_dir.
 
     `valid_metric(model) -> float` scores a decoding of the valid split (higher is better); the
@@ -407,8 +419,7 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
     weights = token_weights(cfg, prep.tgt_vocab)
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt = work_dir / "checkpoint"
-    meta = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None, "stale": 0,
-            "log": [], "seconds": 0.0}
+    meta = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None, "stale": 0, "log": [], "seconds": 0.0}
     if (ckpt / "meta.json").exists():
         meta.update(_load_checkpoint(ckpt, model, optimizer))
         log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
@@ -424,8 +435,13 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
         batches = make_batches(prep.train_pairs, cfg.batch_tokens, cfg.seed + epoch)
         batches = batches[rank::world][:steps_per_epoch]  # equal count on every rank
         epoch_loss, epoch_tokens, t0 = 0.0, 0, time.time()
-        bar = tqdm(range(meta["batch"], len(batches)), desc=f"epoch {epoch + 1}", disable=not progress or rank,
-                   leave=False, mininterval=5)
+        bar = tqdm(
+            range(meta["batch"], len(batches)),
+            desc=f"epoch {epoch + 1}",
+            disable=not progress or rank,
+            leave=False,
+            mininterval=5,
+        )
         for b in bar:
             src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev)
             lr = lr_at(step, cfg, total_steps)
@@ -439,9 +455,12 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
                 _save_checkpoint(ckpt, model, optimizer, meta)
                 last_ckpt = time.time()
         meta["batch"] = 0
-        row = {"epoch": epoch + 1, "train_loss": round(epoch_loss / max(epoch_tokens, 1), 4),
-               "tokens_per_s": round(epoch_tokens * world / max(time.time() - t0, 1e-6), 1),
-               "lr": round(lr_at(step, cfg, total_steps), 7)}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(epoch_loss / max(epoch_tokens, 1), 4),
+            "tokens_per_s": round(epoch_tokens * world / max(time.time() - t0, 1e-6), 1),
+            "lr": round(lr_at(step, cfg, total_steps), 7),
+        }
         if rank == 0:
             row["valid_loss"] = round(valid_loss(_unwrap(model), prep.valid_pairs, cfg, weights, dev), 4)
             if valid_metric is not None and (epoch + 1) % cfg.valid_every == 0:
@@ -469,9 +488,14 @@ def run_training(prep: Prepared, cfg: TrainConfig, work_dir: Path, *, device: st
             dist.broadcast(flag, 0)
             stop = bool(flag.item())
         if stop:
-            log(f"stopping after epoch {epoch + 1}: "
-                + ("no better valid metric for {} epochs".format(cfg.patience) if patience_out
-                   else f"time budget of {cfg.time_budget_min} min used"))
+            log(
+                f"stopping after epoch {epoch + 1}: "
+                + (
+                    "no better valid metric for {} epochs".format(cfg.patience)
+                    if patience_out
+                    else f"time budget of {cfg.time_budget_min} min used"
+                )
+            )
             break
     meta["seconds"] = time.time() - started
     if distributed:  # DDP keeps replicas equal; check it rather than trust it

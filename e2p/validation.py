@@ -20,8 +20,15 @@ def bleu_metric(prep: Prepared, cfg: TrainConfig, batch: int = 32, max_len: int 
     def metric(model) -> float:
         hyps = []
         for start in range(0, len(src_ids), batch):
-            outs = greedy_batch(model, src_ids[start : start + batch], min(max_len, cfg.max_tgt), Vocab.bos_id,
-                                Vocab.eos_id, Vocab.pad_id, unk_id=Vocab.unk_id)
+            outs = greedy_batch(
+                model,
+                src_ids[start : start + batch],
+                min(max_len, cfg.max_tgt),
+                Vocab.bos_id,
+                Vocab.eos_id,
+                Vocab.pad_id,
+                unk_id=Vocab.unk_id,
+            )
             for out, src in zip(outs, sources[start : start + batch]):
                 hyps.append(decode_code(restore_code(prep.tgt_vocab.decode(out), src.slots)))
         model.train()

@@ -30,8 +30,9 @@ class Vocab:
         counts = Counter(tok for seq in sequences for tok in seq)
         head = list(SPECIALS) + [t for t in dict.fromkeys(reserved) if t not in SPECIALS]
         taken = set(head)
-        frequent = sorted((t for t, n in counts.items() if n >= min_freq and t not in taken),
-                          key=lambda t: (-counts[t], t))
+        frequent = sorted(
+            (t for t, n in counts.items() if n >= min_freq and t not in taken), key=lambda t: (-counts[t], t)
+        )
         return cls(head + frequent)
 
     def __len__(self) -> int:

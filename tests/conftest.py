@@ -96,8 +96,14 @@ def run_cli(*args: str, timeout: float = 600, cwd: Path = REPO_ROOT, check: bool
     """Run `python -m <args>` from the repo root as a user would; returns CompletedProcess."""
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -116,8 +122,21 @@ def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
     `python -m train` on the synthetic corpus: a model that trains in seconds and learns little."""
     root = tmp_path_factory.mktemp("tiny")
     out = root / "artifacts"
-    run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
-            "--work-dir", str(root / "run"), "--quiet", "--max-epochs", "2", check=True)
+    run_cli(
+        "train",
+        "--data",
+        str(synthetic_corpus),
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(root / "run"),
+        "--quiet",
+        "--max-epochs",
+        "2",
+        check=True,
+    )
     return out
 
 

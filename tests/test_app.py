@@ -33,13 +33,17 @@ TEMPLATES = [
     ("write a python function to add {a} and {b}", "def add():\n    return {a} + {b}\nprint(add())"),
     ("write a python program to multiply {a} by {b}", "result = {a} * {b}\nprint(result)"),
     ("write a program to subtract {b} from {a}", "difference = {a} - {b}\nprint(difference)"),
-    ("write a python function to check if {a} is greater than {b}",
-     "def is_greater(x, y):\n    return x > y\nprint(is_greater({a}, {b}))"),
+    (
+        "write a python function to check if {a} is greater than {b}",
+        "def is_greater(x, y):\n    return x > y\nprint(is_greater({a}, {b}))",
+    ),
     ("print the numbers from {a} to {b}", "for i in range({a}, {b}):\n    print(i)"),
     ("write a python program to print the square of {a}", "number = {a}\nprint(number ** 2)"),
     ("make a list of {a} zeros and append {b}", "values = [0] * {a}\nvalues.append({b})\nprint(values)"),
-    ("write a function that returns the remainder of {a} divided by {b}",
-     "def remainder(x, y):\n    return x % y\nprint(remainder({a}, {b}))"),
+    (
+        "write a function that returns the remainder of {a} divided by {b}",
+        "def remainder(x, y):\n    return x % y\nprint(remainder({a}, {b}))",
+    ),
 ]
 
 
@@ -49,8 +53,7 @@ def synthetic_corpus(path: Path) -> Path:
         for prompt, code in TEMPLATES:
             for a in range(2, 9):
                 for b in range(11, 17):
-                    out.write(json.dumps({"prompt": prompt.format(a=a, b=b),
-                                          "code": code.format(a=a, b=b)}) + "\n")
+                    out.write(json.dumps({"prompt": prompt.format(a=a, b=b), "code": code.format(a=a, b=b)}) + "\n")
     return path
 
 
@@ -63,11 +66,34 @@ def build_artifacts(base: Path, preset: str = "tiny", **changes) -> Path:
     corpus = synthetic_corpus(base / "corpus.jsonl")
     config = json.loads((REPO / f"train/configs/{preset}.json").read_text())
     # Enough epochs that the model learns the templates (short outputs: fast tests).
-    config.update(max_epochs=40, patience=100, lr=0.005, warmup_steps=20, batch_tokens=1500,
-                  d_model=48, d_ff=96, time_budget_min=3, **changes)
+    config.update(
+        max_epochs=40,
+        patience=100,
+        lr=0.005,
+        warmup_steps=20,
+        batch_tokens=1500,
+        d_model=48,
+        d_ff=96,
+        time_budget_min=3,
+        **changes,
+    )
     (base / "config.json").write_text(json.dumps(config))
-    cmd = [sys.executable, "-m", "train", "--data", str(corpus), "--config", str(base / "config.json"),
-           "--out", str(out), "--work-dir", str(base / "work"), "--quiet", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "train",
+        "--data",
+        str(corpus),
+        "--config",
+        str(base / "config.json"),
+        "--out",
+        str(out),
+        "--work-dir",
+        str(base / "work"),
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"building test artifacts failed:\n{done.stdout}\n{done.stderr}"
     return out
@@ -93,7 +119,9 @@ def find_or_build_copy_artifacts(tmp_path_factory) -> Path:
     folder = find_or_build_artifacts(tmp_path_factory)
     if has_copy_attention(folder):
         return folder
-    return build_artifacts(tmp_path_factory.getbasetemp() / "e2p_app_copy_artifacts", "tiny_copy", pool=0, rerank="parse")
+    return build_artifacts(
+        tmp_path_factory.getbasetemp() / "e2p_app_copy_artifacts", "tiny_copy", pool=0, rerank="parse"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -134,8 +162,7 @@ def copy_app(copy_artifacts, monkeypatch):
 def generate(at, prompt: str, **controls):
     at.text_area(key="prompt_text").input(prompt)
     for key, value in controls.items():
-        widget = [w for kind in ("radio", "slider", "selectbox") for w in getattr(at, kind)
-                  if w.key == key]
+        widget = [w for kind in ("radio", "slider", "selectbox") for w in getattr(at, kind) if w.key == key]
         assert len(widget) == 1, key
         widget[0].set_value(value)
     generate_button(at).click()
@@ -191,7 +218,8 @@ def test_views_and_controls(app):
     examples = [b for b in app.button if (b.key or "").startswith("example_")]
     assert [b.label for b in examples] == list(sup.EXAMPLE_PROMPTS)
     assert {"strategy", "beam_size", "temperature", "top_p", "max_len", "rerank"} <= {
-        w.key for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind)}
+        w.key for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind)
+    }
     assert app.text_area(key="prompt_text").value == ""
     assert not tab(app, "Samples").children  # only the open view is drawn
     assert any("Generate some code first" in i.value for i in open_view(app, "Attention").info)
@@ -219,8 +247,11 @@ def own_answers_only(monkeypatch):
     from e2p.generator import Generator
 
     real = Generator.generate
-    monkeypatch.setattr(Generator, "generate",
-                        lambda self, *args, **kwargs: real(self, *args, **{**kwargs, "pool": 0, "fallback": False}))
+    monkeypatch.setattr(
+        Generator,
+        "generate",
+        lambda self, *args, **kwargs: real(self, *args, **{**kwargs, "pool": 0, "fallback": False}),
+    )
 
 
 def test_generate_marks_where_each_token_came_from(copy_app, monkeypatch):
@@ -248,8 +279,9 @@ def test_retrieved_code_is_labelled_retrieval_and_not_marked(copy_app, monkeypat
     from e2p.generator import Generator
 
     real = Generator.generate
-    monkeypatch.setattr(Generator, "generate",
-                        lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), source="retrieval"))
+    monkeypatch.setattr(
+        Generator, "generate", lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), source="retrieval")
+    )
     generate(copy_app, PROMPT)
     gen_tab = tab(copy_app, "Generate")
     said = [m.value for m in gen_tab.get("markdown")]
@@ -264,9 +296,13 @@ def test_without_copy_attention_the_view_says_so(app, monkeypatch):
     from e2p.generator import Generator
 
     real = Generator.generate
-    monkeypatch.setattr(Generator, "generate",
-                        lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), source="model",
-                                                              tokens_are_code=True, origins=None))
+    monkeypatch.setattr(
+        Generator,
+        "generate",
+        lambda self, *args, **kwargs: replace(
+            real(self, *args, **kwargs), source="model", tokens_are_code=True, origins=None
+        ),
+    )
     generate(app, PROMPT)
     no_traceback(app)
     gen_tab = tab(app, "Generate")
@@ -288,7 +324,9 @@ def test_code_that_does_not_parse_shows_where(app, monkeypatch):
     monkeypatch.setattr(Generator, "generate", unparsable)
     generate(app, PROMPT)
     assert not app.success
-    assert any(e.value == "The code does not parse: line 2: expected ':'" for e in app.error), [e.value for e in app.error]
+    assert any(e.value == "The code does not parse: line 2: expected ':'" for e in app.error), [
+        e.value for e in app.error
+    ]
     assert bad.strip() in [c.value.strip() for c in tab(app, "Generate").get("code")]
 
 
@@ -417,10 +455,20 @@ def long_result(rows: int = 70, cols: int = 12, layers: int = 2, heads: int = 2)
     out = [f"t{i}" for i in range(rows - 1)]
     src = [f"w{i}" for i in range(cols)]
     return GenerationResult(
-        prompt="long", code="x = 1\n", formatted="x = 1\n", parses=True, error=None,
-        source="model", src_tokens=src, tgt_tokens=out + ["<eos>"], tgt_input_tokens=["<bos>"] + out,
-        token_probs=[0.5] * len(out), alternatives=[[]] * len(out), candidates=[],
-        attention={"encoder": maps(cols, cols), "decoder": maps(rows, rows), "cross": maps(rows, cols)})
+        prompt="long",
+        code="x = 1\n",
+        formatted="x = 1\n",
+        parses=True,
+        error=None,
+        source="model",
+        src_tokens=src,
+        tgt_tokens=out + ["<eos>"],
+        tgt_input_tokens=["<bos>"] + out,
+        token_probs=[0.5] * len(out),
+        alternatives=[[]] * len(out),
+        candidates=[],
+        attention={"encoder": maps(cols, cols), "decoder": maps(rows, rows), "cross": maps(rows, cols)},
+    )
 
 
 def test_attention_window_for_long_outputs(app):
@@ -432,7 +480,7 @@ def test_attention_window_for_long_outputs(app):
     app.slider(key="att_start").set_value(25).run()
     main, grid = heatmaps(tab(app, "Attention"))
     labels = axis_labels(result.tgt_tokens)
-    assert main["data"][0]["y"] == labels[25:25 + sup.WINDOW]  # true positions kept
+    assert main["data"][0]["y"] == labels[25 : 25 + sup.WINDOW]  # true positions kept
     pick = ov.peaked_head(result.attention["cross"])  # no retrieved example: every column is the prompt's
     assert np.allclose(z_matrix(main["data"][0]), result.attention["cross"][pick.layer, pick.head][25:65])
     assert grid["layout"]["yaxis"]["range"] == [25 + sup.WINDOW - 0.5, 24.5]
@@ -582,8 +630,7 @@ def test_missing_manifest_page(monkeypatch, tmp_path, artifacts):
 def no_traceback(at) -> None:
     """No exception element, and nothing on the page reads like Python internals."""
     assert not at.exception, [e.value for e in at.exception]
-    shown = " ".join(e.value for kind in ("error", "warning", "info", "caption", "markdown")
-                     for e in getattr(at, kind))
+    shown = " ".join(e.value for kind in ("error", "warning", "info", "caption", "markdown") for e in getattr(at, kind))
     assert "Traceback" not in shown and 'File "' not in shown
 
 
@@ -615,8 +662,9 @@ def test_corrupt_memory_line_page(monkeypatch, tmp_path, artifacts):
     assert any("memory.jsonl line" in e.value for e in at.error), [e.value for e in at.error]
 
 
-@pytest.mark.parametrize("prompt", ["", "   ", "\x00", "write a python function to add \x00 and 3",
-                                    "add 3 and 4 " * 2000])
+@pytest.mark.parametrize(
+    "prompt", ["", "   ", "\x00", "write a python function to add \x00 and 3", "add 3 and 4 " * 2000]
+)
 def test_bad_prompts_show_no_traceback(app, prompt):
     generate(app, prompt, strategy="greedy", max_len=16)
     no_traceback(app)
@@ -641,8 +689,9 @@ def test_unexpected_error_while_generating_is_one_sentence(app, monkeypatch, cap
     assert "secret internals" in caplog.text  # the details stay on the server
 
 
-@pytest.mark.parametrize("view, helper", [("Model", "model_card"), ("Samples", "gallery_summary"),
-                                          ("Attention", "attention_parts")])
+@pytest.mark.parametrize(
+    "view, helper", [("Model", "model_card"), ("Samples", "gallery_summary"), ("Attention", "attention_parts")]
+)
 def test_unexpected_error_in_a_view_is_one_sentence(app, monkeypatch, caplog, view, helper):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("secret internals")
@@ -662,8 +711,12 @@ def test_app_says_programs_are_not_run_without_the_sandbox(sandbox_off, app):
     no_traceback(app)
 
     def not_run_lines():
-        return [e.value for kind in ("info", "warning") for e in getattr(app, kind)
-                if "programs are not run" in e.value.lower()]
+        return [
+            e.value
+            for kind in ("info", "warning")
+            for e in getattr(app, kind)
+            if "programs are not run" in e.value.lower()
+        ]
 
     assert len(not_run_lines()) == 1 and sandbox_off.SWITCH in not_run_lines()[0]
     assert any(c.value.startswith("No program is run on this server") for c in app.caption)
@@ -677,8 +730,9 @@ def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts
 
     from e2p import sandbox
 
-    monkeypatch.setattr(sandbox, "sandbox_status",
-                        lambda: sandbox.SandboxStatus(True, "", "bubblewrap, then uid 65534"))
+    monkeypatch.setattr(
+        sandbox, "sandbox_status", lambda: sandbox.SandboxStatus(True, "", "bubblewrap, then uid 65534")
+    )
     monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     no_traceback(at)

@@ -28,10 +28,19 @@ def fake_result(layers: int = 2, heads: int = 3, attention: bool = True) -> Gene
 
     att = {"encoder": maps(S, S), "decoder": maps(T, T), "cross": maps(T, S)} if attention else {}
     return GenerationResult(
-        prompt="add 2 and 3", code="print(2 + 3)\n", formatted="print(2 + 3)\n", parses=True,
-        error=None, source="model", src_tokens=SRC, tgt_tokens=TGT_OUT + ["<eos>"],
-        tgt_input_tokens=["<bos>"] + TGT_OUT, token_probs=[0.9] * len(TGT_OUT),
-        alternatives=[[("x", 0.05)]] * len(TGT_OUT), candidates=[], attention=att,
+        prompt="add 2 and 3",
+        code="print(2 + 3)\n",
+        formatted="print(2 + 3)\n",
+        parses=True,
+        error=None,
+        source="model",
+        src_tokens=SRC,
+        tgt_tokens=TGT_OUT + ["<eos>"],
+        tgt_input_tokens=["<bos>"] + TGT_OUT,
+        token_probs=[0.9] * len(TGT_OUT),
+        alternatives=[[("x", 0.05)]] * len(TGT_OUT),
+        candidates=[],
+        attention=att,
     )
 
 
@@ -112,8 +121,7 @@ def test_confidence_pieces_read_like_the_code():
 
 
 def test_confidence_pieces_marks_layout_and_end():
-    pieces = sup.confidence_pieces(["if", "x", ":", "<nl>", "<indent>", "pass", "<nl>", "<dedent>",
-                                    "y", "<eos>"])
+    pieces = sup.confidence_pieces(["if", "x", ":", "<nl>", "<indent>", "pass", "<nl>", "<dedent>", "y", "<eos>"])
     assert pieces[3] == "\n" and pieces[4] == "⇥" and pieces[5] == "    pass"
     assert pieces[7] == "⇤" and pieces[8] == "y" and pieces[-1] == "⏎end"
 
@@ -214,14 +222,27 @@ def test_attention_json_round_trip():
 def _sample(prompt, ok, parses=True, bleu=50.0, runs=True):
     m = {"bleu": bleu, "parses": parses, "exact": ok, "runs": runs, "exec_match": ok}
     code = "print(1)" if ok else "print(2)"
-    return {"prompt": prompt, "reference": "print(1)", "default": code, "beam": code,
-            "greedy": "x = 1", "retrieval": "y = 2",
-            "metrics": {"model": m, "model-beam": m, "model-greedy": dict(m, exact=False, exec_match=False, bleu=10.0),
-                        "retrieval": dict(m, parses=False)}}
+    return {
+        "prompt": prompt,
+        "reference": "print(1)",
+        "default": code,
+        "beam": code,
+        "greedy": "x = 1",
+        "retrieval": "y = 2",
+        "metrics": {
+            "model": m,
+            "model-beam": m,
+            "model-greedy": dict(m, exact=False, exec_match=False, bleu=10.0),
+            "retrieval": dict(m, parses=False),
+        },
+    }
 
 
-SAMPLES = [_sample("print one", True, bleu=100.0), _sample("add two numbers", False, bleu=20.0),
-           _sample("reverse a string", False, parses=False, bleu=5.0, runs=False)]
+SAMPLES = [
+    _sample("print one", True, bleu=100.0),
+    _sample("add two numbers", False, bleu=20.0),
+    _sample("reverse a string", False, parses=False, bleu=5.0, runs=False),
+]
 
 
 def test_filter_samples_status():
@@ -269,15 +290,33 @@ def test_gallery_summary_and_labels():
 
 
 def test_metrics_rows_and_model_card():
-    metrics = {"model": {"n": 10, "bleu": 40.123, "parse_rate": 0.9, "exact_match": 0.2,
-                         "exec_match": 0.3, "runs_rate": 0.5, "settings": "beam 5"},
-               "retrieval": {"n": 10, "bleu": 30.0, "parse_rate": 1.0, "exact_match": 0.1,
-                             "exec_match": None, "runs_rate": 1.0, "settings": "tf-idf"}}
+    metrics = {
+        "model": {
+            "n": 10,
+            "bleu": 40.123,
+            "parse_rate": 0.9,
+            "exact_match": 0.2,
+            "exec_match": 0.3,
+            "runs_rate": 0.5,
+            "settings": "beam 5",
+        },
+        "retrieval": {
+            "n": 10,
+            "bleu": 30.0,
+            "parse_rate": 1.0,
+            "exact_match": 0.1,
+            "exec_match": None,
+            "runs_rate": 1.0,
+            "settings": "tf-idf",
+        },
+    }
     rows = sup.metrics_rows(metrics)
     assert [r["system"] for r in rows] == ["model", "retrieval"]
     assert rows[0]["BLEU"] == 40.1 and rows[0]["parses"] == 90.0 and rows[1]["exec match"] is None
-    config = {"model": {"d_model": 64, "n_heads": 4, "enc_layers": 2, "dec_layers": 3},
-              "features": {"copy": True, "retrieval": False}}
+    config = {
+        "model": {"d_model": 64, "n_heads": 4, "enc_layers": 2, "dec_layers": 3},
+        "features": {"copy": True, "retrieval": False},
+    }
     card = dict(sup.model_card(config, {"epochs": 7}, 12345))
     assert card["parameters"] == "12,345" and card["layers"] == "2 encoder, 3 decoder"
     assert "4 heads" in card["width"] and card["inputs"].startswith("copy")
@@ -288,18 +327,33 @@ def test_metrics_rows_and_model_card():
 
 
 def test_unmeasured_runs_in_metrics():
-    metrics = {"model": {"n": 10, "bleu": 40.0, "parse_rate": 0.9, "exact_match": 0.2,
-                         "exec_match": "unavailable", "runs_rate": "unavailable",
-                         "runs_unavailable": "bubblewrap (bwrap) is not installed"},
-               "retrieval": {"n": 10, "bleu": 30.0, "parse_rate": 1.0, "exact_match": 0.1,
-                             "exec_match": 0.5, "runs_rate": 1.0}}
+    metrics = {
+        "model": {
+            "n": 10,
+            "bleu": 40.0,
+            "parse_rate": 0.9,
+            "exact_match": 0.2,
+            "exec_match": "unavailable",
+            "runs_rate": "unavailable",
+            "runs_unavailable": "bubblewrap (bwrap) is not installed",
+        },
+        "retrieval": {
+            "n": 10,
+            "bleu": 30.0,
+            "parse_rate": 1.0,
+            "exact_match": 0.1,
+            "exec_match": 0.5,
+            "runs_rate": 1.0,
+        },
+    }
     rows = sup.metrics_rows(metrics)
     assert rows[0]["exec match"] is None and rows[0]["runs"] is None and rows[1]["exec match"] == 50.0
     bars = sup.metric_bars(metrics)
     assert bars["model"] == {"BLEU": 40.0, "parse %": 90.0, "exec match %": None}
     assert bars["retrieval"]["exec match %"] == 50.0
-    assert sup.unmeasured_note(metrics) == ("Runs and exec match are unavailable for model: programs were "
-                                            "not run (bubblewrap (bwrap) is not installed).")
+    assert sup.unmeasured_note(metrics) == (
+        "Runs and exec match are unavailable for model: programs were " "not run (bubblewrap (bwrap) is not installed)."
+    )
     assert sup.unmeasured_note({"retrieval": metrics["retrieval"]}) is None
 
 

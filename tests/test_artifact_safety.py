@@ -12,8 +12,16 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT, run_cli
 
-from e2p.artifacts import (MANIFEST, REQUIRED, ArtifactError, read_memory, replaceable_files,
-                           sha256_file, verify, write_manifest)
+from e2p.artifacts import (
+    MANIFEST,
+    REQUIRED,
+    ArtifactError,
+    read_memory,
+    replaceable_files,
+    sha256_file,
+    verify,
+    write_manifest,
+)
 from e2p.errors import E2PError
 
 
@@ -124,13 +132,17 @@ def test_unmeasured_runs_print_unavailable():
     from e2p.evaluation import SystemResult, as_json, table
     from e2p.metrics import EvalReport
 
-    report = EvalReport(n=3, bleu=12.5, parse_rate=1.0, exact_match=0.0, exec_match=None, n_executable=2,
-                        runs_rate=None, n_runs=3)
+    report = EvalReport(
+        n=3, bleu=12.5, parse_rate=1.0, exact_match=0.0, exec_match=None, n_executable=2, runs_rate=None, n_runs=3
+    )
     report.runs_unavailable = "bubblewrap (bwrap) is not installed"
-    measured = EvalReport(n=3, bleu=10.0, parse_rate=1.0, exact_match=0.0, exec_match=0.5, n_executable=2,
-                          runs_rate=1.0, n_runs=3)
-    results = [SystemResult("model", ["", "", ""], report, "greedy"),
-               SystemResult("retrieval", ["", "", ""], measured, "tf-idf")]
+    measured = EvalReport(
+        n=3, bleu=10.0, parse_rate=1.0, exact_match=0.0, exec_match=0.5, n_executable=2, runs_rate=1.0, n_runs=3
+    )
+    results = [
+        SystemResult("model", ["", "", ""], report, "greedy"),
+        SystemResult("retrieval", ["", "", ""], measured, "tf-idf"),
+    ]
     text = table(results)
     model_row = next(line for line in text.splitlines() if line.startswith("model"))
     assert model_row.count("unavailable") == 2 and "100.0%" in model_row
@@ -151,8 +163,19 @@ def copied_run(tiny_artifacts, tmp_path) -> Path:
 
 
 def export_only(corpus, work: Path, *out: str):
-    return run_cli("train", "--data", str(corpus), "--config", "tiny", "--work-dir", str(work),
-                   "--export-only", "--no-eval", "--quiet", *out)
+    return run_cli(
+        "train",
+        "--data",
+        str(corpus),
+        "--config",
+        "tiny",
+        "--work-dir",
+        str(work),
+        "--export-only",
+        "--no-eval",
+        "--quiet",
+        *out,
+    )
 
 
 @pytest.mark.slow
@@ -201,10 +224,25 @@ def test_export_replaces_only_the_files_its_manifest_lists(tiny_artifacts, synth
 @pytest.mark.slow
 def test_evaluate_refuses_another_corpus_unless_allowed(tiny_artifacts, synthetic_corpus, tmp_path):
     other = tmp_path / "other.jsonl"
-    other.write_text(synthetic_corpus.read_text() + json.dumps({"prompt": "print hello world",
-                                                                 "code": "print('hello world')"}) + "\n")
-    args = ("e2p", "evaluate", "--data", str(other), "--artifacts", str(tiny_artifacts), "--beam", "1",
-            "--limit", "2", "--rerank", "parse")
+    other.write_text(
+        synthetic_corpus.read_text()
+        + json.dumps({"prompt": "print hello world", "code": "print('hello world')"})
+        + "\n"
+    )
+    args = (
+        "e2p",
+        "evaluate",
+        "--data",
+        str(other),
+        "--artifacts",
+        str(tiny_artifacts),
+        "--beam",
+        "1",
+        "--limit",
+        "2",
+        "--rerank",
+        "parse",
+    )
     proc = run_cli(*args)
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr
     lines = proc.stderr.splitlines()
@@ -228,8 +266,12 @@ def test_every_shipped_memory_row_is_a_train_example(folder, full_corpus, eval_r
     assert rows
     not_train = [(row["line"], split(row["prompt"])) for row in rows if split(row["prompt"]) != "train"]
     assert not_train == []
-    unknown = [row["line"] for row in rows if row["line"] not in by_line
-               or (by_line[row["line"]].prompt, by_line[row["line"]].code) != (row["prompt"], row["code"])]
+    unknown = [
+        row["line"]
+        for row in rows
+        if row["line"] not in by_line
+        or (by_line[row["line"]].prompt, by_line[row["line"]].code) != (row["prompt"], row["code"])
+    ]
     assert unknown == []
     test_and_valid = sum(split(ex.prompt) != "train" for ex in full_corpus.examples)
     assert test_and_valid > 0  # the rule does hold examples back, so the check above has teeth

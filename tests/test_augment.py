@@ -55,8 +55,10 @@ def test_paraphrase_swaps_only_the_opening():
 
 
 def test_augmented_examples_compile_and_remember_their_family():
-    train = [Example("write a python function to add two numbers", "def add(a, b):\n    s = a + b\n    return s\n", 1),
-             Example("write a program to print hello", "msg = 'hello'\nprint(msg)\n", 4)]
+    train = [
+        Example("write a python function to add two numbers", "def add(a, b):\n    s = a + b\n    return s\n", 1),
+        Example("write a program to print hello", "msg = 'hello'\nprint(msg)\n", 4),
+    ]
     out = augment_examples(train, copies=3, seed=1)
     assert out, "some variants are expected"
     for ex in out:

@@ -25,16 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_app import PROMPT, REPO, find_or_build_copy_artifacts  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SCREENS = Path("/tmp/e2p_screens")
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                       reason=f"{CHROMIUM} not found: apt-get install -y chromium"),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"{CHROMIUM} not found: apt-get install -y chromium"),
 ]
 
 
@@ -63,11 +67,24 @@ def streamlit_server(artifacts: Path, port: int | None = None):
     """`streamlit run streamlit_app.py` headless on a free port; yields its URL, then stops it."""
     port = port or free_port()
     env = dict(os.environ, E2P_ARTIFACTS=str(artifacts), E2P_THREADS="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app.py"),
-           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "streamlit_app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
@@ -98,8 +115,7 @@ def browser():
 
 def wait_idle(page, timeout: float = 60_000) -> None:
     """Wait until the app's script is not running (Streamlit marks it on the app root)."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                           timeout=timeout)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
 def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
@@ -142,15 +158,16 @@ def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
     heatmap = page.locator(".js-plotly-plot:visible").first
     heatmap.wait_for(state="visible", timeout=30_000)
     assert page.locator(".js-plotly-plot:visible .heatmaplayer").count() >= 1
-    page.locator(".js-plotly-plot:visible .gtitle",  # opens on one head, picked and said why
-                 has_text=re.compile(r"Cross-attention — layer \d+, head \d+")).wait_for(timeout=30_000)
+    page.locator(
+        ".js-plotly-plot:visible .gtitle",  # opens on one head, picked and said why
+        has_text=re.compile(r"Cross-attention — layer \d+, head \d+"),
+    ).wait_for(timeout=30_000)
     page.get_by_text(re.compile(r"^Opened on layer \d+, head \d+")).wait_for(timeout=10_000)
     assert page.locator(".e2p-prompt-attention").count() == 1
     page.screenshot(path=str(tmp_path / "2-attention.png"), full_page=True)
     for kind in ("Decoder self-attention", "Encoder self-attention"):  # the other two kinds
         page.get_by_text(kind, exact=False).first.click()
-        page.locator(".js-plotly-plot:visible .gtitle", has_text=f"{kind} — layer").wait_for(
-            timeout=30_000)
+        page.locator(".js-plotly-plot:visible .gtitle", has_text=f"{kind} — layer").wait_for(timeout=30_000)
     page.get_by_text("Show all", exact=False).first.click()  # every head of the layer
     page.locator(".js-plotly-plot:visible .gtitle", has_text="every head").wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot:visible").count() == 2

@@ -58,9 +58,7 @@ def test_data_dump_test_split(mini_corpus_path, eval_rule):
         assert isinstance(row["prompt"], str) and isinstance(row["code"], str)
         assert eval_split(row["prompt"]) == "test"
         compile(row["code"], "<dump>", "exec")
-    assert [r["prompt"] for r in rows] == [
-        "Write a Python function to compute the sum of digits of a number:"
-    ]
+    assert [r["prompt"] for r in rows] == ["Write a Python function to compute the sum of digits of a number:"]
     assert rows[0]["code"] == "def digit_sum(n):\n    return sum(int(d) for d in str(n))"
 
 
@@ -85,9 +83,7 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize(
-    "kind", ["missing", "empty", "binary", "non-utf8", "directory", "no-headings"]
-)
+@pytest.mark.parametrize("kind", ["missing", "empty", "binary", "non-utf8", "directory", "no-headings"])
 def test_data_stats_bad_input(tmp_path, kind):
     path = _bad_inputs(tmp_path)[kind]
     line = assert_one_line_error(run_e2p("data", "stats", path))
@@ -126,8 +122,14 @@ BROKEN_COMMANDS = (  # e2p.commands fails to import, as it would with a dependen
 
 @pytest.mark.parametrize("args", [["generate", "add 2 and 3"], ["evaluate"], ["data", "--help"]])
 def test_a_broken_command_module_fails_loudly(args):
-    proc = subprocess.run([sys.executable, "-c", BROKEN_COMMANDS, *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", BROKEN_COMMANDS, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("e2p: error: the generate, evaluate and bench commands cannot be loaded")

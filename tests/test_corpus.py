@@ -23,9 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::Deprec
 
 # The fixture's kept examples, in file order: prompt the model sees -> cleaned code.
 EXPECTED = {
-    "write a python program to add two numbers": (
-        "num1 = 1.5\nnum2 = 6.3\nsum = num1 + num2\nprint(f'Sum: {sum}')"
-    ),
+    "write a python program to add two numbers": ("num1 = 1.5\nnum2 = 6.3\nsum = num1 + num2\nprint(f'Sum: {sum}')"),
     # `# 88 write ...`
     "write a python function to multiply two numbers": "def multiply(a, b):\n    return a * b",
     # `#17 Write ...`
@@ -52,18 +50,10 @@ EXPECTED = {
         "def tab_sum(values):\n    total = 0\n    for v in values:\n        total += v\n    return total"
     ),
     "write a python function to find the sign of a number with 2-space indentation": (
-        "def sign(n):\n"
-        "    if n > 0:\n"
-        "        return 1\n"
-        "    elif n < 0:\n"
-        "        return -1\n"
-        "    return 0"
+        "def sign(n):\n" "    if n > 0:\n" "        return 1\n" "    elif n < 0:\n" "        return -1\n" "    return 0"
     ),
     "write a python function to print the even numbers below a limit with 3-space indentation": (
-        "def print_evens(limit):\n"
-        "    for i in range(limit):\n"
-        "        if i % 2 == 0:\n"
-        "            print(i)"
+        "def print_evens(limit):\n" "    for i in range(limit):\n" "        if i % 2 == 0:\n" "            print(i)"
     ),
     "write a python function to classify numbers with mixed indentation": (
         "def classify(nums):\n"
@@ -137,9 +127,7 @@ def test_exact_codes(mini):
 def test_exact_prompts_except_the_indented_heading(mini):
     prompts = [ex.prompt for ex in mini.examples]
     indented = "write a python function to check if a number is even"
-    assert [p for p in prompts if prompt_key(p) != indented] == [
-        p for p in EXPECTED if p != indented
-    ]
+    assert [p for p in prompts if prompt_key(p) != indented] == [p for p in EXPECTED if p != indented]
 
 
 def test_indented_heading_prompt_has_no_hash(mini):
@@ -160,9 +148,7 @@ def test_numbered_prompts_lose_their_number(mini):
 def test_code_comments_never_become_headings(mini):
     for ex in mini.examples:
         low = ex.prompt.lower()
-        assert not low.startswith(
-            ("printing", "initializing", "driver", "a comment", "walk over", "an over")
-        )
+        assert not low.startswith(("printing", "initializing", "driver", "a comment", "walk over", "an over"))
         assert "#" not in ex.code
 
 
@@ -204,9 +190,7 @@ def test_split_of_the_fixture(mini, eval_rule):
     assert [ex.prompt for ex in mini.split("test")] == [
         "Write a Python function to compute the sum of digits of a number:"
     ]
-    assert [ex.prompt for ex in mini.split("valid")] == [
-        "write a python function to find the last element of a list"
-    ]
+    assert [ex.prompt for ex in mini.split("valid")] == ["write a python function to find the last element of a list"]
     assert len(mini.split("train")) == 16
 
 
@@ -317,12 +301,7 @@ def test_split_rule_fixed_points():
     assert split_of("write a python function to compute the sum of digits of a number") == "test"
     assert split_of("write a python function to find the last element of a list") == "valid"
     assert split_of("write a python program to add two numbers") == "train"
-    assert (
-        split_of(
-            prompt_key("# 5. Write a Python function to compute the sum of digits of a number:")
-        )
-        == "test"
-    )
+    assert split_of(prompt_key("# 5. Write a Python function to compute the sum of digits of a number:")) == "test"
 
 
 def test_splits_partition_the_examples(mini):
@@ -398,9 +377,7 @@ def test_crlf_line_endings_read_the_same(tmp_path, mini_corpus_path, mini):
     path = tmp_path / "crlf.txt"
     path.write_bytes(mini_corpus_path.read_bytes().replace(b"\n", b"\r\n"))
     other = read_corpus(path)
-    assert [(ex.prompt, ex.code) for ex in other.examples] == [
-        (ex.prompt, ex.code) for ex in mini.examples
-    ]
+    assert [(ex.prompt, ex.code) for ex in other.examples] == [(ex.prompt, ex.code) for ex in mini.examples]
 
 
 # ----------------------------------------------------------------------------- the real corpus

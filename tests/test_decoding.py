@@ -302,8 +302,14 @@ def test_forced_scoring_agrees_with_search(model):
     from e2p.decoding import score_targets
 
     src = [5, 6, 7, 8, 9]
-    hyps = decode(model, src, DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=12),
-                  bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    hyps = decode(
+        model,
+        src,
+        DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=12),
+        bos_id=BOS,
+        eos_id=EOS,
+        pad_id=PAD,
+    )
     scored = score_targets(model, src, [h.tokens for h in hyps], bos_id=BOS, eos_id=EOS, pad_id=PAD)
     for h, s in zip(hyps, scored):
         if h.hit_max_len:
@@ -334,8 +340,9 @@ def test_syntax_guard_is_off_by_default_and_needs_the_vocabulary(model):
     # vocab_tokens alone changes nothing: the guard is a setting
     plain = DecodeSettings(strategy="beam", beam_size=3, max_len=10)
     tokens = [f"t{i}" for i in range(V)]
-    assert [h.tokens for h in decode(model, SRC, plain, **IDS)] == \
-        [h.tokens for h in decode(model, SRC, plain, **IDS, vocab_tokens=tokens)]
+    assert [h.tokens for h in decode(model, SRC, plain, **IDS)] == [
+        h.tokens for h in decode(model, SRC, plain, **IDS, vocab_tokens=tokens)
+    ]
     assert not any(h.cut for h in decode(model, SRC, plain, **IDS))
 
 
@@ -351,8 +358,7 @@ def guarded_code(h) -> str:
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
 def test_syntax_guard_outputs_compile_and_keep_the_hypothesis_invariants(model, strategy):
-    s = DecodeSettings(strategy=strategy, max_len=20, beam_size=3, n_best=3, num_samples=4, seed=5,
-                       syntax_guard=True)
+    s = DecodeSettings(strategy=strategy, max_len=20, beam_size=3, n_best=3, num_samples=4, seed=5, syntax_guard=True)
     free = decode(model, SRC, replace(s, syntax_guard=False), **IDS)
     assert any(not _compiles(guarded_code(h)) for h in free)  # this model does not write Python
     for src in (SRC, [4, EOS], [13, 12, 11, 10, 9, 8, 7, EOS]):

@@ -22,11 +22,32 @@ def test_torchrun_two_cpu_processes_agree_on_weights(synthetic_corpus, tmp_path)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-         "-m", "train", "--data", str(synthetic_corpus), "--config", str(tmp_path / "cfg.json"),
-         "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "run"), "--quiet", "--no-eval",
-         "--threads", "1"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={port}",
+            "-m",
+            "train",
+            "--data",
+            str(synthetic_corpus),
+            "--config",
+            str(tmp_path / "cfg.json"),
+            "--out",
+            str(tmp_path / "out"),
+            "--work-dir",
+            str(tmp_path / "run"),
+            "--quiet",
+            "--no-eval",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     match = re.search(r"all 2 ranks hold the same weights \(sha256 ([0-9a-f]{64})\) after (\d+) steps", proc.stdout)

@@ -10,8 +10,13 @@ def test_code_cut_at_the_length_limit_is_flagged(tiny_artifacts):
     result = g.generate("write a function to add two numbers", cut, rerank="score", pool=0, fallback=False)
     assert result.tokens_are_code and len(result.tgt_tokens) == 4  # 3 tokens and <eos>
     assert any("length limit of 3 tokens" in w for w in result.warnings)
-    free = g.generate("write a function to add two numbers", DecodeSettings(strategy="greedy", max_len=60),
-                      rerank="score", pool=0, fallback=False)
+    free = g.generate(
+        "write a function to add two numbers",
+        DecodeSettings(strategy="greedy", max_len=60),
+        rerank="score",
+        pool=0,
+        fallback=False,
+    )
     assert len(free.tgt_tokens) - 1 < 60 or any("length limit" in w for w in free.warnings)
     if len(free.tgt_tokens) - 1 < 60:
         assert not any("length limit" in w for w in free.warnings)

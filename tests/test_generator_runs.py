@@ -10,8 +10,9 @@ from e2p import sandbox
 from e2p.generator import Generator
 from e2p.sandbox import RunBudget
 
-needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_status().available,
-                                   reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}")
+needs_sandbox = pytest.mark.skipif(
+    not sandbox.sandbox_status().available, reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}"
+)
 
 
 @pytest.mark.parametrize("rerank", ["run", "ranker"])
@@ -43,8 +44,10 @@ def test_a_request_runs_candidates_within_its_total_budget(tiny_artifacts, monke
 def test_runs_share_a_process_wide_cap(monkeypatch):
     monkeypatch.setattr(sandbox, "_SLOTS", threading.BoundedSemaphore(1))
     results = []
-    threads = [threading.Thread(target=lambda: results.append(sandbox.run_code("import time; time.sleep(0.4)")))
-               for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: results.append(sandbox.run_code("import time; time.sleep(0.4)")))
+        for _ in range(3)
+    ]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -69,10 +72,25 @@ def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
     from conftest import run_cli
 
     prompts = tiny_artifacts.parent / "prompts.txt"
-    prompts.write_text("write a function to add two numbers\nprint the sum of 3 and 4 (\nsort a list \"x\\\"\n")
+    prompts.write_text('write a function to add two numbers\nprint the sum of 3 and 4 (\nsort a list "x\\"\n')
     for guard in ("--syntax-guard", "--no-syntax-guard"):
-        proc = run_cli("e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts), "--beam", "1",
-                       "--rerank", "score", "--pool", "0", "--no-fallback", guard, check=True)
+        proc = run_cli(
+            "e2p",
+            "generate",
+            "--batch",
+            str(prompts),
+            "--artifacts",
+            str(tiny_artifacts),
+            "--beam",
+            "1",
+            "--rerank",
+            "score",
+            "--pool",
+            "0",
+            "--no-fallback",
+            guard,
+            check=True,
+        )
         rows = [json.loads(line) for line in proc.stdout.splitlines()]
         assert len(rows) == 3
         if guard == "--syntax-guard":

@@ -90,8 +90,9 @@ class _Fake:
 
 def test_eval_md_the_runnable_set_needs_two_clean_runs_of_the_reference(monkeypatch):
     refs = ["steady", "crashes the second time", "prints differently", "crashes", "silent"]
-    fake = _Fake(monkeypatch, [(0, "1\n"), (0, "1\n"), (0, "a\n"), (1, ""), (0, "")],
-                 [(0, "1\n"), (1, ""), (0, "b\n"), (0, "")])
+    fake = _Fake(
+        monkeypatch, [(0, "1\n"), (0, "1\n"), (0, "a\n"), (1, ""), (0, "")], [(0, "1\n"), (1, ""), (0, "b\n"), (0, "")]
+    )
     profiles = profile_references(refs)
     assert fake.calls == [refs, ["steady", "crashes the second time", "prints differently", "silent"]]
     assert [p.runs for p in profiles] == [True, False, True, False, True]

@@ -61,9 +61,7 @@ def test_config_rejects_unknown_and_missing_keys():
         ModelConfig.from_dict(d)
 
 
-@pytest.mark.parametrize(
-    "bad", [dict(d_model=30, n_heads=4), dict(dropout=1.0), dict(pad_id=99), dict(enc_layers=0)]
-)
+@pytest.mark.parametrize("bad", [dict(d_model=30, n_heads=4), dict(dropout=1.0), dict(pad_id=99), dict(enc_layers=0)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         tiny_config(**bad)
@@ -220,9 +218,7 @@ def test_loss_ignores_padding():
     torch.testing.assert_close(loss, expected)
     changed = logits.clone()
     changed[0, 2] = 100 * torch.randn(7)  # garbage at a pad position
-    assert weighted_cross_entropy(changed, targets, None, 0.0, PAD).item() == pytest.approx(
-        loss.item()
-    )
+    assert weighted_cross_entropy(changed, targets, None, 0.0, PAD).item() == pytest.approx(loss.item())
     all_pad = weighted_cross_entropy(logits, torch.zeros(2, 3, dtype=torch.long), None, 0.0, PAD)
     assert all_pad.item() == 0.0
 
@@ -265,8 +261,9 @@ def test_loss_backpropagates_into_the_model():
 
 
 def test_shared_embeddings_use_one_table():
-    cfg = ModelConfig(src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, enc_layers=1, dec_layers=1,
-                      d_ff=32, share_embeddings=True)
+    cfg = ModelConfig(
+        src_vocab=20, tgt_vocab=20, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32, share_embeddings=True
+    )
     model = Seq2Seq(cfg)
     assert model.src_embed.weight is model.tgt_embed.weight is model.lm_head.weight
     logits = model(torch.randint(4, 20, (2, 5)), torch.randint(4, 20, (2, 3)))
@@ -281,8 +278,18 @@ def test_copy_attention_is_a_distribution_and_cache_agrees():
     from e2p.decoding import DecodeSettings, decode
 
     torch.manual_seed(0)
-    cfg = ModelConfig(src_vocab=30, tgt_vocab=30, d_model=16, n_heads=2, enc_layers=1, dec_layers=2,
-                      d_ff=32, share_embeddings=True, copy_attention=True, dropout=0.0)
+    cfg = ModelConfig(
+        src_vocab=30,
+        tgt_vocab=30,
+        d_model=16,
+        n_heads=2,
+        enc_layers=1,
+        dec_layers=2,
+        d_ff=32,
+        share_embeddings=True,
+        copy_attention=True,
+        dropout=0.0,
+    )
     model = Seq2Seq(cfg).eval()
     src = torch.tensor([[5, 9, 7, 11, 0], [6, 6, 8, 0, 0]])
     tgt = torch.tensor([[2, 5, 9, 7], [2, 6, 8, 8]])

@@ -46,14 +46,19 @@ def test_tokens_are_escaped_in_text_and_hover():
     assert "<script>" not in markup and markup.count("</div>") == 1  # only the wrapper's own
     assert "&lt;script&gt;" in markup and "&quot;a&amp;b&quot;" in markup
     parsed = Spans(markup)
-    assert parsed.text == "<script> \"a&b\" </div>"  # the code reads as typed once unescaped
+    assert parsed.text == '<script> "a&b" </div>'  # the code reads as typed once unescaped
     assert [text for _, _, text in parsed.spans] == ["<script>", '"a&b"', "</div>"]
 
 
 def test_each_token_is_marked_by_its_origin_with_gate_and_shares_on_hover():
     pieces = ["def", " f", "(", "\n", "    x"]
-    origins = [origin(WRITTEN, 0.82, (0.7, 0.01, 0.02)), origin(FROM_PROMPT, 0.1, (0.05, 0.8, 0.0)),
-               origin(FROM_EXAMPLE), origin(WRITTEN), origin(FROM_PROMPT)]
+    origins = [
+        origin(WRITTEN, 0.82, (0.7, 0.01, 0.02)),
+        origin(FROM_PROMPT, 0.1, (0.05, 0.8, 0.0)),
+        origin(FROM_EXAMPLE),
+        origin(WRITTEN),
+        origin(FROM_PROMPT),
+    ]
     parsed = Spans(ov.origins_html(pieces, origins))
     assert len(parsed.spans) == len(pieces)
     for (css, title, _), o in zip(parsed.spans, origins):

@@ -10,8 +10,18 @@ from e2p.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, origin_spli
 
 def copy_model(seed: int = 0) -> Seq2Seq:
     torch.manual_seed(seed)
-    cfg = ModelConfig(src_vocab=30, tgt_vocab=30, d_model=16, n_heads=2, enc_layers=1, dec_layers=1,
-                      d_ff=32, share_embeddings=True, copy_attention=True, dropout=0.0)
+    cfg = ModelConfig(
+        src_vocab=30,
+        tgt_vocab=30,
+        d_model=16,
+        n_heads=2,
+        enc_layers=1,
+        dec_layers=1,
+        d_ff=32,
+        share_embeddings=True,
+        copy_attention=True,
+        dropout=0.0,
+    )
     return Seq2Seq(cfg).eval()
 
 

@@ -17,8 +17,17 @@ pytestmark = pytest.mark.slow
 
 def test_artifact_folder_is_complete_and_pickle_free(tiny_artifacts):
     names = {p.name for p in tiny_artifacts.iterdir()}
-    assert {"weights.safetensors", "config.json", "src_vocab.json", "tgt_vocab.json", "memory.jsonl",
-            "train_log.json", "samples.json", "metrics.json", "manifest.json"} <= names
+    assert {
+        "weights.safetensors",
+        "config.json",
+        "src_vocab.json",
+        "tgt_vocab.json",
+        "memory.jsonl",
+        "train_log.json",
+        "samples.json",
+        "metrics.json",
+        "manifest.json",
+    } <= names
     assert not [n for n in names if n.endswith((".pt", ".pth", ".pkl", ".bin"))]
     manifest = verify(tiny_artifacts)
     assert set(manifest["files"]) == names - {"manifest.json"}
@@ -73,12 +82,29 @@ def test_ranker_answers_with_a_program_that_runs(tiny_artifacts):
 def test_generate_cli(tiny_artifacts, tmp_path):
     from e2p.syntax import parses
 
-    proc = run_cli("e2p", "generate", "write a python program to print the square of 12",
-                   "--artifacts", str(tiny_artifacts), "--beam", "2")
+    proc = run_cli(
+        "e2p",
+        "generate",
+        "write a python program to print the square of 12",
+        "--artifacts",
+        str(tiny_artifacts),
+        "--beam",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() and parses(proc.stdout)  # the code itself, nothing else, and it parses
-    proc = run_cli("e2p", "generate", "write a python program to print the product of 123 and 456",
-                   "--artifacts", str(tiny_artifacts), "--rerank", "ranker", "--pool", "3", "--no-edit")
+    proc = run_cli(
+        "e2p",
+        "generate",
+        "write a python program to print the product of 123 and 456",
+        "--artifacts",
+        str(tiny_artifacts),
+        "--rerank",
+        "ranker",
+        "--pool",
+        "3",
+        "--no-edit",
+    )
     assert proc.returncode == 0 and proc.stdout.strip() and parses(proc.stdout), proc.stderr
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("write a python function to add 1 and 2\n\n😀 日本語 print\n" + "add " * 3000 + "\n")
@@ -133,8 +159,18 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
     from e2p.metrics import bleu
 
     out = tmp_path / "report.json"
-    proc = run_cli("e2p", "evaluate", "--data", str(synthetic_corpus), "--artifacts", str(tiny_artifacts),
-                   "--also", f"again={tiny_artifacts}", "--json", str(out))
+    proc = run_cli(
+        "e2p",
+        "evaluate",
+        "--data",
+        str(synthetic_corpus),
+        "--artifacts",
+        str(tiny_artifacts),
+        "--also",
+        f"again={tiny_artifacts}",
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "retrieval" in proc.stdout and "BLEU" in proc.stdout
     report = json.loads(out.read_text())
@@ -156,8 +192,16 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
 
 
 def test_evaluate_also_needs_name_and_folder(tiny_artifacts, synthetic_corpus):
-    proc = run_cli("e2p", "evaluate", "--data", str(synthetic_corpus), "--artifacts", str(tiny_artifacts),
-                   "--also", str(tiny_artifacts))
+    proc = run_cli(
+        "e2p",
+        "evaluate",
+        "--data",
+        str(synthetic_corpus),
+        "--artifacts",
+        str(tiny_artifacts),
+        "--also",
+        str(tiny_artifacts),
+    )
     assert proc.returncode == 2 and "--also takes NAME=FOLDER" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -172,8 +216,21 @@ def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
     config = json.loads((REPO_ROOT / "train/configs/tiny.json").read_text())
     config.update(batch_tokens=400, checkpoint_every_s=0, max_epochs=1)
     (tmp_path / "cfg.json").write_text(json.dumps(config))
-    args = [sys.executable, "-m", "train", "--data", str(synthetic_corpus), "--config", str(tmp_path / "cfg.json"),
-            "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "run"), "--quiet", "--no-eval"]
+    args = [
+        sys.executable,
+        "-m",
+        "train",
+        "--data",
+        str(synthetic_corpus),
+        "--config",
+        str(tmp_path / "cfg.json"),
+        "--out",
+        str(tmp_path / "out"),
+        "--work-dir",
+        str(tmp_path / "run"),
+        "--quiet",
+        "--no-eval",
+    ]
     proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     meta = tmp_path / "run/checkpoint/meta.json"
     deadline = time.time() + 120
@@ -193,10 +250,33 @@ def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
 
 def test_export_only_rewrites_artifacts_from_the_finished_run(tiny_artifacts, synthetic_corpus, tmp_path):
     out = tmp_path / "again"
-    run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
-            "--work-dir", str(tiny_artifacts.parent / "run"), "--export-only", "--no-eval", "--quiet", check=True)
+    run_cli(
+        "train",
+        "--data",
+        str(synthetic_corpus),
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tiny_artifacts.parent / "run"),
+        "--export-only",
+        "--no-eval",
+        "--quiet",
+        check=True,
+    )
     assert (out / "weights.safetensors").read_bytes() == (tiny_artifacts / "weights.safetensors").read_bytes()
     verify(out)
-    proc = run_cli("train", "--data", str(synthetic_corpus), "--config", "tiny", "--out", str(out),
-                   "--work-dir", str(tmp_path / "nothing"), "--export-only")
+    proc = run_cli(
+        "train",
+        "--data",
+        str(synthetic_corpus),
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "nothing"),
+        "--export-only",
+    )
     assert proc.returncode == 2 and "no finished run" in proc.stderr

@@ -161,7 +161,7 @@ def test_round_trip_over_the_full_train_split(full_corpus):
 
 # --- hostile prompt values: they reach code only as whole literals, numerals or safe names ---
 
-PAYLOAD = "\\' + __import__(\"os\").system(\"x\") + \\'"
+PAYLOAD = '\\\' + __import__("os").system("x") + \\\''
 HOSTILE = [
     "\\",
     "abc\\",
@@ -281,9 +281,38 @@ def test_fuzzed_token_sequences_never_turn_a_value_into_code():
     import random
 
     rng = random.Random(9)
-    alphabet = ["print", "(", ")", "+", ",", "=", "x", ".", "<nl>", "<indent>", '«"', '«f"', "«'", '«r"',
-                '«b"', '«"""', '«rb"', '»"', "»'", '»"""', "{", "}", " {", "\\", "STR0", "STR1", "NUM0", "NAME0",
-                "Sum", ":"]
+    alphabet = [
+        "print",
+        "(",
+        ")",
+        "+",
+        ",",
+        "=",
+        "x",
+        ".",
+        "<nl>",
+        "<indent>",
+        '«"',
+        '«f"',
+        "«'",
+        '«r"',
+        '«b"',
+        '«"""',
+        '«rb"',
+        '»"',
+        "»'",
+        '»"""',
+        "{",
+        "}",
+        " {",
+        "\\",
+        "STR0",
+        "STR1",
+        "NUM0",
+        "NAME0",
+        "Sum",
+        ":",
+    ]
     parsed = 0
     for _ in range(6000):
         tokens = [rng.choice(alphabet) for _ in range(rng.randint(1, 10))]
@@ -304,8 +333,23 @@ def test_long_and_odd_numbers_stay_out_of_the_code():
     assert decode_code(restore_code(["x", "=", "NUM0"], Slots(numbers=[longest]))) == f"x = {longest}\n"
 
 
-@pytest.mark.parametrize("name", ["__import__", "eval", "exec", "os", "sys", "subprocess", "__my_var", "__class__",
-                                  "match", "print", "open", "None"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "__import__",
+        "eval",
+        "exec",
+        "os",
+        "sys",
+        "subprocess",
+        "__my_var",
+        "__class__",
+        "match",
+        "print",
+        "open",
+        "None",
+    ],
+)
 def test_unsafe_names_are_neither_slots_nor_restored(name):
     _, slots = abstract_prompt(f"write a function that uses {name} here")
     assert slots.names == []

@@ -10,16 +10,24 @@ from e2p.retrieval import Retriever
 MEMORY = [
     Example("write a python function to add two numbers", "def add(a, b):\n    return a + b\n", 1),
     Example("write a python program to add two numbers", "a = 1\nb = 2\nprint(a + b)\n", 4),
-    Example("write a program to read a number from the user and print its square",
-            "n = int(input())\nprint(n * n)\n", 7),
+    Example(
+        "write a program to read a number from the user and print its square", "n = int(input())\nprint(n * n)\n", 7
+    ),
     Example("write a python function to reverse a string", "def reverse(s):\n    return s[::-1]\n", 10),
     Example("write a program to print the numbers from 1 to 10", "for i in range(1, 11):\n    print(i)\n", 13),
-    Example("write a python class with a method that greets", "class Greeter:\n    def hi(self):\n        print('hi')\n", 16),
+    Example(
+        "write a python class with a method that greets", "class Greeter:\n    def hi(self):\n        print('hi')\n", 16
+    ),
 ]
 
 
 def test_content_words_split_identifiers_and_drop_filler():
-    assert content_words("def reverseString(my_text): return my_text[::-1]") >= {"reverse", "str", "my", "text"}  # stemmed: string -> str
+    assert content_words("def reverseString(my_text): return my_text[::-1]") >= {
+        "reverse",
+        "str",
+        "my",
+        "text",
+    }  # stemmed: string -> str
     assert "python" not in content_words("write a python program")
 
 
@@ -56,10 +64,18 @@ def test_ranker_round_trips_and_refuses_other_features(tmp_path):
         Ranker.load(tmp_path / "bad.json")
 
 
-OPS = [("add two numbers", "+"), ("subtract two numbers", "-"), ("multiply two numbers", "*"),
-       ("divide two numbers", "/"), ("raise a number to a power", "**"), ("find the remainder of two numbers", "%"),
-       ("floor divide two numbers", "//"), ("compare two numbers", ">"), ("check whether two numbers are equal", "=="),
-       ("shift a number left by another", "<<")]
+OPS = [
+    ("add two numbers", "+"),
+    ("subtract two numbers", "-"),
+    ("multiply two numbers", "*"),
+    ("divide two numbers", "/"),
+    ("raise a number to a power", "**"),
+    ("find the remainder of two numbers", "%"),
+    ("floor divide two numbers", "//"),
+    ("compare two numbers", ">"),
+    ("check whether two numbers are equal", "=="),
+    ("shift a number left by another", "<<"),
+]
 
 
 def _pairs():
@@ -132,8 +148,9 @@ def _ranked(prompt, codes, values):
 
     if not sandbox_status().available:
         pytest.skip(f"the ranker's order is checked by running candidates: {sandbox_status().reason}")
-    rows = Generator._rank(prompt, [_Hyp() for _ in codes], codes, ["retrieval"] * len(codes), "ranker", values,
-                           RunBudget())
+    rows = Generator._rank(
+        prompt, [_Hyp() for _ in codes], codes, ["retrieval"] * len(codes), "ranker", values, RunBudget()
+    )
     return [cand for _, _, cand in rows]
 
 

@@ -40,8 +40,10 @@ TEMPLATES = [  # quoted strings, names and an f-string, so that edits and STR pl
     ('write a python program to greet "{w}" with an f-string', 'print(f"{w}")\n'),
     ('write a python program to reverse the string "{w}"', 's = "{w}"\nprint(s[::-1])\n'),
     ('write a python program to print "{w}" {a} times', 'for i in range({a}):\n    print("{w}")\n'),
-    ("write a python function to reverse the list my_items{a}",
-     "my_items{a} = [1, 2, 3]\nmy_items{a}.reverse()\nprint(my_items{a})\n"),
+    (
+        "write a python function to reverse the list my_items{a}",
+        "my_items{a} = [1, 2, 3]\nmy_items{a}.reverse()\nprint(my_items{a})\n",
+    ),
 ]
 
 
@@ -58,8 +60,22 @@ def string_artifacts(tmp_path_factory):
     corpus = root / "strings.jsonl"
     corpus.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = root / "artifacts"
-    run_cli("train", "--data", str(corpus), "--config", "tiny", "--out", str(out), "--work-dir", str(root / "run"),
-            "--quiet", "--max-epochs", "2", "--no-eval", check=True)
+    run_cli(
+        "train",
+        "--data",
+        str(corpus),
+        "--config",
+        "tiny",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(root / "run"),
+        "--quiet",
+        "--max-epochs",
+        "2",
+        "--no-eval",
+        check=True,
+    )
     return out
 
 

@@ -88,10 +88,7 @@ def test_isolated_from_the_parent_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     monkeypatch.setenv("E2P_SECRET", "leak")
     result = run_code(
-        "import os, sys\n"
-        "print(sys.flags.isolated)\n"
-        "print('E2P_SECRET' in os.environ)\n"
-        "import planted\n"
+        "import os, sys\n" "print(sys.flags.isolated)\n" "print('E2P_SECRET' in os.environ)\n" "import planted\n"
     )
     assert result.stdout == "1\nFalse\n"
     assert "ModuleNotFoundError" in result.stderr

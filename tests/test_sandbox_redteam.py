@@ -419,11 +419,7 @@ def test_an_ordinary_program_runs():
 
 @needs_sandbox
 def test_a_program_writes_and_reads_in_its_working_folder():
-    result = run_code(
-        "with open('notes.txt', 'w') as f:\n"
-        "    f.write('kept')\n"
-        "print(open('notes.txt').read())\n"
-    )
+    result = run_code("with open('notes.txt', 'w') as f:\n" "    f.write('kept')\n" "print(open('notes.txt').read())\n")
     assert result.ok, result.stderr
     assert result.stdout == "kept\n"
 

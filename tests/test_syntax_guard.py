@@ -16,8 +16,10 @@ torch.set_num_threads(1)  # two shared cores: stay polite
 
 # The guard compiles candidate prefixes such as `"\d"` or `x is 1`; their warnings are noise here
 # (decode() silences them with SyntaxGuard.quiet(); these tests also call the guard directly).
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::SyntaxWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::SyntaxWarning"),
+]
 
 from e2p.decoding import DecodeSettings, decode  # noqa: E402
 from e2p.model import ModelConfig, Seq2Seq  # noqa: E402
@@ -30,15 +32,50 @@ EOS = Vocab.eos_id
 IDS = dict(bos_id=Vocab.bos_id, eos_id=Vocab.eos_id, pad_id=Vocab.pad_id, unk_id=Vocab.unk_id)
 
 # A vocabulary with every kind of token the tracker tells apart, hostile ones included.
-KEYWORDS = ("def class return if elif else try except finally for in while lambda yield import from as with "
-            "pass break continue not and or is None True False global nonlocal del assert raise async await").split()
+KEYWORDS = (
+    "def class return if elif else try except finally for in while lambda yield import from as with "
+    "pass break continue not and or is None True False global nonlocal del assert raise async await"
+).split()
 OPERATORS = ("( ) [ ] { } : , . ; = == != < > <= >= + - * / // % ** += -= *= @ -> := ... ~ & | ^ << >>").split()
-STRINGS = ['«"', '»"', "«'", "»'", '«f"', '»"', "«f'", '«"""', '»"""', "«'''", "»'''", "«r'", "«b'", "«u\"",
-           "«", "»", "«x'", '"', "'", "\\", "\n", " ", " is", "{", "}", "!", "é", "x4", "41", "N", "#", "<sep>"]
+STRINGS = [
+    '«"',
+    '»"',
+    "«'",
+    "»'",
+    '«f"',
+    '»"',
+    "«f'",
+    '«"""',
+    '»"""',
+    "«'''",
+    "»'''",
+    "«r'",
+    "«b'",
+    '«u"',
+    "«",
+    "»",
+    "«x'",
+    '"',
+    "'",
+    "\\",
+    "\n",
+    " ",
+    " is",
+    "{",
+    "}",
+    "!",
+    "é",
+    "x4",
+    "41",
+    "N",
+    "#",
+    "<sep>",
+]
 WORDS = "x y f n r s a b print range len total is_even ##_prime ##_list ##1 ##x ##_ z 0 1 2 3 4 1.5 0x1F 10".split()
 PLACEHOLDERS = ["NUM0", "STR0", "NAME0"]
-TOKENS = list(dict.fromkeys(list(SPECIALS) + PLACEHOLDERS + [NL, INDENT, DEDENT] + KEYWORDS + OPERATORS
-                            + STRINGS + WORDS))
+TOKENS = list(
+    dict.fromkeys(list(SPECIALS) + PLACEHOLDERS + [NL, INDENT, DEDENT] + KEYWORDS + OPERATORS + STRINGS + WORDS)
+)
 SLOTS = Slots(numbers=["2.5"], strings=['it\'s "q"'], names=["my_var"])
 
 
@@ -88,18 +125,21 @@ def compiles(code: str) -> bool:
 # --------------------------------------------------------------------------- the state tracker
 
 
-@pytest.mark.parametrize("text", [
-    "def f ( x ) : <nl> <indent> return x",
-    "def is ##_prime ( n ) : <nl> <indent> return n % 2 == 1",
-    "x = [ 1 , 2 ] <nl> print ( len ( x ) )",
-    "for x in range ( 10 ) : <nl> <indent> if x : <nl> <indent> pass <nl> <dedent> else : <nl> <indent> break",
-    "try : <nl> <indent> x = 1 <nl> <dedent> except : <nl> <indent> pass <nl> <dedent> finally : <nl> <indent> pass",
-    "@ f <nl> def y ( ) : <nl> <indent> pass",
-    "x = NUM0 + 1 <nl> y = STR0 <nl> print ( NAME0 )",
-    "f = lambda x : x if x else y",
-    "x = { 1 : 2 , 3 : [ 4 ] }",
-    "class a : <nl> <indent> def f ( s ) : <nl> <indent> return s . x",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def f ( x ) : <nl> <indent> return x",
+        "def is ##_prime ( n ) : <nl> <indent> return n % 2 == 1",
+        "x = [ 1 , 2 ] <nl> print ( len ( x ) )",
+        "for x in range ( 10 ) : <nl> <indent> if x : <nl> <indent> pass <nl> <dedent> else : <nl> <indent> break",
+        "try : <nl> <indent> x = 1 <nl> <dedent> except : <nl> <indent> pass <nl> <dedent> finally : <nl> <indent> pass",
+        "@ f <nl> def y ( ) : <nl> <indent> pass",
+        "x = NUM0 + 1 <nl> y = STR0 <nl> print ( NAME0 )",
+        "f = lambda x : x if x else y",
+        "x = { 1 : 2 , 3 : [ 4 ] }",
+        "class a : <nl> <indent> def f ( s ) : <nl> <indent> return s . x",
+    ],
+)
 def test_valid_programs_are_accepted_and_may_end(guard, text):
     tokens = toks(text)
     assert rejected_at(guard, tokens) is None
@@ -108,27 +148,30 @@ def test_valid_programs_are_accepted_and_may_end(guard, text):
     assert compiles(guard.text(ids_of(tokens)))
 
 
-@pytest.mark.parametrize("text, bad", [
-    ("x = 1 2", 3),  # two atoms
-    ("x = ( 1 ]", 4),  # the wrong closer
-    ("x = ( 1 <nl>", 4),  # a line break inside brackets
-    ("x = 1 <nl> <nl>", 4),  # an empty line
-    ("x = 1 <nl> <indent>", 4),  # an indent that no header asked for
-    ("<dedent>", 0),  # a dedent at depth 0
-    ("if x : <nl> y", 4),  # a header's body must be indented
-    ("if x : <nl> <indent> <dedent>", 5),  # ... and not empty
-    ("x = 1 + <nl>", 4),  # a line that is not a statement
-    ("def f ( a , a", 5),  # a repeated parameter
-    ("try : <nl> <indent> x <nl> <dedent> y", 7),  # try without except
-    ("x = 1 <nl> else :", 5),  # else without if (`else` alone may still start a name: else_x)
-    ("@ f <nl> x", 3),  # a decorator on nothing
-    ("NUM0 ##x", 1),  # would read `2.5x`
-    ("STR0 = 1", 1),  # assigning to a string literal
-    ("print ( x ) ##x", 4),  # a name piece after a bracket
-    ("x = ) ", 2),
-    ("x <sep>", 1),
-    ("x = \\", 2),  # a stray backslash outside strings
-])
+@pytest.mark.parametrize(
+    "text, bad",
+    [
+        ("x = 1 2", 3),  # two atoms
+        ("x = ( 1 ]", 4),  # the wrong closer
+        ("x = ( 1 <nl>", 4),  # a line break inside brackets
+        ("x = 1 <nl> <nl>", 4),  # an empty line
+        ("x = 1 <nl> <indent>", 4),  # an indent that no header asked for
+        ("<dedent>", 0),  # a dedent at depth 0
+        ("if x : <nl> y", 4),  # a header's body must be indented
+        ("if x : <nl> <indent> <dedent>", 5),  # ... and not empty
+        ("x = 1 + <nl>", 4),  # a line that is not a statement
+        ("def f ( a , a", 5),  # a repeated parameter
+        ("try : <nl> <indent> x <nl> <dedent> y", 7),  # try without except
+        ("x = 1 <nl> else :", 5),  # else without if (`else` alone may still start a name: else_x)
+        ("@ f <nl> x", 3),  # a decorator on nothing
+        ("NUM0 ##x", 1),  # would read `2.5x`
+        ("STR0 = 1", 1),  # assigning to a string literal
+        ("print ( x ) ##x", 4),  # a name piece after a bracket
+        ("x = ) ", 2),
+        ("x <sep>", 1),
+        ("x = \\", 2),  # a stray backslash outside strings
+    ],
+)
 def test_invalid_prefixes_are_rejected_where_they_go_wrong(guard, text, bad):
     assert rejected_at(guard, toks(text)) == bad
 
@@ -152,8 +195,15 @@ def test_masks_follow_brackets_lines_and_depth(guard):
 
 
 def test_eos_only_where_the_program_compiles(guard):
-    for text, ok in [("x = 1", True), ("x = 1 +", False), ("def f ( ) :", False), ("return", False),
-                     ("def f ( ) : <nl> <indent> return", True), ("x = ( 1", False), ("x = «\"", False)]:
+    for text, ok in [
+        ("x = 1", True),
+        ("x = 1 +", False),
+        ("def f ( ) :", False),
+        ("return", False),
+        ("def f ( ) : <nl> <indent> return", True),
+        ("x = ( 1", False),
+        ('x = «"', False),
+    ]:
         st = guard.replay(ids_of(toks(text)))
         assert st is not None and guard.can_end(st) is ok, text
 
@@ -175,28 +225,28 @@ def test_compiler_errors_count_as_soon_as_they_show(guard):
 
 def test_strings_character_by_character(guard):
     ok = [
-        ['x', '=', '«"', 'a', ' ', '\'', '»"'],  # the other quote is fine
-        ['x', '=', '«"""', 'a', '\n', '"', 'b', '»"""'],  # newlines and single quotes in a triple string
-        ['x', '=', "«'", '\\', 'n', "»'"],  # an escape
-        ['x', '=', "«'", '\\', 'x4', '1', "»'"],  # a hex escape, completed
-        ['x', '=', "«r'", '\\', 'N', "»'"],  # raw: no escapes
-        ['x', '=', "«'", 'NUM0', 'STR0', 'NAME0', "»'"],  # placeholders inside a string are text
-        ['x', '=', '«"', '«', '»', '»"'],  # stray string markers are text inside a string
+        ["x", "=", '«"', "a", " ", "'", '»"'],  # the other quote is fine
+        ["x", "=", '«"""', "a", "\n", '"', "b", '»"""'],  # newlines and single quotes in a triple string
+        ["x", "=", "«'", "\\", "n", "»'"],  # an escape
+        ["x", "=", "«'", "\\", "x4", "1", "»'"],  # a hex escape, completed
+        ["x", "=", "«r'", "\\", "N", "»'"],  # raw: no escapes
+        ["x", "=", "«'", "NUM0", "STR0", "NAME0", "»'"],  # placeholders inside a string are text
+        ["x", "=", '«"', "«", "»", '»"'],  # stray string markers are text inside a string
     ]
     for tokens in ok:
         assert rejected_at(guard, tokens) is None, tokens
         assert compiles(guard.text(ids_of(tokens)))
     bad = [
-        (['x', '=', '«"', 'a', '"'], 4),  # its own quote
-        (['x', '=', '«"', '\n'], 3),  # a newline in a one-line string
-        (['x', '=', "«'", '\\', "»'"], 4),  # the closing quote escaped
-        (['x', '=', "«'", '\\', 'x4', "»'"], 5),  # an unfinished hex escape
-        (['x', '=', "«'", '\\', 'N'], 4),  # \N{...}: not supported
-        (['x', '=', "«b'", 'é'], 3),  # bytes are ASCII
-        (['x', '=', '«"""', '"', '"', '"'], 5),  # three quotes end a triple string
-        (['x', '=', '«"', 'a', '<nl>'], 4),  # no line break inside a string
-        (['x', '=', '«"', 'a', "»'"], None),  # the other closing token is text...
-        (['x', '=', '«"', 'a', "»'", '<eos>'], None),
+        (["x", "=", '«"', "a", '"'], 4),  # its own quote
+        (["x", "=", '«"', "\n"], 3),  # a newline in a one-line string
+        (["x", "=", "«'", "\\", "»'"], 4),  # the closing quote escaped
+        (["x", "=", "«'", "\\", "x4", "»'"], 5),  # an unfinished hex escape
+        (["x", "=", "«'", "\\", "N"], 4),  # \N{...}: not supported
+        (["x", "=", "«b'", "é"], 3),  # bytes are ASCII
+        (["x", "=", '«"""', '"', '"', '"'], 5),  # three quotes end a triple string
+        (["x", "=", '«"', "a", "<nl>"], 4),  # no line break inside a string
+        (["x", "=", '«"', "a", "»'"], None),  # the other closing token is text...
+        (["x", "=", '«"', "a", "»'", "<eos>"], None),
     ]
     for tokens, at in bad:
         if tokens[-1] == "<eos>":
@@ -208,23 +258,23 @@ def test_strings_character_by_character(guard):
 
 def test_f_strings_fields_are_compiled(guard):
     ok = [
-        ['x', '=', '«f"', 'a', '{', 'x', '}', '»"'],
-        ['x', '=', '«f"', '{', 'x', '+', '1', '}', '»"'],
-        ['x', '=', '«f"', '{', '{', '}', '}', '»"'],  # literal braces
-        ['x', '=', '«f"', '{', 'x', '!', 'r', '}', '»"'],  # a conversion
-        ['x', '=', '«f"', '{', 'f', '(', "'", 'a', "'", ')', '}', '»"'],  # another quote inside a field
-        ['x', '=', '«f"', '{', 'x', ':', '1', '}', '»"'],  # a format spec
+        ["x", "=", '«f"', "a", "{", "x", "}", '»"'],
+        ["x", "=", '«f"', "{", "x", "+", "1", "}", '»"'],
+        ["x", "=", '«f"', "{", "{", "}", "}", '»"'],  # literal braces
+        ["x", "=", '«f"', "{", "x", "!", "r", "}", '»"'],  # a conversion
+        ["x", "=", '«f"', "{", "f", "(", "'", "a", "'", ")", "}", '»"'],  # another quote inside a field
+        ["x", "=", '«f"', "{", "x", ":", "1", "}", '»"'],  # a format spec
     ]
     for tokens in ok:
         assert rejected_at(guard, tokens) is None, tokens
         assert compiles(guard.text(ids_of(tokens)))
     bad = [
-        (['x', '=', '«f"', '{', '}'], 4),  # an empty field
-        (['x', '=', '«f"', '{', 'x', '»"'], 5),  # an open field
-        (['x', '=', '«f"', '}', '»"'], 4),  # a lone closing brace
-        (['x', '=', '«f"', '{', '1', 'x4'], 5),  # `1x4` in a field
-        (['x', '=', '«f"', '{', 'x', ')'], 5),  # a stray closer
-        (['x', '=', '«f"', '{', '\\'], 4),  # no backslash in a field (Python 3.11)
+        (["x", "=", '«f"', "{", "}"], 4),  # an empty field
+        (["x", "=", '«f"', "{", "x", '»"'], 5),  # an open field
+        (["x", "=", '«f"', "}", '»"'], 4),  # a lone closing brace
+        (["x", "=", '«f"', "{", "1", "x4"], 5),  # `1x4` in a field
+        (["x", "=", '«f"', "{", "x", ")"], 5),  # a stray closer
+        (["x", "=", '«f"', "{", "\\"], 4),  # no backslash in a field (Python 3.11)
     ]
     for tokens, at in bad:
         assert rejected_at(guard, tokens) == at, tokens
@@ -308,8 +358,9 @@ def test_every_program_of_the_mini_corpus_is_accepted(mini_corpus_path):
     from e2p.corpus import read_corpus
 
     examples = read_corpus(mini_corpus_path).examples
-    vocab = Vocab.build((abstract_example(ex.prompt, ex.code)[1] for ex in examples), min_freq=1,
-                        reserved=[NL, INDENT, DEDENT])
+    vocab = Vocab.build(
+        (abstract_example(ex.prompt, ex.code)[1] for ex in examples), min_freq=1, reserved=[NL, INDENT, DEDENT]
+    )
     tested, failures = _replay_all(examples, vocab)
     assert tested == len(examples) and not failures, failures
 
@@ -338,12 +389,21 @@ class NoisyModel(Seq2Seq):
 
 def noisy_model(seed: int, vocab_size: int) -> NoisyModel:
     torch.manual_seed(seed)
-    cfg = ModelConfig(src_vocab=vocab_size, tgt_vocab=vocab_size, d_model=32, n_heads=2, enc_layers=1,
-                      dec_layers=1, d_ff=64, dropout=0.0, max_len=64)
+    cfg = ModelConfig(
+        src_vocab=vocab_size,
+        tgt_vocab=vocab_size,
+        d_model=32,
+        n_heads=2,
+        enc_layers=1,
+        dec_layers=1,
+        d_ff=64,
+        dropout=0.0,
+        max_len=64,
+    )
     model = NoisyModel(cfg).eval()
     model.noise = torch.Generator().manual_seed(seed)
     model.bias = torch.zeros(vocab_size)
-    nasty = set("()[]{}:") | {"«\"", "«f\"", "«'''", '"', "\\", "{", "}", INDENT, DEDENT, NL, "return", "else"}
+    nasty = set("()[]{}:") | {'«"', '«f"', "«'''", '"', "\\", "{", "}", INDENT, DEDENT, NL, "return", "else"}
     for i, t in enumerate(TOKENS):
         if t in nasty:
             model.bias[i] = 2.0
@@ -372,8 +432,14 @@ def test_adversarial_streams_always_compile_with_the_guard(strategy):
         s = SETTINGS[strategy]
         if strategy == "sample":
             s = DecodeSettings(**{**s.__dict__, "seed": seed})
-        guarded = decode(model, src, DecodeSettings(**{**s.__dict__, "syntax_guard": True}), **IDS,
-                         banned_ids=unfilled, vocab_tokens=TOKENS)
+        guarded = decode(
+            model,
+            src,
+            DecodeSettings(**{**s.__dict__, "syntax_guard": True}),
+            **IDS,
+            banned_ids=unfilled,
+            vocab_tokens=TOKENS,
+        )
         model.noise.manual_seed(seed)
         free = decode(model, src, s, **IDS, banned_ids=unfilled)
         assert guarded
@@ -403,17 +469,23 @@ def test_tiny_trained_model_output_always_compiles(tiny_artifacts, strategy):
     from e2p.tokenizers import PLACEHOLDER
 
     b = load_bundle(tiny_artifacts)
-    prompts = ["write a python function to add 3 and 4", "write a python program to print the numbers from 1 to 9",
-               "write a python function to check whether 12 is even", "print a list of 5 zeros",
-               "'\"{}\\ x = ( [ 0x1F", "return return return else : :"]
+    prompts = [
+        "write a python function to add 3 and 4",
+        "write a python program to print the numbers from 1 to 9",
+        "write a python function to check whether 12 is even",
+        "print a list of 5 zeros",
+        "'\"{}\\ x = ( [ 0x1F",
+        "return return return else : :",
+    ]
     n = 0
     for k, prompt in enumerate(prompts):
         source = b.featurizer.source(prompt)
         mapping = source.slots.mapping()
         unfilled = tuple(i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping)
         s = DecodeSettings(**{**SETTINGS[strategy].__dict__, "syntax_guard": True, "seed": k})
-        hyps = decode(b.model, b.src_vocab.encode(source.tokens), s, **IDS, banned_ids=unfilled,
-                      vocab_tokens=b.tgt_vocab.tokens)
+        hyps = decode(
+            b.model, b.src_vocab.encode(source.tokens), s, **IDS, banned_ids=unfilled, vocab_tokens=b.tgt_vocab.tokens
+        )
         for h in hyps:
             code = decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots))
             assert compiles(code), code

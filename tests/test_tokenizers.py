@@ -228,7 +228,7 @@ def _kept_text(tokens) -> str:
             quote = quote if quote in ('"', "'", '"' * 3, "'" * 3) else '"'
             out.append(tok[1:])
         else:
-            out.append(tok[len(CONT):] if tok.startswith(CONT) and len(tok) > len(CONT) else tok)
+            out.append(tok[len(CONT) :] if tok.startswith(CONT) and len(tok) > len(CONT) else tok)
     if quote is not None:
         out.append(quote)
     return "".join("".join(out).split())

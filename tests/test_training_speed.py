@@ -14,16 +14,34 @@ from conftest import REPO_ROOT
 import e2p.model as model_module
 from e2p.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
 from e2p.model import ModelConfig, Seq2Seq, dropout_mask, keep_scale
-from e2p.training import (SPEED_OPTIONS, TrainConfig, make_model, make_optimizer, plain, reuse_freed_memory, train_step,
-                          with_speed_options)
+from e2p.training import (
+    SPEED_OPTIONS,
+    TrainConfig,
+    make_model,
+    make_optimizer,
+    plain,
+    reuse_freed_memory,
+    train_step,
+    with_speed_options,
+)
 
 PAD = 0
 
 
 def small_model(copy: bool, dropout: float = 0.0, seed: int = 0) -> Seq2Seq:
     torch.manual_seed(seed)
-    cfg = ModelConfig(src_vocab=40, tgt_vocab=40, d_model=32, n_heads=2, enc_layers=2, dec_layers=2, d_ff=64,
-                      share_embeddings=copy, copy_attention=copy, dropout=dropout)
+    cfg = ModelConfig(
+        src_vocab=40,
+        tgt_vocab=40,
+        d_model=32,
+        n_heads=2,
+        enc_layers=2,
+        dec_layers=2,
+        d_ff=64,
+        share_embeddings=copy,
+        copy_attention=copy,
+        dropout=dropout,
+    )
     return Seq2Seq(cfg)
 
 
@@ -69,7 +87,8 @@ def test_fused_copy_loss_gradcheck_in_double_with_floored_probabilities():
     with torch.no_grad():  # the last row is so sharp that some of its probabilities hit the 1e-9 floor
         assert ((gate * logits.softmax(1)).scatter_add(1, index, mix)[3] < 1e-9).any()
     assert torch.autograd.gradcheck(
-        lambda a, b, c: _CopyMixtureCrossEntropy.apply(a, b, c, index, targets, w, 0.1), (logits, gate, mix))
+        lambda a, b, c: _CopyMixtureCrossEntropy.apply(a, b, c, index, targets, w, 0.1), (logits, gate, mix)
+    )
 
 
 def test_dropout_mask_has_dropouts_distribution_and_follows_torch_seed():
@@ -98,8 +117,11 @@ def test_fast_dropout_path_without_drops_equals_the_eval_pass(copy, monkeypatch)
     src, tgt_in, _ = batch()
     with torch.no_grad():
         expected = model.eval()(src, tgt_in)
-    monkeypatch.setattr(model_module, "dropout_mask",
-                        lambda shape, p, dtype=torch.float32, scaled=True: torch.ones(tuple(shape), dtype=dtype))
+    monkeypatch.setattr(
+        model_module,
+        "dropout_mask",
+        lambda shape, p, dtype=torch.float32, scaled=True: torch.ones(tuple(shape), dtype=dtype),
+    )
     monkeypatch.setattr(model_module, "keep_scale", lambda p: 1.0)
     model.train().set_fast_dropout(True)
     with torch.no_grad():

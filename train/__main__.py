@@ -18,19 +18,28 @@ CONFIGS = Path(__file__).parent / "configs"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="corpus: the capstone text format, or .jsonl with prompt/code")
-    p.add_argument("--config", default="default", help=f"a preset in {CONFIGS} (default, original, tiny) or a JSON path")
-    p.add_argument("--out", default=None,
-                   help="artifact folder to write (default: <work-dir>/artifacts, i.e. runs/<config>/artifacts); "
-                        "an existing one must be an artifact folder, and only the files its manifest lists are replaced")
+    p.add_argument(
+        "--config", default="default", help=f"a preset in {CONFIGS} (default, original, tiny) or a JSON path"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="artifact folder to write (default: <work-dir>/artifacts, i.e. runs/<config>/artifacts); "
+        "an existing one must be an artifact folder, and only the files its manifest lists are replaced",
+    )
     p.add_argument("--work-dir", default=None, help="checkpoints and logs (default: runs/<config>)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (GPU when present)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--no-eval", action="store_true", help="skip the test evaluation and samples")
-    p.add_argument("--export-only", action="store_true",
-                   help="skip training: write --out from the best checkpoint in --work-dir (e.g. after changing decoding settings)")
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="skip training: write --out from the best checkpoint in --work-dir (e.g. after changing decoding settings)",
+    )
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -93,20 +102,24 @@ def main(argv=None) -> int:
         corpus = load_corpus(args.data)
         log(f"corpus: {corpus.stats()}")
         prep = prepare(corpus, cfg)
-        log(f"train pairs {len(prep.train_pairs)}, valid {len(prep.valid_pairs)}, "
-            f"vocab src {len(prep.src_vocab)} tgt {len(prep.tgt_vocab)}")
+        log(
+            f"train pairs {len(prep.train_pairs)}, valid {len(prep.valid_pairs)}, "
+            f"vocab src {len(prep.src_vocab)} tgt {len(prep.tgt_vocab)}"
+        )
         if args.export_only:
             result = finished_run(prep, cfg, work)
         else:
             metric = bleu_metric(prep, cfg) if rank == 0 else None
-            result = run_training(prep, cfg, work, device=args.device, valid_metric=metric, log=log,
-                                  progress=not args.quiet)
+            result = run_training(
+                prep, cfg, work, device=args.device, valid_metric=metric, log=log, progress=not args.quiet
+            )
         if rank == 0:
             from e2p.training import load_weights
 
             model = load_weights(result["model"].cpu(), work / "best.safetensors")
-            info = export(model, prep, cfg, out, corpus_path=args.data, meta=result["meta"],
-                          log=log, evaluate=not args.no_eval)
+            info = export(
+                model, prep, cfg, out, corpus_path=args.data, meta=result["meta"], log=log, evaluate=not args.no_eval
+            )
             log(f"wrote {out} (best epoch {info.get('best_epoch')}, {info.get('training_seconds')} s)")
     except E2PError as err:
         print(f"train: error: {err}", file=sys.stderr)
