@@ -510,14 +510,14 @@ def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
         eos = raw[:, eos_id].tolist()
         alts = _alternatives(lprobs)
         keep, next_alive = [], []
-        for i, (t, l) in enumerate(zip(toks, lp)):
+        for i, (t, tok_lp) in enumerate(zip(toks, lp)):
             if t < 0:  # stuck (nothing accepted, or refused too often): cut back and end
                 finished.append(_end(alive[i], eos[i], s, guard))
             elif t == eos_id:
-                finished.append(_end(alive[i], l, s, guard))
+                finished.append(_end(alive[i], tok_lp, s, guard))
             else:
                 keep.append(i)
-                next_alive.append(alive[i].extend(t, l, alts[i], eos[i], states[i], refused[i]))
+                next_alive.append(alive[i].extend(t, tok_lp, alts[i], eos[i], states[i], refused[i]))
         if not keep:
             break
         index = torch.tensor(keep, dtype=torch.long, device=device)

@@ -15,16 +15,16 @@ from pathlib import Path
 import torch
 
 from .artifacts import Bundle, load_bundle
-from .decoding import DecodeSettings, decode, score_targets
-from .errors import E2PError
 from .constants import RERANKS
-from .formatting import format_code
-from .syntax import syntax_error
+from .decoding import DecodeSettings, decode, score_targets
 from .edit import adapt_literals, fill_inputs
-from .placeholders import restore_code
+from .errors import E2PError
+from .formatting import format_code
 from .origins import TokenOrigin, token_origins
+from .placeholders import restore_code
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import RunBudget, sandbox_status
+from .syntax import syntax_error
 from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
 

@@ -2,11 +2,11 @@ import random
 
 import pytest
 
-from e2p.augment import augment_examples, paraphrase_prompt, rename_code, renamable_names
+from e2p.augment import augment_examples, paraphrase_prompt, renamable_names, rename_code
 from e2p.corpus import Example
-from e2p.syntax import compiles
 from e2p.features import FeatureConfig, Featurizer
 from e2p.retrieval import Retriever
+from e2p.syntax import compiles
 
 CODE = """import random
 def pick(numbers, k=2):

@@ -1,6 +1,6 @@
 from e2p.corpus import Example
-from e2p.syntax import compiles
 from e2p.edit import adapt_literals
+from e2p.syntax import compiles
 
 SUM = Example("write a program to print the sum of 3 and 4", "a = 3\nb = 4\nprint(a + b)\n", 1)
 
@@ -61,10 +61,10 @@ def test_inputs_stay_where_the_counts_differ_or_nothing_changes():
 import ast  # noqa: E402
 
 import pytest  # noqa: E402
+from test_placeholders import FORBIDDEN, assert_values_only_in_strings, constants, identifiers  # noqa: E402
 
 from e2p.edit import fill_inputs, same_shape  # noqa: E402
 from e2p.placeholders import abstract_prompt  # noqa: E402
-from test_placeholders import FORBIDDEN, assert_values_only_in_strings, constants, identifiers  # noqa: E402
 
 HELLO = Example('write a program that prints "hello there"', 'print("hello there")\n', 1)
 TWO = Example('print "hello" and "world"', 'print("hello", "world")\n', 1)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 from conftest import run_cli
-from test_placeholders import FORBIDDEN, assert_values_only_in_strings
+from test_placeholders import assert_values_only_in_strings
 
 from e2p import generator as gen_module
 from e2p import sandbox

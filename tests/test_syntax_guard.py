@@ -132,7 +132,8 @@ def compiles(code: str) -> bool:
         "def is ##_prime ( n ) : <nl> <indent> return n % 2 == 1",
         "x = [ 1 , 2 ] <nl> print ( len ( x ) )",
         "for x in range ( 10 ) : <nl> <indent> if x : <nl> <indent> pass <nl> <dedent> else : <nl> <indent> break",
-        "try : <nl> <indent> x = 1 <nl> <dedent> except : <nl> <indent> pass <nl> <dedent> finally : <nl> <indent> pass",
+        "try : <nl> <indent> x = 1 <nl> <dedent> except : <nl> <indent> pass <nl> <dedent> "
+        "finally : <nl> <indent> pass",
         "@ f <nl> def y ( ) : <nl> <indent> pass",
         "x = NUM0 + 1 <nl> y = STR0 <nl> print ( NAME0 )",
         "f = lambda x : x if x else y",
@@ -323,7 +324,6 @@ def test_masks_never_ban_what_advance_accepts_and_are_exact_in_plain_strings(gua
 
 def _replay_all(examples, vocab: Vocab) -> tuple[int, list[str]]:
     guard = SyntaxGuard.for_vocab(vocab.tokens, vocab.eos_id)
-    tested, failures = 0, []
     with guard.quiet():
         return _replay(guard, examples, vocab)
 

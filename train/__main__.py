@@ -38,7 +38,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--export-only",
         action="store_true",
-        help="skip training: write --out from the best checkpoint in --work-dir (e.g. after changing decoding settings)",
+        help="skip training: write --out from the best checkpoint in --work-dir "
+        "(e.g. after changing decoding settings)",
     )
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
