@@ -70,6 +70,12 @@ def _decoding_options(p) -> None:
         default=None,
         help="decode only tokens that keep the code completable as valid Python (default: the artifact's)",
     )
+    p.add_argument(
+        "--eos-penalty",
+        type=float,
+        default=None,
+        help="subtract this from the end-of-code log-prob: > 0 writes longer code (default: the artifact's)",
+    )
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
     p.add_argument(
         "--rerank",
@@ -124,6 +130,7 @@ def settings_from_args(args, generator):
         ("seed", args.seed),
         ("max_len", args.max_len),
         ("length_penalty", args.length_penalty),
+        ("eos_penalty", args.eos_penalty),
         ("syntax_guard", args.syntax_guard),
     ):
         if value is not None:

@@ -79,6 +79,8 @@ def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
         search += f" T={settings.temperature} top-p={settings.top_p}"
     if settings.syntax_guard:
         search += " + syntax guard"
+    if settings.eos_penalty:
+        search += f", EOS -{settings.eos_penalty:g}"
     text = f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
     # the ranker mostly answers with a train program picked whole: say so wherever it is named
     return f"retrieval: {text}" if rerank == "ranker" else text

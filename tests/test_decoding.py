@@ -297,6 +297,21 @@ def test_min_len_and_max_len_are_honoured(copy_model):
         assert not decode(copy_model, long, s, **IDS)[0].hit_max_len
 
 
+def test_eos_penalty_lengthens_the_output_and_is_recorded(copy_model):
+    short = [7, 5, 9, EOS]
+    for strategy in ("greedy", "beam"):
+        s = DecodeSettings(strategy=strategy, max_len=12, beam_size=3, n_best=1)
+        plain = decode(copy_model, short, s, **IDS)[0]
+        assert plain.tokens == [7, 5, 9]
+        mild = decode(copy_model, short, replace(s, eos_penalty=0.01), **IDS)[0]
+        assert mild.tokens == plain.tokens  # a confident end survives a small penalty
+        assert mild.eos_logprob == pytest.approx(plain.eos_logprob - 0.01, abs=1e-5)
+        longer = decode(copy_model, short, replace(s, eos_penalty=1e4), **IDS)[0]
+        assert len(longer.tokens) == 12 and longer.hit_max_len  # EOS only where it is forced
+    with pytest.raises(DecodeSettingsError, match="eos_penalty"):
+        DecodeSettings(eos_penalty=float("nan"))
+
+
 def test_forced_scoring_agrees_with_search(model):
     """score_targets on the beam's own outputs gives back the beam's scores and log-probs."""
     from e2p.decoding import score_targets

@@ -1,0 +1,68 @@
+"""The model's own output (no retrieved candidates, no fallback) under several decoding settings,
+on one split, every row measured in the same run with EVAL.md's metrics (references run once).
+
+    python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--beam 5] [--guard/--no-guard]
+
+Tune on valid only; the chosen setting goes into the artifact's decoding config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+import torch
+
+from e2p.constants import CORPUS_PATH
+from e2p.corpus import load_corpus
+from e2p.decoding import DecodeSettings
+from e2p.evaluation import as_json, describe, evaluate_systems, model_answers, table
+from e2p.generator import Generator
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--artifacts", default="artifacts")
+    p.add_argument("--data", default=CORPUS_PATH)
+    p.add_argument("--split", default="valid", choices=["valid", "test"])
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--eos", type=float, nargs="+", default=[0.0], help="EOS penalties to try")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
+    p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
+    p.add_argument("--rerank", default="score", help="score, parse or run (the model's candidates only)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", help="also write the report here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    corpus = load_corpus(args.data)
+    examples = corpus.split(args.split)[: args.limit]
+    generator = Generator(args.artifacts)
+    strategy = "greedy" if args.beam == 1 else "beam"
+    base = DecodeSettings(
+        strategy=strategy,
+        beam_size=max(args.beam, 1),
+        n_best=max(args.beam, 1),
+        length_penalty=args.length_penalty,
+        syntax_guard=args.guard,
+    )
+    systems = {}
+    for eos in args.eos:
+        settings = replace(base, eos_penalty=eos)
+        label = describe(settings, args.rerank)
+        print(f"generating: {label}", file=sys.stderr, flush=True)
+        answers = model_answers(generator, examples, settings, args.rerank, pool=0, fallback=False)
+        systems[f"eos {eos:g}"] = (answers, label)
+    results = evaluate_systems(examples, systems, train=corpus.split("train"))
+    print(f"{args.split} split, {args.artifacts}, the model's own output (pool 0, no fallback)")
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"split": args.split, "artifacts": args.artifacts, "systems": as_json(results)}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
