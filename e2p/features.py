@@ -9,6 +9,7 @@ Two switches shape the source (both saved in the artifact's config so inference 
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 
 from .corpus import Example
@@ -26,6 +27,9 @@ class FeatureConfig:
     max_src: int = 256  # tokens the encoder takes; longer prompts are cut
     max_tgt: int = 256  # longest code (tokens) used in training and the default decoding cap
     max_prompt: int = 64  # prompt tokens kept before the retrieved part
+    neighbours: int = 1  # retrieved examples in the source, nearest first
+    train_pool: int = 0  # training only: draw the neighbours at random from this many nearest (0: the
+    # nearest), so that the model learns to edit what it is shown rather than trust it blindly
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +55,8 @@ class Featurizer:
         self.config = config
         self.retriever = retriever
 
-    def source(self, prompt: str, exclude_key: str | None = None) -> Source:
+    def source(self, prompt: str, exclude_key: str | None = None, rng: random.Random | None = None) -> Source:
+        """`rng` (training): draw the neighbours from the `train_pool` nearest, kept in rank order."""
         cfg = self.config
         text, slots = abstract_prompt(prompt) if cfg.copy else (prompt, Slots())
         tokens = english_tokens(text)
@@ -60,12 +65,14 @@ class Featurizer:
         prompt_len = len(tokens)
         neighbour = None
         if cfg.retrieval:
-            hits = self.retriever.nearest(prompt, 1, exclude_key=exclude_key)
-            if hits:
-                neighbour = hits[0][0]
-                n_prompt = english_tokens(abstract_prompt(neighbour.prompt)[0] if cfg.copy else neighbour.prompt)
-                n_code = self.target(neighbour.code, slots)
-                tokens = tokens + [SEP] + n_prompt[: cfg.max_prompt] + [CODE] + n_code
+            pool = max(cfg.train_pool, cfg.neighbours) if rng is not None else cfg.neighbours
+            hits = [ex for ex, _ in self.retriever.nearest(prompt, pool, exclude_key=exclude_key)]
+            if rng is not None and len(hits) > cfg.neighbours:
+                hits = [hits[i] for i in sorted(rng.sample(range(len(hits)), cfg.neighbours))]
+            neighbour = hits[0] if hits else None
+            for hit in hits:
+                n_prompt = english_tokens(abstract_prompt(hit.prompt)[0] if cfg.copy else hit.prompt)
+                tokens = tokens + [SEP] + n_prompt[: cfg.max_prompt] + [CODE] + self.target(hit.code, slots)
         tokens = tokens[: cfg.max_src]
         return Source(tokens, slots, prompt_len, truncated, neighbour)
 
@@ -73,7 +80,7 @@ class Featurizer:
         tokens = code_tokens(code)
         return abstract_code(tokens, slots) if self.config.copy else tokens
 
-    def pair(self, example: Example) -> tuple[list[str], list[str]]:
+    def pair(self, example: Example, rng: random.Random | None = None) -> tuple[list[str], list[str]]:
         """Training pair; the example never retrieves itself, its duplicates or its augmented kin."""
-        src = self.source(example.prompt, exclude_key=example.family or example.key)
+        src = self.source(example.prompt, exclude_key=example.family or example.key, rng=rng)
         return src.tokens, self.target(example.code, src.slots)

@@ -57,6 +57,8 @@ class TrainConfig:
     retrieval: bool = True
     max_src: int = 256
     max_tgt: int = 256
+    neighbours: int = 1  # retrieved train examples in the source
+    train_pool: int = 0  # draw the training neighbours at random from this many nearest (0: the nearest)
     augment: int = 0  # extra renamed copies of each train example (AST renaming)
     min_freq: int = 2  # rarer tokens become <unk>
     # loss: the original design weights keywords, layout tokens and common operators
@@ -118,7 +120,14 @@ class TrainConfig:
         )
 
     def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(copy=self.copy, retrieval=self.retrieval, max_src=self.max_src, max_tgt=self.max_tgt)
+        return FeatureConfig(
+            copy=self.copy,
+            retrieval=self.retrieval,
+            max_src=self.max_src,
+            max_tgt=self.max_tgt,
+            neighbours=self.neighbours,
+            train_pool=self.train_pool,
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -166,7 +175,8 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
         from .augment import augment_examples
 
         train_examples += augment_examples(train, copies=cfg.augment, seed=cfg.seed)
-    train_tok = [featurizer.pair(ex) for ex in train_examples]
+    draw = random.Random(cfg.seed) if cfg.train_pool else None
+    train_tok = [featurizer.pair(ex, draw) for ex in train_examples]
     train_tok = [(s, t) for s, t in train_tok if len(t) <= cfg.max_tgt]
     valid_tok = [featurizer.pair(ex) for ex in valid]
     reserved = all_placeholders() + [SEP, CODE, NL, INDENT, DEDENT]

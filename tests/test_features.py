@@ -1,0 +1,57 @@
+"""The encoder's source: the prompt, then its retrieved train examples (one or more)."""
+
+import random
+
+from e2p.corpus import Example
+from e2p.features import CODE, SEP, FeatureConfig, Featurizer
+from e2p.retrieval import Retriever
+
+TRAIN = [
+    Example("add two numbers and print the sum", "print(1 + 2)\n", 1),
+    Example("add two numbers and return the sum", "def add(a, b):\n    return a + b\n", 2),
+    Example("add three numbers", "print(1 + 2 + 3)\n", 3),
+    Example("reverse a string", "print('abc'[::-1])\n", 4),
+]
+
+
+def neighbour_codes(src) -> list[str]:
+    """The code of each retrieved example in the source, as one string of tokens."""
+    blocks = " ".join(src.tokens).split(f" {SEP} ")[1:]
+    return [block.split(f" {CODE} ", 1)[1] for block in blocks]
+
+
+def code_of(f, ex, src) -> str:
+    return " ".join(f.target(ex.code, src.slots))
+
+
+def test_two_neighbours_follow_the_prompt_nearest_first():
+    f = Featurizer(FeatureConfig(copy=False, neighbours=2, max_src=500), Retriever(TRAIN))
+    src = f.source("add two numbers")
+    assert src.tokens.count(SEP) == 2 and src.tokens.count(CODE) == 2
+    assert src.tokens[: src.prompt_len] == ["add", "two", "numbers"]
+    hits = [ex for ex, _ in Retriever(TRAIN).nearest("add two numbers", 2)]
+    assert src.neighbour == hits[0]
+    assert neighbour_codes(src) == [code_of(f, ex, src) for ex in hits]
+
+
+def test_one_neighbour_is_the_nearest_as_before():
+    f = Featurizer(FeatureConfig(copy=False), Retriever(TRAIN))
+    src = f.source("reverse a string")
+    assert src.tokens.count(SEP) == 1 and src.neighbour == TRAIN[3]
+
+
+def test_training_draws_neighbours_from_the_pool_in_rank_order_and_never_the_example_itself():
+    f = Featurizer(FeatureConfig(copy=False, neighbours=1, train_pool=3, max_src=500), Retriever(TRAIN))
+    example = TRAIN[0]
+    drawn = {
+        f.source(example.prompt, exclude_key=example.key, rng=random.Random(seed)).neighbour.line for seed in range(30)
+    }
+    assert drawn == {2, 3, 4}  # the three nearest other examples, each drawn sometimes
+    f2 = Featurizer(FeatureConfig(copy=False, neighbours=2, train_pool=3, max_src=500), Retriever(TRAIN))
+    nearest = [ex.line for ex, _ in Retriever(TRAIN).nearest(example.prompt, 3, exclude_key=example.key)]
+    for seed in range(10):
+        src = f2.source(example.prompt, exclude_key=example.key, rng=random.Random(seed))
+        lines = [next(ex.line for ex in TRAIN if code_of(f2, ex, src) == code) for code in neighbour_codes(src)]
+        assert len(lines) == 2 and lines == sorted(lines, key=nearest.index)
+    # without rng (inference, and the valid split in training) the pool is not used
+    assert f.source(example.prompt, exclude_key=example.key).neighbour.line == nearest[0]
