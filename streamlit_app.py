@@ -438,7 +438,7 @@ def samples_view(gen: Generator, folder: Path) -> None:
     c1, c2, c3, c4 = st.columns([3, 1, 2, 1])
     decoding = c1.radio(
         "Compare against the reference",
-        list(sup.SYSTEMS),
+        [k for k in sup.SYSTEMS if k in names] or list(sup.SYSTEMS),
         horizontal=True,
         key="gal_decoding",
         persist_state=PERSIST,

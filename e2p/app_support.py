@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import REBUILD
-from .decoding import DecodeSettings
+from .constants import DEFAULT_RERANK
+from .decoding import DecodeSettings, describe
 from .errors import E2PError
 from .features import CODE, SEP
 from .figures import axis_labels
@@ -36,7 +37,14 @@ EXAMPLE_PROMPTS = (
 )
 
 # Gallery: which decoding of samples.json to compare, and the metrics key it is scored under.
-SYSTEMS = {"default": "model", "greedy": "model-greedy", "beam": "model-beam", "retrieval": "retrieval"}
+# samples.json key -> metrics.json system name; "ranker": the learned ranker over retrieved programs
+SYSTEMS = {
+    "default": "model",
+    "ranker": "ranker",
+    "greedy": "model-greedy",
+    "beam": "model-beam",
+    "retrieval": "retrieval",
+}
 STATUS_FILTERS = (
     "all",
     "passed",  # exact match or same behaviour when run
@@ -118,16 +126,8 @@ def build_settings(
 
 
 def describe_settings(settings: DecodeSettings | None) -> str:
-    if settings is None:
-        return ""
-    if settings.strategy == "beam":
-        return f"beam search, width {settings.beam_size}, max {settings.max_len} tokens"
-    if settings.strategy == "sample":
-        return (
-            f"sampling {settings.num_samples}, temperature {settings.temperature:g}, "
-            f"top-p {settings.top_p:g}, max {settings.max_len} tokens"
-        )
-    return f"greedy, max {settings.max_len} tokens"
+    """The settings an answer was decoded with (`decoding.describe`), for the caption under it."""
+    return "" if settings is None else describe(settings)
 
 
 # ---------------------------------------------------------------- confidence view
@@ -534,17 +534,18 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
 
 def answer_rule(config: dict) -> str:
     """How the shipped decoding picks the code it shows, in one line."""
-    dec = config.get("decoding", {})
-    search = f"beam {dec.get('beam_size', '?')}" if dec.get("strategy") == "beam" else dec.get("strategy", "greedy")
-    rerank, pool = config.get("rerank", "parse"), config.get("pool", 0)
+    settings = DecodeSettings(**config.get("decoding", {}))
+    rerank, pool = config.get("rerank", DEFAULT_RERANK), config.get("pool", 0)
+    text = describe(settings, rerank, pool)
     if rerank == "ranker":
-        return (
-            f"{search} output + the {pool} nearest training programs (and those with the prompt's "
-            "values put in), ordered by a ranker fitted on the train split; the first that parses "
-            "and runs cleanly wins"
+        text += (
+            f" — the model's output and the {pool} nearest training programs (and those with the prompt's "
+            "values put in), ordered by a ranker fitted on the train split; the first that parses and runs "
+            "cleanly wins"
         )
-    tail = f" + the {pool} nearest training programs" if pool else ""
-    return f"{search}{tail}, rerank {rerank}"
+    elif not pool:
+        text += " — the model's own code"
+    return text
 
 
 def rebuild_command() -> str:

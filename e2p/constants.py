@@ -6,6 +6,10 @@ from __future__ import annotations
 # How candidates are ordered: by model score only, parsing first, running cleanly first, or by the
 # learned ranker.
 RERANKS = ("score", "parse", "run", "ranker")
+DEFAULT_RERANK = "run"  # where a training config or an artifact names none
+
+# The learned ranker chooses among this many retrieved programs where an artifact names no pool.
+RANKER_POOL = 10
 
 # The corpus (EVAL.md), relative to the repository root, where the commands are run from.
 CORPUS_PATH = "../shared/data/english_python_data.txt"

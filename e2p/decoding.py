@@ -124,6 +124,23 @@ class Hypothesis:
 # --------------------------------------------------------------------------- log-prob rules
 
 
+def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0) -> str:
+    """The decoding settings in a few words: the one description the CLI, the evaluation tables
+    and the app use."""
+    search = f"beam {settings.beam_size}" if settings.strategy == "beam" else settings.strategy
+    if settings.strategy == "sample":
+        search += f" {settings.num_samples} T={settings.temperature:g} top-p={settings.top_p:g}"
+    if settings.syntax_guard:
+        search += " + syntax guard"
+    if settings.eos_penalty:
+        search += f", EOS -{settings.eos_penalty:g}"
+    if rerank is None:
+        return search
+    text = f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
+    # the ranker mostly answers with a train program picked whole: say so wherever it is named
+    return f"retrieval: {text}" if rerank == "ranker" else text
+
+
 class LogProbRules:
     """Every ban / force on next-token log-probs, in one place.
 

@@ -6,7 +6,7 @@ import ast
 from dataclasses import dataclass
 
 from .corpus import Example
-from .decoding import DecodeSettings
+from .decoding import DecodeSettings, describe  # noqa: F401  (describe: re-exported)
 from .metrics import EvalReport, ReferenceProfile, evaluate, profile_references
 from .origins import origin_split
 from .retrieval import Retriever
@@ -70,20 +70,6 @@ def train_copy_rate(codes: list[str], train: list[Example]) -> float:
     """The share of `codes` whose syntax tree equals the tree of some train program."""
     known = {tree_key(ex.code) for ex in train} - {None}
     return sum(tree_key(code) in known for code in codes) / max(len(codes), 1)
-
-
-def describe(settings: DecodeSettings, rerank: str, pool: int = 0) -> str:
-    """The decoding settings in a few words, for tables and reports."""
-    search = f"beam {settings.beam_size}" if settings.strategy == "beam" else settings.strategy
-    if settings.strategy == "sample":
-        search += f" T={settings.temperature} top-p={settings.top_p}"
-    if settings.syntax_guard:
-        search += " + syntax guard"
-    if settings.eos_penalty:
-        search += f", EOS -{settings.eos_penalty:g}"
-    text = f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
-    # the ranker mostly answers with a train program picked whole: say so wherever it is named
-    return f"retrieval: {text}" if rerank == "ranker" else text
 
 
 def evaluate_systems(

@@ -11,16 +11,17 @@ import torch
 
 from .artifacts import git_commit, replaceable_files, sha256_file, write_manifest, write_memory
 from .decoding import DecodeSettings
-from .evaluation import as_json, describe, evaluate_systems, model_codes, retrieval_codes, table
+from .evaluation import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
 from .metrics import profile_references
 from .ranking import fit_ranker
 from .training import Prepared, TrainConfig, save_weights
 
 
 def default_decoding(cfg: TrainConfig) -> DecodeSettings:
+    common = dict(max_len=cfg.max_tgt, syntax_guard=cfg.syntax_guard, eos_penalty=cfg.eos_penalty)
     if cfg.decode_strategy == "greedy":
-        return DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
-    return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, max_len=cfg.max_tgt)
+        return DecodeSettings(strategy="greedy", **common)
+    return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, **common)
 
 
 def export(
@@ -44,11 +45,12 @@ def export(
     save_weights(model, out / "weights.safetensors", dtype=torch.float16)
     prep.src_vocab.save(out / "src_vocab.json")
     prep.tgt_vocab.save(out / "tgt_vocab.json")
-    if cfg.retrieval or cfg.rerank == "ranker":
+    ranker_pool = cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
+    if cfg.retrieval or ranker_pool:
         write_memory(out / "memory.jsonl", prep.train)
-    if cfg.rerank == "ranker":
+    if ranker_pool:
         log("fitting the ranker on the train split")
-        ranker = fit_ranker(prep.train, k=max(2, cfg.pool))
+        ranker = fit_ranker(prep.train, k=max(2, ranker_pool))
         ranker.model_offset = cfg.model_offset
         ranker.save(out / "ranker.json")
     config = {
@@ -58,6 +60,7 @@ def export(
         "decoding": asdict(decoding),
         "rerank": cfg.rerank,
         "pool": cfg.pool,
+        "ranker_pool": ranker_pool,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
@@ -83,17 +86,16 @@ def export(
     beam = DecodeSettings(strategy="beam", beam_size=5, n_best=5, max_len=cfg.max_tgt)
     # (samples.json key, metrics name, settings, rerank, pool): the shipped decoding, then plain
     # greedy and beam search for the gallery, then the retrieval baseline.
-    runs = [
-        ("default", "model", decoding, cfg.rerank, cfg.pool),
-        ("greedy", "model-greedy", greedy, "score", 0),
-        ("beam", "model-beam", beam, "run", 0),
-    ]
+    runs = [("default", "model", decoding, cfg.rerank, cfg.pool)]
+    if cfg.rerank != "ranker" and ranker_pool:  # the retrieval baseline over these weights
+        runs.append(("ranker", "ranker", decoding, "ranker", ranker_pool))
+    runs += [("greedy", "model-greedy", greedy, "score", 0), ("beam", "model-beam", beam, "run", 0)]
     systems = {
-        name: (model_codes(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))
+        name: (model_answers(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))
         for _, name, s, rerank, pool in runs
     }
     systems["retrieval"] = (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code")
-    results = evaluate_systems(test, systems, profiles)
+    results = evaluate_systems(test, systems, profiles, train=prep.train)
     log(table(results))
     metrics = as_json(results)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .artifacts import Bundle, load_bundle
-from .constants import RERANKS
+from .constants import DEFAULT_RERANK, RANKER_POOL, RERANKS
 from .decoding import DecodeSettings, decode, score_targets
 from .edit import adapt_literals, fill_inputs
 from .errors import E2PError
@@ -30,7 +30,6 @@ from .vocab import Vocab
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
-RANKER_POOL = 10  # retrieved programs the ranker chooses among where the artifact names no pool
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
 
 
@@ -82,7 +81,7 @@ class Generator:
         self.bundle: Bundle = load_bundle(folder, check=check)
         decoding = self.bundle.config.get("decoding", {})
         self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
-        self.default_rerank = self.bundle.config.get("rerank", "parse")
+        self.default_rerank = self.bundle.config.get("rerank", DEFAULT_RERANK)
         self.default_pool = int(self.bundle.config.get("pool", 0))
         # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))

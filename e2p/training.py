@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from .constants import DEFAULT_RERANK, RANKER_POOL
 from .corpus import Corpus, Example
 from .errors import E2PError
 from .features import CODE, SEP, FeatureConfig, Featurizer
@@ -97,8 +98,12 @@ class TrainConfig:
     # the artifact's default decoding
     decode_strategy: str = "beam"
     beam_size: int = 5
-    rerank: str = "run"  # candidates that parse, then run cleanly in the sandbox, come first
+    syntax_guard: bool = False  # decode only code that stays valid Python (e2p.syntax_guard)
+    eos_penalty: float = 0.0  # subtracted from EOS's log-prob: > 0 writes longer code
+    rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
+    ranker_pool: int = RANKER_POOL  # the learned ranker (ranker.json, the retrieval baseline `--rerank
+    # ranker`) chooses among this many retrieved programs; 0: no ranker is fitted
     model_offset: float = 0.0  # rerank="ranker": bonus for the model's own output (chosen on valid)
 
     def model_config(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:

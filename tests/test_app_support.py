@@ -102,10 +102,19 @@ def test_build_settings_rejects_bad_values():
 
 
 def test_describe_settings():
-    assert "width 4" in sup.describe_settings(DecodeSettings(beam_size=4))
-    assert sup.describe_settings(DecodeSettings(strategy="greedy")).startswith("greedy")
-    assert "temperature 0.5" in sup.describe_settings(DecodeSettings(strategy="sample", temperature=0.5))
+    assert sup.describe_settings(DecodeSettings(beam_size=4)) == "beam 4"
+    assert sup.describe_settings(DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=2)) == (
+        "greedy + syntax guard, EOS -2"
+    )
+    assert sup.describe_settings(DecodeSettings(strategy="sample", temperature=0.5)) == "sample 5 T=0.5 top-p=0.95"
     assert sup.describe_settings(None) == ""
+
+
+def test_answer_rule_says_whether_the_model_or_the_ranker_answers():
+    model = {"decoding": {"strategy": "greedy", "syntax_guard": True}, "rerank": "score", "pool": 0}
+    assert sup.answer_rule(model) == "greedy + syntax guard, rerank=score — the model's own code"
+    ranker = {"decoding": {"strategy": "greedy"}, "rerank": "ranker", "pool": 10}
+    assert sup.answer_rule(ranker).startswith("retrieval: greedy, rerank=ranker, pool=10 — ")
 
 
 # ------------------------------------------------------------------ confidence view
