@@ -41,6 +41,7 @@ EXAMPLE_PROMPTS = (
 SYSTEMS = {
     "default": "model",
     "ranker": "ranker",
+    "own": "model-own",
     "greedy": "model-greedy",
     "beam": "model-beam",
     "retrieval": "retrieval",

@@ -89,6 +89,8 @@ def export(
     runs = [("default", "model", decoding, cfg.rerank, cfg.pool)]
     if cfg.rerank != "ranker" and ranker_pool:  # the retrieval baseline over these weights
         runs.append(("ranker", "ranker", decoding, "ranker", ranker_pool))
+    if cfg.rerank != "score" or cfg.pool:  # what the model writes by itself, with the default decoding
+        runs.append(("own", "model-own", decoding, "score", 0))
     runs += [("greedy", "model-greedy", greedy, "score", 0), ("beam", "model-beam", beam, "run", 0)]
     systems = {
         name: (model_answers(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))

@@ -143,11 +143,10 @@ class FeatureMaker:
 
 @dataclass
 class Ranker:
-    """Linear scores over FEATURES; `k` neighbours are ranked per prompt."""
+    """Linear scores over FEATURES (it ranks whatever candidates it is given)."""
 
     weights: list[float]
     bias: float
-    k: int = 10
     fitted_on: int = 0  # train prompts used
     # Added to the score of the model's own output, which the train split cannot judge fairly
     # (the model learnt those prompts): chosen on the valid split.
@@ -161,7 +160,6 @@ class Ranker:
             "features": list(FEATURES),
             "weights": self.weights,
             "bias": self.bias,
-            "k": self.k,
             "fitted_on": self.fitted_on,
             "model_offset": self.model_offset,
         }
@@ -175,7 +173,6 @@ class Ranker:
         return cls(
             weights=[float(w) for w in data["weights"]],
             bias=float(data["bias"]),
-            k=int(data["k"]),
             fitted_on=int(data.get("fitted_on", 0)),
             model_offset=float(data.get("model_offset", 0.0)),
         )
@@ -198,4 +195,4 @@ def fit_ranker(train: list[Example], k: int = 10, alpha: float = 1.0) -> Ranker:
     if not xs:
         raise ValueError("too few train examples to fit a ranker")
     model = Ridge(alpha=alpha).fit(np.concatenate(xs), np.concatenate(ys))
-    return Ranker(weights=[float(w) for w in model.coef_], bias=float(model.intercept_), k=k, fitted_on=len(xs))
+    return Ranker(weights=[float(w) for w in model.coef_], bias=float(model.intercept_), fitted_on=len(xs))

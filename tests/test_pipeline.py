@@ -32,7 +32,14 @@ def test_artifact_folder_is_complete_and_pickle_free(tiny_artifacts):
     manifest = verify(tiny_artifacts)
     assert set(manifest["files"]) == names - {"manifest.json"}
     assert len(manifest["corpus_sha256"]) == 64 and manifest["epochs"] == 2
-    assert {"model", "model-greedy", "retrieval"} <= set(manifest["test_metrics"])
+    metrics = manifest["test_metrics"]
+    # the tiny preset answers with the ranker: the model's own decoding is measured beside it
+    assert {"model", "model-own", "model-greedy", "model-beam", "retrieval"} <= set(metrics)
+    assert metrics["model"]["settings"].startswith("retrieval: ") and metrics["model-own"]["settings"].endswith(
+        "rerank=score"
+    )
+    assert metrics["retrieval"]["train_copies"] == 1.0  # a train program, every one
+    assert all(0 <= m["train_copies"] <= 1 for m in metrics.values())
     load_file(str(tiny_artifacts / "weights.safetensors"))
     log = json.loads((tiny_artifacts / "train_log.json").read_text())
     assert [row["epoch"] for row in log] == [1, 2]
@@ -46,7 +53,7 @@ def test_samples_cover_every_test_prompt(tiny_artifacts, synthetic_corpus):
     samples = json.loads((tiny_artifacts / "samples.json").read_text())["samples"]
     assert [s["prompt"] for s in samples] == [ex.prompt for ex in test]
     for s in samples:
-        assert {"reference", "beam", "greedy", "metrics"} <= set(s)
+        assert {"reference", "default", "own", "beam", "greedy", "retrieval", "metrics"} <= set(s)
         assert {"bleu", "parses", "exact", "runs", "exec_match"} <= set(s["metrics"]["model"])
 
 

@@ -54,7 +54,7 @@ def test_a_prompt_that_asks_for_input_agrees_with_code_that_reads_it():
 
 
 def test_ranker_round_trips_and_refuses_other_features(tmp_path):
-    ranker = Ranker(weights=[0.5] * len(FEATURES), bias=1.0, k=4, fitted_on=9, model_offset=-2.0)
+    ranker = Ranker(weights=[0.5] * len(FEATURES), bias=1.0, fitted_on=9, model_offset=-2.0)
     ranker.save(tmp_path / "ranker.json")
     assert Ranker.load(tmp_path / "ranker.json") == ranker
     data = json.loads((tmp_path / "ranker.json").read_text())
@@ -99,7 +99,7 @@ def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
     monkeypatch.setattr(metrics, "sentence_bleu", lambda hyp, ref: compared.append((hyp, ref)) or real(hyp, ref))
     ranker = fit_ranker(train, k=4)
     by_code = {ex.code: ex for ex in train}
-    assert ranker.k == 4 and ranker.fitted_on == len(train) and compared
+    assert ranker.fitted_on == len(train) and compared
     assert all(hyp in by_code and ref in by_code for hyp, ref in compared)  # train programs only
     assert all(by_code[hyp].key != by_code[ref].key for hyp, ref in compared)  # never its own prompt
 
