@@ -34,8 +34,8 @@ RERANK_LABELS = {
     "ranker": "learned ranker over the model's and the nearest training programs, first that runs "
     "(run in the sandbox)",
 }
-SOURCE_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
-SOURCE_HELP = {
+ORIGIN_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
+ORIGIN_HELP = {
     "model": "written by the model",
     "retrieval": "a training program, chosen by the ranker",
     "edited": "a training program with this prompt's values put in, chosen by the ranker",
@@ -244,7 +244,7 @@ def show_result(result) -> None:
     else:
         line, msg = result.error
         st.error(f"The code does not parse: line {line}: {msg}")
-    st.markdown(ov.source_sentence(result.source, result.tokens_are_code))
+    st.markdown(ov.origin_sentence(result.origin, result.tokens_are_code))
     st.code(result.formatted, language="python", line_numbers=True)
     st.download_button(
         "Download .py", result.formatted, file_name="generated.py", mime="text/x-python", key="download_code"
@@ -254,7 +254,7 @@ def show_result(result) -> None:
     m2.metric("Tokens", len(result.tgt_tokens) - 1)
     probs = result.token_probs
     m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
-    m4.metric("Source", SOURCE_LABELS.get(result.source, result.source), help=SOURCE_HELP.get(result.source))
+    m4.metric("Source", ORIGIN_LABELS.get(result.origin, result.origin), help=ORIGIN_HELP.get(result.origin))
     st.caption(sup.describe_settings(result.settings))
     tokens = result.tgt_tokens[:-1]  # without <eos>
     pieces = sup.confidence_pieces(tokens)
@@ -265,7 +265,7 @@ def show_result(result) -> None:
             "These are the model's own tokens, which did not parse; the code above is the "
             "nearest training example's."
         )
-    elif result.source != "model":
+    elif result.origin != "model":
         st.caption(
             "The ranker chose a training program (with this prompt's values put in where it is "
             "edited); below, the model reads it teacher-forced: how likely it finds each token."
@@ -280,8 +280,8 @@ def show_result(result) -> None:
                 [
                     {
                         "rank": i + 1,
-                        "from": SOURCE_LABELS.get(c.origin, c.origin),
-                        "ranker": None if c.value is None else round(c.value, 2),
+                        "from": ORIGIN_LABELS.get(c.origin, c.origin),
+                        "ranker": None if c.ranker_score is None else round(c.ranker_score, 2),
                         "model score": round(c.score, 3),
                         "parses": c.parses,
                         "runs": c.runs,
@@ -297,7 +297,7 @@ def show_result(result) -> None:
 
 def show_origins(result, pieces: list[str]) -> None:
     st.subheader("Where each token came from")
-    notice = ov.origin_notice(result.source, result.tokens_are_code, result.origins, len(pieces))
+    notice = ov.origin_notice(result.origin, result.tokens_are_code, result.origins, len(pieces))
     if notice:
         st.caption(notice)
         return

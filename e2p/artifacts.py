@@ -15,7 +15,7 @@ from .corpus import Example
 from .errors import E2PError
 from .features import FeatureConfig, Featurizer
 from .model import ModelConfig, Seq2Seq
-from .ranking import FeatureMaker, Ranker
+from .ranking import Ranker, RankerFeatures
 from .retrieval import Retriever
 from .vocab import Vocab
 
@@ -174,7 +174,7 @@ class Bundle:
     config: dict
     manifest: dict
     ranker: Ranker | None = None  # the learned choice among retrieved programs (ranker.json)
-    ranker_features: FeatureMaker | None = None
+    ranker_features: RankerFeatures | None = None
     retriever: Retriever | None = None  # over memory.jsonl, the train split
 
 
@@ -215,6 +215,6 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
                 raise ArtifactError(
                     f"{folder / 'ranker.json'} cannot be used: {err}. Rebuild with: {REBUILD}"
                 ) from None
-            ranker_features = FeatureMaker(examples)
+            ranker_features = RankerFeatures(examples)
     featurizer = Featurizer(feat_cfg, retriever if feat_cfg.retrieval else None)
     return Bundle(folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, ranker, ranker_features, retriever)

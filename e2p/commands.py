@@ -141,7 +141,7 @@ def settings_from_args(args, generator):
 def _generate(args) -> None:
     if (args.prompt is None) == (args.batch is None):
         raise E2PError('give a prompt, e.g. e2p generate "write a python function to add two numbers", or --batch FILE')
-    from .generator import SOURCE_TEXT
+    from .generator import ORIGIN_TEXT
 
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
@@ -157,8 +157,8 @@ def _generate(args) -> None:
         )
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
-        if result.source != "model":
-            print(f"e2p: note: {SOURCE_TEXT.get(result.source, result.source)}", file=sys.stderr)
+        if result.origin != "model":
+            print(f"e2p: note: {ORIGIN_TEXT.get(result.origin, result.origin)}", file=sys.stderr)
         print(result.formatted.rstrip("\n"))
         return
     path = Path(args.batch)
@@ -183,7 +183,7 @@ def _generate(args) -> None:
                 "prompt": r.prompt,
                 "code": r.formatted,
                 "parses": r.parses,
-                "source": r.source,
+                "source": r.origin,  # the output field keeps its name: scripts read it
                 "seconds": round(r.seconds, 4),
             }
             if r.warnings:

@@ -60,11 +60,11 @@ def adapt_literals(prompt: str, example: Example) -> str | None:
     return code
 
 
-_KINDS = {int: (int, float), str: (str,)}  # prompt value kind -> literal types it may replace
+_LITERAL_TYPES = {int: (int, float), str: (str,)}  # prompt value type -> literal types it may replace
 
 
-def _input_constants(tree: ast.Module, kind: type) -> list[ast.Constant]:
-    """The program's named inputs: top-level `name = <literal>` of one kind, in order."""
+def _input_constants(tree: ast.Module, value_type: type) -> list[ast.Constant]:
+    """The program's named inputs: top-level `name = <literal>` of one value type, in order."""
     found = []
     for stmt in tree.body:
         if (
@@ -72,7 +72,7 @@ def _input_constants(tree: ast.Module, kind: type) -> list[ast.Constant]:
             and len(stmt.targets) == 1
             and isinstance(stmt.targets[0], ast.Name)
             and isinstance(stmt.value, ast.Constant)
-            and type(stmt.value.value) in _KINDS[kind]
+            and type(stmt.value.value) in _LITERAL_TYPES[value_type]
         ):
             found.append(stmt.value)
     return found
@@ -89,14 +89,14 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     slots = abstract_prompt(prompt)[1]
     lines = [line.encode() for line in code.splitlines(keepends=True)]  # ast offsets count UTF-8 bytes
     edits = []
-    for kind, values in ((int, slots.numbers), (str, slots.strings)):
-        constants = _input_constants(tree, kind)
+    for value_type, values in ((int, slots.numbers), (str, slots.strings)):
+        constants = _input_constants(tree, value_type)
         if not values or len(values) != len(constants):
             continue
         for node, value in zip(constants, values):
             if node.lineno != node.end_lineno:
                 return None
-            text = value if kind is int else repr(value)
+            text = value if value_type is int else repr(value)
             edits.append((node.lineno, node.col_offset, node.end_col_offset, text.encode("utf-8", "surrogatepass")))
     for row, start, end, text in sorted(edits, reverse=True):
         line = lines[row - 1]

@@ -52,7 +52,7 @@ def model_answers(
             ex.prompt, settings, rerank=rerank, attention=False, pool=pool, fallback=fallback, edit=edit
         )
         codes.append(result.code)
-        origins.append(result.origins if result.source == "model" else None)
+        origins.append(result.origins if result.origin == "model" else None)
     return Answers(codes, origins)
 
 

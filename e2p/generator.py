@@ -33,8 +33,8 @@ RUN_TIMEOUT_S = 2.0  # one candidate's run
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
 
 
-# Where an answer came from, in words (GenerationResult.source / Candidate.origin)
-SOURCE_TEXT = {
+# Where an answer came from, in words (GenerationResult.origin / Candidate.origin)
+ORIGIN_TEXT = {
     "model": "written by the model",
     "retrieval": "retrieval: a training program chosen whole, not written by the model",
     "edited": "retrieval: a training program with this prompt's values put in, not written by the model",
@@ -49,7 +49,7 @@ class Candidate:
     runs: bool | None  # None where it was not run
     origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model;
     # "edited": a train example's code with this prompt's values put in (e2p.edit)
-    value: float | None = None  # the ranker's score (rerank="ranker")
+    ranker_score: float | None = None  # the ranker's score (rerank="ranker")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ class GenerationResult:
     formatted: str  # black-formatted where it parses
     parses: bool
     error: tuple[int, str] | None  # (line, message) where it does not compile
-    source: str  # "model", or "retrieval" where no model candidate parsed
+    origin: str  # "model", or "retrieval"/"edited" where the ranker picked a (edited) train program or no
+    # model candidate parsed
     src_tokens: list[str]  # encoder input, for axis labels (placeholders shown with their values)
     tgt_tokens: list[str]  # predicted tokens, one per decoder step, the last being <eos>
     tgt_input_tokens: list[str]  # decoder input: <bos> then the generated tokens
@@ -214,7 +215,7 @@ class Generator:
             formatted=format_code(best_code),
             parses=syntax_error(best_code) is None,
             error=syntax_error(best_code),
-            source=origin,
+            origin=origin,
             src_tokens=shown(source.tokens),
             tgt_tokens=shown(out_tokens) + ["<eos>"],
             tgt_input_tokens=["<bos>"] + shown(out_tokens),
@@ -266,7 +267,7 @@ class Generator:
 
     @staticmethod
     def _rank_by_values(prompt, hyps, codes, origins, values, runner: RunBudget | None):
-        """By the ranker's value, code that defines a function first where the prompt asks for
+        """By the ranker's score, code that defines a function first where the prompt asks for
         one; the first candidate in that order that parses and runs cleanly (or reads input the
         prompt asks for) goes first. Only candidates up to it are run."""
         asks_input = bool(ASKS_FOR_INPUT.search(prompt))

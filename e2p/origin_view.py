@@ -41,19 +41,19 @@ _SPAN = "color: #1f2328; padding: 0 1px;"
 # ---------------------------------------------------------------- who wrote the code
 
 
-def source_sentence(source: str, tokens_are_code: bool = True) -> str:
+def origin_sentence(origin: str, tokens_are_code: bool = True) -> str:
     """One plain sentence saying where the shown code comes from."""
     if not tokens_are_code:
         return (
             "Retrieved, not written: no program the model wrote parsed, so this is the code of "
             "the nearest training example."
         )
-    if source == "model":
+    if origin == "model":
         return (
             "Written by the model, token by token: at each step it writes a token from its "
             "vocabulary or copies one from the prompt or from the retrieved training example."
         )
-    if source == "edited":
+    if origin == "edited":
         return (
             "Retrieved, not written by the model: a training program chosen by the ranker, with "
             "this prompt's values put in."
@@ -61,9 +61,9 @@ def source_sentence(source: str, tokens_are_code: bool = True) -> str:
     return "Retrieved, not written by the model: a training program chosen by the ranker."
 
 
-def origin_notice(source: str, tokens_are_code: bool, origins, n_tokens: int) -> str | None:
+def origin_notice(origin: str, tokens_are_code: bool, origins, n_tokens: int) -> str | None:
     """Why the tokens cannot be marked by origin, or None where they can."""
-    if source != "model" or not tokens_are_code:
+    if origin != "model" or not tokens_are_code:
         return "The model did not write this code, so its tokens have no origin to mark."
     if origins is None:
         return (

@@ -25,7 +25,7 @@ from sklearn.linear_model import Ridge
 from .corpus import Example
 from .retrieval import Retriever
 
-FEATURES = (
+RANKER_FEATURES = (
     "similarity",  # the retriever's word TF-IDF cosine between the prompts
     "char_similarity",  # character n-gram cosine: robust to typos ("funtion", "wrtie")
     "log_rank",
@@ -80,7 +80,7 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 1}
 
 
-class FeatureMaker:
+class RankerFeatures:
     """Turns (prompt, retrieved neighbours) into one feature row per neighbour."""
 
     def __init__(self, memory: list[Example]):
@@ -138,12 +138,12 @@ class FeatureMaker:
                     float("return" in code),
                 ]
             )
-        return np.asarray(out, dtype=np.float64).reshape(len(hits), len(FEATURES))
+        return np.asarray(out, dtype=np.float64).reshape(len(hits), len(RANKER_FEATURES))
 
 
 @dataclass
 class Ranker:
-    """Linear scores over FEATURES (it ranks whatever candidates it is given)."""
+    """Linear scores over RANKER_FEATURES (it ranks whatever candidates it is given)."""
 
     weights: list[float]
     bias: float
@@ -157,7 +157,7 @@ class Ranker:
 
     def save(self, path: str | Path) -> None:
         data = {
-            "features": list(FEATURES),
+            "features": list(RANKER_FEATURES),
             "weights": self.weights,
             "bias": self.bias,
             "fitted_on": self.fitted_on,
@@ -168,7 +168,7 @@ class Ranker:
     @classmethod
     def load(cls, path: str | Path) -> "Ranker":
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if list(data.get("features", [])) != list(FEATURES) or len(data["weights"]) != len(FEATURES):
+        if list(data.get("features", [])) != list(RANKER_FEATURES) or len(data["weights"]) != len(RANKER_FEATURES):
             raise ValueError(f"{path} was fitted on other features than this version computes")
         return cls(
             weights=[float(w) for w in data["weights"]],
@@ -183,7 +183,7 @@ def fit_ranker(train: list[Example], k: int = 10, alpha: float = 1.0) -> Ranker:
     from .metrics import sentence_bleu
 
     retriever = Retriever(train)
-    maker = FeatureMaker(train)
+    maker = RankerFeatures(train)
     xs, ys = [], []
     for ex in train:
         hits = retriever.nearest(ex.prompt, k, exclude_key=ex.key)

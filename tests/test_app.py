@@ -258,7 +258,7 @@ def test_generate_marks_where_each_token_came_from(copy_app, monkeypatch):
     own_answers_only(monkeypatch)
     generate(copy_app, PROMPT)
     result = copy_app.session_state["result"]
-    assert result.source == "model" and result.origins is not None
+    assert result.origin == "model" and result.origins is not None
     gen_tab = tab(copy_app, "Generate")
     assert any(m.value.startswith("Written by the model, token by token") for m in gen_tab.get("markdown"))
     assert "Where each token came from" in [h.value for h in gen_tab.get("subheader")]
@@ -280,12 +280,12 @@ def test_retrieved_code_is_labelled_retrieval_and_not_marked(copy_app, monkeypat
 
     real = Generator.generate
     monkeypatch.setattr(
-        Generator, "generate", lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), source="retrieval")
+        Generator, "generate", lambda self, *args, **kwargs: replace(real(self, *args, **kwargs), origin="retrieval")
     )
     generate(copy_app, PROMPT)
     gen_tab = tab(copy_app, "Generate")
     said = [m.value for m in gen_tab.get("markdown")]
-    assert ov.source_sentence("retrieval") in said and not any(m.startswith("Written by the model") for m in said)
+    assert ov.origin_sentence("retrieval") in said and not any(m.startswith("Written by the model") for m in said)
     assert not [h for h in texts(gen_tab, "html") if "e2p-origins" in h]
     assert any("did not write this code" in c.value for c in gen_tab.get("caption"))
 
@@ -300,7 +300,7 @@ def test_without_copy_attention_the_view_says_so(app, monkeypatch):
         Generator,
         "generate",
         lambda self, *args, **kwargs: replace(
-            real(self, *args, **kwargs), source="model", tokens_are_code=True, origins=None
+            real(self, *args, **kwargs), origin="model", tokens_are_code=True, origins=None
         ),
     )
     generate(app, PROMPT)
@@ -460,7 +460,7 @@ def long_result(rows: int = 70, cols: int = 12, layers: int = 2, heads: int = 2)
         formatted="x = 1\n",
         parses=True,
         error=None,
-        source="model",
+        origin="model",
         src_tokens=src,
         tgt_tokens=out + ["<eos>"],
         tgt_input_tokens=["<bos>"] + out,

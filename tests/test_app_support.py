@@ -33,7 +33,7 @@ def fake_result(layers: int = 2, heads: int = 3, attention: bool = True) -> Gene
         formatted="print(2 + 3)\n",
         parses=True,
         error=None,
-        source="model",
+        origin="model",
         src_tokens=SRC,
         tgt_tokens=TGT_OUT + ["<eos>"],
         tgt_input_tokens=["<bos>"] + TGT_OUT,

@@ -1,7 +1,7 @@
 """What the generator tells about its answer: where it came from, which pool it used, cut-off code."""
 
 from e2p.decoding import DecodeSettings
-from e2p.generator import SOURCE_TEXT, Generator
+from e2p.generator import ORIGIN_TEXT, Generator
 
 
 def test_code_cut_at_the_length_limit_is_flagged(tiny_artifacts):
@@ -31,5 +31,5 @@ def test_the_ranker_always_has_a_pool_to_rank(tiny_artifacts):
 
 
 def test_every_source_has_words_and_retrieval_is_called_retrieval():
-    assert SOURCE_TEXT["model"] == "written by the model"
-    assert all(SOURCE_TEXT[k].startswith("retrieval:") for k in ("retrieval", "edited"))
+    assert ORIGIN_TEXT["model"] == "written by the model"
+    assert all(ORIGIN_TEXT[k].startswith("retrieval:") for k in ("retrieval", "edited"))

@@ -98,13 +98,13 @@ def test_summary_gives_each_origins_share_of_the_tokens():
     assert ov.origin_summary([]) == "no tokens"
 
 
-def test_the_source_sentence_separates_writing_from_retrieval():
-    assert ov.source_sentence("model").startswith("Written by the model, token by token")
-    for source in ("retrieval", "edited"):
-        sentence = ov.source_sentence(source)
+def test_the_origin_sentence_separates_writing_from_retrieval():
+    assert ov.origin_sentence("model").startswith("Written by the model, token by token")
+    for retrieved in ("retrieval", "edited"):
+        sentence = ov.origin_sentence(retrieved)
         assert "chosen by the ranker" in sentence and "not written by the model" in sentence
-    assert "values put in" in ov.source_sentence("edited")
-    assert "nearest training example" in ov.source_sentence("model", tokens_are_code=False)
+    assert "values put in" in ov.origin_sentence("edited")
+    assert "nearest training example" in ov.origin_sentence("model", tokens_are_code=False)
 
 
 def test_origin_notice_says_why_tokens_are_not_marked():

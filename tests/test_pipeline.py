@@ -64,7 +64,7 @@ def test_generate_parses_whenever_a_candidate_parses(tiny_artifacts):
         assert result.parses  # a candidate, or the retrieved example when none parsed
         if any(c.parses for c in result.candidates):
             assert result.code == result.candidates[0].code and result.candidates[0].parses
-            assert result.source == result.candidates[0].origin
+            assert result.origin == result.candidates[0].origin
     T, S = len(result.tgt_tokens), len(result.src_tokens)
     assert result.attention["cross"].shape[2:] == (T, S)
     assert result.attention["decoder"].shape[2:] == (T, T)
@@ -76,13 +76,13 @@ def test_ranker_answers_with_a_program_that_runs(tiny_artifacts):
     assert gen.default_rerank == "ranker" and (tiny_artifacts / "ranker.json").is_file()
     result = gen.generate("write a python program to print the product of 123 and 456")
     assert {c.origin for c in result.candidates} >= {"model", "retrieval", "edited"}
-    assert all(c.value is not None for c in result.candidates)
+    assert all(c.ranker_score is not None for c in result.candidates)
     # the retrieved product programs, with this prompt's numbers put in
     assert [c.code for c in result.candidates if c.origin == "edited"][0].strip() == "print(123 * 456)"
     best = result.candidates[0]
     assert best.parses and best.runs and result.tokens_are_code
     # only candidates up to the winner are run; a ranker-ordered tail follows it
-    ordered = [c.value for c in result.candidates[1:] if c.parses]
+    ordered = [c.ranker_score for c in result.candidates[1:] if c.parses]
     assert ordered == sorted(ordered, reverse=True)
 
 

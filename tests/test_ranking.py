@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from e2p.corpus import Example
-from e2p.ranking import FEATURES, FeatureMaker, Ranker, content_words, fit_ranker
+from e2p.ranking import RANKER_FEATURES, Ranker, RankerFeatures, content_words, fit_ranker
 from e2p.retrieval import Retriever
 
 MEMORY = [
@@ -32,11 +32,11 @@ def test_content_words_split_identifiers_and_drop_filler():
 
 
 def test_feature_rows_describe_what_the_code_does():
-    maker = FeatureMaker(MEMORY)
+    maker = RankerFeatures(MEMORY)
     hits = Retriever(MEMORY).nearest("write a python function to add two numbers", 3)
     rows = maker.rows("write a python function to add two numbers", hits)
-    assert rows.shape == (3, len(FEATURES))
-    col = {name: i for i, name in enumerate(FEATURES)}
+    assert rows.shape == (3, len(RANKER_FEATURES))
+    col = {name: i for i, name in enumerate(RANKER_FEATURES)}
     by_code = {ex.code: row for (ex, _), row in zip(hits, rows)}
     function, program = by_code[MEMORY[0].code], by_code[MEMORY[1].code]
     assert function[col["function_agrees"]] == 1 and program[col["function_agrees"]] == 0
@@ -45,16 +45,16 @@ def test_feature_rows_describe_what_the_code_does():
 
 
 def test_a_prompt_that_asks_for_input_agrees_with_code_that_reads_it():
-    maker = FeatureMaker(MEMORY)
+    maker = RankerFeatures(MEMORY)
     prompt = "write a program that reads a number from the user and prints its square"
     hits = [(MEMORY[2], 0.5), (MEMORY[4], 0.4)]
     rows = maker.rows(prompt, hits)
-    col = FEATURES.index("input_agrees")
+    col = RANKER_FEATURES.index("input_agrees")
     assert rows[0, col] == 1 and rows[1, col] == 0
 
 
 def test_ranker_round_trips_and_refuses_other_features(tmp_path):
-    ranker = Ranker(weights=[0.5] * len(FEATURES), bias=1.0, fitted_on=9, model_offset=-2.0)
+    ranker = Ranker(weights=[0.5] * len(RANKER_FEATURES), bias=1.0, fitted_on=9, model_offset=-2.0)
     ranker.save(tmp_path / "ranker.json")
     assert Ranker.load(tmp_path / "ranker.json") == ranker
     data = json.loads((tmp_path / "ranker.json").read_text())
@@ -103,7 +103,7 @@ def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
     assert all(hyp in by_code and ref in by_code for hyp, ref in compared)  # train programs only
     assert all(by_code[hyp].key != by_code[ref].key for hyp, ref in compared)  # never its own prompt
 
-    retriever, maker = Retriever(train), FeatureMaker(train)
+    retriever, maker = Retriever(train), RankerFeatures(train)
     by_similarity, by_ranker = [], []
     for query in held_out:
         hits = retriever.nearest(query.prompt, 4)
@@ -159,7 +159,7 @@ def test_ranker_order_asks_for_what_the_prompt_asks():
     ranked = _ranked("write a python function to double a number", codes, [5.0, 1.0, 9.0])
     assert ranked[0].code == codes[1] and ranked[0].runs is True  # the function, though scored lower
     assert ranked[-1].code == codes[2] and not ranked[-1].parses
-    assert [c.value for c in ranked] == [1.0, 5.0, 9.0]
+    assert [c.ranker_score for c in ranked] == [1.0, 5.0, 9.0]
 
 
 def test_code_that_reads_input_wins_only_where_the_prompt_asks_for_input():
