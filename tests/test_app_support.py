@@ -329,7 +329,8 @@ def test_metrics_rows_and_model_card():
     card = dict(sup.model_card(config, {"epochs": 7}, 12345))
     assert card["parameters"] == "12,345" and card["layers"] == "2 encoder, 3 decoder"
     assert "4 heads" in card["width"] and card["inputs"].startswith("copy")
-    assert card["answer"] == "greedy, rerank parse"
+    # no decoding or rerank in the config: what the Generator then uses (DecodeSettings(), DEFAULT_RERANK)
+    assert card["answer"] == "beam 5, rerank=run — the model's own code"
     config.update(decoding={"strategy": "greedy"}, rerank="ranker", pool=10)
     assert "10 nearest training programs" in dict(sup.model_card(config, {}, 1))["answer"]
     assert sup.rebuild_command().startswith("python -m train")
