@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .answer_policy import Candidate, rank, ranker_scores, runner_for
 from .artifacts import Bundle, load_bundle
 from .constants import DEFAULT_RERANK, RANKER_POOL, RERANKS
 from .decoding import DecodeSettings, decode, score_targets
@@ -22,14 +23,10 @@ from .errors import E2PError
 from .formatting import format_code
 from .origins import TokenOrigin, token_origins
 from .placeholders import restore_code
-from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
-from .sandbox import RunBudget, sandbox_status
 from .syntax import syntax_error
 from .tokenizers import PLACEHOLDER, decode_code
 from .vocab import Vocab
 
-RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
-RUN_TIMEOUT_S = 2.0  # one candidate's run
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
 
 
@@ -39,17 +36,6 @@ ORIGIN_TEXT = {
     "retrieval": "retrieval: a training program chosen whole, not written by the model",
     "edited": "retrieval: a training program with this prompt's values put in, not written by the model",
 }
-
-
-@dataclass(frozen=True)
-class Candidate:
-    code: str
-    score: float  # the model's length-normalised log-probability of this code
-    parses: bool
-    runs: bool | None  # None where it was not run
-    origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model;
-    # "edited": a train example's code with this prompt's values put in (e2p.edit)
-    ranker_score: float | None = None  # the ranker's score (rerank="ranker")
 
 
 @dataclass(frozen=True)
@@ -177,15 +163,8 @@ class Generator:
             codes += [ex.code for ex, *_ in found + edited]
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
-                values = self._values(prompt, codes[:n_model], found, edited)
-        runner = None
-        if rerank in ("run", "ranker"):
-            status = sandbox_status()
-            if status.available:
-                runner = RunBudget(RUN_BUDGET_S, RUN_TIMEOUT_S)
-            else:
-                warnings.append(f"{status.notice}; the answer was chosen without running anything")
-        ranked = self._rank(prompt, hyps, codes, origins, rerank, values, runner)
+                values = ranker_scores(b, prompt, codes[:n_model], found, edited)
+        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner_for(rerank, warnings))
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
         if fallback and not best_cand.parses and source.neighbour is not None:
@@ -233,67 +212,6 @@ class Generator:
             tokens_are_code=tokens_are_code,
             origins=origins,
         )
-
-    def _values(self, prompt: str, model_codes: list[str], found, edited) -> list[float]:
-        """The ranker's score of every candidate, in candidate order (model, retrieved, edited)."""
-        b = self.bundle
-        top, best = found[0][0], found[0][1]
-        hits = (
-            [(replace(top, code=code), best) for code in model_codes]
-            + list(found)
-            + [(ex, sim) for ex, sim, _ in edited]
-        )
-        ranks = [0] * len(model_codes) + list(range(len(found))) + [rank for *_, rank in edited]
-        scores = b.ranker.scores(b.ranker_features.rows(prompt, hits, ranks=ranks, best=best))
-        offsets = [b.ranker.model_offset] * len(model_codes) + [0.0] * (len(found) + len(edited))
-        return [float(v + o) for v, o in zip(scores, offsets)]
-
-    @staticmethod
-    def _rank(prompt, hyps, codes, origins, rerank: str, values=None, runner: RunBudget | None = None):
-        """Order candidates: (parses, runs cleanly, model score) as far as `rerank` asks.
-        Candidates run in the sandbox through `runner` (None: nothing runs), within its budget."""
-        if rerank == "ranker" and values is not None:
-            return Generator._rank_by_values(prompt, hyps, codes, origins, values, runner)
-        rows = []
-        for h, code, origin in zip(hyps, codes, origins):
-            parses = syntax_error(code) is None
-            runs = None
-            if runner is not None and parses:  # "ranker" without a ranker file: like "run"
-                runs = _runs(runner, code)
-            rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
-        if rerank == "score":
-            return rows
-        return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
-
-    @staticmethod
-    def _rank_by_values(prompt, hyps, codes, origins, values, runner: RunBudget | None):
-        """By the ranker's score, code that defines a function first where the prompt asks for
-        one; the first candidate in that order that parses and runs cleanly (or reads input the
-        prompt asks for) goes first. Only candidates up to it are run."""
-        asks_input = bool(ASKS_FOR_INPUT.search(prompt))
-        parses = [syntax_error(code) is None for code in codes]
-        order = sorted(range(len(hyps)), key=lambda i: (not parses[i], not fits_request(prompt, codes[i]), -values[i]))
-        rows, chosen = [], None
-        for i in order:
-            runs = None
-            if chosen is None and parses[i]:
-                if asks_input and reads_input(codes[i]):
-                    chosen = len(rows)
-                elif runner is None:  # nothing may run: the best that parses
-                    chosen = len(rows)
-                else:
-                    runs = _runs(runner, codes[i])
-                    chosen = len(rows) if runs else None
-            rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses[i], runs, origins[i], values[i])))
-        if chosen:
-            rows.insert(0, rows.pop(chosen))
-        return rows
-
-
-def _runs(runner: RunBudget, code: str) -> bool | None:
-    """Whether `code` ran cleanly in the sandbox; None once the request's run budget is spent."""
-    result = runner.run(code)
-    return None if result is None else result.ok
 
 
 def set_threads(n: int = 1) -> None:

@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from e2p import generator as gen_module
-from e2p import sandbox
+from e2p import answer_policy, sandbox
 from e2p.generator import Generator
 from e2p.sandbox import RunBudget
 
@@ -28,13 +27,14 @@ def test_without_a_sandbox_nothing_runs_and_the_user_is_told(tiny_artifacts, san
 
 
 @needs_sandbox
-def test_a_request_runs_candidates_within_its_total_budget(tiny_artifacts, monkeypatch):
-    monkeypatch.setattr(gen_module, "RUN_BUDGET_S", 1.0)
-    g = Generator(tiny_artifacts)
+def test_a_request_runs_candidates_within_its_total_budget(monkeypatch):
+    monkeypatch.setattr(answer_policy, "RUN_BUDGET_S", 1.0)
+    runner = answer_policy.runner_for("run", warnings := [])
+    assert runner is not None and not warnings
     loops = ["while True:\n    pass\n"] * 5
     hyps = [type("H", (), {"score": 0.0})() for _ in loops]
     started = time.monotonic()
-    rows = g._rank("p", hyps, loops, ["retrieval"] * 5, "run", runner=RunBudget(1.0, 2.0))
+    rows = answer_policy.rank("p", hyps, loops, ["retrieval"] * 5, "run", runner=runner)
     assert time.monotonic() - started < 2.0  # not 5 candidates x 2 s
     assert [c.runs for *_, c in rows].count(False) >= 1
     assert all(c.runs in (False, None) for *_, c in rows)

@@ -143,14 +143,12 @@ class _Hyp:
 
 
 def _ranked(prompt, codes, values):
-    from e2p.generator import Generator
+    from e2p.answer_policy import rank
     from e2p.sandbox import RunBudget, sandbox_status
 
     if not sandbox_status().available:
         pytest.skip(f"the ranker's order is checked by running candidates: {sandbox_status().reason}")
-    rows = Generator._rank(
-        prompt, [_Hyp() for _ in codes], codes, ["retrieval"] * len(codes), "ranker", values, RunBudget()
-    )
+    rows = rank(prompt, [_Hyp() for _ in codes], codes, ["retrieval"] * len(codes), "ranker", values, RunBudget())
     return [cand for _, _, cand in rows]
 
 

@@ -1,0 +1,100 @@
+"""How one answer is chosen among the candidates: the model's outputs and, with a pool, retrieved
+and edited train programs. Order by the rerank rule (model score; parsing first; running cleanly
+first; or the learned ranker's score with what the prompt asks for first), running candidates in
+the sandbox only, within a time budget per request. `Generator` orchestrates; the rules are here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
+from .sandbox import RunBudget, sandbox_status
+from .syntax import syntax_error
+
+RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
+RUN_TIMEOUT_S = 2.0  # one candidate's run
+
+
+@dataclass(frozen=True)
+class Candidate:
+    code: str
+    score: float  # the model's length-normalised log-probability of this code
+    parses: bool
+    runs: bool | None  # None where it was not run
+    origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model;
+    # "edited": a train example's code with this prompt's values put in (e2p.edit)
+    ranker_score: float | None = None  # the ranker's score (rerank="ranker")
+
+
+def runner_for(rerank: str, warnings: list[str]) -> RunBudget | None:
+    """The sandbox budget of one request where `rerank` runs candidates; None where it does not
+    or where the sandbox cannot isolate (then `warnings` says that nothing was run)."""
+    if rerank not in ("run", "ranker"):
+        return None
+    status = sandbox_status()
+    if status.available:
+        return RunBudget(RUN_BUDGET_S, RUN_TIMEOUT_S)
+    warnings.append(f"{status.notice}; the answer was chosen without running anything")
+    return None
+
+
+def ranker_scores(bundle, prompt: str, model_codes: list[str], found, edited) -> list[float]:
+    """The ranker's score of every candidate, in candidate order (model, retrieved, edited); the
+    model's outputs get the ranker's `model_offset` (chosen on valid)."""
+    top, best = found[0][0], found[0][1]
+    hits = (
+        [(replace(top, code=code), best) for code in model_codes] + list(found) + [(ex, sim) for ex, sim, _ in edited]
+    )
+    ranks = [0] * len(model_codes) + list(range(len(found))) + [rank for *_, rank in edited]
+    scores = bundle.ranker.scores(bundle.ranker_features.rows(prompt, hits, ranks=ranks, best=best))
+    offsets = [bundle.ranker.model_offset] * len(model_codes) + [0.0] * (len(found) + len(edited))
+    return [float(v + o) for v, o in zip(scores, offsets)]
+
+
+def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudget | None = None):
+    """Rows (hypothesis, code, Candidate), the answer first: by (parses, runs cleanly, model score)
+    as far as `rerank` asks, or with the ranker's `scores` by `rank_by_ranker`. Candidates run in
+    the sandbox through `runner` (None: nothing runs), within its budget."""
+    if rerank == "ranker" and scores is not None:
+        return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
+    rows = []
+    for h, code, origin in zip(hyps, codes, origins):
+        parses = syntax_error(code) is None
+        runs = None
+        if runner is not None and parses:  # "ranker" without a ranker file: like "run"
+            runs = _runs(runner, code)
+        rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
+    if rerank == "score":
+        return rows
+    return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
+
+
+def rank_by_ranker(prompt, hyps, codes, origins, scores, runner: RunBudget | None):
+    """By the ranker's score, code that defines a function first where the prompt asks for
+    one; the first candidate in that order that parses and runs cleanly (or reads input the
+    prompt asks for) goes first. Only candidates up to it are run."""
+    asks_input = bool(ASKS_FOR_INPUT.search(prompt))
+    parses = [syntax_error(code) is None for code in codes]
+    order = sorted(range(len(hyps)), key=lambda i: (not parses[i], not fits_request(prompt, codes[i]), -scores[i]))
+    rows, chosen = [], None
+    for i in order:
+        runs = None
+        if chosen is None and parses[i]:
+            if asks_input and reads_input(codes[i]):
+                chosen = len(rows)
+            elif runner is None:  # nothing may run: the best that parses
+                chosen = len(rows)
+            else:
+                runs = _runs(runner, codes[i])
+                chosen = len(rows) if runs else None
+        rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses[i], runs, origins[i], scores[i])))
+    if chosen:
+        rows.insert(0, rows.pop(chosen))
+    return rows
+
+
+def _runs(runner: RunBudget, code: str) -> bool | None:
+    """Whether `code` ran cleanly in the sandbox; None once the request's run budget is spent."""
+    result = runner.run(code)
+    return None if result is None else result.ok
