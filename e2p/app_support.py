@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .answer_policy import RUN_BUDGET_S
 from .artifacts import REBUILD
 from .constants import DEFAULT_RERANK
 from .decoding import DecodeSettings, describe
 from .errors import E2PError
 from .features import CODE, SEP
 from .figures import axis_labels
-from .generator import RUN_BUDGET_S
 from .sandbox import NOT_RUN
 
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
