@@ -56,10 +56,6 @@ def model_answers(
     return Answers(codes, origins)
 
 
-def model_codes(generator, examples: list[Example], settings: DecodeSettings, rerank: str, **options) -> list[str]:
-    return model_answers(generator, examples, settings, rerank, **options).codes
-
-
 def tree_key(code: str) -> str | None:
     """The syntax tree without positions, comments or formatting: equal for the same program."""
     tree = parse_tree(code)
