@@ -70,6 +70,8 @@ class TrainConfig:
     copy_supervision: float = 0.0  # weight of the copy loss (`loss.copy_supervision_loss`): where
     # the target token is in the source the gate is taught to copy and the pointer to find it (needs
     # copy_attention and fused_loss)
+    score_unk: bool = True  # False: <unk> targets cost nothing (pretraining: words outside the vocabulary)
+    init_from: str = ""  # folder of pretrained weights (`python -m train.pretrain`) to start from
     # optimisation
     lr: float = 7e-4
     warmup_steps: int = 300
@@ -230,8 +232,9 @@ def make_batches(pairs, batch_tokens: int, seed: int) -> list[list[int]]:
     return batches
 
 
-def collate(pairs, index: list[int], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(src (B,S), tgt_in (B,T) = BOS+code, tgt_out (B,T) = code+EOS), right-padded."""
+def collate(pairs, index: list[int], device, score_unk: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(src (B,S), tgt_in (B,T) = BOS+code, tgt_out (B,T) = code+EOS), right-padded; `score_unk`
+    False pads <unk> in tgt_out, so that the loss skips it."""
     B = len(index)
     S = max(len(pairs[i][0]) for i in index)
     T = max(len(pairs[i][1]) for i in index) + 1
@@ -243,6 +246,8 @@ def collate(pairs, index: list[int], device) -> tuple[torch.Tensor, torch.Tensor
         src[row, : len(s)] = torch.tensor(s)
         tgt_in[row, : len(t) + 1] = torch.tensor([Vocab.bos_id] + t)
         tgt_out[row, : len(t) + 1] = torch.tensor(t + [Vocab.eos_id])
+    if not score_unk:
+        tgt_out[tgt_out == Vocab.unk_id] = Vocab.pad_id
     return src.to(device), tgt_in.to(device), tgt_out.to(device)
 
 
@@ -394,7 +399,7 @@ def valid_loss(model, pairs, cfg: TrainConfig, weights, device) -> float:
     cfg32 = replace(cfg, bf16=False)
     total, count = 0.0, 0
     for index in make_batches(pairs, cfg.batch_tokens, seed=0):
-        src, tgt_in, tgt_out = collate(pairs, index, device)
+        src, tgt_in, tgt_out = collate(pairs, index, device, cfg.score_unk)
         loss = batch_loss(model, src, tgt_in, tgt_out, cfg32, weights, 0.0)
         n = int((tgt_out != Vocab.pad_id).sum())
         total, count = total + float(loss) * n, count + n
@@ -438,6 +443,9 @@ def run_training(
     if (ckpt / "meta.json").exists():
         meta.update(_load_checkpoint(ckpt, model, optimizer))
         log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
+    elif cfg.init_from:
+        load_pretrained(model, Path(cfg.init_from), prep.src_vocab)
+        log(f"starting from the pretrained weights in {cfg.init_from}")
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
     model.train()
@@ -458,7 +466,7 @@ def run_training(
             mininterval=5,
         )
         for b in bar:
-            src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev)
+            src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev, cfg.score_unk)
             lr = lr_at(step, cfg, total_steps)
             loss = train_step(model, optimizer, src, tgt_in, tgt_out, cfg, weights, lr)
             step += 1
@@ -536,6 +544,27 @@ def save_weights(model, path: Path, dtype: torch.dtype | None = None) -> None:
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     save_file(_dedupe_shared(tensors), str(path))
+
+
+PRETRAINED_WEIGHTS, PRETRAINED_INFO = "weights.safetensors", "pretrained.json"
+
+
+def load_pretrained(model: Seq2Seq, folder: Path, vocab: Vocab) -> Seq2Seq:
+    """Start from `python -m train.pretrain`'s weights; they must share this run's vocabulary and shape."""
+    try:
+        info = json.loads((folder / PRETRAINED_INFO).read_text())
+    except (OSError, ValueError) as err:
+        raise E2PError(f"no pretrained weights in {folder}: {err}; run python -m train.pretrain") from None
+    if info.get("vocab_sha256") != vocab.digest():
+        raise E2PError(
+            f"the pretrained weights in {folder} were built on another vocabulary: "
+            "rerun python -m train.pretrain with this corpus and config"
+        )
+    shape = {k: v for k, v in model.config.to_dict().items() if k != "dropout"}
+    if {k: v for k, v in info.get("model", {}).items() if k != "dropout"} != shape:
+        raise E2PError(f"the pretrained weights in {folder} are for another model shape: {info.get('model')}")
+    state = {k: v.float() for k, v in load_file(str(folder / PRETRAINED_WEIGHTS)).items()}
+    return model.load_weights(state)
 
 
 def load_weights(model: Seq2Seq, path: Path) -> Seq2Seq:

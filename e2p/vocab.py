@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -46,6 +47,10 @@ class Vocab:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[i] if 0 <= i < len(self.tokens) else UNK for i in ids]
+
+    def digest(self) -> str:
+        """sha256 of the token list: weights trained on one vocabulary load only into the same one."""
+        return hashlib.sha256("\n".join(self.tokens).encode()).hexdigest()
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps({"tokens": self.tokens}, ensure_ascii=False, indent=0))
