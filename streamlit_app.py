@@ -3,7 +3,7 @@
     streamlit run streamlit_app.py            # artifacts from ./artifacts or $E2P_ARTIFACTS
 
 Layout and widgets only: every value shown is computed by the `e2p` package
-(`e2p.generator`, `e2p.figures`, `e2p.formatting`, `e2p.app_support`, `e2p.origin_view`).
+(`e2p.generator`, and `e2p.views`: one module per view, plus the HTML and figures they draw).
 A prompt is never run as code; to choose an answer, candidate programs may be run in the
 bubblewrap sandbox of `e2p.sandbox` (never outside it). Any exception becomes one plain
 sentence on the page and a log line with its traceback on the server.
@@ -18,12 +18,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from e2p import app_support as sup
-from e2p import origin_view as ov
-from e2p.figures import attention_heatmap, axis_labels, head_grid, metrics_bar, prompt_attention_html, training_curves
-from e2p.formatting import confidence_html, diff_html
 from e2p.generator import Generator, set_threads
 from e2p.sandbox import describe_limits, sandbox_status
+from e2p.views import attention, gallery, generate, inputs, model_card
+from e2p.views import origin_view as ov
+from e2p.views.code_html import confidence_html, diff_html
+from e2p.views.figures import (
+    attention_heatmap,
+    axis_labels,
+    head_grid,
+    metrics_bar,
+    plotly_config,
+    prompt_attention_html,
+    training_curves,
+)
 
 APP_DIR = Path(__file__).resolve().parent
 VIEWS = ("Generate", "Attention", "Samples", "Model")
@@ -54,7 +62,7 @@ def plain_errors(where: str):
         yield
     except Exception as err:
         log.exception("e2p app: failure %s", where)
-        st.error(sup.error_sentence(err, where))
+        st.error(generate.error_sentence(err, where))
 
 
 # ---------------------------------------------------------------- loading (once per process)
@@ -69,7 +77,7 @@ def load_generator(folder: str, stamp: float) -> Generator:
 
 @st.cache_data(show_spinner=False)
 def load_json(path: str, stamp: float):
-    return sup.read_optional_json(path)
+    return inputs.read_optional_json(path)
 
 
 # ---------------------------------------------------------------- requests (callbacks)
@@ -90,7 +98,7 @@ def run_request(gen: Generator) -> None:
     if request is None:
         return
     st.session_state.pop("notice", None)
-    prompt = sup.prepare_prompt(request["prompt"])
+    prompt = inputs.prepare_prompt(request["prompt"])
     if prompt is None:
         st.session_state["notice"] = (
             "warning",
@@ -100,20 +108,20 @@ def run_request(gen: Generator) -> None:
     state = st.session_state
     defaults = gen.default_settings
     try:
-        settings = sup.build_settings(
+        settings = inputs.build_settings(
             defaults,
             strategy=state.get("strategy", defaults.strategy),
             beam_size=state.get("beam_size", defaults.beam_size),
             temperature=state.get("temperature", defaults.temperature),
             top_p=state.get("top_p", defaults.top_p),
-            max_len=state.get("max_len", min(defaults.max_len, sup.MAX_LEN_CAP)),
+            max_len=state.get("max_len", min(defaults.max_len, inputs.MAX_LEN_CAP)),
             model_max_len=gen.model.config.max_len - 2,
         )
         with st.spinner("Generating…"):
             result = gen.generate(prompt, settings, rerank=state.get("rerank", gen.default_rerank))
     except Exception as err:
         log.exception("e2p app: generation failed")
-        state["notice"] = ("error", sup.error_sentence(err, "while generating"))
+        state["notice"] = ("error", generate.error_sentence(err, "while generating"))
         return
     state["result"] = result
     # Positions in the previous result; and the layer and head picked for it, unless the user chose.
@@ -131,12 +139,12 @@ def choose_layer_head() -> None:
 
 def artifact_error_page(folder: Path, err: Exception) -> None:
     st.title("e2p — the model could not be loaded")
-    st.error(sup.error_sentence(err, "while loading the model"))
+    st.error(generate.error_sentence(err, "while loading the model"))
     st.markdown(
-        f"The app reads its model from `{folder}` (set `{sup.ENV_FOLDER}` to use "
+        f"The app reads its model from `{folder}` (set `{inputs.ENV_FOLDER}` to use "
         "another folder). Rebuild the artifacts from the repository root with:"
     )
-    st.code(sup.rebuild_command(), language="bash")
+    st.code(model_card.rebuild_command(), language="bash")
     st.caption("Then reload this page.")
 
 
@@ -152,16 +160,16 @@ def header(gen: Generator) -> None:
 
 def generate_view(gen: Generator, folder: Path) -> None:
     st.write("**Try an example:**")
-    cols = st.columns(len(sup.EXAMPLE_PROMPTS))
-    for i, (col, text) in enumerate(zip(cols, sup.EXAMPLE_PROMPTS)):
+    cols = st.columns(len(inputs.EXAMPLE_PROMPTS))
+    for i, (col, text) in enumerate(zip(cols, inputs.EXAMPLE_PROMPTS)):
         col.button(text, key=f"example_{i}", on_click=request_generation, args=(text,), width="stretch")
     prompt_form(gen)
     status = sandbox_status()
     result = st.session_state.get("result")
-    unavailable = sup.execution_notice(status, result.warnings if result is not None else ())
+    unavailable = generate.execution_notice(status, result.warnings if result is not None else ())
     if unavailable:
         st.info(unavailable)
-    st.caption(sup.execution_text(status, describe_limits()))
+    st.caption(generate.execution_text(status, describe_limits()))
     notice = st.session_state.get("notice")
     if notice:
         (st.warning if notice[0] == "warning" else st.error)(notice[1])
@@ -171,7 +179,7 @@ def generate_view(gen: Generator, folder: Path) -> None:
 
 def prompt_form(gen: Generator) -> None:
     d = gen.default_settings
-    cap = min(sup.MAX_LEN_CAP, gen.model.config.max_len - 2)
+    cap = min(inputs.MAX_LEN_CAP, gen.model.config.max_len - 2)
     with st.form("generate_form", border=True):
         st.text_area(
             "Describe the code you want",
@@ -194,8 +202,8 @@ def prompt_form(gen: Generator) -> None:
             c1.slider(
                 "Beam width",
                 1,
-                sup.MAX_BEAM,
-                min(d.beam_size, sup.MAX_BEAM),
+                inputs.MAX_BEAM,
+                min(d.beam_size, inputs.MAX_BEAM),
                 key="beam_size",
                 persist_state=PERSIST,
                 help="beam search only",
@@ -255,9 +263,9 @@ def show_result(result) -> None:
     probs = result.token_probs
     m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
     m4.metric("Source", ORIGIN_LABELS.get(result.origin, result.origin), help=ORIGIN_HELP.get(result.origin))
-    st.caption(sup.describe_settings(result.settings))
+    st.caption(inputs.describe_settings(result.settings))
     tokens = result.tgt_tokens[:-1]  # without <eos>
-    pieces = sup.confidence_pieces(tokens)
+    pieces = generate.confidence_pieces(tokens)
     show_origins(result, pieces)
     st.subheader("Per-token confidence")
     if not result.tokens_are_code:
@@ -334,39 +342,44 @@ def attention_explorer(result) -> None:
 
 
 def attention_widgets(result) -> None:
-    kinds = list(sup.ATTENTION_KINDS)
+    kinds = list(attention.ATTENTION_KINDS)
     kind = st.radio(
-        "Attention", kinds, format_func=sup.ATTENTION_KINDS.get, horizontal=True, key="att_kind", persist_state=PERSIST
+        "Attention",
+        kinds,
+        format_func=attention.ATTENTION_KINDS.get,
+        horizontal=True,
+        key="att_kind",
+        persist_state=PERSIST,
     )
-    maps, rows, cols = sup.attention_parts(result, kind)
+    maps, rows, cols = attention.attention_parts(result, kind)
     n_layers, n_heads = maps.shape[:2]
-    prompt = sup.source_parts(result.src_tokens)["prompt"]
+    prompt = attention.source_parts(result.src_tokens)["prompt"]
     # Opens on the cross-attention head most peaked over the prompt (used only while the key is unset).
-    pick = ov.peaked_head(sup.attention_parts(result, "cross")[0], prompt)
+    pick = ov.peaked_head(attention.attention_parts(result, "cross")[0], prompt)
     c1, c2, c3 = st.columns([1, 1, 2])
     layer = c1.selectbox(
         "Layer",
-        [sup.ALL, *range(n_layers)],
+        [attention.ALL, *range(n_layers)],
         index=min(pick.layer + 1, n_layers),
         key="att_layer",
         persist_state=PERSIST,
         on_change=choose_layer_head,
-        format_func=lambda x: "all layers (mean)" if x == sup.ALL else f"layer {x}",
+        format_func=lambda x: "all layers (mean)" if x == attention.ALL else f"layer {x}",
     )
     head = c2.selectbox(
         "Head",
-        [sup.MEAN, *range(n_heads)],
+        [attention.MEAN, *range(n_heads)],
         index=min(pick.head + 1, n_heads),
         key="att_head",
         persist_state=PERSIST,
         on_change=choose_layer_head,
-        disabled=layer == sup.ALL,
-        format_func=lambda x: "mean of heads" if x == sup.MEAN else f"head {x}",
+        disabled=layer == attention.ALL,
+        format_func=lambda x: "mean of heads" if x == attention.MEAN else f"head {x}",
     )
-    layer, head = sup.layer_head(layer, head)
+    layer, head = attention.layer_head(layer, head)
     st.caption(ov.pick_caption(pick, layer, head))
     show_example = False
-    if kind != "decoder" and len(sup.source_parts(result.src_tokens)) > 1:
+    if kind != "decoder" and len(attention.source_parts(result.src_tokens)) > 1:
         show_example = c3.toggle("Also show the retrieved example's tokens", key="att_example", persist_state=PERSIST)
     if kind != "decoder" and not show_example:
         a, b = prompt
@@ -374,26 +387,26 @@ def attention_widgets(result) -> None:
         if kind == "encoder":
             maps, rows = maps[:, :, a:b, :], rows[a:b]
     window = None
-    if sup.needs_window(len(rows)):
+    if attention.needs_window(len(rows)):
         start = st.slider(
-            f"First row shown ({sup.WINDOW} rows at a time)",
+            f"First row shown ({attention.WINDOW} rows at a time)",
             0,
-            len(rows) - sup.WINDOW,
+            len(rows) - attention.WINDOW,
             0,
             key="att_start",
             persist_state=PERSIST,
         )
-        window = sup.window_bounds(start, len(rows))
-    matrix = sup.select_matrix(maps, layer, head)
-    fig = attention_heatmap(matrix, rows, cols, sup.map_title(kind, layer, head), window=window)
-    st.plotly_chart(fig, key="att_main", config=sup.plotly_config(sup.png_name(kind, layer, head)))
+        window = attention.window_bounds(start, len(rows))
+    matrix = attention.select_matrix(maps, layer, head)
+    fig = attention_heatmap(matrix, rows, cols, attention.map_title(kind, layer, head), window=window)
+    st.plotly_chart(fig, key="att_main", config=plotly_config(attention.png_name(kind, layer, head)))
 
     grid_layer = 0 if layer is None else layer
     if st.toggle(f"Show all {n_heads} heads of layer {grid_layer} at once", key="att_grid", persist_state=PERSIST):
-        grid = head_grid(maps[grid_layer], rows, cols, f"{sup.KIND_NAMES[kind]} — layer {grid_layer}, every head")
+        grid = head_grid(maps[grid_layer], rows, cols, f"{attention.KIND_NAMES[kind]} — layer {grid_layer}, every head")
         if window is not None:
             grid.update_yaxes(range=[window[1] - 0.5, window[0] - 0.5], autorange=False)
-        st.plotly_chart(grid, key="att_grid_chart", config=sup.plotly_config(f"e2p-{kind}-L{grid_layer}-heads"))
+        st.plotly_chart(grid, key="att_grid_chart", config=plotly_config(f"e2p-{kind}-L{grid_layer}-heads"))
 
     st.subheader("Where did this token come from?")
     labels = axis_labels(result.tgt_tokens)
@@ -404,21 +417,21 @@ def attention_widgets(result) -> None:
         key="att_token",
         persist_state=PERSIST,
     )
-    weights = sup.token_attention(result, index, layer, head)
+    weights = attention.token_attention(result, index, layer, head)
     st.caption(
         f"Cross-attention of `{labels[index]}` over the source "
-        f"({sup.where_label(layer, head)}); darker = more attention."
+        f"({attention.where_label(layer, head)}); darker = more attention."
     )
     st.html(prompt_attention_html(result.src_tokens, weights))
-    shares = sup.attention_shares(result.src_tokens, weights)
+    shares = attention.attention_shares(result.src_tokens, weights)
     st.caption(
         " · ".join(f"{name}: {share:.0%}" for name, share in shares.items())
         + "  —  top: "
-        + ", ".join(f"{tok} ({w:.2f})" for tok, w in sup.top_tokens(result.src_tokens, weights))
+        + ", ".join(f"{tok} ({w:.2f})" for tok, w in attention.top_tokens(result.src_tokens, weights))
     )
     st.download_button(
         "Download attention maps (JSON)",
-        lambda: sup.attention_json(result),
+        lambda: attention.attention_json(result),
         file_name="e2p-attention.json",
         mime="application/json",
         key="download_att",
@@ -426,35 +439,35 @@ def attention_widgets(result) -> None:
 
 
 def samples_view(gen: Generator, folder: Path) -> None:
-    data = load_json(str(folder / "samples.json"), sup.folder_stamp(folder))
+    data = load_json(str(folder / "samples.json"), inputs.folder_stamp(folder))
     samples = (data or {}).get("samples") if isinstance(data, dict) else None
     if not samples:
         st.info(
             f"No test samples in {folder / 'samples.json'} (artifacts built with --no-eval?). "
-            f"Rebuild with: `{sup.rebuild_command()}`"
+            f"Rebuild with: `{model_card.rebuild_command()}`"
         )
         return
     names = data.get("decoding") or {}
     c1, c2, c3, c4 = st.columns([3, 1, 2, 1])
     decoding = c1.radio(
         "Compare against the reference",
-        [k for k in sup.SYSTEMS if k in names] or list(sup.SYSTEMS),
+        [k for k in gallery.SYSTEMS if k in names] or list(gallery.SYSTEMS),
         horizontal=True,
         key="gal_decoding",
         persist_state=PERSIST,
         format_func=lambda k: f"{k} ({names[k]})" if k in names else k,
     )
-    status = c2.selectbox("Show", sup.STATUS_FILTERS, key="gal_status", persist_state=PERSIST)
+    status = c2.selectbox("Show", gallery.STATUS_FILTERS, key="gal_status", persist_state=PERSIST)
     query = c3.text_input("Search prompts and code", key="gal_query", persist_state=PERSIST)
     min_bleu = c4.slider("Min BLEU", 0, 100, 0, key="gal_bleu", persist_state=PERSIST)
-    summary = sup.gallery_summary(samples, decoding)
+    summary = gallery.gallery_summary(samples, decoding)
     s1, s2, s3, s4 = st.columns(4)
     s1.metric("Test prompts", summary["samples"])
     s2.metric("Mean BLEU", f"{summary['mean BLEU']:.1f}")
     s3.metric("Parse", f"{summary['parses']:.0%}")
     s4.metric("Pass (exact or exec match)", f"{summary['passed']:.0%}")
-    kept = sup.filter_samples(samples, decoding, status, query, min_bleu)
-    pages = sup.page_count(len(kept))
+    kept = gallery.filter_samples(samples, decoding, status, query, min_bleu)
+    pages = gallery.page_count(len(kept))
     number = 1
     left, right = st.columns([1, 5], vertical_alignment="bottom")
     if pages > 1:
@@ -463,20 +476,20 @@ def samples_view(gen: Generator, folder: Path) -> None:
         f"{len(kept)} of {len(samples)} samples match. "
         "Icons: passed (exact or exec match) · parses · does not parse."
     )
-    for index, sample in sup.page(kept, number):
+    for index, sample in gallery.page(kept, number):
         with st.expander(
-            sup.sample_label(sample, decoding),
+            gallery.sample_label(sample, decoding),
             expanded=len(kept) == 1,
-            icon=STATUS_ICONS[sup.sample_status(sample, decoding)],
+            icon=STATUS_ICONS[gallery.sample_status(sample, decoding)],
         ):
             left, right = st.columns(2)
             left.markdown("**Reference**")
             left.code(sample.get("reference", ""), language="python")
             right.markdown(f"**Generated ({decoding})**")
-            right.code(sup.sample_code(sample, decoding), language="python")
+            right.code(gallery.sample_code(sample, decoding), language="python")
             st.caption("Diff: − reference, + generated")
-            st.html(diff_html(sample.get("reference", ""), sup.sample_code(sample, decoding)))
-            st.caption(sup.metric_line(sup.sample_metrics(sample, decoding)))
+            st.html(diff_html(sample.get("reference", ""), gallery.sample_code(sample, decoding)))
+            st.caption(gallery.metric_line(gallery.sample_metrics(sample, decoding)))
             st.button(
                 "Open its attention",
                 key=f"open_{index}",
@@ -489,31 +502,33 @@ def samples_view(gen: Generator, folder: Path) -> None:
 def model_view(gen: Generator, folder: Path) -> None:
     bundle = gen.bundle
     st.subheader("Model card")
-    card = sup.model_card(bundle.config, bundle.manifest, gen.model.num_parameters())
+    card = model_card.model_card(bundle.config, bundle.manifest, gen.model.num_parameters())
     st.table({"": [k for k, _ in card], "value": [v for _, v in card]})
-    log = load_json(str(folder / "train_log.json"), sup.folder_stamp(folder))
+    log = load_json(str(folder / "train_log.json"), inputs.folder_stamp(folder))
     if log:
-        st.plotly_chart(training_curves(log), key="model_curves", config=sup.plotly_config("e2p-training-curves"))
-    metrics = bundle.manifest.get("test_metrics") or load_json(str(folder / "metrics.json"), sup.folder_stamp(folder))
+        st.plotly_chart(training_curves(log), key="model_curves", config=plotly_config("e2p-training-curves"))
+    metrics = bundle.manifest.get("test_metrics") or load_json(
+        str(folder / "metrics.json"), inputs.folder_stamp(folder)
+    )
     st.subheader("Test metrics")
     if metrics:
-        st.dataframe(sup.metrics_rows(metrics), hide_index=True)
+        st.dataframe(model_card.metrics_rows(metrics), hide_index=True)
         st.caption(
             "Rates in %. `retrieval` is the baseline: the code of the nearest training " "prompt (TF-IDF), no model."
         )
-        note = sup.unmeasured_note(metrics)
+        note = model_card.unmeasured_note(metrics)
         if note:
             st.caption(note)
         st.plotly_chart(
-            metrics_bar(sup.metric_bars(metrics), ["BLEU", "parse %", "exec match %"]),
+            metrics_bar(model_card.metric_bars(metrics), ["BLEU", "parse %", "exec match %"]),
             key="model_bars",
-            config=sup.plotly_config("e2p-test-metrics"),
+            config=plotly_config("e2p-test-metrics"),
         )
     else:
         st.info("No test metrics in these artifacts (built with --no-eval?).")
     st.subheader("Rebuild")
     st.markdown("From the repository root (resumes from its checkpoint if interrupted):")
-    st.code(sup.rebuild_command(), language="bash")
+    st.code(model_card.rebuild_command(), language="bash")
     st.caption(f"Artifacts: `{folder}`")
 
 
@@ -522,9 +537,9 @@ def model_view(gen: Generator, folder: Path) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="e2p — English to Python", page_icon="🐍", layout="wide")
-    folder = sup.artifact_folder(APP_DIR)
+    folder = inputs.artifact_folder(APP_DIR)
     try:
-        gen = load_generator(str(folder), sup.folder_stamp(folder))
+        gen = load_generator(str(folder), inputs.folder_stamp(folder))
     except Exception as err:
         log.exception("e2p app: loading the model from %s failed", folder)
         artifact_error_page(folder, err)

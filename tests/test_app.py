@@ -17,10 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2p import app_support as sup
-from e2p import origin_view as ov
 from e2p.artifacts import REBUILD
-from e2p.figures import axis_labels
+from e2p.views import origin_view as ov
+from e2p.views.attention import ALL, MEAN, WINDOW, source_parts
+from e2p.views.figures import axis_labels
+from e2p.views.gallery import PAGE_SIZE, filter_samples
+from e2p.views.generate import confidence_pieces
+from e2p.views.inputs import ENV_FOLDER, EXAMPLE_PROMPTS, read_optional_json
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "streamlit_app.py"
@@ -100,7 +103,7 @@ def build_artifacts(base: Path, preset: str = "tiny", **changes) -> Path:
 
 
 def find_or_build_artifacts(tmp_path_factory) -> Path:
-    env = os.environ.get(sup.ENV_FOLDER)
+    env = os.environ.get(ENV_FOLDER)
     if env:
         return Path(env).resolve()
     if (REPO / "artifacts" / "manifest.json").is_file():
@@ -109,7 +112,7 @@ def find_or_build_artifacts(tmp_path_factory) -> Path:
 
 
 def has_copy_attention(folder: Path) -> bool:
-    config = sup.read_optional_json(folder / "config.json")
+    config = read_optional_json(folder / "config.json")
     return isinstance(config, dict) and bool((config.get("model") or {}).get("copy_attention"))
 
 
@@ -137,7 +140,7 @@ def copy_artifacts(tmp_path_factory) -> Path:
 def start_app(folder: Path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv(sup.ENV_FOLDER, str(folder))
+    monkeypatch.setenv(ENV_FOLDER, str(folder))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -216,7 +219,7 @@ def test_views_and_controls(app):
     assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]
     generate_button(app)
     examples = [b for b in app.button if (b.key or "").startswith("example_")]
-    assert [b.label for b in examples] == list(sup.EXAMPLE_PROMPTS)
+    assert [b.label for b in examples] == list(EXAMPLE_PROMPTS)
     assert {"strategy", "beam_size", "temperature", "top_p", "max_len", "rerank"} <= {
         w.key for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind)
     }
@@ -265,7 +268,7 @@ def test_generate_marks_where_each_token_came_from(copy_app, monkeypatch):
     marks = [h for h in texts(gen_tab, "html") if "e2p-origins" in h]
     assert len(marks) == 1 and "e2p-origin-legend" in marks[0]
     tokens = result.tgt_tokens[:-1]
-    assert marks[0] == ov.legend_html() + ov.origins_html(sup.confidence_pieces(tokens), result.origins)
+    assert marks[0] == ov.legend_html() + ov.origins_html(confidence_pieces(tokens), result.origins)
     first = result.origins[0]
     assert f"gate {first.gate:.2f}: {first.gate:.0%} vocabulary" in marks[0]
     summary = f"Of {len(tokens)} tokens: {ov.origin_summary(result.origins)}"
@@ -333,8 +336,8 @@ def test_code_that_does_not_parse_shows_where(app, monkeypatch):
 def test_example_prompt_is_one_click(app):
     app.button(key="example_1").click().run()
     assert not app.exception
-    assert app.session_state["result"].prompt == sup.EXAMPLE_PROMPTS[1]
-    assert app.text_area(key="prompt_text").value == sup.EXAMPLE_PROMPTS[1]
+    assert app.session_state["result"].prompt == EXAMPLE_PROMPTS[1]
+    assert app.text_area(key="prompt_text").value == EXAMPLE_PROMPTS[1]
 
 
 def test_decoding_controls_reach_the_generator(app):
@@ -360,10 +363,10 @@ def test_attention_view_heatmaps(app):
     assert main["type"] == "heatmap"
     cross = result.attention["cross"]
     assert cross.shape[2:] == (len(result.tgt_tokens), len(result.src_tokens))
-    a, b = sup.source_parts(result.src_tokens)["prompt"]
+    a, b = source_parts(result.src_tokens)["prompt"]
     assert b < len(result.src_tokens)  # a retrieved example follows the prompt: hiding it shows
     pick = ov.peaked_head(cross, (a, b))
-    shown = min(len(result.tgt_tokens), sup.WINDOW)  # long outputs: a window of rows
+    shown = min(len(result.tgt_tokens), WINDOW)  # long outputs: a window of rows
     assert z_matrix(main).shape == (shown, b - a)  # opens on the prompt's columns only
     assert np.allclose(z_matrix(main), cross[pick.layer, pick.head][:shown, a:b])  # on the picked head
     assert main["x"] == axis_labels(result.src_tokens[a:b])
@@ -382,7 +385,7 @@ def test_attention_view_opens_prompt_only_on_the_most_peaked_head(app):
     generate(app, PROMPT)
     result = app.session_state["result"]
     cross = result.attention["cross"]
-    a, b = sup.source_parts(result.src_tokens)["prompt"]
+    a, b = source_parts(result.src_tokens)["prompt"]
     pick = ov.peaked_head(cross, (a, b))
     att = open_view(app, "Attention")
     assert (app.selectbox(key="att_layer").value, app.selectbox(key="att_head").value) == (pick.layer, pick.head)
@@ -393,7 +396,7 @@ def test_attention_view_opens_prompt_only_on_the_most_peaked_head(app):
     assert toggle.value is False and "retrieved example" in toggle.label
     toggle.set_value(True).run()  # the retrieved example, on demand
     main = heatmaps(tab(app, "Attention"))[0]["data"][0]
-    shown = min(len(result.tgt_tokens), sup.WINDOW)
+    shown = min(len(result.tgt_tokens), WINDOW)
     assert main["x"] == axis_labels(result.src_tokens)
     assert np.allclose(z_matrix(main), cross[pick.layer, pick.head][:shown])
 
@@ -401,13 +404,13 @@ def test_attention_view_opens_prompt_only_on_the_most_peaked_head(app):
 def test_a_chosen_layer_and_head_outlast_a_new_answer(app):
     generate(app, PROMPT)
     open_view(app, "Attention")
-    app.selectbox(key="att_head").set_value(sup.MEAN).run()
+    app.selectbox(key="att_head").set_value(MEAN).run()
     open_view(app, "Generate")
-    generate(app, sup.EXAMPLE_PROMPTS[0])
+    generate(app, EXAMPLE_PROMPTS[0])
     open_view(app, "Attention")
-    assert app.selectbox(key="att_head").value == sup.MEAN  # the user's choice, not a new pick
+    assert app.selectbox(key="att_head").value == MEAN  # the user's choice, not a new pick
     result = app.session_state["result"]
-    pick = ov.peaked_head(result.attention["cross"], sup.source_parts(result.src_tokens)["prompt"])
+    pick = ov.peaked_head(result.attention["cross"], source_parts(result.src_tokens)["prompt"])
     layer = app.selectbox(key="att_layer").value
     assert ov.pick_caption(pick, layer, None) in [c.value for c in app.caption]
 
@@ -423,16 +426,16 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
     assert app.session_state["result"] is result  # the picker never regenerates
     main = heatmaps(tab(app, "Attention"))[0]
     z = z_matrix(main["data"][0])
-    shown = min(len(result.tgt_tokens), sup.WINDOW)
+    shown = min(len(result.tgt_tokens), WINDOW)
     assert z.shape == (shown, len(result.tgt_input_tokens))
     assert np.allclose(z, result.attention["decoder"][0, n_heads - 1][:shown])
     assert main["layout"]["title"]["text"] == f"Decoder self-attention — layer 0, head {n_heads - 1}"
     assert main["data"][0]["x"] == axis_labels(result.tgt_input_tokens)
     app.radio(key="att_kind").set_value("encoder").run()
-    app.selectbox(key="att_layer").set_value(sup.ALL).run()
+    app.selectbox(key="att_layer").set_value(ALL).run()
     z = z_matrix(heatmaps(tab(app, "Attention"))[0]["data"][0])
-    a, b = sup.source_parts(result.src_tokens)["prompt"]  # the prompt's rows and columns only
-    shown = min(b - a, sup.WINDOW)
+    a, b = source_parts(result.src_tokens)["prompt"]  # the prompt's rows and columns only
+    shown = min(b - a, WINDOW)
     assert np.allclose(z, result.attention["encoder"].mean(axis=(0, 1))[a:b, a:b][:shown])
     app.radio(key="att_kind").set_value("cross").run()
     app.selectbox(key="att_layer").set_value(n_layers - 1).run()
@@ -475,15 +478,15 @@ def test_attention_window_for_long_outputs(app):
     result = long_result()
     app.session_state["result"] = result
     main = heatmaps(open_view(app, "Attention"))[0]["data"][0]
-    assert z_matrix(main).shape == (sup.WINDOW, len(result.src_tokens))
+    assert z_matrix(main).shape == (WINDOW, len(result.src_tokens))
     app.toggle(key="att_grid").set_value(True)
     app.slider(key="att_start").set_value(25).run()
     main, grid = heatmaps(tab(app, "Attention"))
     labels = axis_labels(result.tgt_tokens)
-    assert main["data"][0]["y"] == labels[25 : 25 + sup.WINDOW]  # true positions kept
+    assert main["data"][0]["y"] == labels[25 : 25 + WINDOW]  # true positions kept
     pick = ov.peaked_head(result.attention["cross"])  # no retrieved example: every column is the prompt's
     assert np.allclose(z_matrix(main["data"][0]), result.attention["cross"][pick.layer, pick.head][25:65])
-    assert grid["layout"]["yaxis"]["range"] == [25 + sup.WINDOW - 0.5, 24.5]
+    assert grid["layout"]["yaxis"]["range"] == [25 + WINDOW - 0.5, 24.5]
 
 
 def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
@@ -492,7 +495,7 @@ def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
     captions = [c.value for c in gallery.get("caption")]
     assert any(c.startswith(f"{len(samples)} of {len(samples)} samples match") for c in captions)
     shown = gallery.get("expander")
-    assert len(shown) == min(sup.PAGE_SIZE, len(samples))
+    assert len(shown) == min(PAGE_SIZE, len(samples))
     first = samples[0]
     codes = [c.value.strip() for c in gallery.get("code")]
     assert first["reference"].strip() in codes and first["default"].strip() in codes
@@ -500,13 +503,13 @@ def test_samples_view_gallery_filters_and_open_attention(app, artifacts):
     app.radio(key="gal_decoding").set_value("greedy").run()
     assert first["greedy"].strip() in [c.value.strip() for c in tab(app, "Samples").get("code")]
     app.text_input(key="gal_query").input(first["prompt"]).run()
-    kept = sup.filter_samples(samples, "greedy", "all", first["prompt"])
+    kept = filter_samples(samples, "greedy", "all", first["prompt"])
     assert any(c.value.startswith(f"{len(kept)} of {len(samples)} samples match") for c in app.caption)
     app.text_input(key="gal_query").input("zzz-no-such-prompt").run()
     assert any(c.value.startswith(f"0 of {len(samples)} samples match") for c in app.caption)
     app.text_input(key="gal_query").input("").run()
     app.selectbox(key="gal_status").set_value("passed").run()
-    n_passed = len(sup.filter_samples(samples, "greedy", "passed"))
+    n_passed = len(filter_samples(samples, "greedy", "passed"))
     assert any(c.value.startswith(f"{n_passed} of {len(samples)} samples match") for c in app.caption)
     app.selectbox(key="gal_status").set_value("all").run()
     app.button(key="open_0").click().run()
@@ -592,7 +595,7 @@ def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, 
 def _error_page(monkeypatch, folder: Path):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv(sup.ENV_FOLDER, str(folder))
+    monkeypatch.setenv(ENV_FOLDER, str(folder))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     assert not at.exception, "an error page, not a traceback"
     assert not at.tabs
@@ -698,7 +701,8 @@ def test_unexpected_error_in_a_view_is_one_sentence(app, monkeypatch, caplog, vi
 
     if view == "Attention":
         generate(app, PROMPT)
-    monkeypatch.setattr(sup, helper, broken)
+    module = {"Model": "model_card", "Samples": "gallery", "Attention": "attention"}[view]
+    monkeypatch.setattr(f"e2p.views.{module}.{helper}", broken)
     open_view(app, view)
     no_traceback(app)
     errors = [e.value for e in tab(app, view).get("error")]
@@ -733,7 +737,7 @@ def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts
     monkeypatch.setattr(
         sandbox, "sandbox_status", lambda: sandbox.SandboxStatus(True, "", "bubblewrap, then uid 65534")
     )
-    monkeypatch.setenv(sup.ENV_FOLDER, str(artifacts))
+    monkeypatch.setenv(ENV_FOLDER, str(artifacts))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     no_traceback(at)
     assert not [i.value for i in at.info if "not run" in i.value]
@@ -751,7 +755,7 @@ def test_model_view_with_unmeasured_runs(monkeypatch, tmp_path, artifacts):
     model = manifest["test_metrics"]["model"]
     model.update(exec_match="unavailable", runs_rate="unavailable", runs_unavailable="bwrap is missing")
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    monkeypatch.setenv(sup.ENV_FOLDER, str(copy))
+    monkeypatch.setenv(ENV_FOLDER, str(copy))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     model_tab = open_view(at, "Model")
     no_traceback(at)

@@ -6,8 +6,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from e2p import origin_view as ov
 from e2p.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, TokenOrigin
+from e2p.views import origin_view as ov
 
 
 class Spans(HTMLParser):

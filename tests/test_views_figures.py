@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from e2p.figures import (
+from e2p.views.figures import (
     attention_heatmap,
     axis_labels,
     display_token,

@@ -1,4 +1,5 @@
-"""Plotly figure builders for attention maps, training curves and metrics. Pure functions.
+"""Plotly figures of the app: attention maps, training curves, metrics; and the Plotly config
+they are drawn with. Pure functions (no Streamlit, no torch).
 
 Orientation, fixed here once: rows (y) are query positions, columns (x) are key positions.
 Cross-attention: rows = generated code tokens, columns = English source tokens.
@@ -32,6 +33,16 @@ def display_token(tok: str) -> str:
 def axis_labels(tokens: list[str]) -> list[str]:
     """Position-prefixed labels ("3:print"): unique, so Plotly never merges duplicates."""
     return [f"{i}:{display_token(tok)}" for i, tok in enumerate(tokens)]
+
+
+def plotly_config(filename: str) -> dict:
+    """Plotly config: mode bar always on, its camera button saves a 2× PNG named `filename`."""
+    return {
+        "displayModeBar": True,
+        "displaylogo": False,
+        "scrollZoom": True,
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+    }
 
 
 def _check_shape(matrix: np.ndarray, row_tokens: list[str], col_tokens: list[str]) -> None:

@@ -1,7 +1,8 @@
 """What the app shows about where an answer came from: who wrote the code, where each token
 came from (written, copied from the prompt, copied from the retrieved example), and which
-attention head to open on. Pure: no Streamlit, no model. Token text is HTML-escaped (the model
-can emit `<`, quotes, anything).
+attention head to open on. No Streamlit, and no model is run here; importing this module imports
+torch, through `e2p.origins` (for `TokenOrigin` and the origin names). Token text is HTML-escaped
+(the model can emit `<`, quotes, anything).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, TokenOrigin, origin_split
-
-_MONO = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em"
+from ..origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, TokenOrigin, origin_split
+from .code_html import MONO
 
 
 class OriginStyle(NamedTuple):
@@ -95,12 +95,12 @@ def legend_html() -> str:
     items = " ".join(
         f"{_span(name, html.escape(name))} <small>({ORIGIN_STYLES[name].line})</small>" for name in ORIGINS
     )
-    style = f"{_MONO}; line-height: 2; margin-bottom: 0.5em;"
+    style = f"{MONO}; line-height: 2; margin-bottom: 0.5em;"
     return f'<div class="e2p-origin-legend" style="{style}">{items}</div>'
 
 
 def origins_html(pieces: list[str], origins: list[TokenOrigin]) -> str:
-    """Code tokens (display text, as from `app_support.confidence_pieces`) marked by origin."""
+    """Code tokens (display text, as from `generate.confidence_pieces`) marked by origin."""
     if len(pieces) != len(origins):
         raise ValueError(f"{len(pieces)} tokens but {len(origins)} origins")
     spans = []
@@ -115,7 +115,7 @@ def origins_html(pieces: list[str], origins: list[TokenOrigin]) -> str:
         lead = text[: len(text) - len(body)]
         spans.append(html.escape(lead) + _span(origin.origin, html.escape(body).replace("\n", "<br>"), title))
     return (
-        f'<div class="e2p-origins" style="{_MONO}; white-space: pre; line-height: 1.7; '
+        f'<div class="e2p-origins" style="{MONO}; white-space: pre; line-height: 1.7; '
         f'overflow-x: auto;">{"".join(spans)}</div>'
     )
 
