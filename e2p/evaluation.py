@@ -1,16 +1,24 @@
-"""Evaluate systems side by side on a split, with EVAL.md's metrics."""
+"""Evaluate systems side by side on a split, with EVAL.md's metrics; and the valid-split decoding
+metric that picks the best checkpoint during training (`bleu_metric`)."""
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .corpus import Example
-from .decoding import DecodeSettings, describe  # noqa: F401  (describe: re-exported)
-from .metrics import EvalReport, ReferenceProfile, evaluate, profile_references
+from .decoding import DecodeSettings, describe, greedy_batch  # noqa: F401  (describe: re-exported)
+from .metrics import EvalReport, ReferenceProfile, bleu, evaluate, profile_references
 from .origins import origin_split
+from .placeholders import restore_code
 from .retrieval import Retriever
 from .syntax import parse_tree
+from .tokenizers import decode_code
+from .vocab import Vocab
+
+if TYPE_CHECKING:  # training imports torch's trainer: only its types are needed here
+    from .training import Prepared, TrainConfig
 
 METRICS = ("bleu", "parse_rate", "exact_match", "exec_match", "runs_rate")
 
@@ -150,3 +158,31 @@ def as_json(results: list[SystemResult]) -> dict:
         d = dict(res.report.to_dict(), settings=res.settings, train_copies=res.train_copies, token_origins=res.origins)
         out[res.name] = {k: UNAVAILABLE if k in RUN_METRICS and v is None else v for k, v in d.items()}
     return out
+
+
+def bleu_metric(prep: Prepared, cfg: TrainConfig, batch: int = 32, max_len: int = 160):
+    """The valid-split metric that picks the best checkpoint: a function of the model giving the BLEU
+    of its batched greedy output on `prep.valid`. Greedy output is capped at `max_len` tokens (95% of
+    the code is shorter): an early model that never stops would otherwise spend most of the epoch here."""
+    sources = [prep.featurizer.source(ex.prompt, exclude_key=ex.key) for ex in prep.valid]
+    src_ids = [prep.src_vocab.encode(s.tokens) for s in sources]
+    refs = [ex.code for ex in prep.valid]
+
+    def metric(model) -> float:
+        hyps = []
+        for start in range(0, len(src_ids), batch):
+            outs = greedy_batch(
+                model,
+                src_ids[start : start + batch],
+                min(max_len, cfg.max_tgt),
+                Vocab.bos_id,
+                Vocab.eos_id,
+                Vocab.pad_id,
+                unk_id=Vocab.unk_id,
+            )
+            for out, src in zip(outs, sources[start : start + batch]):
+                hyps.append(decode_code(restore_code(prep.tgt_vocab.decode(out), src.slots)))
+        model.train()
+        return bleu(hyps, refs)
+
+    return metric

@@ -1,4 +1,12 @@
-"""Write a trained model into an artifact folder, with its samples, test metrics and manifest."""
+"""The steps that turn a trained model into an artifact folder, each on its own; `python -m train`
+calls them in this order:
+
+1. `write_artifact`: weights, vocabularies, retrieval memory, config, training log and manifest;
+2. `fit_ranker_step`: the learned ranker (ranker.json), where the config asks for one;
+3. `evaluate_artifact`: the test evaluation (metrics.json) and the gallery (samples.json).
+
+Each step leaves a folder whose manifest lists every file in it, so the folder verifies after any step.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import git_commit, replaceable_files, sha256_file, write_manifest, write_memory
+from .artifacts import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
 from .decoding import DecodeSettings
 from .evaluation import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
 from .metrics import profile_references
@@ -24,43 +32,41 @@ def default_decoding(cfg: TrainConfig) -> DecodeSettings:
     return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, **common)
 
 
-def export(
-    model,
-    prep: Prepared,
-    cfg: TrainConfig,
-    out: Path,
-    *,
-    corpus_path: str,
-    meta: dict,
-    log=print,
-    evaluate: bool = True,
-) -> dict:
-    from .generator import Generator
+def ranker_pool(cfg: TrainConfig) -> int:
+    """How many retrieved programs the learned ranker ranks; 0: the artifact has no ranker."""
+    return cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
 
+
+def refresh_manifest(out: Path, **extra) -> dict:
+    """Rewrite the manifest of `out` over the files there now, with its info plus `extra`; the info."""
+    info = {k: v for k, v in read_manifest(out).items() if k != "files"}
+    info.update(extra)
+    write_manifest(out, info)
+    return info
+
+
+def write_artifact(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus_path: str, meta: dict) -> dict:
+    """The model's files in `out` (weights, vocabularies, memory, config.json, train_log.json) and a
+    manifest of them; no ranker, metrics or samples. The files of an artifact there before (those its
+    manifest lists, nothing else) are deleted first. Returns the manifest's info."""
     for stale in replaceable_files(out):  # the files of the artifact there before, nothing else
         stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    decoding = default_decoding(cfg)
-    # float16 on disk keeps artifacts/ small; every figure below is measured on these rounded weights.
+    pool = ranker_pool(cfg)
+    # float16 on disk keeps artifacts/ small; every figure measured later is on these rounded weights.
     save_weights(model, out / "weights.safetensors", dtype=torch.float16)
     prep.src_vocab.save(out / "src_vocab.json")
     prep.tgt_vocab.save(out / "tgt_vocab.json")
-    ranker_pool = cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
-    if cfg.retrieval or ranker_pool:
+    if cfg.retrieval or pool:
         write_memory(out / "memory.jsonl", prep.train)
-    if ranker_pool:
-        log("fitting the ranker on the train split")
-        ranker = fit_ranker(prep.train, k=max(2, ranker_pool))
-        ranker.model_offset = cfg.model_offset
-        ranker.save(out / "ranker.json")
     config = {
         "model": model.config.to_dict(),
         "features": cfg.feature_config().to_dict(),
         "train": asdict(cfg),
-        "decoding": asdict(decoding),
+        "decoding": asdict(default_decoding(cfg)),
         "rerank": cfg.rerank,
         "pool": cfg.pool,
-        "ranker_pool": ranker_pool,
+        "ranker_pool": pool,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
@@ -75,10 +81,32 @@ def export(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_manifest(out, info)
-    if not evaluate:
-        return info
+    return info
+
+
+def fit_ranker_step(prep: Prepared, cfg: TrainConfig, out: Path, log=print) -> Path | None:
+    """Fit the learned ranker on the train split into `out`/ranker.json and add it to the manifest;
+    None, writing nothing, where the config asks for no ranker."""
+    pool = ranker_pool(cfg)
+    if not pool:
+        return None
+    log("fitting the ranker on the train split")
+    ranker = fit_ranker(prep.train, k=max(2, pool))
+    ranker.model_offset = cfg.model_offset
+    path = out / "ranker.json"
+    ranker.save(path)
+    refresh_manifest(out)
+    return path
+
+
+def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) -> dict:
+    """Evaluate the artifact in `out` on the test split: metrics.json (every system's figures),
+    samples.json (each test prompt's answers) and the metrics in the manifest. Returns the metrics."""
+    from .generator import Generator
 
     generator = Generator(out)
+    decoding = default_decoding(cfg)
+    pool = ranker_pool(cfg)
     test = prep.test
     log(f"evaluating on {len(test)} test prompts (references run in the sandbox)")
     profiles = profile_references([ex.code for ex in test])
@@ -87,14 +115,14 @@ def export(
     # (samples.json key, metrics name, settings, rerank, pool): the shipped decoding, then plain
     # greedy and beam search for the gallery, then the retrieval baseline.
     runs = [("default", "model", decoding, cfg.rerank, cfg.pool)]
-    if cfg.rerank != "ranker" and ranker_pool:  # the retrieval baseline over these weights
-        runs.append(("ranker", "ranker", decoding, "ranker", ranker_pool))
+    if cfg.rerank != "ranker" and pool:  # the retrieval baseline over these weights
+        runs.append(("ranker", "ranker", decoding, "ranker", pool))
     if cfg.rerank != "score" or cfg.pool:  # what the model writes by itself, with the default decoding
         runs.append(("own", "model-own", decoding, "score", 0))
     runs += [("greedy", "model-greedy", greedy, "score", 0), ("beam", "model-beam", beam, "run", 0)]
     systems = {
-        name: (model_answers(generator, test, s, rerank, pool=pool, progress=True), describe(s, rerank, pool))
-        for _, name, s, rerank, pool in runs
+        name: (model_answers(generator, test, s, rerank, pool=p, progress=True), describe(s, rerank, p))
+        for _, name, s, rerank, p in runs
     }
     systems["retrieval"] = (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(test, systems, profiles, train=prep.train)
@@ -115,6 +143,5 @@ def export(
     ]
     decodings = {key: by_name[name].settings for key, name in keys}
     (out / "samples.json").write_text(json.dumps({"decoding": decodings, "samples": samples}, indent=1))
-    info["test_metrics"] = metrics
-    write_manifest(out, info)
-    return info
+    refresh_manifest(out, test_metrics=metrics)
+    return metrics

@@ -1,7 +1,8 @@
 """python -m train --data CORPUS [--config NAME|PATH] [--out DIR] [--device auto]
 
 Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run it again after an
-interruption and it resumes), then write the artifact folder with samples and test metrics:
+interruption and it resumes), then build the artifact folder in steps (e2p.export): write the model's
+files, fit the ranker, evaluate on the test split (metrics and samples; --no-eval skips it), in
 runs/<config>/artifacts unless --out says otherwise (`--out artifacts` replaces the shipped model).
 Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
 """
@@ -72,9 +73,9 @@ def main(argv=None) -> int:
     from e2p.artifacts import replaceable_files
     from e2p.corpus import load_corpus
     from e2p.errors import E2PError
-    from e2p.export import export
+    from e2p.evaluation import bleu_metric
+    from e2p.export import evaluate_artifact, fit_ranker_step, write_artifact
     from e2p.training import TrainConfig, prepare, run_training
-    from e2p.validation import bleu_metric
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
             cfg.max_epochs = args.max_epochs
         work = Path(args.work_dir or f"runs/{config_path.stem}")
         out = Path(args.out) if args.out else work / "artifacts"
-        replaceable_files(out)  # refuse a folder export would not write into now, not after training
+        replaceable_files(out)  # refuse a folder write_artifact would not write into now, not after training
         if args.fresh and rank == 0:
             # Only what training itself wrote there: --work-dir may name a folder that holds more.
             shutil.rmtree(work / "checkpoint", ignore_errors=True)
@@ -118,9 +119,10 @@ def main(argv=None) -> int:
             from e2p.training import load_weights
 
             model = load_weights(result["model"].cpu(), work / "best.safetensors")
-            info = export(
-                model, prep, cfg, out, corpus_path=args.data, meta=result["meta"], log=log, evaluate=not args.no_eval
-            )
+            info = write_artifact(model, prep, cfg, out, corpus_path=args.data, meta=result["meta"])
+            fit_ranker_step(prep, cfg, out, log=log)
+            if not args.no_eval:
+                evaluate_artifact(out, prep, cfg, log=log)
             log(f"wrote {out} (best epoch {info.get('best_epoch')}, {info.get('training_seconds')} s)")
     except E2PError as err:
         print(f"train: error: {err}", file=sys.stderr)

@@ -1,0 +1,132 @@
+"""Each step that builds an artifact folder (e2p.export), called on its own with the tiny run that
+`tiny_artifacts` trained: write_artifact, fit_ranker_step, evaluate_artifact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from e2p.artifacts import verify
+from e2p.export import evaluate_artifact, fit_ranker_step, write_artifact
+
+pytestmark = pytest.mark.slow
+
+MODEL_FILES = {
+    "weights.safetensors",
+    "src_vocab.json",
+    "tgt_vocab.json",
+    "memory.jsonl",
+    "config.json",
+    "train_log.json",
+}
+STEP_FILES = {"ranker.json", "metrics.json", "samples.json"}  # what the later steps add
+
+
+class Run:
+    """The tiny run's model, prepared corpus and config, as `python -m train` had them."""
+
+    def __init__(self, tiny_artifacts: Path, corpus: Path):
+        from e2p.corpus import load_corpus
+        from e2p.model import Seq2Seq
+        from e2p.training import TrainConfig, load_weights, prepare
+
+        work = tiny_artifacts.parent / "run"
+        self.cfg = TrainConfig.load(REPO_ROOT / "train/configs/tiny.json")
+        self.cfg.max_epochs = 2  # as tiny_artifacts trained it (--max-epochs 2)
+        self.prep = prepare(load_corpus(corpus), self.cfg)
+        model = Seq2Seq(self.cfg.model_config(len(self.prep.src_vocab), len(self.prep.tgt_vocab)))
+        self.model = load_weights(model, work / "best.safetensors")
+        self.meta = json.loads((work / "checkpoint" / "meta.json").read_text())
+        self.corpus = str(corpus)
+
+    def write(self, out: Path, cfg=None) -> dict:
+        return write_artifact(self.model, self.prep, cfg or self.cfg, out, corpus_path=self.corpus, meta=self.meta)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_artifacts, synthetic_corpus) -> Run:
+    return Run(tiny_artifacts, synthetic_corpus)
+
+
+@pytest.fixture(scope="module")
+def evaluated(run, tmp_path_factory) -> tuple[Path, dict]:
+    """A folder built by the three steps in order, and what evaluate_artifact returned."""
+    out = tmp_path_factory.mktemp("steps") / "artifacts"
+    run.write(out)
+    fit_ranker_step(run.prep, run.cfg, out, log=lambda msg: None)
+    return out, evaluate_artifact(out, run.prep, run.cfg, log=lambda msg: None)
+
+
+def test_write_artifact_writes_the_model_files_and_no_evaluation(run, tiny_artifacts, tmp_path):
+    out = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, out)  # a complete artifact there before: all its files are replaced
+    assert STEP_FILES <= {p.name for p in out.iterdir()}
+    info = run.write(out)
+    assert {p.name for p in out.iterdir()} == MODEL_FILES | {"manifest.json"}
+    manifest = verify(out)
+    assert set(manifest["files"]) == MODEL_FILES and "test_metrics" not in manifest
+    assert {k: v for k, v in manifest.items() if k != "files"} == info
+    assert info["epochs"] == 2 and info["best_epoch"] == run.meta["best_epoch"]
+    # the same files `python -m train` wrote from this run
+    for name in MODEL_FILES:
+        assert (out / name).read_bytes() == (tiny_artifacts / name).read_bytes(), name
+
+
+def test_write_artifact_leaves_out_the_memory_without_retrieval_or_ranker(run, tmp_path):
+    cfg = replace(run.cfg, retrieval=False, rerank="score", pool=0, ranker_pool=0)
+    run.write(tmp_path / "plain", cfg)
+    assert {p.name for p in (tmp_path / "plain").iterdir()} == MODEL_FILES - {"memory.jsonl"} | {"manifest.json"}
+    assert json.loads((tmp_path / "plain/config.json").read_text())["ranker_pool"] == 0
+
+
+def test_fit_ranker_step_adds_the_ranker_to_the_manifest(run, tiny_artifacts, tmp_path):
+    out = tmp_path / "art"
+    info = run.write(out)
+    path = fit_ranker_step(run.prep, run.cfg, out, log=lambda msg: None)
+    assert path == out / "ranker.json"
+    assert path.read_bytes() == (tiny_artifacts / "ranker.json").read_bytes()
+    manifest = verify(out)  # every file listed with its hash, the ranker too
+    assert set(manifest["files"]) == MODEL_FILES | {"ranker.json"}
+    assert {k: v for k, v in manifest.items() if k != "files"} == info  # the info is kept
+    assert json.loads(path.read_text())["model_offset"] == run.cfg.model_offset
+
+
+def test_fit_ranker_step_writes_nothing_where_no_ranker_is_asked_for(run, tmp_path):
+    cfg = replace(run.cfg, rerank="score", pool=0, ranker_pool=0)
+    out = tmp_path / "art"
+    run.write(out, cfg)
+    before = (out / "manifest.json").read_text()
+    assert fit_ranker_step(run.prep, cfg, out, log=lambda msg: None) is None
+    assert not (out / "ranker.json").exists() and (out / "manifest.json").read_text() == before
+
+
+def test_evaluate_artifact_adds_metrics_and_samples_of_the_test_split(run, evaluated, tiny_artifacts):
+    out, metrics = evaluated
+    assert {p.name for p in out.iterdir()} == MODEL_FILES | STEP_FILES | {"manifest.json"}
+    manifest = verify(out)
+    assert manifest["test_metrics"] == metrics == json.loads((out / "metrics.json").read_text())
+    test = run.prep.test
+    assert test and all(m["n"] == len(test) for m in metrics.values())
+    # the systems `python -m train` measured, with the same settings
+    shipped = json.loads((tiny_artifacts / "metrics.json").read_text())
+    assert {name: m["settings"] for name, m in metrics.items()} == {n: m["settings"] for n, m in shipped.items()}
+    samples = json.loads((out / "samples.json").read_text())
+    rows = samples["samples"]
+    assert [(s["prompt"], s["reference"], s["line"]) for s in rows] == [(ex.prompt, ex.code, ex.line) for ex in test]
+    assert set(samples["decoding"]) == {"default", "own", "greedy", "beam", "retrieval"}
+    for s in rows:
+        assert set(samples["decoding"]) | {"prompt", "reference", "line", "metrics"} == set(s)
+        assert set(s["metrics"]) == set(metrics)
+    # each system's per-prompt figures add up to its test figures
+    for name, m in metrics.items():
+        exact = sum(s["metrics"][name]["exact"] for s in rows) / len(rows)
+        assert exact == pytest.approx(m["exact_match"]), name
+    # decoding is deterministic: the same answers as the artifact `python -m train` wrote
+    shipped_rows = json.loads((tiny_artifacts / "samples.json").read_text())["samples"]
+    for key in ("default", "own", "greedy", "beam", "retrieval"):
+        assert [s[key] for s in rows] == [s[key] for s in shipped_rows], key
