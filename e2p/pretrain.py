@@ -35,7 +35,7 @@ from .tokenizers import CONT, DEDENT, INDENT, NL, code_tokens
 from .training import Prepared, TrainConfig
 from .vocab import Vocab
 
-MIN_TOKENS = 8  # shorter functions say too little (`return x`)
+MIN_TOKENS = 10  # shorter functions say too little (`def f(x): return x` is 9 tokens)
 MAX_PROMPT_WORDS = 40
 UNK_SHARE = 0.2  # targets with more unknown tokens than this are dropped (<unk> itself is not scored:
 # the pretraining config sets score_unk false)
@@ -124,8 +124,8 @@ def prompt_of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     doc = ast.get_docstring(node) or ""
     first = re.split(r"\n\s*\n", doc.strip(), maxsplit=1)[0]
     first = " ".join(first.split()).split(">>>")[0].strip()
-    if first and not first.startswith((":", "@")):
-        first = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
+    first = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
+    if len(first.split()) >= 3 and not first.startswith((":", "@")):  # "Example:" says nothing
         return " ".join(first.split()[:MAX_PROMPT_WORDS])
     words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", node.name).replace("_", " ").lower().split()
     return "write a python function " + " ".join(words)
