@@ -15,11 +15,11 @@ from dataclasses import replace
 
 import torch
 
+from e2p.answer.generator import Generator
 from e2p.constants import CORPUS_PATH
-from e2p.corpus import load_corpus
-from e2p.decoding import DecodeSettings
-from e2p.evaluation import as_json, describe, evaluate_systems, model_answers, table
-from e2p.generator import Generator
+from e2p.data.corpus import load_corpus
+from e2p.evaluation.report import as_json, describe, evaluate_systems, model_answers, table
+from e2p.model.decoding import DecodeSettings
 
 
 def main(argv=None) -> int:

@@ -12,11 +12,11 @@ import argparse
 import json
 import warnings
 
-from e2p import metrics
+from e2p.answer.sandbox import run_many
 from e2p.constants import CORPUS_PATH
-from e2p.corpus import load_corpus
-from e2p.retrieval import Retriever
-from e2p.sandbox import run_many
+from e2p.data.corpus import load_corpus
+from e2p.data.retrieval import Retriever
+from e2p.evaluation import metrics
 
 
 def ceiling(data: str, split: str, ks: list[int]) -> dict:

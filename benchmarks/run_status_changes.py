@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from e2p import metrics
+from e2p.answer.generator import Generator
+from e2p.answer.sandbox import run_code
 from e2p.constants import CORPUS_PATH
-from e2p.corpus import load_corpus
-from e2p.generator import Generator
-from e2p.sandbox import run_code
+from e2p.data.corpus import load_corpus
+from e2p.evaluation import metrics
 
 
 def changes(artifacts: str, data: str) -> dict:

@@ -11,8 +11,8 @@ from .errors import E2PError
 
 
 def _data_stats(args) -> None:
-    from .corpus import load_corpus
-    from .placeholders import abstract_example
+    from .data.corpus import load_corpus
+    from .data.placeholders import abstract_example
 
     corpus = load_corpus(args.path)
     stats = corpus.stats()
@@ -26,7 +26,7 @@ def _data_stats(args) -> None:
 
 
 def _data_dump(args) -> None:
-    from .corpus import load_corpus
+    from .data.corpus import load_corpus
 
     for ex in load_corpus(args.path).split(args.split):
         print(json.dumps({"prompt": ex.prompt, "code": ex.code, "line": ex.line}, ensure_ascii=False))

@@ -106,7 +106,7 @@ def _decoding_options(p) -> None:
 
 
 def _load(folder: str):
-    from .generator import Generator
+    from .answer.generator import Generator
 
     return Generator(folder)
 
@@ -141,7 +141,7 @@ def settings_from_args(args, generator):
 def _generate(args) -> None:
     if (args.prompt is None) == (args.batch is None):
         raise E2PError('give a prompt, e.g. e2p generate "write a python function to add two numbers", or --batch FILE')
-    from .generator import ORIGIN_TEXT
+    from .answer.generator import ORIGIN_TEXT
 
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
@@ -211,9 +211,9 @@ def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bo
 
 
 def _evaluate(args) -> None:
-    from .artifacts import sha256_file
-    from .corpus import load_corpus
-    from .evaluation import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
+    from .artifact.bundle import sha256_file
+    from .data.corpus import load_corpus
+    from .evaluation.report import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
 
     corpus = load_corpus(args.data)
     corpus_sha256 = sha256_file(args.data)
@@ -282,6 +282,6 @@ def _evaluate(args) -> None:
 
 
 def _bench(args) -> None:
-    from .benchmark import run_benchmark
+    from .evaluation.benchmark import run_benchmark
 
     print(json.dumps(run_benchmark(args.artifacts, args.data, limit=args.limit, threads=args.threads)))

@@ -49,7 +49,7 @@ def full_corpus(full_corpus_path):
     """The real corpus read once per session (its code trips Syntax/DeprecationWarnings)."""
     import warnings
 
-    from e2p.corpus import read_corpus
+    from e2p.data.corpus import read_corpus
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -57,7 +57,7 @@ def full_corpus(full_corpus_path):
 
 
 def eval_key(prompt: str) -> str:
-    """EVAL.md's prompt key, written out step by step apart from e2p.corpus.prompt_key."""
+    """EVAL.md's prompt key, written out step by step apart from e2p.data.corpus.prompt_key."""
     text = prompt.strip()
     if text.startswith("#"):  # 1. drop the leading `#`
         text = text.lstrip("#")
@@ -143,7 +143,7 @@ def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
 @pytest.fixture
 def sandbox_off(monkeypatch):
     """Execution switched off (E2P_SANDBOX=off) for this test only."""
-    from e2p import sandbox
+    from e2p.answer import sandbox
 
     monkeypatch.setenv(sandbox.SWITCH, "off")
     sandbox.sandbox_status.cache_clear()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2p.artifacts import REBUILD
+from e2p.artifact.bundle import REBUILD
 from e2p.views import origin_view as ov
 from e2p.views.attention import ALL, MEAN, WINDOW, source_parts
 from e2p.views.figures import axis_labels
@@ -247,7 +247,7 @@ def test_generate_shows_code_status_latency_confidence(app):
 
 def own_answers_only(monkeypatch):
     """The model's own answer always (no pooled training programs, no fallback)."""
-    from e2p.generator import Generator
+    from e2p.answer.generator import Generator
 
     real = Generator.generate
     monkeypatch.setattr(
@@ -279,7 +279,7 @@ def test_generate_marks_where_each_token_came_from(copy_app, monkeypatch):
 def test_retrieved_code_is_labelled_retrieval_and_not_marked(copy_app, monkeypatch):
     from dataclasses import replace
 
-    from e2p.generator import Generator
+    from e2p.answer.generator import Generator
 
     real = Generator.generate
     monkeypatch.setattr(
@@ -296,7 +296,7 @@ def test_retrieved_code_is_labelled_retrieval_and_not_marked(copy_app, monkeypat
 def test_without_copy_attention_the_view_says_so(app, monkeypatch):
     from dataclasses import replace
 
-    from e2p.generator import Generator
+    from e2p.answer.generator import Generator
 
     real = Generator.generate
     monkeypatch.setattr(
@@ -316,7 +316,7 @@ def test_without_copy_attention_the_view_says_so(app, monkeypatch):
 def test_code_that_does_not_parse_shows_where(app, monkeypatch):
     from dataclasses import replace
 
-    from e2p.generator import Generator
+    from e2p.answer.generator import Generator
 
     real = Generator.generate
     bad = "x = 1\nif x\n    pass\n"
@@ -447,7 +447,7 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
 
 def long_result(rows: int = 70, cols: int = 12, layers: int = 2, heads: int = 2):
     """A made-up result with a long output, to exercise the attention window."""
-    from e2p.generator import GenerationResult
+    from e2p.answer.generator import GenerationResult
 
     rng = np.random.default_rng(1)
 
@@ -554,8 +554,8 @@ def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, 
     "run" runs candidates) runs through the sandbox's runner, in bubblewrap."""
     from test_placeholders import FORBIDDEN, assert_values_only_in_strings
 
-    from e2p import sandbox
-    from e2p.placeholders import abstract_prompt
+    from e2p.answer import sandbox
+    from e2p.data.placeholders import abstract_prompt
 
     value = "e2p + __import__(chr(111)).system(chr(120))"  # would run os.system("x") if it became code
     payload = f'write a python program to print "{value}"'
@@ -647,7 +647,7 @@ def test_error_details_are_hidden_from_visitors():
 
 
 def test_corrupt_memory_line_page(monkeypatch, tmp_path, artifacts):
-    from e2p.artifacts import sha256_file
+    from e2p.artifact.bundle import sha256_file
 
     copy = tmp_path / "artifacts"
     shutil.copytree(artifacts, copy)
@@ -678,7 +678,7 @@ def test_bad_prompts_show_no_traceback(app, prompt):
 
 
 def test_unexpected_error_while_generating_is_one_sentence(app, monkeypatch, caplog):
-    from e2p.generator import Generator
+    from e2p.answer.generator import Generator
 
     def broken(*args, **kwargs):
         raise KeyError("secret internals")
@@ -732,7 +732,7 @@ def test_app_says_programs_are_not_run_without_the_sandbox(sandbox_off, app):
 def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts):
     from streamlit.testing.v1 import AppTest
 
-    from e2p import sandbox
+    from e2p.answer import sandbox
 
     monkeypatch.setattr(
         sandbox, "sandbox_status", lambda: sandbox.SandboxStatus(True, "", "bubblewrap, then uid 65534")

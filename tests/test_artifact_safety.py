@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT, run_cli
 
-from e2p.artifacts import (
+from e2p.artifact.bundle import (
     MANIFEST,
     REQUIRED,
     ArtifactError,
@@ -129,8 +129,8 @@ def test_shipped_artifacts_were_built_from_the_shared_corpus(full_corpus_path):
 
 
 def test_unmeasured_runs_print_unavailable():
-    from e2p.evaluation import SystemResult, as_json, table
-    from e2p.metrics import EvalReport
+    from e2p.evaluation.metrics import EvalReport
+    from e2p.evaluation.report import SystemResult, as_json, table
 
     report = EvalReport(
         n=3, bleu=12.5, parse_rate=1.0, exact_match=0.0, exec_match=None, n_executable=2, runs_rate=None, n_runs=3
@@ -259,7 +259,7 @@ SHIPPED = sorted(p.parent for p in (REPO_ROOT / "artifacts").glob("**/memory.jso
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_memory_row_is_a_train_example(folder, full_corpus, eval_rule):
     """The retrieval memory holds train examples only, by EVAL.md's rule computed apart from
-    e2p.corpus, each the corpus's own example at the line it names (no prompt rewritten)."""
+    e2p.data.corpus, each the corpus's own example at the line it names (no prompt rewritten)."""
     _, split = eval_rule
     rows = [json.loads(line) for line in (folder / "memory.jsonl").read_text(encoding="utf-8").splitlines()]
     by_line = {ex.line: ex for ex in full_corpus.examples}

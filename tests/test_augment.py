@@ -2,10 +2,10 @@ import random
 
 import pytest
 
-from e2p.augment import augment_examples, paraphrase_prompt, renamable_names, rename_code
-from e2p.corpus import Example
-from e2p.features import FeatureConfig, Featurizer
-from e2p.retrieval import Retriever
+from e2p.data.augment import augment_examples, paraphrase_prompt, renamable_names, rename_code
+from e2p.data.corpus import Example
+from e2p.data.features import FeatureConfig, Featurizer
+from e2p.data.retrieval import Retriever
 from e2p.syntax import compiles
 
 CODE = """import random

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from e2p.corpus import (
+from e2p.data.corpus import (
     SPLITS,
     clean_code,
     corpus_from_text,

@@ -8,7 +8,7 @@ import torch
 
 torch.set_num_threads(1)  # two shared cores: stay polite
 
-from e2p.decoding import (  # noqa: E402
+from e2p.model.decoding import (  # noqa: E402
     DecodeSettings,
     DecodeSettingsError,
     Hypothesis,
@@ -17,8 +17,8 @@ from e2p.decoding import (  # noqa: E402
     greedy_batch,
     nucleus_filter,
 )
-from e2p.loss import weighted_cross_entropy  # noqa: E402
-from e2p.model import ModelConfig, Seq2Seq  # noqa: E402
+from e2p.model.loss import weighted_cross_entropy  # noqa: E402
+from e2p.model.transformer import ModelConfig, Seq2Seq  # noqa: E402
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 V = 14  # copy task: ids 4..13 are the symbols
@@ -314,7 +314,7 @@ def test_eos_penalty_lengthens_the_output_and_is_recorded(copy_model):
 
 def test_forced_scoring_agrees_with_search(model):
     """score_targets on the beam's own outputs gives back the beam's scores and log-probs."""
-    from e2p.decoding import score_targets
+    from e2p.model.decoding import score_targets
 
     src = [5, 6, 7, 8, 9]
     hyps = decode(
@@ -366,7 +366,7 @@ CODE = ["<pad>", "<bos>", "<eos>", "<unk>", "x", "=", "(", ")", "1", "+", ":", "
 
 
 def guarded_code(h) -> str:
-    from e2p.tokenizers import decode_code
+    from e2p.data.tokenizers import decode_code
 
     return decode_code([CODE[i] for i in h.tokens])
 

@@ -1,5 +1,5 @@
-from e2p.corpus import Example
-from e2p.edit import adapt_literals
+from e2p.answer.edit import adapt_literals
+from e2p.data.corpus import Example
 from e2p.syntax import compiles
 
 SUM = Example("write a program to print the sum of 3 and 4", "a = 3\nb = 4\nprint(a + b)\n", 1)
@@ -34,7 +34,7 @@ def test_no_edit_where_the_values_do_not_line_up():
 
 
 def test_named_inputs_take_the_prompts_values():
-    from e2p.edit import fill_inputs
+    from e2p.answer.edit import fill_inputs
 
     prime = "num = 407\nif num > 1:\n    print(num % 2 == 1)\n"
     assert fill_inputs("write a program to check whether 29 is prime", prime).startswith("num = 29\n")
@@ -45,7 +45,7 @@ def test_named_inputs_take_the_prompts_values():
 
 
 def test_inputs_stay_where_the_counts_differ_or_nothing_changes():
-    from e2p.edit import fill_inputs
+    from e2p.answer.edit import fill_inputs
 
     assert fill_inputs("print the sum of 15 and 27", "a = 3\nprint(a)\n") is None
     assert fill_inputs("print the square", "num = 8\nprint(num ** 2)\n") is None
@@ -63,8 +63,8 @@ import ast  # noqa: E402
 import pytest  # noqa: E402
 from test_placeholders import FORBIDDEN, assert_values_only_in_strings, constants, identifiers  # noqa: E402
 
-from e2p.edit import fill_inputs, same_shape  # noqa: E402
-from e2p.placeholders import abstract_prompt  # noqa: E402
+from e2p.answer.edit import fill_inputs, same_shape  # noqa: E402
+from e2p.data.placeholders import abstract_prompt  # noqa: E402
 
 HELLO = Example('write a program that prints "hello there"', 'print("hello there")\n', 1)
 TWO = Example('print "hello" and "world"', 'print("hello", "world")\n', 1)

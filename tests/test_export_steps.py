@@ -1,4 +1,4 @@
-"""Each step that builds an artifact folder (e2p.export), called on its own with the tiny run that
+"""Each step that builds an artifact folder (e2p.artifact.export), called on its own with the tiny run that
 `tiny_artifacts` trained: write_artifact, fit_ranker_step, evaluate_artifact."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-from e2p.artifacts import verify
-from e2p.export import evaluate_artifact, fit_ranker_step, write_artifact
+from e2p.artifact.bundle import verify
+from e2p.artifact.export import evaluate_artifact, fit_ranker_step, write_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,9 @@ class Run:
     """The tiny run's model, prepared corpus and config, as `python -m train` had them."""
 
     def __init__(self, tiny_artifacts: Path, corpus: Path):
-        from e2p.corpus import load_corpus
-        from e2p.model import Seq2Seq
-        from e2p.training import TrainConfig, load_weights, prepare
+        from e2p.data.corpus import load_corpus
+        from e2p.model.training import TrainConfig, load_weights, prepare
+        from e2p.model.transformer import Seq2Seq
 
         work = tiny_artifacts.parent / "run"
         self.cfg = TrainConfig.load(REPO_ROOT / "train/configs/tiny.json")

@@ -2,9 +2,9 @@
 
 import random
 
-from e2p.corpus import Example
-from e2p.features import CODE, SEP, FeatureConfig, Featurizer
-from e2p.retrieval import Retriever
+from e2p.data.corpus import Example
+from e2p.data.features import CODE, SEP, FeatureConfig, Featurizer
+from e2p.data.retrieval import Retriever
 
 TRAIN = [
     Example("add two numbers and print the sum", "print(1 + 2)\n", 1),

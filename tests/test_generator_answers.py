@@ -1,7 +1,7 @@
 """What the generator tells about its answer: where it came from, which pool it used, cut-off code."""
 
-from e2p.decoding import DecodeSettings
-from e2p.generator import ORIGIN_TEXT, Generator
+from e2p.answer.generator import ORIGIN_TEXT, Generator
+from e2p.model.decoding import DecodeSettings
 
 
 def test_code_cut_at_the_length_limit_is_flagged(tiny_artifacts):

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from e2p import answer_policy, sandbox
-from e2p.generator import Generator
-from e2p.sandbox import RunBudget
+from e2p.answer import answer_policy, sandbox
+from e2p.answer.generator import Generator
+from e2p.answer.sandbox import RunBudget
 
 needs_sandbox = pytest.mark.skipif(
     not sandbox.sandbox_status().available, reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}"

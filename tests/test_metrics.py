@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-import e2p.metrics as metrics
-from e2p.metrics import (
+import e2p.evaluation.metrics as metrics
+from e2p.evaluation.metrics import (
     ReferenceProfile,
     bleu,
     bleu_tokens,
@@ -75,7 +75,7 @@ class _Fake:
     """A sandbox that answers from a script: one list of RunResults per call of run_many."""
 
     def __init__(self, monkeypatch, *answers):
-        from e2p.sandbox import RunResult, SandboxStatus
+        from e2p.answer.sandbox import RunResult, SandboxStatus
 
         self.calls, self.answers = [], [[RunResult(rc, out, "", False) for rc, out in a] for a in answers]
         monkeypatch.setattr(metrics, "sandbox_status", lambda: SandboxStatus(True, "", "fake"))
@@ -186,7 +186,7 @@ def test_evaluate_empty_and_mismatched():
 
 
 def test_without_a_sandbox_nothing_runs_and_runs_are_unavailable(sandbox_off, tmp_path):
-    from e2p import metrics
+    from e2p.evaluation import metrics
 
     marker = tmp_path / "ran"
     code = f"open({str(marker)!r}, 'w').write('x')\nprint(1)"

@@ -6,8 +6,8 @@ import torch
 
 torch.set_num_threads(1)  # two shared cores: stay polite
 
-from e2p.loss import make_token_weights, weighted_cross_entropy  # noqa: E402
-from e2p.model import ConfigError, ModelConfig, Seq2Seq  # noqa: E402
+from e2p.model.loss import make_token_weights, weighted_cross_entropy  # noqa: E402
+from e2p.model.transformer import ConfigError, ModelConfig, Seq2Seq  # noqa: E402
 
 PAD, BOS, EOS = 0, 1, 2
 SRC_V, TGT_V = 17, 19  # different sizes so vocab mix-ups show
@@ -275,7 +275,7 @@ def test_shared_embeddings_use_one_table():
 def test_copy_attention_is_a_distribution_and_cache_agrees():
     """Pointer-generator output: log-probs that sum to 1, equal on the fused, explicit,
     cached and uncached paths."""
-    from e2p.decoding import DecodeSettings, decode
+    from e2p.model.decoding import DecodeSettings, decode
 
     torch.manual_seed(0)
     cfg = ModelConfig(

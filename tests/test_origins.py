@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from e2p.loss import copy_supervision_loss
-from e2p.model import ModelConfig, Seq2Seq
-from e2p.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, origin_split, token_origins
+from e2p.model.loss import copy_supervision_loss
+from e2p.model.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, origin_split, token_origins
+from e2p.model.transformer import ModelConfig, Seq2Seq
 
 
 def copy_model(seed: int = 0) -> Seq2Seq:

@@ -9,8 +9,8 @@ import pytest
 from conftest import run_cli
 from safetensors.torch import load_file
 
-from e2p.artifacts import ArtifactError, load_bundle, verify
-from e2p.generator import Generator
+from e2p.answer.generator import Generator
+from e2p.artifact.bundle import ArtifactError, load_bundle, verify
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_artifact_folder_is_complete_and_pickle_free(tiny_artifacts):
 
 
 def test_samples_cover_every_test_prompt(tiny_artifacts, synthetic_corpus):
-    from e2p.corpus import load_corpus
+    from e2p.data.corpus import load_corpus
 
     test = load_corpus(synthetic_corpus).split("test")
     samples = json.loads((tiny_artifacts / "samples.json").read_text())["samples"]
@@ -148,8 +148,8 @@ def test_damaged_artifacts_are_named(tiny_artifacts, tmp_path):
 
 
 def test_retrieval_baseline_answers_from_train_only(synthetic_corpus):
-    from e2p.corpus import load_corpus
-    from e2p.evaluation import retrieval_codes
+    from e2p.data.corpus import load_corpus
+    from e2p.evaluation.report import retrieval_codes
 
     corpus = load_corpus(synthetic_corpus)
     train, test = corpus.split("train"), corpus.split("test")
@@ -161,9 +161,9 @@ def test_retrieval_baseline_answers_from_train_only(synthetic_corpus):
 
 
 def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus, tmp_path):
-    from e2p.corpus import load_corpus
-    from e2p.evaluation import retrieval_codes
-    from e2p.metrics import bleu
+    from e2p.data.corpus import load_corpus
+    from e2p.evaluation.metrics import bleu
+    from e2p.evaluation.report import retrieval_codes
 
     out = tmp_path / "report.json"
     proc = run_cli(

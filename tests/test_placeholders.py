@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from e2p.placeholders import (
+from e2p.data.placeholders import (
     MAX_NUMBER_CHARS,
     MAX_SLOTS,
     Slots,
@@ -16,7 +16,7 @@ from e2p.placeholders import (
     all_placeholders,
     restore_code,
 )
-from e2p.tokenizers import code_tokens, decode_code, split_string
+from e2p.data.tokenizers import code_tokens, decode_code, split_string
 
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")
 

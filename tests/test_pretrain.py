@@ -10,12 +10,12 @@ import tarfile
 import pytest
 from conftest import REPO_ROOT, run_cli
 
-from e2p.corpus import Example
+from e2p.data.corpus import Example
+from e2p.data.pretrain import corrupt, pretrain_pairs, read_functions
+from e2p.data.tokenizers import DEDENT, INDENT, NL, code_tokens
+from e2p.data.vocab import Vocab
 from e2p.errors import E2PError
-from e2p.pretrain import corrupt, pretrain_pairs, read_functions
-from e2p.tokenizers import DEDENT, INDENT, NL, code_tokens
-from e2p.training import TrainConfig
-from e2p.vocab import Vocab
+from e2p.model.training import TrainConfig
 
 LIBRARY = {
     "maths/add.py": '''

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from e2p.corpus import Example
-from e2p.ranking import RANKER_FEATURES, Ranker, RankerFeatures, content_words, fit_ranker
-from e2p.retrieval import Retriever
+from e2p.answer.ranking import RANKER_FEATURES, Ranker, RankerFeatures, content_words, fit_ranker
+from e2p.data.corpus import Example
+from e2p.data.retrieval import Retriever
 
 MEMORY = [
     Example("write a python function to add two numbers", "def add(a, b):\n    return a + b\n", 1),
@@ -89,7 +89,7 @@ def _pairs():
 
 
 def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
-    from e2p import metrics
+    from e2p.evaluation import metrics
 
     examples = _pairs()
     held_out = [ex for i, ex in enumerate(examples) if i in (0, 5, 8, 13)]  # both forms, other tasks
@@ -114,7 +114,8 @@ def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
 
 
 def test_the_cli_offers_every_rerank_the_generator_knows():
-    from e2p import commands, constants, generator
+    from e2p import commands, constants
+    from e2p.answer import generator
 
     assert commands.RERANKS is constants.RERANKS  # one definition
     assert generator.RERANKS is constants.RERANKS
@@ -130,7 +131,7 @@ def test_the_cli_knows_its_choices_without_importing_torch():
 
 
 def test_a_prompt_asking_for_a_function_is_answered_with_one():
-    from e2p.ranking import fits_request
+    from e2p.answer.ranking import fits_request
 
     assert fits_request("write a python function to add", "def add(a, b):\n    return a + b\n")
     assert fits_request("Write a Function to add", "add = lambda a, b: a + b\n")
@@ -143,8 +144,8 @@ class _Hyp:
 
 
 def _ranked(prompt, codes, values):
-    from e2p.answer_policy import rank
-    from e2p.sandbox import RunBudget, sandbox_status
+    from e2p.answer.answer_policy import rank
+    from e2p.answer.sandbox import RunBudget, sandbox_status
 
     if not sandbox_status().available:
         pytest.skip(f"the ranker's order is checked by running candidates: {sandbox_status().reason}")

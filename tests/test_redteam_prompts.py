@@ -15,10 +15,10 @@ import pytest
 from conftest import run_cli
 from test_placeholders import assert_values_only_in_strings
 
-from e2p import generator as gen_module
-from e2p import sandbox
-from e2p.generator import Generator
-from e2p.placeholders import MAX_NUMBER_CHARS, abstract_prompt
+from e2p.answer import generator as gen_module
+from e2p.answer import sandbox
+from e2p.answer.generator import Generator
+from e2p.data.placeholders import MAX_NUMBER_CHARS, abstract_prompt
 
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")
 

@@ -1,5 +1,5 @@
 """Red-team probes against the sandbox (issue 9, item 7): hostile programs run through
-`e2p.sandbox.run_code`, each checked from the host side after the run.
+`e2p.answer.sandbox.run_code`, each checked from the host side after the run.
 
 Where bubblewrap cannot run programs the probes are skipped with the reason, unless
 E2P_REQUIRE_SANDBOX=1 (set by CI), where they fail: an escape, or a missing sandbox, fails CI.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from e2p import sandbox
-from e2p.sandbox import (
+from e2p.answer import sandbox
+from e2p.answer.sandbox import (
     FILE_SIZE_LIMIT,
     MEMORY_LIMIT,
     OPEN_FILES_LIMIT,

@@ -1,4 +1,4 @@
-"""The syntax guard (e2p/syntax_guard.py): its state tracker on hand-written token streams, its
+"""The syntax guard (e2p/model/syntax_guard.py): its state tracker on hand-written token streams, its
 masks against its own verdicts, every corpus program accepted token by token, and decoding with
 it on (greedy, beam, sampling) from a trained tiny model and from an adversarial random one:
 every output compiles once its placeholders are filled in."""
@@ -21,12 +21,12 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::SyntaxWarning"),
 ]
 
-from e2p.decoding import DecodeSettings, decode  # noqa: E402
-from e2p.model import ModelConfig, Seq2Seq  # noqa: E402
-from e2p.placeholders import Slots, abstract_example, restore_code  # noqa: E402
-from e2p.syntax_guard import SyntaxGuard  # noqa: E402
-from e2p.tokenizers import DEDENT, INDENT, NL, code_tokens, decode_code  # noqa: E402
-from e2p.vocab import SPECIALS, Vocab  # noqa: E402
+from e2p.data.placeholders import Slots, abstract_example, restore_code  # noqa: E402
+from e2p.data.tokenizers import DEDENT, INDENT, NL, code_tokens, decode_code  # noqa: E402
+from e2p.data.vocab import SPECIALS, Vocab  # noqa: E402
+from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
+from e2p.model.syntax_guard import SyntaxGuard  # noqa: E402
+from e2p.model.transformer import ModelConfig, Seq2Seq  # noqa: E402
 
 EOS = Vocab.eos_id
 IDS = dict(bos_id=Vocab.bos_id, eos_id=Vocab.eos_id, pad_id=Vocab.pad_id, unk_id=Vocab.unk_id)
@@ -355,7 +355,7 @@ def _replay(guard: SyntaxGuard, examples, vocab: Vocab) -> tuple[int, list[str]]
 
 
 def test_every_program_of_the_mini_corpus_is_accepted(mini_corpus_path):
-    from e2p.corpus import read_corpus
+    from e2p.data.corpus import read_corpus
 
     examples = read_corpus(mini_corpus_path).examples
     vocab = Vocab.build(
@@ -465,8 +465,8 @@ def test_guard_copes_with_no_repeat_ngram_bans():
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
 def test_tiny_trained_model_output_always_compiles(tiny_artifacts, strategy):
-    from e2p.artifacts import load_bundle
-    from e2p.tokenizers import PLACEHOLDER
+    from e2p.artifact.bundle import load_bundle
+    from e2p.data.tokenizers import PLACEHOLDER
 
     b = load_bundle(tiny_artifacts)
     prompts = [

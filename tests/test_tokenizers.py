@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from e2p.tokenizers import (
+from e2p.data.tokenizers import (
     CONT,
     DEDENT,
     INDENT,

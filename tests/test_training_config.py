@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from e2p.errors import E2PError
-from e2p.training import TrainConfig, collate, lr_at, make_batches
+from e2p.model.training import TrainConfig, collate, lr_at, make_batches
 
 PRESETS = sorted((REPO_ROOT / "train/configs").glob("*.json"))
 

@@ -11,10 +11,9 @@ import pytest
 import torch
 from conftest import REPO_ROOT
 
-import e2p.model as model_module
-from e2p.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
-from e2p.model import ModelConfig, Seq2Seq, dropout_mask, keep_scale
-from e2p.training import (
+import e2p.model.transformer as model_module
+from e2p.model.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
+from e2p.model.training import (
     SPEED_OPTIONS,
     TrainConfig,
     make_model,
@@ -24,6 +23,7 @@ from e2p.training import (
     train_step,
     with_speed_options,
 )
+from e2p.model.transformer import ModelConfig, Seq2Seq, dropout_mask, keep_scale
 
 PAD = 0
 
@@ -77,7 +77,7 @@ def test_fused_loss_equals_the_plain_loss_and_its_gradients(copy, weighted, smoo
 
 
 def test_fused_copy_loss_gradcheck_in_double_with_floored_probabilities():
-    from e2p.loss import _CopyMixtureCrossEntropy
+    from e2p.model.loss import _CopyMixtureCrossEntropy
 
     torch.manual_seed(0)
     logits = (torch.randn(4, 9, dtype=torch.double) * torch.tensor([1.0, 1, 1, 40])[:, None]).requires_grad_()
@@ -190,7 +190,7 @@ def test_bf16_option_trains():
 
 @pytest.mark.slow
 def test_side_by_side_benchmark_reports_both_trainers(synthetic_corpus):
-    from e2p.benchmark import train_side_by_side
+    from e2p.evaluation.benchmark import train_side_by_side
 
     config = json.loads((REPO_ROOT / "train/configs/tiny.json").read_text())
     config.update(shared_vocab=True, copy_attention=True)

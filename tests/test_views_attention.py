@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from e2p.generator import GenerationResult
+from e2p.answer.generator import GenerationResult
 from e2p.views import attention
 from e2p.views.figures import axis_labels, plotly_config
 

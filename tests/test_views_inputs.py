@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from e2p.decoding import DecodeSettings, DecodeSettingsError
+from e2p.model.decoding import DecodeSettings, DecodeSettingsError
 from e2p.views import inputs
 
 

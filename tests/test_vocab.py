@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from e2p.data.placeholders import all_placeholders
+from e2p.data.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
 from e2p.errors import E2PError
-from e2p.placeholders import all_placeholders
-from e2p.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab
 
 SEQUENCES = [
     ["print", "(", "x", ")"],

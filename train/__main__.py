@@ -1,7 +1,7 @@
 """python -m train --data CORPUS [--config NAME|PATH] [--out DIR] [--device auto]
 
 Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run it again after an
-interruption and it resumes), then build the artifact folder in steps (e2p.export): write the model's
+interruption and it resumes), then build the artifact folder in steps (e2p.artifact.export): write the model's
 files, fit the ranker, evaluate on the test split (metrics and samples; --no-eval skips it), in
 runs/<config>/artifacts unless --out says otherwise (`--out artifacts` replaces the shipped model).
 Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
@@ -53,7 +53,7 @@ def finished_run(prep, cfg, work: Path) -> dict:
     import json
 
     from e2p.errors import E2PError
-    from e2p.model import Seq2Seq
+    from e2p.model.transformer import Seq2Seq
 
     meta_path, best = work / "checkpoint" / "meta.json", work / "best.safetensors"
     if not meta_path.is_file() or not best.is_file():
@@ -70,12 +70,12 @@ def main(argv=None) -> int:
     import torch
     import torch.distributed as dist
 
-    from e2p.artifacts import replaceable_files
-    from e2p.corpus import load_corpus
+    from e2p.artifact.bundle import replaceable_files
+    from e2p.artifact.export import evaluate_artifact, fit_ranker_step, write_artifact
+    from e2p.data.corpus import load_corpus
     from e2p.errors import E2PError
-    from e2p.evaluation import bleu_metric
-    from e2p.export import evaluate_artifact, fit_ranker_step, write_artifact
-    from e2p.training import TrainConfig, prepare, run_training
+    from e2p.evaluation.report import bleu_metric
+    from e2p.model.training import TrainConfig, prepare, run_training
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                 prep, cfg, work, device=args.device, valid_metric=metric, log=log, progress=not args.quiet
             )
         if rank == 0:
-            from e2p.training import load_weights
+            from e2p.model.training import load_weights
 
             model = load_weights(result["model"].cpu(), work / "best.safetensors")
             info = write_artifact(model, prep, cfg, out, corpus_path=args.data, meta=result["meta"])

@@ -1,6 +1,6 @@
 """python -m train.pretrain --data CORPUS [--source PY_TARBALL] [--config pretrain] [--out artifacts/pretrained]
 
-Pretrains the shipped model's shape on unlabelled Python (e2p.pretrain): every function of the
+Pretrains the shipped model's shape on unlabelled Python (e2p.data.pretrain): every function of the
 source becomes a docstring-prompted pair and a denoising pair, over the fine-tune's vocabulary
 (built from CORPUS's train split by the base config), so `"init_from": "artifacts/pretrained"` in
 a training config starts `python -m train` from these weights. Resumable: run it again after an
@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def load_config(name: str):
     """A pretraining preset: its `base` training config, with the preset's fields over it."""
     from e2p.errors import E2PError
-    from e2p.training import TrainConfig
+    from e2p.model.training import TrainConfig
 
     path = Path(name)
     path = path if path.suffix == ".json" else CONFIGS / f"{name}.json"
@@ -80,9 +80,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from e2p.artifacts import sha256_file
+    from e2p.artifact.bundle import sha256_file
     from e2p.errors import E2PError
-    from e2p.training import (
+    from e2p.model.training import (
         PRETRAINED_INFO,
         PRETRAINED_WEIGHTS,
         Prepared,
@@ -99,15 +99,15 @@ def main(argv=None) -> int:
     try:
         stats: dict = {}
         if args.pack:
-            from e2p.pretrain import load_pack
+            from e2p.data.pretrain import load_pack
 
             prep, cfg, stats = load_pack(args.pack)
         else:
             if not args.data:
                 raise E2PError("--data (the paired corpus) is needed unless --pack is given")
-            from e2p.corpus import load_corpus
-            from e2p.pretrain import pretrain_pairs, read_functions, save_pack
-            from e2p.training import prepare
+            from e2p.data.corpus import load_corpus
+            from e2p.data.pretrain import pretrain_pairs, read_functions, save_pack
+            from e2p.model.training import prepare
 
             base, cfg = load_config(args.config)
             corpus = load_corpus(args.data)

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from ..features import CODE, SEP
+from ..data.features import CODE, SEP
 from .figures import axis_labels
 
 WINDOW = 40  # attention rows shown at once for long outputs

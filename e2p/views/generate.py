@@ -7,9 +7,9 @@ No Streamlit, no torch, no model.
 
 from __future__ import annotations
 
-from ..answer_policy import RUN_BUDGET_S
+from ..answer.answer_policy import RUN_BUDGET_S
+from ..answer.sandbox import NOT_RUN
 from ..errors import E2PError
-from ..sandbox import NOT_RUN
 
 _NO_SPACE_BEFORE = (")", "]", "}", ",", ":", ".", "(", "[")
 

@@ -1,7 +1,7 @@
 """What the app reads before it generates: the artifact folder, the prompt, and the decoding
 settings its controls mean (with the limits that keep one request bounded).
 
-No Streamlit. Importing this module imports torch, through `e2p.decoding` (for `DecodeSettings`).
+No Streamlit. Importing this module imports torch, through `e2p.model.decoding` (for `DecodeSettings`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..decoding import DecodeSettings, describe
+from ..model.decoding import DecodeSettings, describe
 
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
 MAX_LEN_CAP = 256  # most output tokens the app lets a user ask for (bounds a request's work)

@@ -1,15 +1,15 @@
 """What the Model view shows: the model card, the rule that picks the shipped answer, the
 command that rebuilds the artifacts, and the test metrics as table rows and bars.
 
-No Streamlit. Importing this module imports torch, through `e2p.decoding` (for `DecodeSettings`)
-and `e2p.artifacts` (for the rebuild command).
+No Streamlit. Importing this module imports torch, through `e2p.model.decoding` (for `DecodeSettings`)
+and `e2p.artifact.bundle` (for the rebuild command).
 """
 
 from __future__ import annotations
 
-from ..artifacts import REBUILD
+from ..artifact.bundle import REBUILD
 from ..constants import DEFAULT_RERANK
-from ..decoding import DecodeSettings, describe
+from ..model.decoding import DecodeSettings, describe
 
 METRIC_COLUMNS = (  # metrics.json key, table header
     ("bleu", "BLEU"),

@@ -1,7 +1,7 @@
 """What the app shows about where an answer came from: who wrote the code, where each token
 came from (written, copied from the prompt, copied from the retrieved example), and which
 attention head to open on. No Streamlit, and no model is run here; importing this module imports
-torch, through `e2p.origins` (for `TokenOrigin` and the origin names). Token text is HTML-escaped
+torch, through `e2p.model.origins` (for `TokenOrigin` and the origin names). Token text is HTML-escaped
 (the model can emit `<`, quotes, anything).
 """
 
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, TokenOrigin, origin_split
+from ..model.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, TokenOrigin, origin_split
 from .code_html import MONO
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 
-from .corpus import Example
-from .retrieval import Retriever
+from ..data.corpus import Example
+from ..data.retrieval import Retriever
 
 RANKER_FEATURES = (
     "similarity",  # the retriever's word TF-IDF cosine between the prompts
@@ -180,7 +180,7 @@ class Ranker:
 
 def fit_ranker(train: list[Example], k: int = 10, alpha: float = 1.0) -> Ranker:
     """Fit on the train split: each prompt ranks its k neighbours among the other train prompts."""
-    from .metrics import sentence_bleu
+    from ..evaluation.metrics import sentence_bleu
 
     retriever = Retriever(train)
     maker = RankerFeatures(train)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ast
 
-from .corpus import Example
-from .placeholders import Slots, abstract_code, abstract_prompt, restore_code
-from .syntax import compiles, parse_tree
-from .tokenizers import code_tokens, decode_code
+from ..data.corpus import Example
+from ..data.placeholders import Slots, abstract_code, abstract_prompt, restore_code
+from ..data.tokenizers import code_tokens, decode_code
+from ..syntax import compiles, parse_tree
 
 
 def _matched(ours: Slots, theirs: Slots) -> tuple[Slots, Slots]:

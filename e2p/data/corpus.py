@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import E2PError
-from .syntax import compiles, parses
+from ..errors import E2PError
+from ..syntax import compiles, parses
 
 SPLITS = ("train", "valid", "test")
 

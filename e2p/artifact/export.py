@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from .artifacts import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
-from .decoding import DecodeSettings
-from .evaluation import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
-from .metrics import profile_references
-from .ranking import fit_ranker
-from .training import Prepared, TrainConfig, save_weights
+from ..answer.ranking import fit_ranker
+from ..evaluation.metrics import profile_references
+from ..evaluation.report import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
+from ..model.decoding import DecodeSettings
+from ..model.training import Prepared, TrainConfig, save_weights
+from .bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
 
 
 def default_decoding(cfg: TrainConfig) -> DecodeSettings:
@@ -102,7 +102,7 @@ def fit_ranker_step(prep: Prepared, cfg: TrainConfig, out: Path, log=print) -> P
 def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) -> dict:
     """Evaluate the artifact in `out` on the test split: metrics.json (every system's figures),
     samples.json (each test prompt's answers) and the metrics in the manifest. Returns the metrics."""
-    from .generator import Generator
+    from ..answer.generator import Generator
 
     generator = Generator(out)
     decoding = default_decoding(cfg)

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .tokenizers import CONT, DEDENT, INDENT, NL, PLACEHOLDER, STR_CLOSE_PREFIX, STR_OPEN_PREFIX, decode_code
+from ..data.tokenizers import CONT, DEDENT, INDENT, NL, PLACEHOLDER, STR_CLOSE_PREFIX, STR_OPEN_PREFIX, decode_code
 
 FILENAME = "<e2p-syntax-guard>"  # the file name of every compile() the guard runs
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import Seq2Seq, evaluating
+from .transformer import Seq2Seq, evaluating
 
 WRITTEN, FROM_PROMPT, FROM_EXAMPLE = "written", "copied from the prompt", "copied from the example"
 ORIGINS = (WRITTEN, FROM_PROMPT, FROM_EXAMPLE)

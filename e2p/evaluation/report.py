@@ -7,18 +7,18 @@ import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .corpus import Example
-from .decoding import DecodeSettings, describe, greedy_batch  # noqa: F401  (describe: re-exported)
+from ..data.corpus import Example
+from ..data.placeholders import restore_code
+from ..data.retrieval import Retriever
+from ..data.tokenizers import decode_code
+from ..data.vocab import Vocab
+from ..model.decoding import DecodeSettings, describe, greedy_batch  # noqa: F401  (describe: re-exported)
+from ..model.origins import origin_split
+from ..syntax import parse_tree
 from .metrics import EvalReport, ReferenceProfile, bleu, evaluate, profile_references
-from .origins import origin_split
-from .placeholders import restore_code
-from .retrieval import Retriever
-from .syntax import parse_tree
-from .tokenizers import decode_code
-from .vocab import Vocab
 
 if TYPE_CHECKING:  # training imports torch's trainer: only its types are needed here
-    from .training import Prepared, TrainConfig
+    from ..model.training import Prepared, TrainConfig
 
 METRICS = ("bleu", "parse_rate", "exact_match", "exec_match", "runs_rate")
 
@@ -30,7 +30,7 @@ class SystemResult:
     report: EvalReport
     settings: str
     train_copies: float | None = None  # share of answers whose syntax tree equals a train program's
-    origins: dict[str, float] | None = None  # share of generated tokens by origin (e2p.origins)
+    origins: dict[str, float] | None = None  # share of generated tokens by origin (e2p.model.origins)
 
 
 @dataclass

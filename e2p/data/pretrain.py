@@ -27,12 +27,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import E2PError
+from ..model.training import Prepared, TrainConfig
 from .corpus import Example, prompt_key
-from .errors import E2PError
 from .features import CODE, SEP, Featurizer
 from .retrieval import Retriever
 from .tokenizers import CONT, DEDENT, INDENT, NL, code_tokens
-from .training import Prepared, TrainConfig
 from .vocab import Vocab
 
 MIN_TOKENS = 10  # shorter functions say too little (`def f(x): return x` is 9 tokens)

@@ -14,7 +14,7 @@ Lengths: `max_len` is the most output tokens (EOS not counted); at that length E
 forced. `min_len` is the fewest output tokens before EOS may be chosen.
 
 Syntax guard (`DecodeSettings.syntax_guard`, needs `vocab_tokens`): every strategy takes tokens
-in its own order but keeps only those that `e2p.syntax_guard.SyntaxGuard` accepts (the prefix
+in its own order but keeps only those that `e2p.model.syntax_guard.SyntaxGuard` accepts (the prefix
 stays completable as a Python program) and EOS only where the program compiles. In greedy
 and sampling, where the model's choice is to end the line or the program (<nl>, EOS) and that
 is refused, what is open is closed first (the string's quote, the innermost bracket) if that is accepted. A hypothesis
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from e2p.errors import E2PError
-from e2p.model import Seq2Seq, evaluating
-from e2p.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
+from e2p.model.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
+from e2p.model.transformer import Seq2Seq, evaluating
 
 # Syntax guard: a hypothesis whose best token was EOS (anywhere) or an end of line (<nl> or EOS,
 # within one line) this many times, and was refused each time, is cut back and ends: the model

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from .constants import CORPUS_PATH
-from .corpus import Example
-from .errors import E2PError
-from .features import FeatureConfig, Featurizer
-from .model import ModelConfig, Seq2Seq
-from .ranking import Ranker, RankerFeatures
-from .retrieval import Retriever
-from .vocab import Vocab
+from ..answer.ranking import Ranker, RankerFeatures
+from ..constants import CORPUS_PATH
+from ..data.corpus import Example
+from ..data.features import FeatureConfig, Featurizer
+from ..data.retrieval import Retriever
+from ..data.vocab import Vocab
+from ..errors import E2PError
+from ..model.transformer import ModelConfig, Seq2Seq
 
 REBUILD = f"python -m train --data {CORPUS_PATH} --out artifacts"
 REQUIRED = ("config.json", "weights.safetensors", "src_vocab.json", "tgt_vocab.json")

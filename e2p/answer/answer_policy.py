@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..syntax import syntax_error
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import RunBudget, sandbox_status
-from .syntax import syntax_error
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
@@ -23,7 +23,7 @@ class Candidate:
     parses: bool
     runs: bool | None  # None where it was not run
     origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model;
-    # "edited": a train example's code with this prompt's values put in (e2p.edit)
+    # "edited": a train example's code with this prompt's values put in (e2p.answer.edit)
     ranker_score: float | None = None  # the ranker's score (rerank="ranker")
 
 

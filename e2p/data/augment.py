@@ -21,8 +21,8 @@ import re
 import tokenize
 from dataclasses import replace
 
+from ..syntax import parse_tree
 from .corpus import Example
-from .syntax import parse_tree
 
 # Openings that ask for the same thing; a prompt starting with one may start with any other.
 OPENINGS = (

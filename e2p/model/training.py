@@ -21,16 +21,16 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from .constants import DEFAULT_RERANK, RANKER_POOL
-from .corpus import Corpus, Example
-from .errors import E2PError
-from .features import CODE, SEP, FeatureConfig, Featurizer
+from ..constants import DEFAULT_RERANK, RANKER_POOL
+from ..data.corpus import Corpus, Example
+from ..data.features import CODE, SEP, FeatureConfig, Featurizer
+from ..data.placeholders import all_placeholders
+from ..data.retrieval import Retriever
+from ..data.tokenizers import DEDENT, INDENT, NL
+from ..data.vocab import Vocab
+from ..errors import E2PError
 from .loss import copy_supervision_loss, make_token_weights, output_cross_entropy, weighted_cross_entropy
-from .model import ModelConfig, Seq2Seq
-from .placeholders import all_placeholders
-from .retrieval import Retriever
-from .tokenizers import DEDENT, INDENT, NL
-from .vocab import Vocab
+from .transformer import ModelConfig, Seq2Seq
 
 OPERATORS = ["(", ")", ":", "=", ",", ".", "[", "]", "+", "==", "%", "-", "*", "/", "{", "}"]
 
@@ -85,7 +85,7 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
     valid_every: int = 1
     seed: int = 1234
-    # speed: `python -m e2p.benchmark` times this trainer against `plain(cfg)` (all four off, which is
+    # speed: `python -m e2p.evaluation.benchmark` times this trainer against `plain(cfg)` (all four off, which is
     # bit-identical with the trainer before them) side by side
     fast_dropout: bool = FAST_DEFAULT  # CPU dropout masks from numpy's SFC64 (p rounded to 2^-16) and
     # explicit attention maths with dropout, instead of bernoulli_ and SDPA's unfused fallback: same
@@ -100,7 +100,7 @@ class TrainConfig:
     # the artifact's default decoding
     decode_strategy: str = "beam"
     beam_size: int = 5
-    syntax_guard: bool = False  # decode only code that stays valid Python (e2p.syntax_guard)
+    syntax_guard: bool = False  # decode only code that stays valid Python (e2p.model.syntax_guard)
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob: > 0 writes longer code
     rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
@@ -179,7 +179,7 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     featurizer = Featurizer(cfg.feature_config(), retriever)
     train_examples = list(train)
     if cfg.augment:
-        from .augment import augment_examples
+        from ..data.augment import augment_examples
 
         train_examples += augment_examples(train, copies=cfg.augment, seed=cfg.seed)
     draw = random.Random(cfg.seed) if cfg.train_pool else None

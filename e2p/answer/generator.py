@@ -1,0 +1,219 @@
+"""One object that turns a prompt into code: `Generator(folder).generate(prompt, settings)`.
+
+The result is frozen and holds everything the CLI and the app show: the code (raw and
+formatted), whether it parses, per-token probabilities with runner-ups, the n-best list and
+every attention map. The loaded model is never modified, so one Generator can serve many users.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..artifact.bundle import Bundle, load_bundle
+from ..constants import DEFAULT_RERANK, RANKER_POOL, RERANKS
+from ..data.placeholders import restore_code
+from ..data.tokenizers import PLACEHOLDER, decode_code
+from ..data.vocab import Vocab
+from ..errors import E2PError
+from ..formatting import format_code
+from ..model.decoding import DecodeSettings, decode, score_targets
+from ..model.origins import TokenOrigin, token_origins
+from ..syntax import syntax_error
+from .answer_policy import Candidate, rank, ranker_scores, runner_for
+from .edit import adapt_literals, fill_inputs
+
+MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
+
+
+# Where an answer came from, in words (GenerationResult.origin / Candidate.origin)
+ORIGIN_TEXT = {
+    "model": "written by the model",
+    "retrieval": "retrieval: a training program chosen whole, not written by the model",
+    "edited": "retrieval: a training program with this prompt's values put in, not written by the model",
+}
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    prompt: str  # as used (after cutting an over-long prompt)
+    code: str  # decoded source of the chosen candidate
+    formatted: str  # black-formatted where it parses
+    parses: bool
+    error: tuple[int, str] | None  # (line, message) where it does not compile
+    origin: str  # "model", or "retrieval"/"edited" where the ranker picked a (edited) train program or no
+    # model candidate parsed
+    src_tokens: list[str]  # encoder input, for axis labels (placeholders shown with their values)
+    tgt_tokens: list[str]  # predicted tokens, one per decoder step, the last being <eos>
+    tgt_input_tokens: list[str]  # decoder input: <bos> then the generated tokens
+    token_probs: list[float]  # probability of each generated token (without <eos>)
+    alternatives: list[list[tuple[str, float]]]  # runner-up tokens with probabilities, per token
+    candidates: list[Candidate]  # the n-best, in ranked order
+    attention: dict = field(repr=False)  # encoder [L,H,S,S], decoder [L,H,T,T], cross [L,H,T,S]
+    seconds: float = 0.0
+    settings: DecodeSettings | None = None
+    warnings: list[str] = field(default_factory=list)
+    neighbour_prompt: str | None = None
+    tokens_are_code: bool = True  # False where the code is the fallback, not what tgt_tokens spell
+    origins: list[TokenOrigin] | None = None  # per generated token: written, copied from the prompt or
+    # from the retrieved example, with the copy gate (None without copy attention or tokens_are_code)
+
+
+class Generator:
+    def __init__(self, folder: str | Path = "artifacts", check: bool = True):
+        self.bundle: Bundle = load_bundle(folder, check=check)
+        decoding = self.bundle.config.get("decoding", {})
+        self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
+        self.default_rerank = self.bundle.config.get("rerank", DEFAULT_RERANK)
+        self.default_pool = int(self.bundle.config.get("pool", 0))
+        # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
+        self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
+
+    def pool_for(self, rerank: str, pool: int | None = None) -> int:
+        """The pool a request uses: the one asked for, else the artifact's for this rerank."""
+        if pool is not None:
+            return pool
+        return self.ranker_pool if rerank == "ranker" else self.default_pool
+
+    @property
+    def model(self):
+        return self.bundle.model
+
+    def generate(
+        self,
+        prompt: str,
+        settings: DecodeSettings | None = None,
+        rerank: str | None = None,
+        attention: bool = True,
+        pool: int | None = None,
+        fallback: bool = True,
+        edit: bool = True,
+    ) -> GenerationResult:
+        """`pool`: also rank the code of the `pool` nearest train examples, scored by the model.
+        `fallback`: where no candidate parses, return the nearest train example's code instead.
+        `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit)."""
+        started = time.perf_counter()
+        settings = settings or self.default_settings
+        rerank = rerank or self.default_rerank
+        pool = self.pool_for(rerank, pool)
+        if not isinstance(pool, int) or pool < 0:
+            raise E2PError(f"pool must be a whole number >= 0, got {pool!r}")
+        if rerank not in RERANKS:
+            raise E2PError(f"rerank must be one of {', '.join(RERANKS)}, got {rerank!r}")
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise E2PError(
+                "the prompt is empty: describe the code you want, e.g. 'write a python function to add two numbers'"
+            )
+        warnings = []
+        if len(prompt) > MAX_PROMPT_CHARS:
+            warnings.append(f"the prompt was cut from {len(prompt)} to {MAX_PROMPT_CHARS} characters")
+            prompt = prompt[:MAX_PROMPT_CHARS]
+        b = self.bundle
+        source = b.featurizer.source(prompt)
+        if source.truncated:
+            warnings.append(
+                f"the prompt is longer than the model reads: only its first "
+                f"{b.featurizer.config.max_prompt} tokens were used"
+            )
+        src_ids = b.src_vocab.encode(source.tokens)
+        max_len = min(settings.max_len, b.model.config.max_len - 2)
+        settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
+        mapping = source.slots.mapping()
+        # A placeholder the prompt holds no value for would reach the code as an undefined name.
+        unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
+        hyps = decode(
+            b.model,
+            src_ids,
+            settings,
+            bos_id=Vocab.bos_id,
+            eos_id=Vocab.eos_id,
+            pad_id=Vocab.pad_id,
+            unk_id=Vocab.unk_id,
+            banned_ids=tuple(unfilled),
+            vocab_tokens=b.tgt_vocab.tokens,
+        )
+        codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
+        origins = ["model"] * len(hyps)
+        values = None
+        if pool and b.retriever is not None:
+            found = b.retriever.nearest(prompt, pool)
+            edited = [
+                (replace(ex, code=code), sim, rank)
+                for rank, (ex, sim) in enumerate(found)
+                if edit and (code := adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)) is not None
+            ]
+            targets = [
+                b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len] for ex, *_ in found + edited
+            ]
+            n_model = len(hyps)
+            hyps += score_targets(
+                b.model,
+                src_ids,
+                targets,
+                bos_id=Vocab.bos_id,
+                eos_id=Vocab.eos_id,
+                pad_id=Vocab.pad_id,
+                length_penalty=settings.length_penalty,
+            )
+            codes += [ex.code for ex, *_ in found + edited]
+            origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
+            if rerank == "ranker" and b.ranker is not None and found:
+                values = ranker_scores(b, prompt, codes[:n_model], found, edited)
+        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner_for(rerank, warnings))
+        best_hyp, best_code, best_cand = ranked[0]
+        origin = best_cand.origin
+        if fallback and not best_cand.parses and source.neighbour is not None:
+            best_code, origin = source.neighbour.code, "retrieval"
+            warnings.append("no model candidate parsed: showing the nearest training example's code")
+        shown = lambda toks: [mapping.get(t, t) for t in toks]  # noqa: E731
+        out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
+        tokens_are_code = best_code == best_cand.code
+        if tokens_are_code and best_hyp.hit_max_len:
+            warnings.append(
+                f"the code reached the length limit of {settings.max_len} tokens: it may stop short "
+                f"of what was asked (a longer --max-len lets it go on)"
+            )
+        origins = None
+        if tokens_are_code:
+            origins = token_origins(
+                b.model, src_ids, [Vocab.bos_id] + best_hyp.tokens, best_hyp.tokens, source.prompt_len
+            )
+        maps = {}
+        if attention:
+            # Decoder input <bos> + tokens: row t is the step that predicted token t (the last, <eos>).
+            raw = b.model.attention_maps(src_ids, [Vocab.bos_id] + best_hyp.tokens)
+            maps = {k: raw[k] for k in ("encoder", "decoder", "cross")}
+        return GenerationResult(
+            prompt=prompt,
+            code=best_code,
+            formatted=format_code(best_code),
+            parses=syntax_error(best_code) is None,
+            error=syntax_error(best_code),
+            origin=origin,
+            src_tokens=shown(source.tokens),
+            tgt_tokens=shown(out_tokens) + ["<eos>"],
+            tgt_input_tokens=["<bos>"] + shown(out_tokens),
+            token_probs=[math.exp(lp) for lp in best_hyp.token_logprobs],
+            alternatives=[
+                [(mapping.get(b.tgt_vocab.tokens[i], b.tgt_vocab.tokens[i]), p) for i, p in alts]
+                for alts in best_hyp.alternatives
+            ],
+            candidates=[c for _, _, c in ranked],
+            attention=maps,
+            seconds=time.perf_counter() - started,
+            settings=settings,
+            warnings=warnings,
+            neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
+            tokens_are_code=tokens_are_code,
+            origins=origins,
+        )
+
+
+def set_threads(n: int = 1) -> None:
+    """Limit torch's threads (a web server shares few cores among users)."""
+    torch.set_num_threads(max(1, n))

@@ -1,0 +1,282 @@
+"""Latency and throughput figures, each compared with its baseline in the same run.
+
+Decoding is timed end to end through `Generator.generate` (retrieval, decoding, placeholders,
+parse check; no attention pass, no sandbox rerank, no retrieved candidates), once with the
+key/value cache and once re-running the whole prefix at every step; the shipped default decoding
+(with its rerank and retrieved candidates) is timed as well. Training throughput is target tokens per second over
+real batches of the train split with the artifact's configuration, for the plain trainer (every speed option of
+TrainConfig off: the trainer as it was before them) and the configured one side by side: two worker processes
+step in lockstep, alternating which goes first, on the same batches from the same initial weights
+(`python -m e2p.evaluation.benchmark --threads 1 2` prints only that figure).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+import torch
+
+from ..data.vocab import Vocab
+from ..model.decoding import DecodeSettings, decode
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _time_generate(generator, prompts, settings, rerank="parse", pool=0) -> list[float]:
+    out = []
+    for prompt in prompts:
+        start = time.perf_counter()
+        generator.generate(prompt, settings, rerank=rerank, attention=False, pool=pool)
+        out.append(1000 * (time.perf_counter() - start))
+    return out
+
+
+def _time_forced(generator, prompts, tokens: int, use_cache: bool) -> list[float]:
+    """ms to decode exactly `tokens` tokens greedily (EOS banned until then)."""
+    b = generator.bundle
+    settings = DecodeSettings(strategy="greedy", min_len=tokens, max_len=tokens, use_cache=use_cache)
+    out = []
+    for prompt in prompts:
+        src_ids = b.src_vocab.encode(b.featurizer.source(prompt).tokens)
+        start = time.perf_counter()
+        decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id, pad_id=Vocab.pad_id)
+        out.append(1000 * (time.perf_counter() - start))
+    return out
+
+
+def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batches) -> None:
+    """One trainer in its own process (so that process-wide settings such as `reuse_memory` stay
+    its own): build the model and optimizer, then time one `train_step` per batch index received."""
+    torch.set_num_threads(threads)
+    from ..model.training import TrainConfig, collate, lr_at, make_model, make_optimizer, reuse_freed_memory, train_step
+
+    cfg = TrainConfig.from_dict(cfg_dict)
+    if cfg.reuse_memory:
+        reuse_freed_memory()
+    torch.manual_seed(cfg.seed)
+    model = make_model(cfg, vocab, vocab).train()
+    optimizer = make_optimizer(model, cfg)
+    weights = None if weights is None else torch.tensor(weights)
+    conn.send("ready")
+    while (b := conn.recv()) is not None:
+        pairs = batches[b]
+        src, tgt_in, tgt_out = collate(pairs, list(range(len(pairs))), "cpu")
+        start = time.perf_counter()
+        loss = train_step(model, optimizer, src, tgt_in, tgt_out, cfg, weights, lr_at(b, cfg, 10_000))
+        conn.send((time.perf_counter() - start, int((tgt_out != Vocab.pad_id).sum()), float(loss)))
+
+
+def train_side_by_side(
+    train_config: dict, data: str, steps: int = 16, threads: int = 1, bf16: bool = False, log=None
+) -> dict:
+    """Target tokens/s of the plain trainer and of the one with every speed option on ("configured";
+    and, with `bf16`, that one under bfloat16 autocast), stepping in lockstep on the same `steps` batches
+    (after one warm-up step each), alternating which goes first. Returns each one's tokens/s,
+    `train_speedup` (configured / plain: total time, and the median of the per-batch ratios) and
+    the mean loss of each over the timed steps (the same maths gives nearly the same loss)."""
+    import multiprocessing as mp
+    from dataclasses import asdict
+
+    from ..data.corpus import load_corpus
+    from ..model.training import (
+        SPEED_OPTIONS,
+        TrainConfig,
+        make_batches,
+        plain,
+        prepare,
+        token_weights,
+        with_speed_options,
+    )
+
+    log = log or (lambda msg: None)
+    cfg = with_speed_options(TrainConfig.from_dict(train_config))
+    prep = prepare(load_corpus(data), cfg)
+    index = make_batches(prep.train_pairs, cfg.batch_tokens, seed=0)[: steps + 1]
+    batches = [[prep.train_pairs[i] for i in b] for b in index]
+    weights = token_weights(cfg, prep.tgt_vocab)
+    weights = None if weights is None else weights.tolist()
+    trainers = {"plain": plain(cfg), "configured": cfg}
+    if bf16:
+        trainers["bf16"] = replace(cfg, bf16=True)
+    ctx = mp.get_context("spawn")
+    workers = {}
+    try:
+        for name, c in trainers.items():
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_train_worker,
+                daemon=True,
+                args=(child, asdict(c), threads, len(prep.tgt_vocab), weights, batches),
+            )
+            proc.start()
+            workers[name] = (proc, parent)
+        for proc, conn in workers.values():
+            assert conn.recv() == "ready"
+        log(f"timing {steps} training steps of {len(trainers)} trainers in lockstep, {threads} thread(s)")
+        seconds = {name: [] for name in trainers}
+        losses = {name: [] for name in trainers}
+        tokens = 0
+        for b in range(len(batches)):
+            order = list(trainers) if b % 2 else list(trainers)[::-1]
+            for name in order:
+                workers[name][1].send(b)
+                elapsed, n, loss = workers[name][1].recv()
+                if b:  # the first step warms up allocators and caches and is not counted
+                    seconds[name].append(elapsed)
+                    losses[name].append(loss)
+            tokens += n if b else 0
+    finally:
+        for proc, conn in workers.values():
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    enabled = [name for name in SPEED_OPTIONS if getattr(cfg, name)]
+    result = {
+        "train_threads": threads,
+        "train_steps": len(seconds["plain"]),
+        "train_target_tokens": tokens,
+        "train_speed_options": enabled,
+        "train_tokens_per_s_plain": round(tokens / sum(seconds["plain"]), 1),
+    }
+    for name in trainers:
+        if name == "plain":
+            continue
+        key = "" if name == "configured" else f"_{name}"
+        result[f"train_tokens_per_s{key}"] = round(tokens / sum(seconds[name]), 1)
+        result[f"train_speedup{key}"] = round(sum(seconds["plain"]) / sum(seconds[name]), 3)
+        result[f"train_speedup{key}_median_batch"] = round(
+            statistics.median(a / b for a, b in zip(seconds["plain"], seconds[name])), 3
+        )
+    for name in trainers:
+        result[f"train_loss_{name}"] = round(statistics.mean(losses[name]), 4)
+    return result
+
+
+PROBE = "print(6 * 7)"  # a fixed, harmless program: the only one ever run outside the sandbox
+
+
+def sandbox_cost(runs: int = 20) -> dict:
+    """Wall ms per run of one tiny program in the sandbox against a plain `python -I`
+    subprocess (the pre-sandbox runner), interleaved so that machine load hits both alike."""
+    import subprocess
+
+    from ..answer.sandbox import run_code, sandbox_status
+
+    if not sandbox_status().available:
+        return {"sandbox_unavailable": sandbox_status().reason}
+    boxed, plain = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        assert run_code(PROBE).stdout == "42\n"
+        boxed.append(1000 * (time.perf_counter() - start))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-I", "-c", PROBE], capture_output=True, stdin=subprocess.DEVNULL, check=True)
+        plain.append(1000 * (time.perf_counter() - start))
+    return {
+        "sandbox_run_ms_p50": round(statistics.median(boxed), 1),
+        "subprocess_run_ms_p50": round(statistics.median(plain), 1),
+        "sandbox_overhead_ms_p50": round(statistics.median(boxed) - statistics.median(plain), 1),
+        "sandbox_cost_ratio": round(statistics.median(boxed) / statistics.median(plain), 2),
+    }
+
+
+def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, log=None) -> dict:
+    from ..answer.generator import Generator
+    from ..data.corpus import load_corpus
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    torch.set_num_threads(threads)
+    generator = Generator(artifacts)
+    prompts = [ex.prompt for ex in load_corpus(data).split("test")][:limit]
+    few = prompts[: max(1, min(len(prompts), 10))]
+    base = generator.default_settings
+    greedy = replace(base, strategy="greedy", n_best=1)
+    beam5 = replace(base, strategy="beam", beam_size=5, n_best=5)
+
+    log(f"timing {len(prompts)} test prompts, {threads} thread(s)")
+    g_cached = _time_generate(generator, prompts, greedy)
+    b_cached = _time_generate(generator, prompts, beam5)
+    shipped = _time_generate(generator, prompts, base, generator.default_rerank, generator.default_pool)
+    # the retrieval baseline (--rerank ranker), interleaved in time with the default above as far as a
+    # second pass allows; the same prompts, settings and sandbox
+    ranker = _time_generate(generator, prompts, base, "ranker", generator.pool_for("ranker"))
+    log(f"timing {len(few)} prompts without the cache")
+    g_plain = _time_generate(generator, few, replace(greedy, use_cache=False))
+    b_plain = _time_generate(generator, few, replace(beam5, use_cache=False))
+    # 200 tokens, or as many as a smaller model's positions allow ("forced_tokens" says which)
+    forced = min(200, generator.model.config.max_len - 2)
+    log(f"timing {forced}-token greedy decoding")
+    f_cached = _time_forced(generator, few[:5], forced, True)
+    f_plain = _time_forced(generator, few[:5], forced, False)
+    log("timing sandbox runs")
+    sandbox = sandbox_cost()
+    log("timing training steps: the plain and the configured trainer side by side")
+    train = train_side_by_side(generator.bundle.config["train"], data, threads=threads, log=log)
+
+    mean = statistics.mean
+    result = {
+        "prompts": len(prompts),
+        "threads": threads,
+        "greedy_ms_p50": round(_percentile(g_cached, 50), 1),
+        "greedy_ms_p95": round(_percentile(g_cached, 95), 1),
+        "beam5_ms_p50": round(_percentile(b_cached, 50), 1),
+        "beam5_ms_p95": round(_percentile(b_cached, 95), 1),
+        "default_ms_p50": round(_percentile(shipped, 50), 1),
+        "default_ms_p95": round(_percentile(shipped, 95), 1),
+        "ranker_ms_p50": round(_percentile(ranker, 50), 1),
+        "ranker_ms_p95": round(_percentile(ranker, 95), 1),
+        "default_vs_ranker_p50": round(_percentile(shipped, 50) / max(_percentile(ranker, 50), 1e-9), 2),
+        "greedy_nocache_ms_p50": round(_percentile(g_plain, 50), 1),
+        "beam5_nocache_ms_p50": round(_percentile(b_plain, 50), 1),
+        # per prompt: uncached / cached latency, then the median of those ratios
+        "greedy_cache_speedup": round(statistics.median(u / c for u, c in zip(g_plain, g_cached)), 2),
+        "beam5_cache_speedup": round(statistics.median(u / c for u, c in zip(b_plain, b_cached)), 2),
+        "forced_tokens": forced,
+        "greedy200_ms_cached": round(mean(f_cached), 1),
+        "greedy200_ms_nocache": round(mean(f_plain), 1),
+        "cache_speedup_200": round(mean(f_plain) / mean(f_cached), 2),
+        **train,
+        **sandbox,
+    }
+    return result
+
+
+def main(argv=None) -> int:
+    """`python -m e2p.evaluation.benchmark [--threads 1 2] [--steps 16] [--bf16]`: only the side-by-side
+    training throughput, one JSON line per thread count."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from ..commands import DEFAULT_DATA
+
+    p = argparse.ArgumentParser(prog="python -m e2p.evaluation.benchmark", description=main.__doc__)
+    p.add_argument("--artifacts", default="artifacts", help="its config.json's train section is the run timed")
+    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per trainer (default 1 2)")
+    p.add_argument("--steps", type=int, default=16, help="timed steps per trainer (default 16, after 1 warm-up)")
+    p.add_argument("--bf16", action="store_true", help="also time the configured trainer under bf16 autocast")
+    args = p.parse_args(argv)
+    train_config = json.loads((Path(args.artifacts) / "config.json").read_text())["train"]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    for threads in args.threads:
+        result = train_side_by_side(train_config, args.data, args.steps, threads, args.bf16, log)
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
