@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-# How candidates are ordered: by model score only, parsing first, running cleanly first, or by the
-# learned ranker.
-RERANKS = ("score", "parse", "run", "ranker")
+# How candidates are ordered: by model score only, parsing first, running cleanly first, running
+# cleanly with the output most other candidates print (execution agreement), or by the learned ranker.
+RERANKS = ("score", "parse", "run", "agree", "ranker")
 DEFAULT_RERANK = "run"  # where a training config or an artifact names none
 
 # The learned ranker chooses among this many retrieved programs where an artifact names no pool.

@@ -6,6 +6,7 @@ the sandbox only, within a time budget per request. `Generator` orchestrates; th
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from ..syntax import syntax_error
@@ -30,7 +31,7 @@ class Candidate:
 def runner_for(rerank: str, warnings: list[str]) -> RunBudget | None:
     """The sandbox budget of one request where `rerank` runs candidates; None where it does not
     or where the sandbox cannot isolate (then `warnings` says that nothing was run)."""
-    if rerank not in ("run", "ranker"):
+    if rerank not in ("run", "agree", "ranker"):
         return None
     status = sandbox_status()
     if status.available:
@@ -58,16 +59,32 @@ def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudg
     the sandbox through `runner` (None: nothing runs), within its budget."""
     if rerank == "ranker" and scores is not None:
         return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
-    rows = []
+    rows, outputs = [], []
     for h, code, origin in zip(hyps, codes, origins):
         parses = syntax_error(code) is None
-        runs = None
-        if runner is not None and parses:  # "ranker" without a ranker file: like "run"
-            runs = _runs(runner, code)
+        result = runner.run(code) if runner is not None and parses else None  # "ranker" without a
+        # ranker file: like "run"; None once the request's run budget is spent
+        runs = None if result is None else result.ok
+        outputs.append(result.stdout.strip() if runs else "")
         rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
     if rerank == "score":
         return rows
+    if rerank == "agree":
+        return [rows[i] for i in agreement_order(rows, outputs)]
     return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
+
+
+def agreement_order(rows, outputs: list[str]) -> list[int]:
+    """Execution agreement (MBR-exec): parsing, then running cleanly, then the number of candidates
+    that printed the same output, then the model score. An empty output agrees with nothing: a
+    program that prints nothing shows nothing of what it computes."""
+    support = Counter(out for out in outputs if out)
+
+    def key(i):
+        cand = rows[i][2]
+        return (not cand.parses, cand.runs is False, -support.get(outputs[i], 1), -cand.score)
+
+    return sorted(range(len(rows)), key=key)
 
 
 def rank_by_ranker(prompt, hyps, codes, origins, scores, runner: RunBudget | None):

@@ -1,0 +1,74 @@
+"""Execution agreement (`--rerank agree`): among candidates that run cleanly in the sandbox, the
+output most of them print wins."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from e2p.answer.answer_policy import Candidate, agreement_order, rank, runner_for
+from e2p.answer.sandbox import RunResult, sandbox_status
+
+
+def rows_of(*cands):
+    return [(SimpleNamespace(score=c.score), c.code, c) for c in cands]
+
+
+def cand(name, score, runs=True, parses=True):
+    return Candidate(code=name, score=score, parses=parses, runs=runs)
+
+
+def test_the_most_shared_output_wins_then_the_model_score():
+    rows = rows_of(cand("a", -1.0), cand("b", -0.5), cand("c", -2.0), cand("d", 0.0, runs=False))
+    assert agreement_order(rows, ["3", "4", "3", ""]) == [0, 2, 1, 3]
+
+
+def test_printing_nothing_agrees_with_nothing():
+    rows = rows_of(cand("e", -0.1), cand("f", -0.2), cand("g", -0.3))
+    assert agreement_order(rows, ["", "", "5"]) == [0, 1, 2]
+
+
+def test_code_that_does_not_parse_comes_last_whatever_it_shares():
+    rows = rows_of(cand("x", 0.0, runs=None, parses=False), cand("y", -3.0))
+    assert agreement_order(rows, ["", "1"]) == [1, 0]
+
+
+class FakeRunner:
+    """Stands in for the sandbox's RunBudget in a test of the ordering alone."""
+
+    def __init__(self, outputs):
+        self.outputs, self.ran = outputs, []
+
+    def run(self, code):
+        self.ran.append(code)
+        out = self.outputs[code]
+        return RunResult(returncode=1 if out is None else 0, stdout=out or "", stderr="", timed_out=False)
+
+
+def test_rank_runs_every_parsing_candidate_and_orders_by_agreement():
+    codes = ["print(1)\n", "print(2)\n", "print(2 )\n", "print(\n"]
+    hyps = [SimpleNamespace(score=s) for s in (-0.1, -0.5, -0.9, 0.0)]
+    runner = FakeRunner({codes[0]: "1\n", codes[1]: "2\n", codes[2]: "2\n"})
+    ranked = rank("print two", hyps, codes, ["model"] * 4, "agree", runner=runner)
+    assert [code for _, code, _ in ranked] == [codes[1], codes[2], codes[0], codes[3]]
+    assert runner.ran == codes[:3]  # the one that does not parse never runs
+    assert [c.runs for *_, c in ranked] == [True, True, True, None]
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here")
+def test_agree_runs_in_the_sandbox(tiny_artifacts):
+    from e2p.answer.generator import Generator
+    from e2p.model.decoding import DecodeSettings
+
+    warnings: list[str] = []
+    assert runner_for("agree", warnings) is not None and not warnings
+    result = Generator(tiny_artifacts).generate(
+        "write a python function to add two numbers",
+        DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=40),
+        rerank="agree",
+        pool=0,
+    )
+    ran = [c for c in result.candidates if c.runs is not None]
+    assert ran, "agree must run the candidates that parse"
+    assert all(c.parses for c in ran)
