@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
-    p.add_argument("--rerank", default="score", help="score, parse or run (the model's candidates only)")
+    p.add_argument("--rerank", default="score", help="score, parse, run or agree (the model's candidates only)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the report here")
     args = p.parse_args(argv)
