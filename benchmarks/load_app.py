@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -71,9 +72,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class AppServerError(RuntimeError):
+    """The app server exited or never became healthy."""
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log, timeout: float) -> None:
+    """Until `url` answers its health check; AppServerError where the server exits first (with the end of
+    its output, read from `log`) or is not healthy within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-3000:]
+            raise AppServerError(f"streamlit exited with {proc.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AppServerError(f"streamlit did not answer {url}/_stcore/health within {timeout:g} s")
+        time.sleep(0.3)
+
+
 @contextmanager
-def app_server(artifacts: str | None, threads: int | None):
-    """`streamlit run streamlit_app.py` headless on a free port, stopped on exit."""
+def app_server(artifacts: str | Path | None = None, threads: int | None = None, timeout: float = 90.0):
+    """`streamlit run streamlit_app.py` headless on a free port (on `artifacts` with `threads` torch
+    threads where given); yields its URL, stops it on exit. The one way the app server is started, here
+    and in tests/test_browser.py."""
     port = free_port()
     env = dict(os.environ)
     if artifacts:
@@ -97,27 +124,19 @@ def app_server(artifacts: str | None, threads: int | None):
         "--server.fileWatcherType",
         "none",
     ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"streamlit exited with {proc.returncode}")
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("streamlit did not become healthy in 90 s")
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty server never blocks on it
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            wait_healthy(url, proc, log, timeout)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -221,8 +240,12 @@ def main(argv=None) -> int:
     if args.url:
         report = asyncio.run(drive(args.url, args))
     else:
-        with app_server(args.artifacts, args.threads) as url:
-            report = asyncio.run(drive(url, args))
+        try:
+            with app_server(args.artifacts, args.threads) as url:
+                report = asyncio.run(drive(url, args))
+        except AppServerError as err:
+            print(f"load_app: {err}", file=sys.stderr)
+            return 1
     print(
         f"{report['sessions']} sessions for {report['duration_s']:g} s: {report['completed']} "
         f"generations, {report['errors']} errors, p50 {report['p50_s']} s, p95 {report['p95_s']} s, "

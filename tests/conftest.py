@@ -116,18 +116,16 @@ def synthetic_corpus(tmp_path_factory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("corpus") / "synthetic.jsonl")
 
 
-@pytest.fixture(scope="session")
-def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
-    """A complete artifact folder (samples, metrics, manifest) from the tiny config, built by the real
-    `python -m train` on the synthetic corpus: a model that trains in seconds and learns little."""
-    root = tmp_path_factory.mktemp("tiny")
+def train_tiny(root: Path, corpus: Path, config: str = "tiny", *extra: str) -> Path:
+    """root/artifacts from the real `python -m train` on `corpus` for 2 epochs (checkpoints in root/run):
+    how every test model is built. `extra` goes on the command line (e.g. "--no-eval")."""
     out = root / "artifacts"
     run_cli(
         "train",
         "--data",
-        str(synthetic_corpus),
+        str(corpus),
         "--config",
-        "tiny",
+        config,
         "--out",
         str(out),
         "--work-dir",
@@ -135,9 +133,24 @@ def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
         "--quiet",
         "--max-epochs",
         "2",
+        *extra,
         check=True,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
+    """A complete artifact folder (samples, metrics, manifest) from the tiny config, built by the real
+    `python -m train` on the synthetic corpus: a model that trains in seconds and learns little."""
+    return train_tiny(tmp_path_factory.mktemp("tiny"), synthetic_corpus)
+
+
+@pytest.fixture(scope="session")
+def tiny_copy_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
+    """`tiny_artifacts` from the tiny_copy preset: a shared vocabulary and copy attention (a
+    pointer-generator), so that its answers carry token origins."""
+    return train_tiny(tmp_path_factory.mktemp("tiny_copy"), synthetic_corpus, "tiny_copy")
 
 
 @pytest.fixture

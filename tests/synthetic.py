@@ -28,6 +28,11 @@ def examples(per_template: int = 40) -> list[dict]:
     return rows
 
 
-def write_corpus(path: Path, per_template: int = 40) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in examples(per_template)))
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    """prompt/code rows as a JSONL corpus."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def write_corpus(path: Path, per_template: int = 40) -> Path:
+    return write_rows(path, examples(per_template))

@@ -1,7 +1,7 @@
 """The Streamlit app through Streamlit's AppTest: every view and every error page.
 
-The artifacts come from $E2P_ARTIFACTS, else ./artifacts when it holds a model, else a tiny
-model trained here in ~30 s on a synthetic templated corpus (see `app_artifacts`).
+The artifacts come from $E2P_ARTIFACTS, else ./artifacts when it holds a model, else the shared
+tiny models of conftest.py, trained on the synthetic corpus of synthetic.py (see `app_artifacts`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,83 +31,16 @@ PROMPT = "write a python function to add 3 and 12"
 
 # ------------------------------------------------------------------ artifacts fixture
 
-TEMPLATES = [
-    ("write a python function to add {a} and {b}", "def add():\n    return {a} + {b}\nprint(add())"),
-    ("write a python program to multiply {a} by {b}", "result = {a} * {b}\nprint(result)"),
-    ("write a program to subtract {b} from {a}", "difference = {a} - {b}\nprint(difference)"),
-    (
-        "write a python function to check if {a} is greater than {b}",
-        "def is_greater(x, y):\n    return x > y\nprint(is_greater({a}, {b}))",
-    ),
-    ("print the numbers from {a} to {b}", "for i in range({a}, {b}):\n    print(i)"),
-    ("write a python program to print the square of {a}", "number = {a}\nprint(number ** 2)"),
-    ("make a list of {a} zeros and append {b}", "values = [0] * {a}\nvalues.append({b})\nprint(values)"),
-    (
-        "write a function that returns the remainder of {a} divided by {b}",
-        "def remainder(x, y):\n    return x % y\nprint(remainder({a}, {b}))",
-    ),
-]
 
-
-def synthetic_corpus(path: Path) -> Path:
-    """~300 templated prompt/code pairs: enough for train, valid and test splits."""
-    with open(path, "w", encoding="utf-8") as out:
-        for prompt, code in TEMPLATES:
-            for a in range(2, 9):
-                for b in range(11, 17):
-                    out.write(json.dumps({"prompt": prompt.format(a=a, b=b), "code": code.format(a=a, b=b)}) + "\n")
-    return path
-
-
-def build_artifacts(base: Path, preset: str = "tiny", **changes) -> Path:
-    """Train a tiny model on the synthetic corpus into base/artifacts (samples and metrics too)."""
-    out = base / "artifacts"
-    if (out / "manifest.json").is_file():
-        return out
-    base.mkdir(parents=True, exist_ok=True)
-    corpus = synthetic_corpus(base / "corpus.jsonl")
-    config = json.loads((REPO / f"train/configs/{preset}.json").read_text())
-    # Enough epochs that the model learns the templates (short outputs: fast tests).
-    config.update(
-        max_epochs=40,
-        patience=100,
-        lr=0.005,
-        warmup_steps=20,
-        batch_tokens=1500,
-        d_model=48,
-        d_ff=96,
-        time_budget_min=3,
-        **changes,
-    )
-    (base / "config.json").write_text(json.dumps(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "train",
-        "--data",
-        str(corpus),
-        "--config",
-        str(base / "config.json"),
-        "--out",
-        str(out),
-        "--work-dir",
-        str(base / "work"),
-        "--quiet",
-        "--threads",
-        "1",
-    ]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"building test artifacts failed:\n{done.stdout}\n{done.stderr}"
-    return out
-
-
-def find_or_build_artifacts(tmp_path_factory) -> Path:
+def app_artifacts(request) -> Path:
+    """The folder the app tests run on: $E2P_ARTIFACTS, else ./artifacts when it holds a model, else the
+    shared `tiny_artifacts` (conftest.py)."""
     env = os.environ.get(ENV_FOLDER)
     if env:
         return Path(env).resolve()
     if (REPO / "artifacts" / "manifest.json").is_file():
         return REPO / "artifacts"
-    return build_artifacts(tmp_path_factory.getbasetemp() / "e2p_app_artifacts")
+    return request.getfixturevalue("tiny_artifacts")
 
 
 def has_copy_attention(folder: Path) -> bool:
@@ -116,25 +48,21 @@ def has_copy_attention(folder: Path) -> bool:
     return isinstance(config, dict) and bool((config.get("model") or {}).get("copy_attention"))
 
 
-def find_or_build_copy_artifacts(tmp_path_factory) -> Path:
+def app_copy_artifacts(request) -> Path:
     """The test artifacts where their model has copy attention (its answers carry token origins),
-    else a tiny one trained here from the tiny_copy preset, answering with its own code (no pool)."""
-    folder = find_or_build_artifacts(tmp_path_factory)
-    if has_copy_attention(folder):
-        return folder
-    return build_artifacts(
-        tmp_path_factory.getbasetemp() / "e2p_app_copy_artifacts", "tiny_copy", pool=0, rerank="parse"
-    )
+    else the shared `tiny_copy_artifacts` (conftest.py)."""
+    folder = app_artifacts(request)
+    return folder if has_copy_attention(folder) else request.getfixturevalue("tiny_copy_artifacts")
 
 
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory) -> Path:
-    return find_or_build_artifacts(tmp_path_factory)
+def artifacts(request) -> Path:
+    return app_artifacts(request)
 
 
 @pytest.fixture(scope="session")
-def copy_artifacts(tmp_path_factory) -> Path:
-    return find_or_build_copy_artifacts(tmp_path_factory)
+def copy_artifacts(request) -> Path:
+    return app_copy_artifacts(request)
 
 
 def start_app(folder: Path, monkeypatch):

@@ -6,6 +6,8 @@ import torch
 
 torch.set_num_threads(1)  # two shared cores: stay polite
 
+from models import copy_model  # noqa: E402
+
 from e2p.model.loss import make_token_weights, weighted_cross_entropy  # noqa: E402
 from e2p.model.transformer import ConfigError, ModelConfig, Seq2Seq  # noqa: E402
 
@@ -277,20 +279,7 @@ def test_copy_attention_is_a_distribution_and_cache_agrees():
     cached and uncached paths."""
     from e2p.model.decoding import DecodeSettings, decode
 
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        src_vocab=30,
-        tgt_vocab=30,
-        d_model=16,
-        n_heads=2,
-        enc_layers=1,
-        dec_layers=2,
-        d_ff=32,
-        share_embeddings=True,
-        copy_attention=True,
-        dropout=0.0,
-    )
-    model = Seq2Seq(cfg).eval()
+    model = copy_model(dec_layers=2)
     src = torch.tensor([[5, 9, 7, 11, 0], [6, 6, 8, 0, 0]])
     tgt = torch.tensor([[2, 5, 9, 7], [2, 6, 8, 8]])
     with torch.no_grad():

@@ -2,28 +2,11 @@
 
 import pytest
 import torch
+from models import copy_model, small_config
 
 from e2p.model.loss import copy_supervision_loss
 from e2p.model.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, origin_split, token_origins
-from e2p.model.transformer import ModelConfig, Seq2Seq
-
-
-def copy_model(seed: int = 0) -> Seq2Seq:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        src_vocab=30,
-        tgt_vocab=30,
-        d_model=16,
-        n_heads=2,
-        enc_layers=1,
-        dec_layers=1,
-        d_ff=32,
-        share_embeddings=True,
-        copy_attention=True,
-        dropout=0.0,
-    )
-    return Seq2Seq(cfg).eval()
-
+from e2p.model.transformer import Seq2Seq
 
 SRC = [5, 9, 7, 11, 12, 13]  # prompt: the first 3 positions; example: the rest
 OUT = [9, 12, 20]  # from the prompt, from the example, in neither
@@ -55,8 +38,7 @@ def test_a_model_that_always_copies_marks_each_token_by_where_it_is():
 
 
 def test_no_origins_without_copy_attention():
-    cfg = ModelConfig(src_vocab=30, tgt_vocab=30, d_model=16, n_heads=2, enc_layers=1, dec_layers=1, d_ff=32)
-    assert token_origins(Seq2Seq(cfg).eval(), SRC, [2, 9], [9], prompt_len=3) is None
+    assert token_origins(Seq2Seq(small_config()).eval(), SRC, [2, 9], [9], prompt_len=3) is None
 
 
 def test_copy_loss_teaches_the_gate_to_copy_only_what_the_source_holds():

@@ -7,12 +7,12 @@ code, and every candidate that runs, runs in the sandbox (isolated) or nothing r
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
 import pytest
-from conftest import run_cli
+from conftest import train_tiny
+from synthetic import write_rows
 from test_placeholders import assert_values_only_in_strings
 
 from e2p.answer import generator as gen_module
@@ -51,32 +51,13 @@ TEMPLATES = [  # quoted strings, names and an f-string, so that edits and STR pl
 def string_artifacts(tmp_path_factory):
     """A tiny model trained on programs with quoted strings and names (the shared fixture's corpus has
     only numbers), so that STR/NAME placeholders and string edits are exercised."""
-    root = tmp_path_factory.mktemp("strings")
     rows = []
     for t, (prompt, code) in enumerate(TEMPLATES):
         for i in range(40):
             values = {"w": f"{WORDS[i % 10]} {WORDS[(i * 3 + t) % 10]}", "v": WORDS[(i + 5) % 10], "a": 2 + i}
             rows.append({"prompt": prompt.format(**values), "code": code.format(**values)})
-    corpus = root / "strings.jsonl"
-    corpus.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    out = root / "artifacts"
-    run_cli(
-        "train",
-        "--data",
-        str(corpus),
-        "--config",
-        "tiny",
-        "--out",
-        str(out),
-        "--work-dir",
-        str(root / "run"),
-        "--quiet",
-        "--max-epochs",
-        "2",
-        "--no-eval",
-        check=True,
-    )
-    return out
+    root = tmp_path_factory.mktemp("strings")
+    return train_tiny(root, write_rows(root / "strings.jsonl", rows), "tiny", "--no-eval")
 
 
 @pytest.fixture

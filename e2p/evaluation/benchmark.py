@@ -53,7 +53,7 @@ def _time_forced(generator, prompts, tokens: int, use_cache: bool) -> list[float
     return out
 
 
-def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batches) -> None:
+def _train_worker(conn, cfg_dict: dict, threads: int, vocabs: tuple[int, int], weights, batches) -> None:
     """One trainer in its own process (so that process-wide settings such as `reuse_memory` stay
     its own): build the model and optimizer, then time one `train_step` per batch index received."""
     torch.set_num_threads(threads)
@@ -63,7 +63,7 @@ def _train_worker(conn, cfg_dict: dict, threads: int, vocab: int, weights, batch
     if cfg.reuse_memory:
         reuse_freed_memory()
     torch.manual_seed(cfg.seed)
-    model = make_model(cfg, vocab, vocab).train()
+    model = make_model(cfg, *vocabs).train()  # (source, target) sizes: they differ without shared_vocab
     optimizer = make_optimizer(model, cfg)
     weights = None if weights is None else torch.tensor(weights)
     conn.send("ready")
@@ -115,9 +115,10 @@ def train_side_by_side(
             proc = ctx.Process(
                 target=_train_worker,
                 daemon=True,
-                args=(child, asdict(c), threads, len(prep.tgt_vocab), weights, batches),
+                args=(child, asdict(c), threads, (len(prep.src_vocab), len(prep.tgt_vocab)), weights, batches),
             )
             proc.start()
+            child.close()  # the worker's end is its own: if it dies, recv() below raises EOFError, not waits
             workers[name] = (proc, parent)
         for proc, conn in workers.values():
             assert conn.recv() == "ready"
@@ -193,7 +194,23 @@ def sandbox_cost(runs: int = 20) -> dict:
     }
 
 
-def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, log=None) -> dict:
+def run_benchmark(
+    artifacts: str,
+    data: str,
+    limit: int = 60,
+    threads: int = 1,
+    log=None,
+    *,
+    uncached: int = 10,
+    forced_tokens: int = 200,
+    forced_prompts: int = 5,
+    sandbox_runs: int = 20,
+    train_steps: int = 16,
+) -> dict:
+    """Every figure of the module docstring, on the first `limit` test prompts (the first `uncached` of
+    them also without the cache, the first `forced_prompts` forced to `forced_tokens` tokens or as many
+    as the model's positions allow), `sandbox_runs` sandbox runs and `train_steps` timed training steps
+    per trainer. The keyword arguments make each phase small (tests); their defaults are the benchmark."""
     from ..answer.generator import Generator
     from ..data.corpus import load_corpus
 
@@ -201,7 +218,7 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
     torch.set_num_threads(threads)
     generator = Generator(artifacts)
     prompts = [ex.prompt for ex in load_corpus(data).split("test")][:limit]
-    few = prompts[: max(1, min(len(prompts), 10))]
+    few = prompts[: max(1, min(len(prompts), uncached))]
     base = generator.default_settings
     greedy = replace(base, strategy="greedy", n_best=1)
     beam5 = replace(base, strategy="beam", beam_size=5, n_best=5)
@@ -217,14 +234,14 @@ def run_benchmark(artifacts: str, data: str, limit: int = 60, threads: int = 1, 
     g_plain = _time_generate(generator, few, replace(greedy, use_cache=False))
     b_plain = _time_generate(generator, few, replace(beam5, use_cache=False))
     # 200 tokens, or as many as a smaller model's positions allow ("forced_tokens" says which)
-    forced = min(200, generator.model.config.max_len - 2)
+    forced = min(forced_tokens, generator.model.config.max_len - 2)
     log(f"timing {forced}-token greedy decoding")
-    f_cached = _time_forced(generator, few[:5], forced, True)
-    f_plain = _time_forced(generator, few[:5], forced, False)
+    f_cached = _time_forced(generator, few[:forced_prompts], forced, True)
+    f_plain = _time_forced(generator, few[:forced_prompts], forced, False)
     log("timing sandbox runs")
-    sandbox = sandbox_cost()
+    sandbox = sandbox_cost(sandbox_runs)
     log("timing training steps: the plain and the configured trainer side by side")
-    train = train_side_by_side(generator.bundle.config["train"], data, threads=threads, log=log)
+    train = train_side_by_side(generator.bundle.config["train"], data, train_steps, threads=threads, log=log)
 
     mean = statistics.mean
     result = {

@@ -1,0 +1,119 @@
+"""`run_benchmark` (python -m e2p benchmark) end to end on the tiny test model, each phase made small."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from contextlib import contextmanager
+
+import pytest
+
+from e2p.answer import sandbox
+from e2p.evaluation.benchmark import run_benchmark
+from e2p.model.training import SPEED_OPTIONS
+
+pytestmark = pytest.mark.slow  # ~35 s on the 2 shared cores (two trainer processes start), fixture aside
+
+LIMIT_S = 240  # the whole call, tiny phases; a hang (e.g. a trainer worker that never answers) fails here
+
+PHASES = ("greedy", "beam5", "default", "ranker")
+LATENCIES = [f"{phase}_ms_{q}" for phase in PHASES for q in ("p50", "p95")] + [
+    "greedy_nocache_ms_p50",
+    "beam5_nocache_ms_p50",
+    "greedy200_ms_cached",
+    "greedy200_ms_nocache",
+]
+RATIOS = ["default_vs_ranker_p50", "greedy_cache_speedup", "beam5_cache_speedup", "cache_speedup_200"]
+RATIOS += ["train_speedup", "train_speedup_median_batch"]
+
+
+@contextmanager
+def time_limit(seconds: int):
+    """Fail the test after `seconds` s (SIGALRM: pytest-timeout is not installed); the benchmark's own
+    `finally` then stops its trainer workers."""
+
+    def expired(signum, frame):
+        raise TimeoutError(f"run_benchmark took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def figures(tiny_artifacts, synthetic_corpus):
+    said = []
+    with time_limit(LIMIT_S):
+        result = run_benchmark(
+            str(tiny_artifacts),
+            str(synthetic_corpus),
+            limit=2,
+            threads=1,
+            log=said.append,
+            uncached=1,
+            forced_tokens=8,
+            forced_prompts=1,
+            sandbox_runs=1,
+            train_steps=1,
+        )
+    return result, said
+
+
+def test_the_benchmark_times_every_phase_with_the_sizes_asked(figures):
+    result, said = figures
+    assert set(LATENCIES + RATIOS) <= set(result)
+    assert result["prompts"] == 2 and result["threads"] == 1
+    assert result["forced_tokens"] == 8  # the tiny model has more positions than that: the size asked
+    assert result["train_steps"] == 1 and result["train_threads"] == 1
+    assert set(result["train_speed_options"]) == set(SPEED_OPTIONS)
+    assert said[0] == "timing 2 test prompts, 1 thread(s)"
+    assert "timing 1 prompts without the cache" in said and "timing 8-token greedy decoding" in said
+    assert any(line.startswith("timing 1 training steps of 2 trainers") for line in said)
+
+
+@pytest.mark.parametrize("key", LATENCIES)
+def test_latencies_are_positive_milliseconds(figures, key):
+    value = figures[0][key]
+    assert isinstance(value, float) and 0 < value < 120_000, (key, value)
+
+
+def test_percentiles_are_ordered(figures):
+    result = figures[0]
+    for phase in PHASES:
+        assert result[f"{phase}_ms_p50"] <= result[f"{phase}_ms_p95"], phase
+
+
+@pytest.mark.parametrize("key", RATIOS)
+def test_ratios_are_positive_and_finite(figures, key):
+    value = figures[0][key]
+    assert isinstance(value, float) and 0 < value < 1000 and math.isfinite(value), (key, value)
+
+
+def test_training_throughput_and_losses(figures):
+    result = figures[0]
+    assert isinstance(result["train_target_tokens"], int) and result["train_target_tokens"] > 0
+    assert result["train_tokens_per_s_plain"] > 0 and result["train_tokens_per_s"] > 0
+    # the same batch from the same weights: both trainers see nearly the same loss, ~ln(vocab) untrained
+    plain, configured = result["train_loss_plain"], result["train_loss_configured"]
+    assert 0 < plain < 20 and 0 < configured < 20
+    assert configured == pytest.approx(plain, rel=0.05)
+
+
+def test_sandbox_cost_is_measured_or_said_unavailable(figures):
+    result = figures[0]
+    if os.environ.get("E2P_REQUIRE_SANDBOX") == "1":
+        assert sandbox.sandbox_status().available, sandbox.sandbox_status().reason
+    if sandbox.sandbox_status().available:
+        assert "sandbox_unavailable" not in result
+        assert result["sandbox_run_ms_p50"] > 0 and result["subprocess_run_ms_p50"] > 0
+        assert result["sandbox_cost_ratio"] > 0
+        assert result["sandbox_overhead_ms_p50"] == pytest.approx(
+            result["sandbox_run_ms_p50"] - result["subprocess_run_ms_p50"], abs=0.2
+        )
+    else:
+        assert result["sandbox_unavailable"] == sandbox.sandbox_status().reason
