@@ -92,6 +92,13 @@ def eval_rule():
     return eval_key, eval_split
 
 
+def ast_dump(code: str) -> str:
+    """`code`'s syntax tree as text: two programs that parse to the same tree give the same string."""
+    import ast
+
+    return ast.dump(ast.parse(code))
+
+
 def run_cli(*args: str, timeout: float = 600, cwd: Path = REPO_ROOT, check: bool = False):
     """Run `python -m <args>` from the repo root as a user would; returns CompletedProcess."""
     import subprocess
@@ -109,6 +116,18 @@ def run_cli(*args: str, timeout: float = 600, cwd: Path = REPO_ROOT, check: bool
     return proc
 
 
+def train_args(corpus: Path, config: str | Path, out: Path, work_dir: Path, *extra: str) -> list[str]:
+    """`python -m train`'s module and options (after `-m`): `corpus`, `config` (a preset name or a
+    JSON file), the artifact folder `out` and the run folder `work_dir`, then `extra`."""
+    options = ["--data", str(corpus), "--config", str(config), "--out", str(out), "--work-dir", str(work_dir)]
+    return ["train", *options, *extra]
+
+
+def evaluate_args(corpus: Path, artifacts: Path, *extra: str) -> list[str]:
+    """`python -m e2p evaluate`'s module and options (after `-m`) on `corpus` and `artifacts`, then `extra`."""
+    return ["e2p", "evaluate", "--data", str(corpus), "--artifacts", str(artifacts), *extra]
+
+
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     from synthetic import write_corpus
@@ -120,22 +139,7 @@ def train_tiny(root: Path, corpus: Path, config: str = "tiny", *extra: str) -> P
     """root/artifacts from the real `python -m train` on `corpus` for 2 epochs (checkpoints in root/run):
     how every test model is built. `extra` goes on the command line (e.g. "--no-eval")."""
     out = root / "artifacts"
-    run_cli(
-        "train",
-        "--data",
-        str(corpus),
-        "--config",
-        config,
-        "--out",
-        str(out),
-        "--work-dir",
-        str(root / "run"),
-        "--quiet",
-        "--max-epochs",
-        "2",
-        *extra,
-        check=True,
-    )
+    run_cli(*train_args(corpus, config, out, root / "run", "--quiet", "--max-epochs", "2", *extra), check=True)
     return out
 
 

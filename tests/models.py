@@ -1,4 +1,4 @@
-"""Small random Transformers shared by the model tests (fast, CPU)."""
+"""Small random Transformers shared by the model tests (fast, CPU), and a made-up answer of one."""
 
 from __future__ import annotations
 
@@ -22,3 +22,53 @@ def copy_model(seed: int = 0, **changes) -> Seq2Seq:
     """A `copy_config` model in eval mode, its weights drawn from `seed`."""
     torch.manual_seed(seed)
     return Seq2Seq(copy_config(**changes)).eval()
+
+
+def tiny_config(src_vocab: int, tgt_vocab: int | None = None, **changes) -> ModelConfig:
+    """A 32-wide model: two heads, two encoder and two decoder layers, d_ff 64, dropout 0.1, 64
+    positions; `tgt_vocab` is `src_vocab` unless given."""
+    base = dict(d_model=32, n_heads=2, enc_layers=2, dec_layers=2, d_ff=64, dropout=0.1, max_len=64)
+    tgt_vocab = src_vocab if tgt_vocab is None else tgt_vocab
+    return ModelConfig(src_vocab=src_vocab, tgt_vocab=tgt_vocab, **{**base, **changes})
+
+
+def tiny_model(src_vocab: int, tgt_vocab: int | None = None, seed: int = 0, cls=Seq2Seq, **changes) -> Seq2Seq:
+    """A `tiny_config` model (of class `cls`) in eval mode, its weights drawn from `seed`."""
+    torch.manual_seed(seed)
+    return cls(tiny_config(src_vocab, tgt_vocab, **changes)).eval()
+
+
+def made_up_result(
+    src: list[str], out: list[str], layers: int = 2, heads: int = 2, seed: int = 0, attention: bool = True, **fields
+):
+    """A `GenerationResult` that parses, for source tokens `src` and output tokens `out` (then <eos>):
+    encoder, decoder and cross attention maps of random weights drawn from `seed` (each row sums to 1),
+    or none where not `attention`; `fields` set the prompt, the code and whatever else differs."""
+    import numpy as np
+
+    from e2p.answer.generator import GenerationResult
+
+    rng = np.random.default_rng(seed)
+    S, T = len(src), len(out) + 1
+
+    def maps(rows, cols):
+        m = rng.random((layers, heads, rows, cols))
+        return m / m.sum(-1, keepdims=True)
+
+    att = {"encoder": maps(S, S), "decoder": maps(T, T), "cross": maps(T, S)} if attention else {}
+    base = dict(
+        prompt="",
+        code="x = 1\n",
+        formatted="x = 1\n",
+        parses=True,
+        error=None,
+        origin="model",
+        src_tokens=src,
+        tgt_tokens=out + ["<eos>"],
+        tgt_input_tokens=["<bos>"] + out,
+        token_probs=[0.9] * len(out),
+        alternatives=[[]] * len(out),
+        candidates=[],
+        attention=att,
+    )
+    return GenerationResult(**{**base, **fields})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from models import made_up_result
 
 from e2p.artifact.bundle import REBUILD
 from e2p.views import origin_view as ov
@@ -373,33 +374,11 @@ def test_attention_picker_layer_head_kind_without_regenerating(app):
     assert app.session_state["result"] is result
 
 
-def long_result(rows: int = 70, cols: int = 12, layers: int = 2, heads: int = 2):
+def long_result(rows: int = 70, cols: int = 12):
     """A made-up result with a long output, to exercise the attention window."""
-    from e2p.answer.generator import GenerationResult
-
-    rng = np.random.default_rng(1)
-
-    def maps(r, c):
-        m = rng.random((layers, heads, r, c))
-        return m / m.sum(-1, keepdims=True)
-
     out = [f"t{i}" for i in range(rows - 1)]
     src = [f"w{i}" for i in range(cols)]
-    return GenerationResult(
-        prompt="long",
-        code="x = 1\n",
-        formatted="x = 1\n",
-        parses=True,
-        error=None,
-        origin="model",
-        src_tokens=src,
-        tgt_tokens=out + ["<eos>"],
-        tgt_input_tokens=["<bos>"] + out,
-        token_probs=[0.5] * len(out),
-        alternatives=[[]] * len(out),
-        candidates=[],
-        attention={"encoder": maps(cols, cols), "decoder": maps(rows, rows), "cross": maps(rows, cols)},
-    )
+    return made_up_result(src, out, seed=1, prompt="long", token_probs=[0.5] * len(out))
 
 
 def test_attention_window_for_long_outputs(app):

@@ -8,6 +8,8 @@ import torch
 
 torch.set_num_threads(1)  # two shared cores: stay polite
 
+import models  # noqa: E402
+
 from e2p.model.decoding import (  # noqa: E402
     DecodeSettings,
     DecodeSettingsError,
@@ -18,7 +20,7 @@ from e2p.model.decoding import (  # noqa: E402
     nucleus_filter,
 )
 from e2p.model.loss import weighted_cross_entropy  # noqa: E402
-from e2p.model.transformer import ModelConfig, Seq2Seq  # noqa: E402
+from e2p.model.transformer import Seq2Seq  # noqa: E402
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 V = 14  # copy task: ids 4..13 are the symbols
@@ -26,19 +28,7 @@ IDS = dict(bos_id=BOS, eos_id=EOS, pad_id=PAD)
 
 
 def tiny_model(seed: int = 0, layers: int = 2, dropout: float = 0.1) -> Seq2Seq:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        src_vocab=V,
-        tgt_vocab=V,
-        d_model=32,
-        n_heads=2,
-        enc_layers=layers,
-        dec_layers=layers,
-        d_ff=64,
-        dropout=dropout,
-        max_len=64,
-    )
-    return Seq2Seq(cfg).eval()
+    return models.tiny_model(V, seed=seed, enc_layers=layers, dec_layers=layers, dropout=dropout)
 
 
 @pytest.fixture(scope="module")

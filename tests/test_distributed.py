@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, train_args
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,7 @@ def test_torchrun_two_cpu_processes_agree_on_weights(synthetic_corpus, tmp_path)
             "--nproc_per_node=2",
             f"--master_port={port}",
             "-m",
-            "train",
-            "--data",
-            str(synthetic_corpus),
-            "--config",
-            str(tmp_path / "cfg.json"),
-            "--out",
-            str(tmp_path / "out"),
-            "--work-dir",
-            str(tmp_path / "run"),
+            *train_args(synthetic_corpus, tmp_path / "cfg.json", tmp_path / "out", tmp_path / "run"),
             "--quiet",
             "--no-eval",
             "--threads",

@@ -6,6 +6,7 @@ import torch
 
 torch.set_num_threads(1)  # two shared cores: stay polite
 
+import models  # noqa: E402
 from models import copy_model  # noqa: E402
 
 from e2p.model.loss import make_token_weights, weighted_cross_entropy  # noqa: E402
@@ -16,24 +17,11 @@ SRC_V, TGT_V = 17, 19  # different sizes so vocab mix-ups show
 
 
 def tiny_config(**kw) -> ModelConfig:
-    base = dict(
-        src_vocab=SRC_V,
-        tgt_vocab=TGT_V,
-        d_model=32,
-        n_heads=2,
-        enc_layers=2,
-        dec_layers=2,
-        d_ff=64,
-        dropout=0.1,
-        max_len=64,
-    )
-    base.update(kw)
-    return ModelConfig(**base)
+    return models.tiny_config(SRC_V, TGT_V, **kw)
 
 
 def tiny_model(seed: int = 0, **kw) -> Seq2Seq:
-    torch.manual_seed(seed)
-    return Seq2Seq(tiny_config(**kw)).eval()
+    return models.tiny_model(SRC_V, TGT_V, seed=seed, **kw)
 
 
 def padded_batch():

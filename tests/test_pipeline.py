@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import run_cli
+from conftest import evaluate_args, run_cli, train_args
 from safetensors.torch import load_file
 
 from e2p.answer.generator import Generator
@@ -167,16 +167,7 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
 
     out = tmp_path / "report.json"
     proc = run_cli(
-        "e2p",
-        "evaluate",
-        "--data",
-        str(synthetic_corpus),
-        "--artifacts",
-        str(tiny_artifacts),
-        "--also",
-        f"again={tiny_artifacts}",
-        "--json",
-        str(out),
+        *evaluate_args(synthetic_corpus, tiny_artifacts, "--also", f"again={tiny_artifacts}", "--json", str(out))
     )
     assert proc.returncode == 0, proc.stderr
     assert "retrieval" in proc.stdout and "BLEU" in proc.stdout
@@ -199,16 +190,7 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
 
 
 def test_evaluate_also_needs_name_and_folder(tiny_artifacts, synthetic_corpus):
-    proc = run_cli(
-        "e2p",
-        "evaluate",
-        "--data",
-        str(synthetic_corpus),
-        "--artifacts",
-        str(tiny_artifacts),
-        "--also",
-        str(tiny_artifacts),
-    )
+    proc = run_cli(*evaluate_args(synthetic_corpus, tiny_artifacts, "--also", str(tiny_artifacts)))
     assert proc.returncode == 2 and "--also takes NAME=FOLDER" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -226,15 +208,7 @@ def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
     args = [
         sys.executable,
         "-m",
-        "train",
-        "--data",
-        str(synthetic_corpus),
-        "--config",
-        str(tmp_path / "cfg.json"),
-        "--out",
-        str(tmp_path / "out"),
-        "--work-dir",
-        str(tmp_path / "run"),
+        *train_args(synthetic_corpus, tmp_path / "cfg.json", tmp_path / "out", tmp_path / "run"),
         "--quiet",
         "--no-eval",
     ]
@@ -258,32 +232,12 @@ def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
 def test_export_only_rewrites_artifacts_from_the_finished_run(tiny_artifacts, synthetic_corpus, tmp_path):
     out = tmp_path / "again"
     run_cli(
-        "train",
-        "--data",
-        str(synthetic_corpus),
-        "--config",
-        "tiny",
-        "--out",
-        str(out),
-        "--work-dir",
-        str(tiny_artifacts.parent / "run"),
-        "--export-only",
-        "--no-eval",
-        "--quiet",
+        *train_args(
+            synthetic_corpus, "tiny", out, tiny_artifacts.parent / "run", "--export-only", "--no-eval", "--quiet"
+        ),
         check=True,
     )
     assert (out / "weights.safetensors").read_bytes() == (tiny_artifacts / "weights.safetensors").read_bytes()
     verify(out)
-    proc = run_cli(
-        "train",
-        "--data",
-        str(synthetic_corpus),
-        "--config",
-        "tiny",
-        "--out",
-        str(out),
-        "--work-dir",
-        str(tmp_path / "nothing"),
-        "--export-only",
-    )
+    proc = run_cli(*train_args(synthetic_corpus, "tiny", out, tmp_path / "nothing", "--export-only"))
     assert proc.returncode == 2 and "no finished run" in proc.stderr

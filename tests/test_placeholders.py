@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 import pytest
+from conftest import ast_dump
 
 from e2p.data.placeholders import (
     MAX_NUMBER_CHARS,
@@ -19,10 +20,6 @@ from e2p.data.placeholders import (
 from e2p.data.tokenizers import code_tokens, decode_code, split_string
 
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")
-
-
-def _ast(code: str) -> str:
-    return ast.dump(ast.parse(code))
 
 
 def test_numbers_both_ways():
@@ -62,7 +59,7 @@ def test_quoted_strings_both_ways():
     assert ['«"', "STR0", '»"'] == tokens[2:5]
     assert "STR1" in tokens
     assert "hello" in tokens  # a different string is left alone
-    assert _ast(decode_code(restore_code(tokens, slots))) == _ast(code)
+    assert ast_dump(decode_code(restore_code(tokens, slots))) == ast_dump(code)
 
 
 def test_string_placeholder_outside_a_string_becomes_a_literal():
@@ -149,7 +146,7 @@ def test_round_trip_over_the_full_train_split(full_corpus):
         text, tokens, slots = abstract_example(ex.prompt, ex.code)
         used += any(t in slots.mapping() for t in tokens)
         try:
-            same = _ast(decode_code(restore_code(tokens, slots))) == _ast(ex.code)
+            same = ast_dump(decode_code(restore_code(tokens, slots))) == ast_dump(ex.code)
         except SyntaxError:
             same = False
         if not same:

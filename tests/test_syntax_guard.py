@@ -21,12 +21,14 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::SyntaxWarning"),
 ]
 
+from models import tiny_model  # noqa: E402
+
 from e2p.data.placeholders import Slots, abstract_example, restore_code  # noqa: E402
 from e2p.data.tokenizers import DEDENT, INDENT, NL, code_tokens, decode_code  # noqa: E402
 from e2p.data.vocab import SPECIALS, Vocab  # noqa: E402
 from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
 from e2p.model.syntax_guard import SyntaxGuard  # noqa: E402
-from e2p.model.transformer import ModelConfig, Seq2Seq  # noqa: E402
+from e2p.model.transformer import Seq2Seq  # noqa: E402
 
 EOS = Vocab.eos_id
 IDS = dict(bos_id=Vocab.bos_id, eos_id=Vocab.eos_id, pad_id=Vocab.pad_id, unk_id=Vocab.unk_id)
@@ -388,19 +390,7 @@ class NoisyModel(Seq2Seq):
 
 
 def noisy_model(seed: int, vocab_size: int) -> NoisyModel:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        src_vocab=vocab_size,
-        tgt_vocab=vocab_size,
-        d_model=32,
-        n_heads=2,
-        enc_layers=1,
-        dec_layers=1,
-        d_ff=64,
-        dropout=0.0,
-        max_len=64,
-    )
-    model = NoisyModel(cfg).eval()
+    model = tiny_model(vocab_size, seed=seed, cls=NoisyModel, enc_layers=1, dec_layers=1, dropout=0.0)
     model.noise = torch.Generator().manual_seed(seed)
     model.bias = torch.zeros(vocab_size)
     nasty = set("()[]{}:") | {'«"', '«f"', "«'''", '"', "\\", "{", "}", INDENT, DEDENT, NL, "return", "else"}

@@ -7,6 +7,7 @@ import random
 import tokenize
 
 import pytest
+from conftest import ast_dump
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,10 +24,6 @@ from e2p.data.tokenizers import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")
-
-
-def _ast(code: str) -> str:
-    return ast.dump(ast.parse(code))
 
 
 def _round_trip(code: str) -> str:
@@ -99,9 +96,9 @@ SNIPPETS = {
 
 
 @pytest.mark.parametrize("name", list(SNIPPETS))
-def test_round_trip_keeps_the_ast(name):
+def test_round_trip_keeps_theast_dump(name):
     code = SNIPPETS[name]
-    assert _ast(_round_trip(code)) == _ast(code)
+    assert ast_dump(_round_trip(code)) == ast_dump(code)
 
 
 def test_tokens_are_readable():
@@ -188,7 +185,7 @@ def test_split_identifier_always_joins_back(name):
 def test_split_identifier_non_ascii(name):
     assert _join(split_identifier(name)) == name
     code = f"{name} = 1\nprint({name})\n"
-    assert _ast(_round_trip(code)) == _ast(code)
+    assert ast_dump(_round_trip(code)) == ast_dump(code)
 
 
 # ----------------------------------------------------------------------------- decode never raises
@@ -291,7 +288,7 @@ def test_english_tokens_other_scripts_do_not_crash(text):
 
 def test_code_tokens_with_emoji_and_other_scripts():
     code = 'msg = "🐍 中文 عربى"\nprint(msg)\n'
-    assert _ast(_round_trip(code)) == _ast(code)
+    assert ast_dump(_round_trip(code)) == ast_dump(code)
 
 
 # ----------------------------------------------------------------------------- the real corpus
@@ -300,6 +297,6 @@ def test_code_tokens_with_emoji_and_other_scripts():
 @pytest.mark.slow
 def test_full_corpus_round_trip_is_exact(full_corpus):
     examples = full_corpus.examples
-    failures = [ex.line for ex in examples if _ast(_round_trip(ex.code)) != _ast(ex.code)]
+    failures = [ex.line for ex in examples if ast_dump(_round_trip(ex.code)) != ast_dump(ex.code)]
     assert len(examples) > 2500
     assert failures == []

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 from conftest import REPO_ROOT
+from models import tiny_model
 
 import e2p.model.transformer as model_module
 from e2p.model.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
@@ -23,26 +24,15 @@ from e2p.model.training import (
     train_step,
     with_speed_options,
 )
-from e2p.model.transformer import ModelConfig, Seq2Seq, dropout_mask, keep_scale
+from e2p.model.transformer import Seq2Seq, dropout_mask, keep_scale
 
 PAD = 0
 
 
 def small_model(copy: bool, dropout: float = 0.0, seed: int = 0) -> Seq2Seq:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(
-        src_vocab=40,
-        tgt_vocab=40,
-        d_model=32,
-        n_heads=2,
-        enc_layers=2,
-        dec_layers=2,
-        d_ff=64,
-        share_embeddings=copy,
-        copy_attention=copy,
-        dropout=dropout,
-    )
-    return Seq2Seq(cfg)
+    """A `tiny_config` model over 40 tokens with 512 positions, in training mode."""
+    changes = dict(share_embeddings=copy, copy_attention=copy, dropout=dropout, max_len=512)
+    return tiny_model(40, seed=seed, **changes).train()
 
 
 def batch():

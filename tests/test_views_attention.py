@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from models import made_up_result
 
 from e2p.answer.generator import GenerationResult
 from e2p.views import attention
@@ -15,29 +16,16 @@ SRC = ["add", "NUM0", "and", "3", "<sep>", "add", "two", "<code>", "x", "+", "y"
 TGT_OUT = ["print", "(", "2", "+", "3", ")"]
 
 
-def fake_result(layers: int = 2, heads: int = 3, attention: bool = True) -> GenerationResult:
-    rng = np.random.default_rng(0)
-    S, T = len(SRC), len(TGT_OUT) + 1
-
-    def maps(rows, cols):
-        m = rng.random((layers, heads, rows, cols))
-        return m / m.sum(-1, keepdims=True)
-
-    att = {"encoder": maps(S, S), "decoder": maps(T, T), "cross": maps(T, S)} if attention else {}
-    return GenerationResult(
+def fake_result(attention: bool = True) -> GenerationResult:
+    return made_up_result(
+        SRC,
+        TGT_OUT,
+        heads=3,
         prompt="add 2 and 3",
         code="print(2 + 3)\n",
         formatted="print(2 + 3)\n",
-        parses=True,
-        error=None,
-        origin="model",
-        src_tokens=SRC,
-        tgt_tokens=TGT_OUT + ["<eos>"],
-        tgt_input_tokens=["<bos>"] + TGT_OUT,
-        token_probs=[0.9] * len(TGT_OUT),
         alternatives=[[("x", 0.05)]] * len(TGT_OUT),
-        candidates=[],
-        attention=att,
+        attention=attention,
     )
 
 
