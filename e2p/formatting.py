@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import black
 
-from .syntax import syntax_error  # noqa: F401  (tests/test_syntax.py checks this is the one parse helper)
-
 LINE_LENGTH = 88
 
 

@@ -60,7 +60,6 @@ def test_compiles_is_quiet_even_where_warnings_are_errors():
 
 
 def test_every_module_asks_the_same_helper():
-    from e2p import formatting
     from e2p.answer import edit
     from e2p.data import augment, corpus
     from e2p.evaluation import metrics
@@ -68,7 +67,6 @@ def test_every_module_asks_the_same_helper():
     assert corpus.compiles is compiles and edit.compiles is compiles
     assert metrics.parses is parses and metrics.parse_tree is parse_tree
     assert edit.parse_tree is parse_tree and augment.parse_tree is parse_tree
-    assert formatting.syntax_error is syntax_error
 
 
 @pytest.mark.parametrize("module", ["e2p.answer.edit", "e2p.data.augment"])
