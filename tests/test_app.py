@@ -491,6 +491,8 @@ def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, 
     for program in programs:
         # train programs may use `os`; what the prompt spells (`__import__`) never becomes a name
         assert_values_only_in_strings(program, values, allowed=FORBIDDEN - {"__import__"})
+    if os.environ.get("E2P_REQUIRE_SANDBOX") == "1":  # CI: a sandbox that cannot isolate is a failure
+        assert sandbox.sandbox_status().available, sandbox.sandbox_status().reason
     if sandbox.sandbox_status().available:
         assert ran  # candidates did run: the checks below mean something
     assert all(r.isolated for _, r in ran)

@@ -316,12 +316,16 @@ def test_forced_scoring_agrees_with_search(model):
         pad_id=PAD,
     )
     scored = score_targets(model, src, [h.tokens for h in hyps], bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    assert len(scored) == len(hyps)
+    compared = 0
     for h, s in zip(hyps, scored):
         if h.hit_max_len:
             continue  # a forced EOS was not the model's choice, scores differ by design
+        compared += 1
         assert s.tokens == h.tokens
         assert s.score == pytest.approx(h.score, abs=1e-4)
         assert s.token_logprobs == pytest.approx(h.token_logprobs, abs=1e-4)
+    assert compared >= 1, "every hypothesis hit max_len: nothing was compared"
 
 
 def test_banned_ids_are_never_emitted(model):
