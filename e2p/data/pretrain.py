@@ -70,7 +70,7 @@ def python_files(source: str | Path) -> Iterator[tuple[str, str]]:
         raise E2PError(f"no pretraining source at {source}: expected a folder or a .tar.gz of .py files")
     try:
         with tarfile.open(source) as archive:
-            members = sorted((m for m in archive.getmembers() if m.isfile() and m.name.endswith(".py")), key=str)
+            members = (m for m in archive.getmembers() if m.isfile() and m.name.endswith(".py"))
             for member in sorted(members, key=lambda m: m.name):
                 data = archive.extractfile(member)
                 if data is not None:
@@ -90,12 +90,7 @@ def _strip(node: ast.AST) -> ast.AST:
                     sub.body = body[1:] or [ast.Pass()]
         if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
             sub.returns = None
-            for arg in sub.args.args + sub.args.posonlyargs + sub.args.kwonlyargs:
-                arg.annotation = None
-            for arg in (sub.args.vararg, sub.args.kwarg):
-                if arg is not None:
-                    arg.annotation = None
-        if isinstance(sub, ast.arg):
+        if isinstance(sub, ast.arg):  # every parameter, *args and **kwargs included
             sub.annotation = None
     return node
 
@@ -213,9 +208,10 @@ def pretrain_pairs(data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int
     rng = random.Random(seed)
     pairs, counts = [], Counter()
     for ex in examples:
-        src, tgt = featurizer.pair(ex)
-        prompt_part = featurizer.source(ex.prompt, exclude_key=ex.key)
-        prompt = prompt_part.tokens[: prompt_part.prompt_len]
+        source = featurizer.source(ex.prompt, exclude_key=ex.key)  # what `featurizer.pair` does, kept
+        # whole here because the denoising pair reuses its prompt part
+        src, tgt = source.tokens, featurizer.target(ex.code, source.slots)
+        prompt = source.tokens[: source.prompt_len]
         noisy = prompt + [SEP] + prompt + [CODE] + corrupt(tgt, rng)
         for kind, (s, t) in (("write", (src, tgt)), ("denoise", (noisy[: cfg.max_src], tgt))):
             ids = vocab.encode(t)
