@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import evaluate_args, run_cli, train_args
+from conftest import REPO_ROOT, evaluate_args, run_cli, train_args
 from safetensors.torch import load_file
 
 from e2p.answer.generator import Generator
@@ -124,6 +124,19 @@ def test_generate_cli(tiny_artifacts, tmp_path):
         assert row["parses"] == parses(row["code"]) and row["seconds"] > 0
     assert rows[0]["parses"]  # a train program, or the model's, answers a train-like prompt
     assert rows[2]["warnings"] and "cut" in rows[2]["warnings"][0]
+    # the tiny model's own greedy output, with nothing to fall back on or guard it: code that does
+    # not parse, so `parses` is seen to be the code's own answer and not a constant
+    raw = ["--beam", "1", "--rerank", "score", "--pool", "0", "--no-fallback", "--no-syntax-guard", "--no-edit"]
+    prompts.write_text("write a python function to add 1 and 2\nwrite a python program to print the square of 12\n")
+    proc = run_cli(
+        "e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts), *raw, "--max-len", "24"
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 2 and all(row["source"] == "model" for row in rows), rows
+    for row in rows:
+        assert row["parses"] == parses(row["code"]), row
+    assert not all(row["parses"] for row in rows), "every raw output parsed: the check above proves nothing"
 
 
 @pytest.mark.parametrize("prompt", ["", "   "])
@@ -165,16 +178,22 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
     from e2p.evaluation.metrics import bleu
     from e2p.evaluation.report import retrieval_codes
 
+    # the same weights exported with other decoding defaults (greedy, rerank=score): another folder
+    # whose row must differ from the model's
+    config = json.loads((REPO_ROOT / "train/configs/tiny.json").read_text())
+    config.update(decode_strategy="greedy", beam_size=1, rerank="score", pool=0)
+    cfg, other, run = tmp_path / "score.json", tmp_path / "score", tiny_artifacts.parent / "run"
+    cfg.write_text(json.dumps(config))
+    run_cli(*train_args(synthetic_corpus, cfg, other, run, "--export-only", "--no-eval"), check=True)
     out = tmp_path / "report.json"
-    proc = run_cli(
-        *evaluate_args(synthetic_corpus, tiny_artifacts, "--also", f"again={tiny_artifacts}", "--json", str(out))
-    )
+    also = ["--also", f"again={tiny_artifacts}", "--also", f"score={other}"]
+    proc = run_cli(*evaluate_args(synthetic_corpus, tiny_artifacts, *also, "--json", str(out)))
     assert proc.returncode == 0, proc.stderr
     assert "retrieval" in proc.stdout and "BLEU" in proc.stdout
     report = json.loads(out.read_text())
     corpus = load_corpus(synthetic_corpus)
     test = corpus.split("test")
-    assert set(report["systems"]) == {"model", "again", "retrieval"}
+    assert set(report["systems"]) == {"model", "again", "score", "retrieval"}
     assert report["n"] == len(test) > 0 and report["split"] == "test"
     for name, system in report["systems"].items():
         assert system["n"] == len(test), name
@@ -184,6 +203,12 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
             assert system[rate] == "unavailable" or 0 <= system[rate] <= 1
     # --also: the same folder with the same (its default) settings gives the same figures
     assert {k: v for k, v in report["systems"]["again"].items()} == report["systems"]["model"]
+    # --also: another folder's row is that folder's own evaluation (with its default settings), not the model's
+    alone = tmp_path / "alone.json"
+    run_cli(*evaluate_args(synthetic_corpus, other, "--no-ranker-row", "--json", str(alone)), check=True)
+    score = report["systems"]["score"]
+    assert score["settings"] == "greedy, rerank=score" != report["systems"]["model"]["settings"]
+    assert score == json.loads(alone.read_text())["systems"]["model"]
     baseline = report["systems"]["retrieval"]  # the nearest *train* prompt's code, scored as EVAL.md says
     expected = bleu(retrieval_codes(corpus.split("train"), test), [ex.code for ex in test])
     assert baseline["bleu"] == pytest.approx(expected) and baseline["parse_rate"] == 1.0
@@ -199,8 +224,6 @@ def test_training_resumes_after_a_kill(synthetic_corpus, tmp_path):
     import subprocess
     import sys
     import time
-
-    from conftest import REPO_ROOT
 
     config = json.loads((REPO_ROOT / "train/configs/tiny.json").read_text())
     config.update(batch_tokens=400, checkpoint_every_s=0, max_epochs=1)
