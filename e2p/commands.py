@@ -76,6 +76,13 @@ def _decoding_options(p) -> None:
         default=None,
         help="subtract this from the end-of-code log-prob: > 0 writes longer code (default: the artifact's)",
     )
+    p.add_argument(
+        "--follow-example",
+        type=float,
+        default=None,
+        help="add this to the log-prob of the retrieved example's next token where the code written so far "
+        "is on the example (renormalised): > 0 keeps closer to the example; 0 is off (default: the artifact's)",
+    )
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
     p.add_argument(
         "--rerank",
@@ -131,6 +138,7 @@ def settings_from_args(args, generator):
         ("max_len", args.max_len),
         ("length_penalty", args.length_penalty),
         ("eos_penalty", args.eos_penalty),
+        ("follow_example", args.follow_example),
         ("syntax_guard", args.syntax_guard),
     ):
         if value is not None:

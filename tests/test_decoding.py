@@ -16,6 +16,8 @@ from e2p.model.decoding import (  # noqa: E402
     Hypothesis,
     LogProbRules,
     decode,
+    describe,
+    follow_tokens,
     greedy_batch,
     nucleus_filter,
 )
@@ -75,6 +77,8 @@ def check_hypothesis(h: Hypothesis, s: DecodeSettings) -> None:
         dict(use_cache=1),
         dict(syntax_guard=1),
         dict(syntax_guard="yes"),
+        dict(follow_example=-1.0),
+        dict(follow_example=float("inf")),
     ],
 )
 def test_settings_are_validated(bad):
@@ -300,6 +304,44 @@ def test_eos_penalty_lengthens_the_output_and_is_recorded(copy_model):
         assert len(longer.tokens) == 12 and longer.hit_max_len  # EOS only where it is forced
     with pytest.raises(DecodeSettingsError, match="eos_penalty"):
         DecodeSettings(eos_penalty=float("nan"))
+
+
+def test_follow_tokens_continue_the_example_where_the_output_is_on_it():
+    example = [5, 6, 7, 5, 8]
+    assert follow_tokens([], example, EOS) == [5]  # the example's first token opens
+    assert follow_tokens([5], example, EOS) == [6, 8]  # one token: everywhere it occurs
+    assert follow_tokens([9, 5, 6], example, EOS) == [7]
+    assert follow_tokens([7, 5], example, EOS) == [8]  # the longest match decides: not 6
+    assert follow_tokens([6, 7, 5, 8], example, EOS) == [EOS]  # matched up to its end
+    assert follow_tokens([9, 9], example, EOS) == []  # off the example: the rule is silent
+    assert follow_tokens([9, 6], example, EOS) == []  # one matching token is not enough after the start
+    assert follow_tokens([5, 6], [], EOS) == []
+
+
+def test_follow_rule_reweights_and_renormalises():
+    lp = torch.log_softmax(torch.randn(2, V), -1)
+    plain = LogProbRules(min_len=0, max_len=10, **IDS).apply(lp, [[5, 6], [9, 9]])
+    rules = LogProbRules(min_len=0, max_len=10, follow=2.0, example_ids=[5, 6, 7], **IDS)
+    out = rules.apply(lp, [[5, 6], [9, 9]])
+    assert torch.equal(out[1], plain[1])  # a row off the example is left as it was
+    odds = (out[0] - plain[0]).exp()  # each token's probability, relative to before
+    assert odds[7] == pytest.approx(odds[4].item() * torch.e**2, rel=1e-4)  # 7 follows (5, 6)
+    p7 = lp[0, 7].exp().item()  # renormalised over the model's own distribution: it still sums to one
+    assert odds[4] == pytest.approx(1 / (1 + p7 * (torch.e**2 - 1)), rel=1e-4)
+    off = LogProbRules(min_len=0, max_len=10, example_ids=[5, 6, 7], **IDS)  # follow 0: no change
+    assert torch.equal(off.apply(lp[:1], [[5, 6]]), plain[:1])
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_follow_example_keeps_to_the_example(model, strategy):
+    example = [9, 4, 13, 8, 8, 12]
+    s = DecodeSettings(strategy=strategy, beam_size=3, n_best=1, max_len=20)
+    own = decode(model, SRC, s, **IDS)[0]
+    assert own.tokens != example  # an untrained model does not write it by itself
+    kept = decode(model, SRC, replace(s, follow_example=30.0), example_ids=example, **IDS)[0]
+    assert kept.tokens == example  # ... but keeps to it, to its end, when told to follow
+    check_hypothesis(kept, s)
+    assert "follow example +30" in describe(replace(s, follow_example=30.0))
 
 
 def test_forced_scoring_agrees_with_search(model):

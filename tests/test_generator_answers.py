@@ -1,6 +1,9 @@
 """What the generator tells about its answer: where it came from, which pool it used, cut-off code."""
 
+from dataclasses import replace
+
 from e2p.answer.generator import ORIGIN_TEXT, Generator
+from e2p.evaluation.report import tree_key
 from e2p.model.decoding import DecodeSettings
 
 
@@ -33,3 +36,17 @@ def test_the_ranker_always_has_a_pool_to_rank(tiny_artifacts):
 def test_every_source_has_words_and_retrieval_is_called_retrieval():
     assert ORIGIN_TEXT["model"] == "written by the model"
     assert all(ORIGIN_TEXT[k].startswith("retrieval:") for k in ("retrieval", "edited"))
+
+
+def test_following_the_example_writes_the_retrieved_program(tiny_copy_artifacts):
+    g = Generator(tiny_copy_artifacts)
+    prompt = "write a python function to add two numbers"
+    neighbour = g.bundle.featurizer.source(prompt).neighbour
+    greedy = DecodeSettings(strategy="greedy", max_len=120)
+    own = g.generate(prompt, greedy, rerank="score", pool=0, fallback=False, attention=False)
+    assert own.origin == "model" and tree_key(own.code) != tree_key(neighbour.code)  # the tiny model alone
+    kept = g.generate(
+        prompt, replace(greedy, follow_example=50.0), rerank="score", pool=0, fallback=False, attention=False
+    )
+    assert kept.origin == "model" and kept.tokens_are_code  # still the model's decoding, token by token
+    assert tree_key(kept.code) == tree_key(neighbour.code)

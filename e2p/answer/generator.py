@@ -16,6 +16,7 @@ import torch
 
 from ..artifact.bundle import Bundle, load_bundle
 from ..constants import DEFAULT_RERANK, RANKER_POOL, RERANKS
+from ..data.features import example_code
 from ..data.placeholders import restore_code
 from ..data.tokenizers import PLACEHOLDER, decode_code
 from ..data.vocab import Vocab
@@ -136,6 +137,7 @@ class Generator:
             unk_id=Vocab.unk_id,
             banned_ids=tuple(unfilled),
             vocab_tokens=b.tgt_vocab.tokens,
+            example_ids=b.tgt_vocab.encode(example_code(source.tokens)),
         )
         codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
         origins = ["model"] * len(hyps)

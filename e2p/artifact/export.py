@@ -26,7 +26,12 @@ from .bundle import git_commit, read_manifest, replaceable_files, sha256_file, w
 
 
 def default_decoding(cfg: TrainConfig) -> DecodeSettings:
-    common = dict(max_len=cfg.max_tgt, syntax_guard=cfg.syntax_guard, eos_penalty=cfg.eos_penalty)
+    common = dict(
+        max_len=cfg.max_tgt,
+        syntax_guard=cfg.syntax_guard,
+        eos_penalty=cfg.eos_penalty,
+        follow_example=cfg.follow_example,
+    )
     if cfg.decode_strategy == "greedy":
         return DecodeSettings(strategy="greedy", **common)
     return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, **common)

@@ -48,6 +48,15 @@ class Source:
     neighbour: Example | None
 
 
+def example_code(tokens: list[str]) -> list[str]:
+    """The code of the first retrieved example in a source's tokens (empty where there is none)."""
+    if CODE not in tokens:
+        return []
+    start = tokens.index(CODE) + 1
+    end = tokens.index(SEP, start) if SEP in tokens[start:] else len(tokens)
+    return tokens[start:end]
+
+
 class Featurizer:
     def __init__(self, config: FeatureConfig, retriever: Retriever | None = None):
         if config.retrieval and retriever is None:

@@ -73,6 +73,10 @@ class DecodeSettings:
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob before choosing: > 0 writes longer code
     # (the model's greedy code is about a quarter shorter than the references, which BLEU's brevity
     # penalty punishes); the log-prob recorded for the final EOS includes it
+    follow_example: float = 0.0  # retrieve-and-edit: where the output's last tokens occur in the
+    # retrieved example, the token that follows them there (EOS at its end) is weighted by
+    # exp(follow_example) and the distribution renormalised, so the model keeps to the example
+    # where it is already on it and leaves it where it is sure of something else (0: off)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -92,6 +96,12 @@ class DecodeSettings:
             bad(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
         if not isinstance(self.eos_penalty, (int, float)) or not math.isfinite(self.eos_penalty):
             bad(f"eos_penalty must be a finite number, got {self.eos_penalty!r}")
+        if (
+            not isinstance(self.follow_example, (int, float))
+            or not math.isfinite(self.follow_example)
+            or self.follow_example < 0
+        ):
+            bad(f"follow_example must be a finite number >= 0, got {self.follow_example!r}")
         if not isinstance(self.length_penalty, (int, float)) or not math.isfinite(self.length_penalty):
             bad(f"length_penalty must be a finite number, got {self.length_penalty!r}")
         if (
@@ -134,6 +144,8 @@ def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0)
         search += " + syntax guard"
     if settings.eos_penalty:
         search += f", EOS -{settings.eos_penalty:g}"
+    if settings.follow_example:
+        search += f", follow example +{settings.follow_example:g}"
     if rerank is None:
         return search
     text = f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
@@ -160,6 +172,8 @@ class LogProbRules:
         no_repeat_ngram: int = 0,
         banned_ids: tuple[int, ...] = (),
         eos_penalty: float = 0.0,
+        follow: float = 0.0,
+        example_ids: Sequence[int] = (),
     ):
         self.min_len, self.max_len = min_len, max_len
         self.eos_id = eos_id
@@ -168,6 +182,8 @@ class LogProbRules:
         )
         self.no_repeat_ngram = no_repeat_ngram
         self.eos_penalty = eos_penalty
+        self.follow = follow
+        self.example = list(example_ids)
 
     def apply(self, lprobs: Tensor, prefixes: list[list[int]]) -> Tensor:
         """lprobs (N, V) for N rows whose generated tokens so far are prefixes[i]."""
@@ -180,6 +196,8 @@ class LogProbRules:
         if step >= self.max_len:  # only EOS is left
             out.fill_(float("-inf"))
             out[:, self.eos_id] = lprobs[:, self.eos_id]
+        if self.follow and self.example:
+            self._follow(out, lprobs, prefixes)
         n = self.no_repeat_ngram
         if n > 0 and step >= n - 1:
             for row, toks in enumerate(prefixes):
@@ -192,11 +210,48 @@ class LogProbRules:
             out[dead, self.eos_id] = lprobs[dead, self.eos_id]
         return out
 
+    def _follow(self, out: Tensor, lprobs: Tensor, prefixes: list[list[int]]) -> None:
+        """Weight each row's continuation of the example by exp(follow), renormalised over the
+        model's own distribution (so the result is still one: log-probs, alternatives and beam
+        scores stay comparable)."""
+        for row, toks in enumerate(prefixes):
+            nxt = [t for t in follow_tokens(toks, self.example, self.eos_id) if not math.isinf(float(out[row, t]))]
+            if not nxt:
+                continue
+            mass = float(lprobs[row, nxt].float().exp().sum().clamp(max=1.0))
+            out[row, nxt] += self.follow
+            out[row] -= math.log1p(mass * math.expm1(self.follow))
+            out[row].clamp_(max=0.0)  # rounding must not lift a probability above one
+
     @staticmethod
     def _ngram_bans(toks: list[int], n: int) -> set[int]:
         """Tokens that would complete an n-gram already present in toks."""
         key = tuple(toks[len(toks) - (n - 1) :]) if n > 1 else ()
         return {toks[i + n - 1] for i in range(len(toks) - n + 1) if tuple(toks[i : i + n - 1]) == key}
+
+
+FOLLOW_MIN = 2  # output tokens that must match the example before the rule applies (fewer only
+# at the very start); one token (a bare `<nl>` or `(`) occurs in too many places to say where we are
+FOLLOW_MAX = 12  # the longest match looked for: enough to tell repeated lines apart
+
+
+def follow_tokens(prefix: list[int], example: list[int], eos_id: int) -> list[int]:
+    """The tokens that come next in `example` after the longest suffix of `prefix` (at least
+    FOLLOW_MIN tokens, or all of a shorter prefix) found in it; `eos_id` where that match ends the
+    example. Empty where the output has left the example."""
+    if not example:
+        return []
+    if not prefix:
+        return [example[0]]
+    shortest = min(FOLLOW_MIN, len(prefix))
+    for m in range(min(FOLLOW_MAX, len(prefix), len(example)), shortest - 1, -1):
+        key = prefix[-m:]
+        found = {
+            example[j] if j < len(example) else eos_id for j in range(m, len(example) + 1) if example[j - m : j] == key
+        }
+        if found:
+            return sorted(found)
+    return []
 
 
 # --------------------------------------------------------------------------- helpers
@@ -568,6 +623,7 @@ def decode(
     unk_id: int | None = None,
     banned_ids: tuple[int, ...] = (),
     vocab_tokens: Sequence[str] | None = None,
+    example_ids: Sequence[int] = (),
 ) -> list[Hypothesis]:
     """Decode one source; returns the n-best hypotheses, best (highest score) first.
 
@@ -575,6 +631,7 @@ def decode(
     distinct samples out of num_samples. pad, bos (and unk when given) and `banned_ids`
     (e.g. copy placeholders the prompt has no value for) are never emitted.
     `vocab_tokens`: the target vocabulary's tokens, by id; needed for `settings.syntax_guard`.
+    `example_ids`: the retrieved example's code (target ids) that `settings.follow_example` follows.
     """
     rules = LogProbRules(
         min_len=settings.min_len,
@@ -586,6 +643,8 @@ def decode(
         no_repeat_ngram=settings.no_repeat_ngram,
         banned_ids=tuple(banned_ids),
         eos_penalty=settings.eos_penalty,
+        follow=settings.follow_example,
+        example_ids=example_ids,
     )
     guard = None
     if settings.syntax_guard:

@@ -102,6 +102,7 @@ class TrainConfig:
     beam_size: int = 5
     syntax_guard: bool = False  # decode only code that stays valid Python (e2p.model.syntax_guard)
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob: > 0 writes longer code
+    follow_example: float = 0.0  # weight (log) on continuing the retrieved example (DecodeSettings)
     rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
     ranker_pool: int = RANKER_POOL  # the learned ranker (ranker.json, the retrieval baseline `--rerank
