@@ -110,6 +110,20 @@ def test_functions_are_read_without_docstrings_annotations_or_held_out_rows(libr
     }
 
 
+def test_a_nested_function_keeps_its_own_docstring_as_prompt(tmp_path):
+    (tmp_path / "outer.py").write_text(
+        'def make_counter(start):\n    """Build a counter that starts at a given number."""\n\n'
+        '    def step_forward(by):\n        """Move the counter forward by a given amount."""\n'
+        "        nonlocal start\n        start = start + by\n        return start\n\n"
+        "    total = start * 2\n    return step_forward\n"
+    )
+    prompts = {fn.name: fn.prompt for fn in read_functions(tmp_path, []).functions}
+    assert prompts == {
+        "make_counter": "Build a counter that starts at a given number.",
+        "step_forward": "Move the counter forward by a given amount.",  # not its name's words
+    }
+
+
 def test_a_tarball_reads_like_the_folder(library, tmp_path):
     archive = tmp_path / "lib.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

@@ -142,13 +142,13 @@ def read_functions(source: str | Path, held_out: list[Example], max_tokens: int 
         except (SyntaxError, ValueError):
             dropped["file does not parse"] += 1
             continue
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
+        # every prompt before any tree key: a key strips docstrings in place, nested functions' too
+        defs = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        prompts = [prompt_of(node) for node in defs]
+        for node, prompt in zip(defs, prompts):
             if node.name.startswith("__") and node.name.endswith("__"):
                 dropped["special method"] += 1
                 continue
-            prompt = prompt_of(node)
             key = _tree_key(node)
             if key in banned_trees:
                 dropped["same tree as a valid/test reference"] += 1
