@@ -1,7 +1,9 @@
 """The model's own output (no retrieved candidates, no fallback) under several decoding settings,
 on one split, every row measured in the same run with EVAL.md's metrics (references run once).
 
-    python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--beam 5] [--guard/--no-guard]
+    python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--follow 0 3 6] [--beam 5] [--guard/--no-guard]
+
+Every EOS penalty is tried with every follow-the-example weight.
 
 Tune on valid only; the chosen setting goes into the artifact's decoding config.
 """
@@ -29,6 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--split", default="valid", choices=["valid", "test"])
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--eos", type=float, nargs="+", default=[0.0], help="EOS penalties to try")
+    p.add_argument("--follow", type=float, nargs="+", default=[0.0], help="follow-the-example weights to try (0: off)")
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
@@ -49,12 +52,13 @@ def main(argv=None) -> int:
         syntax_guard=args.guard,
     )
     systems = {}
-    for eos in args.eos:
-        settings = replace(base, eos_penalty=eos)
-        label = describe(settings, args.rerank)
-        print(f"generating: {label}", file=sys.stderr, flush=True)
-        answers = model_answers(generator, examples, settings, args.rerank, pool=0, fallback=False)
-        systems[f"eos {eos:g}"] = (answers, label)
+    for follow in args.follow:
+        for eos in args.eos:
+            settings = replace(base, eos_penalty=eos, follow_example=follow)
+            label = describe(settings, args.rerank)
+            print(f"generating: {label}", file=sys.stderr, flush=True)
+            answers = model_answers(generator, examples, settings, args.rerank, pool=0, fallback=False)
+            systems[f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")] = (answers, label)
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
     print(f"{args.split} split, {args.artifacts}, the model's own output (pool 0, no fallback)")
     print(table(results))
