@@ -58,6 +58,12 @@ def register(sub) -> None:
 
 def _decoding_options(p) -> None:
     p.add_argument("--artifacts", default="artifacts", help="artifact folder (default: artifacts)")
+    p.add_argument(
+        "--own",
+        action="store_true",
+        help="the model's own code: the artifact's own decoding and rerank, no retrieved train programs among "
+        "the candidates and no fallback to one (the options below still override)",
+    )
     p.add_argument("--beam", type=int, default=None, help="beam width; 1 = greedy (default: the artifact's)")
     p.add_argument("--sample", action="store_true", help="sample instead of searching")
     p.add_argument("--temperature", type=float, default=None)
@@ -119,7 +125,7 @@ def _load(folder: str):
 
 
 def settings_from_args(args, generator):
-    s = generator.default_settings
+    s = generator.own_settings if args.own else generator.default_settings
     if args.sample:
         s = replace(s, strategy="sample")
     elif args.beam is not None:
@@ -146,6 +152,14 @@ def settings_from_args(args, generator):
     return s
 
 
+def own_request(args, generator) -> None:
+    """With --own, the rerank, pool and fallback of the model's own code, where not given."""
+    if args.own:
+        args.rerank = args.rerank or generator.own_rerank
+        args.pool = 0 if args.pool is None else args.pool
+        args.fallback = False
+
+
 def _generate(args) -> None:
     if (args.prompt is None) == (args.batch is None):
         raise E2PError('give a prompt, e.g. e2p generate "write a python function to add two numbers", or --batch FILE')
@@ -153,6 +167,7 @@ def _generate(args) -> None:
 
     generator = _load(args.artifacts)
     settings = settings_from_args(args, generator)
+    own_request(args, generator)
     if args.batch is None:
         result = generator.generate(
             args.prompt,
@@ -238,6 +253,7 @@ def _evaluate(args) -> None:
     generators = [(name, folder, _load(folder)) for name, folder in folders]
     for name, folder, generator in generators:  # every check before the long part
         check_corpus(generator, folder, args.data, corpus_sha256, args.allow_other_corpus)
+    own_request(args, generators[0][2])
     runs = [
         (
             name,
@@ -257,9 +273,10 @@ def _evaluate(args) -> None:
         pool = generator.pool_for(rerank, pool)
         label = describe(settings, rerank, pool)
         print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
-        if not args.fallback:
+        fallback, edit = (args.fallback, args.edit) if name == "model" else (True, True)  # the flags are the model's
+        if not fallback:
             label += ", no fallback"
-        if not args.edit:
+        if not edit:
             label += ", no edits"
         systems[name] = (
             model_answers(
@@ -269,8 +286,8 @@ def _evaluate(args) -> None:
                 rerank,
                 pool=pool,
                 progress=sys.stderr.isatty(),
-                fallback=args.fallback,
-                edit=args.edit,
+                fallback=fallback,
+                edit=edit,
             ),
             label,
         )

@@ -130,3 +130,22 @@ def test_evaluate_artifact_adds_metrics_and_samples_of_the_test_split(run, evalu
     shipped_rows = json.loads((tiny_artifacts / "samples.json").read_text())["samples"]
     for key in ("default", "own", "greedy", "beam", "retrieval"):
         assert [s[key] for s in rows] == [s[key] for s in shipped_rows], key
+
+
+def test_the_own_decoding_is_written_and_read_back(run, tmp_path):
+    from e2p.answer.generator import Generator
+    from e2p.artifact.export import default_decoding
+    from e2p.errors import E2PError
+
+    own = {"strategy": "beam", "beam_size": 3, "n_best": 3, "follow_example": 4.0}
+    cfg = replace(run.cfg, own_decoding=own, own_rerank="run")
+    run.write(tmp_path / "art", cfg)
+    written = json.loads((tmp_path / "art/config.json").read_text())["own"]
+    assert written["rerank"] == "run"
+    assert {k: written["decoding"][k] for k in own} == own  # the overrides ...
+    assert written["decoding"]["max_len"] == default_decoding(cfg).max_len  # ... on the default decoding
+    g = Generator(tmp_path / "art")
+    assert g.own_rerank == "run" and g.own_settings.follow_example == 4.0 and g.own_settings.beam_size == 3
+    assert g.default_settings == default_decoding(cfg)  # the default answer is not touched
+    with pytest.raises(E2PError, match="own_decoding"):
+        run.write(tmp_path / "bad", replace(run.cfg, own_decoding={"follow": 4.0}))

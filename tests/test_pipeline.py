@@ -139,6 +139,21 @@ def test_generate_cli(tiny_artifacts, tmp_path):
     assert not all(row["parses"] for row in rows), "every raw output parsed: the check above proves nothing"
 
 
+def test_generate_own_is_the_models_code_alone(tiny_artifacts, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("write a program to print the product of 123 and 456\nwrite a function to add two numbers")
+    batch = ("e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_artifacts))
+    own = run_cli(*batch, "--own")
+    spelled = run_cli(*batch, "--rerank", "score", "--pool", "0", "--no-fallback")  # the tiny config's own rerank
+    default = run_cli(*batch)
+    assert own.returncode == spelled.returncode == default.returncode == 0, own.stderr + spelled.stderr
+    rows = [json.loads(line) for line in own.stdout.splitlines()]
+    assert len(rows) == 2 and all(row["source"] == "model" for row in rows)  # never a retrieved program
+    assert [r["code"] for r in rows] == [json.loads(line)["code"] for line in spelled.stdout.splitlines()]
+    # the tiny artifact's default is the ranker over retrieved programs: --own changes the answers
+    assert [json.loads(line)["source"] for line in default.stdout.splitlines()] != ["model", "model"]
+
+
 @pytest.mark.parametrize("prompt", ["", "   "])
 def test_generate_cli_empty_prompt(tiny_artifacts, prompt):
     proc = run_cli("e2p", "generate", prompt, "--artifacts", str(tiny_artifacts))

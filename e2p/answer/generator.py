@@ -70,6 +70,10 @@ class Generator:
         decoding = self.bundle.config.get("decoding", {})
         self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
         self.default_rerank = self.bundle.config.get("rerank", DEFAULT_RERANK)
+        # the model's own code (no retrieved candidates, no fallback); older artifacts name none
+        own = self.bundle.config.get("own") or {}
+        self.own_settings = DecodeSettings(**own["decoding"]) if own.get("decoding") else self.default_settings
+        self.own_rerank = own.get("rerank", "score")
         self.default_pool = int(self.bundle.config.get("pool", 0))
         # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))

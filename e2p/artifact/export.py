@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from ..answer.ranking import fit_ranker
+from ..errors import E2PError
 from ..evaluation.metrics import profile_references
 from ..evaluation.report import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
 from ..model.decoding import DecodeSettings
@@ -35,6 +36,14 @@ def default_decoding(cfg: TrainConfig) -> DecodeSettings:
     if cfg.decode_strategy == "greedy":
         return DecodeSettings(strategy="greedy", **common)
     return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, **common)
+
+
+def own_decoding(cfg: TrainConfig) -> DecodeSettings:
+    """The decoding of the model's own code: the default decoding with `cfg.own_decoding` on top."""
+    try:
+        return replace(default_decoding(cfg), **cfg.own_decoding)
+    except TypeError as err:
+        raise E2PError(f"own_decoding in the training config: {err}") from None
 
 
 def ranker_pool(cfg: TrainConfig) -> int:
@@ -69,6 +78,7 @@ def write_artifact(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus
         "features": cfg.feature_config().to_dict(),
         "train": asdict(cfg),
         "decoding": asdict(default_decoding(cfg)),
+        "own": {"decoding": asdict(own_decoding(cfg)), "rerank": cfg.own_rerank},
         "rerank": cfg.rerank,
         "pool": cfg.pool,
         "ranker_pool": pool,
@@ -122,8 +132,8 @@ def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) ->
     runs = [("default", "model", decoding, cfg.rerank, cfg.pool)]
     if cfg.rerank != "ranker" and pool:  # the retrieval baseline over these weights
         runs.append(("ranker", "ranker", decoding, "ranker", pool))
-    if cfg.rerank != "score" or cfg.pool:  # what the model writes by itself, with the default decoding
-        runs.append(("own", "model-own", decoding, "score", 0))
+    if cfg.rerank != "score" or cfg.pool or cfg.own_decoding:  # what the model writes by itself
+        runs.append(("own", "model-own", own_decoding(cfg), cfg.own_rerank, 0))
     runs += [("greedy", "model-greedy", greedy, "score", 0), ("beam", "model-beam", beam, "run", 0)]
     systems = {
         name: (model_answers(generator, test, s, rerank, pool=p, progress=True), describe(s, rerank, p))

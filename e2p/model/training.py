@@ -103,6 +103,9 @@ class TrainConfig:
     syntax_guard: bool = False  # decode only code that stays valid Python (e2p.model.syntax_guard)
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob: > 0 writes longer code
     follow_example: float = 0.0  # weight (log) on continuing the retrieved example (DecodeSettings)
+    own_decoding: dict = field(default_factory=dict)  # the model's own code (`--own`: no retrieved
+    # candidates, no fallback): DecodeSettings fields that differ from the default decoding's
+    own_rerank: str = "score"  # how the model's own candidates are ordered ("run": the first that runs)
     rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
     ranker_pool: int = RANKER_POOL  # the learned ranker (ranker.json, the retrieval baseline `--rerank
