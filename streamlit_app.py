@@ -107,24 +107,18 @@ def run_request(gen: Generator) -> None:
         )
         return
     state = st.session_state
-    defaults = gen.default_settings
+    own = bool(state.get("own", False))
     try:
-        settings = inputs.build_settings(
-            defaults,
-            strategy=state.get("strategy", defaults.strategy),
-            beam_size=state.get("beam_size", defaults.beam_size),
-            temperature=state.get("temperature", defaults.temperature),
-            top_p=state.get("top_p", defaults.top_p),
-            max_len=state.get("max_len", min(defaults.max_len, inputs.MAX_LEN_CAP)),
-            model_max_len=gen.model.config.max_len - 2,
-        )
+        ask = inputs.request_options(gen, own, state)
         with st.spinner("Generating…"):
-            result = gen.generate(prompt, settings, rerank=state.get("rerank", gen.default_rerank))
+            result = gen.generate(prompt, ask.settings, rerank=ask.rerank, pool=ask.pool, fallback=ask.fallback)
     except Exception as err:
         log.exception("e2p app: generation failed")
         state["notice"] = ("error", generate.error_sentence(err, "while generating"))
         return
     state["result"] = result
+    how = inputs.describe_request(result.settings, ask.rerank, gen.pool_for(ask.rerank, ask.pool), own)
+    state["result_how"] = (result, how)  # the caption under this result (not under one set elsewhere)
     # Positions in the previous result; and the layer and head picked for it, unless the user chose.
     for key in ("att_token", "att_start") + (() if state.get("att_chosen") else ("att_layer", "att_head")):
         state.pop(key, None)
@@ -181,6 +175,20 @@ def generate_view(gen: Generator, folder: Path) -> None:
 def prompt_form(gen: Generator) -> None:
     d = gen.default_settings
     cap = min(inputs.MAX_LEN_CAP, gen.model.config.max_len - 2)
+    # Outside the form: ticking it reruns the page, so the controls it replaces are disabled at once.
+    own = st.checkbox(
+        "Only the model's own code",
+        key="own",
+        persist_state=PERSIST,
+        help="Answer with code the model wrote token by token: no training program is picked whole "
+        "and there is no fallback to one. Uses the artifact's own decoding for the model's code "
+        "(only the maximum length below applies).",
+    )
+    if own:
+        st.caption(
+            f"The model's own decoding: {inputs.describe_request(gen.own_settings, gen.own_rerank, 0)}; "
+            "no training programs among the candidates, no fallback."
+        )
     with st.form("generate_form", border=True):
         st.text_area(
             "Describe the code you want",
@@ -198,6 +206,7 @@ def prompt_form(gen: Generator) -> None:
                 index=list(STRATEGY_LABELS).index(d.strategy),
                 key="strategy",
                 persist_state=PERSIST,
+                disabled=own,
                 horizontal=True,
             )
             c1.slider(
@@ -207,7 +216,20 @@ def prompt_form(gen: Generator) -> None:
                 min(d.beam_size, inputs.MAX_BEAM),
                 key="beam_size",
                 persist_state=PERSIST,
+                disabled=own,
                 help="beam search only",
+            )
+            c1.slider(
+                "Follow the retrieved example",
+                0.0,
+                inputs.MAX_FOLLOW,
+                inputs.follow_weight(d.follow_example),
+                0.5,
+                key="follow_example",
+                persist_state=PERSIST,
+                disabled=own,
+                help="How strongly decoding keeps to the retrieved training example where the code "
+                "written so far is on it; 0 is off.",
             )
             c2.slider(
                 "Temperature",
@@ -217,6 +239,7 @@ def prompt_form(gen: Generator) -> None:
                 0.05,
                 key="temperature",
                 persist_state=PERSIST,
+                disabled=own,
                 help="sampling only: below 1 sharpens, above 1 flattens",
             )
             c2.slider(
@@ -227,6 +250,7 @@ def prompt_form(gen: Generator) -> None:
                 0.05,
                 key="top_p",
                 persist_state=PERSIST,
+                disabled=own,
                 help="sampling only: nucleus probability mass kept",
             )
             c3.slider(
@@ -240,6 +264,7 @@ def prompt_form(gen: Generator) -> None:
                 index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
                 key="rerank",
                 persist_state=PERSIST,
+                disabled=own,
             )
         st.form_submit_button("Generate", type="primary", on_click=request_generation)
 
@@ -264,7 +289,8 @@ def show_result(result) -> None:
     probs = result.token_probs
     m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
     m4.metric("Source", ORIGIN_LABELS.get(result.origin, result.origin), help=ORIGIN_HELP.get(result.origin))
-    st.caption(inputs.describe_settings(result.settings))
+    how = st.session_state.get("result_how")
+    st.caption(how[1] if how and how[0] is result else inputs.describe_settings(result.settings))
     tokens = result.tgt_tokens[:-1]  # without <eos>
     pieces = generate.confidence_pieces(tokens)
     show_origins(result, pieces)

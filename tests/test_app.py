@@ -149,7 +149,7 @@ def test_views_and_controls(app):
     generate_button(app)
     examples = [b for b in app.button if (b.key or "").startswith("example_")]
     assert [b.label for b in examples] == list(EXAMPLE_PROMPTS)
-    assert {"strategy", "beam_size", "temperature", "top_p", "max_len", "rerank"} <= {
+    assert {"strategy", "beam_size", "temperature", "top_p", "max_len", "rerank", "follow_example"} <= {
         w.key for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind)
     }
     assert app.text_area(key="prompt_text").value == ""
@@ -277,6 +277,69 @@ def test_decoding_controls_reach_the_generator(app):
     generate(app, PROMPT, strategy="sample", temperature=0.5, top_p=0.8, max_len=12)
     settings = app.session_state["result"].settings
     assert (settings.strategy, settings.temperature, settings.top_p) == ("sample", 0.5, 0.8)
+
+
+def test_follow_slider_reaches_the_settings(app):
+    slider = app.slider(key="follow_example")
+    assert slider.label == "Follow the retrieved example" and (slider.min, slider.max, slider.step) == (0.0, 8.0, 0.5)
+    assert not slider.disabled
+    generate(app, PROMPT, strategy="greedy", max_len=12, follow_example=3.5)
+    assert app.session_state["result"].settings.follow_example == 3.5
+    assert any("greedy" in c.value and "follow example +3.5" in c.value for c in app.caption)
+
+
+OWN_REPLACES = ("strategy", "beam_size", "temperature", "top_p", "rerank", "follow_example")
+
+
+def test_only_the_models_own_code(app, monkeypatch):
+    """Ticked, the answer is the model's: the artifact's own decoding and rerank, no training
+    programs among the candidates (pool 0), no fallback; the controls it replaces are disabled."""
+    from dataclasses import replace
+
+    from e2p.answer.generator import Generator
+
+    calls = []
+    real = Generator.generate
+
+    def spy(self, *args, **kwargs):
+        calls.append((self, args, kwargs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, "generate", spy)
+
+    def controls():
+        return {w.key: w for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind) if w.key}
+
+    own = app.checkbox(key="own")
+    assert own.label == "Only the model's own code" and own.value is False
+    assert "token by token" in own.help and "fallback" in own.help
+    assert not any(controls()[key].disabled for key in OWN_REPLACES)
+    own.check().run()  # outside the form: it reruns the page at once
+    assert not app.exception, [e.value for e in app.exception]
+    assert all(controls()[key].disabled for key in OWN_REPLACES) and not controls()["max_len"].disabled
+    with pytest.raises(Exception, match="disabled"):
+        controls()["strategy"].set_value("sample")
+    generate(app, PROMPT, max_len=40)
+    gen, (prompt, settings), kwargs = calls[-1]
+    assert prompt == PROMPT and kwargs == {"rerank": gen.own_rerank, "pool": 0, "fallback": False}
+    assert settings == replace(gen.own_settings, max_len=40)
+    result = app.session_state["result"]
+    assert result.settings == settings and result.origin == "model" and result.tokens_are_code
+    assert all(c.origin == "model" for c in result.candidates)
+    gen_tab = tab(app, "Generate")
+    assert ov.origin_sentence("model") in [m.value for m in gen_tab.get("markdown")]
+    captions = [c.value for c in gen_tab.get("caption")]
+    assert any(c.startswith("The model's own decoding: ") for c in captions)
+    shown = [c for c in captions if "the model's own code: no training program among the candidates" in c]
+    assert shown and f"rerank={gen.own_rerank}" in shown[0] and "pool=" not in shown[0]
+    assert not any(c.startswith("retrieval:") for c in captions)
+    own = app.checkbox(key="own")
+    own.uncheck().run()  # untick: the controls are back, and so is the artifact's full request
+    assert not any(controls()[key].disabled for key in OWN_REPLACES)
+    generate(app, PROMPT, strategy="greedy", max_len=12)
+    gen, (prompt, settings), kwargs = calls[-1]
+    assert kwargs["pool"] is None and kwargs["fallback"] is True and settings.strategy == "greedy"
+    assert not [c.value for c in app.caption if c.value.startswith("The model's own decoding")]
 
 
 def test_attention_view_heatmaps(app):
@@ -686,3 +749,7 @@ def test_widget_values_survive_switching_views(app):
     assert app.radio(key="att_kind").value == "encoder"
     open_view(app, "Generate")
     assert app.radio(key="strategy").value == "greedy" and app.slider(key="max_len").value == 12
+    app.checkbox(key="own").check().run()
+    open_view(app, "Model")
+    open_view(app, "Generate")
+    assert app.checkbox(key="own").value is True and app.radio(key="strategy").disabled

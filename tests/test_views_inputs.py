@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -59,6 +62,81 @@ def test_build_settings_rejects_bad_values():
         inputs.build_settings(DecodeSettings(), "sample", 1, 0.0, 0.9, 20)
     with pytest.raises(DecodeSettingsError):
         inputs.build_settings(DecodeSettings(), "nucleus", 1, 1.0, 0.9, 20)
+
+
+@pytest.mark.parametrize("asked, used", [(0, 0.0), (3.5, 3.5), (8, 8.0), (-1, 0.0), (20, inputs.MAX_FOLLOW)])
+def test_build_settings_follow_example_is_clamped(asked, used):
+    s = inputs.build_settings(DecodeSettings(follow_example=2.0), "greedy", 1, 1.0, 0.9, 20, follow_example=asked)
+    assert s.follow_example == used and isinstance(s.follow_example, float)
+
+
+def test_build_settings_follow_example_default_and_bad_values():
+    assert inputs.build_settings(DecodeSettings(follow_example=2.0), "greedy", 1, 1.0, 0.9, 20).follow_example == 2.0
+    for bad in (math.nan, math.inf, "much", None):
+        with pytest.raises(DecodeSettingsError):
+            inputs.follow_weight(bad)
+
+
+def stand_in_generator(own_settings=None, own_rerank="run"):
+    """Only what `request_options` reads from a Generator."""
+    defaults = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0, max_len=256)
+    return SimpleNamespace(
+        default_settings=defaults,
+        default_rerank="ranker",
+        own_settings=own_settings or DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0),
+        own_rerank=own_rerank,
+        model=SimpleNamespace(config=SimpleNamespace(max_len=130)),
+    )
+
+
+def test_request_options_from_the_controls():
+    gen = stand_in_generator()
+    values = dict(
+        strategy="beam", beam_size=3, temperature=0.5, top_p=0.8, max_len=40, rerank="run", follow_example=2.5
+    )
+    settings, rerank, pool, fallback = inputs.request_options(gen, False, values)
+    assert (settings.strategy, settings.beam_size, settings.max_len, settings.follow_example) == ("beam", 3, 40, 2.5)
+    assert settings.syntax_guard and settings.eos_penalty == 1.0  # the rest: the artifact's defaults
+    assert (rerank, pool, fallback) == ("run", None, True)  # pool None: the artifact's pool for this rerank
+
+
+def test_request_options_defaults_where_no_control_was_drawn():
+    gen = stand_in_generator()
+    ask = inputs.request_options(gen, False, {})
+    assert ask.settings == replace(gen.default_settings, max_len=128)  # the model's limit: max_len - 2
+    assert (ask.rerank, ask.pool, ask.fallback) == ("ranker", None, True)
+
+
+def test_request_options_own_code_ignores_all_controls_but_the_length():
+    gen = stand_in_generator()
+    values = dict(strategy="sample", beam_size=1, temperature=0.5, top_p=0.8, max_len=40, rerank="ranker")
+    values["follow_example"] = 0.0
+    settings, rerank, pool, fallback = inputs.request_options(gen, True, values)
+    assert settings == replace(gen.own_settings, max_len=40)
+    assert (rerank, pool, fallback) == ("run", 0, False)  # no training programs, no fallback
+    assert inputs.request_options(gen, True, {**values, "max_len": 10_000}).settings.max_len == 128
+    assert inputs.request_options(gen, True, {}).settings == replace(gen.own_settings, max_len=128)
+
+
+def test_request_options_own_code_of_an_older_artifact():
+    """Older artifacts name no own decoding: the Generator gives the defaults and rerank "score"."""
+    gen = stand_in_generator()
+    gen.own_settings, gen.own_rerank = gen.default_settings, "score"
+    settings, rerank, pool, fallback = inputs.request_options(gen, True, {"max_len": 30, "strategy": "beam"})
+    assert settings == replace(gen.default_settings, max_len=30)
+    assert (rerank, pool, fallback) == ("score", 0, False)
+
+
+def test_describe_request():
+    own = DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0)
+    assert inputs.describe_request(own, "run", 0, own=True) == (
+        "beam 5 + syntax guard, follow example +5, rerank=run — the model's own code: no training program "
+        "among the candidates, no fallback"
+    )
+    greedy = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0)
+    assert inputs.describe_request(greedy, "ranker", 10) == (
+        "retrieval: greedy + syntax guard, EOS -1, rerank=ranker, pool=10"
+    )
 
 
 def test_describe_settings():

@@ -7,15 +7,19 @@ No Streamlit. Importing this module imports torch, through `e2p.model.decoding` 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
-from ..model.decoding import DecodeSettings, describe
+from ..model.decoding import DecodeSettings, DecodeSettingsError, describe
 
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
 MAX_LEN_CAP = 256  # most output tokens the app lets a user ask for (bounds a request's work)
 MAX_BEAM = 8
+MAX_FOLLOW = 8.0  # strongest "follow the retrieved example" weight the app offers (0: off)
 
 EXAMPLE_PROMPTS = (
     "write a python function to add two numbers",
@@ -54,6 +58,24 @@ def prepare_prompt(text: str | None) -> str | None:
     return text or None
 
 
+def cap_length(max_len: int, model_max_len: int | None = None) -> int:
+    """The output length asked for, kept within 1..MAX_LEN_CAP and the model's own limit."""
+    cap = MAX_LEN_CAP if model_max_len is None else min(MAX_LEN_CAP, model_max_len)
+    return max(1, min(int(max_len), cap))
+
+
+def follow_weight(value: float) -> float:
+    """The follow-the-example weight, clamped to 0..MAX_FOLLOW. Raises DecodeSettingsError for a
+    value that is not a finite number."""
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = math.nan
+    if not math.isfinite(weight):
+        raise DecodeSettingsError(f"follow_example must be a finite number, got {value!r}")
+    return max(0.0, min(weight, MAX_FOLLOW))
+
+
 def build_settings(
     defaults: DecodeSettings,
     strategy: str,
@@ -62,21 +84,71 @@ def build_settings(
     top_p: float,
     max_len: int,
     model_max_len: int | None = None,
+    follow_example: float | None = None,
 ) -> DecodeSettings:
     """DecodeSettings for the app's controls, starting from the artifact's defaults.
 
-    The length is capped (MAX_LEN_CAP and the model's own limit) so one request stays bounded.
+    The length is capped (MAX_LEN_CAP and the model's own limit) so one request stays bounded;
+    `follow_example` is clamped to 0..MAX_FOLLOW (None keeps the defaults' weight).
     Raises DecodeSettingsError for values out of range.
     """
-    cap = MAX_LEN_CAP if model_max_len is None else min(MAX_LEN_CAP, model_max_len)
-    max_len = max(1, min(int(max_len), cap))
+    max_len = cap_length(max_len, model_max_len)
     changes = dict(strategy=strategy, max_len=max_len, min_len=min(defaults.min_len, max_len))
+    if follow_example is not None:
+        changes.update(follow_example=follow_weight(follow_example))
     if strategy == "beam":
         beam = max(1, min(int(beam_size), MAX_BEAM))
         changes.update(beam_size=beam, n_best=beam)
     elif strategy == "sample":
         changes.update(temperature=float(temperature), top_p=float(top_p), seed=None)
     return replace(defaults, **changes)
+
+
+class Request(NamedTuple):
+    """What one generation is asked with: `Generator.generate(prompt, settings, rerank=rerank,
+    pool=pool, fallback=fallback)`."""
+
+    settings: DecodeSettings
+    rerank: str
+    pool: int | None  # None: the artifact's pool for this rerank (`Generator.pool_for`)
+    fallback: bool  # where no candidate parses, answer with the nearest training example's code
+
+
+def request_options(gen, own: bool, values: Mapping) -> Request:
+    """The request the app's controls mean. `values`: the widget values by key (the session
+    state; a missing key means the artifact's default).
+
+    `own`: the model's own code, as `e2p generate --own` asks for it: the artifact's own decoding
+    (`gen.own_settings`, of the controls only the maximum length applies) and rerank
+    (`gen.own_rerank`), no retrieved training programs among the candidates (pool 0) and no
+    fallback to one. Reads gen.default_settings, default_rerank, own_settings, own_rerank and
+    model.config.max_len.
+    """
+    model_max_len = gen.model.config.max_len - 2
+    base = gen.own_settings if own else gen.default_settings
+    max_len = values.get("max_len", min(base.max_len, MAX_LEN_CAP))
+    if own:
+        max_len = cap_length(max_len, model_max_len)
+        settings = replace(base, max_len=max_len, min_len=min(base.min_len, max_len))
+        return Request(settings, gen.own_rerank, 0, False)
+    settings = build_settings(
+        base,
+        strategy=values.get("strategy", base.strategy),
+        beam_size=values.get("beam_size", base.beam_size),
+        temperature=values.get("temperature", base.temperature),
+        top_p=values.get("top_p", base.top_p),
+        max_len=max_len,
+        model_max_len=model_max_len,
+        follow_example=values.get("follow_example", base.follow_example),
+    )
+    return Request(settings, values.get("rerank", gen.default_rerank), None, True)
+
+
+def describe_request(settings: DecodeSettings, rerank: str, pool: int, own: bool = False) -> str:
+    """How an answer was asked for, for the caption under it: the decoding, the rerank and the
+    pool of training programs ranked with the model's candidates (`decoding.describe`)."""
+    text = describe(settings, rerank, pool)
+    return f"{text} — the model's own code: no training program among the candidates, no fallback" if own else text
 
 
 def describe_settings(settings: DecodeSettings | None) -> str:
