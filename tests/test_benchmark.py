@@ -17,14 +17,20 @@ pytestmark = pytest.mark.slow  # ~35 s on the 2 shared cores (two trainer proces
 
 LIMIT_S = 240  # the whole call, tiny phases; a hang (e.g. a trainer worker that never answers) fails here
 
-PHASES = ("greedy", "beam5", "default", "ranker")
+PHASES = ("greedy", "beam5", "default", "ranker", "own")
 LATENCIES = [f"{phase}_ms_{q}" for phase in PHASES for q in ("p50", "p95")] + [
     "greedy_nocache_ms_p50",
     "beam5_nocache_ms_p50",
     "greedy200_ms_cached",
     "greedy200_ms_nocache",
 ]
-RATIOS = ["default_vs_ranker_p50", "greedy_cache_speedup", "beam5_cache_speedup", "cache_speedup_200"]
+RATIOS = [
+    "default_vs_ranker_p50",
+    "own_vs_ranker_p50",
+    "greedy_cache_speedup",
+    "beam5_cache_speedup",
+    "cache_speedup_200",
+]
 RATIOS += ["train_speedup", "train_speedup_median_batch"]
 
 

@@ -3,7 +3,8 @@
 Decoding is timed end to end through `Generator.generate` (retrieval, decoding, placeholders,
 parse check; no attention pass, no sandbox rerank, no retrieved candidates), once with the
 key/value cache and once re-running the whole prefix at every step; the shipped default decoding
-(with its rerank and retrieved candidates) is timed as well. Training throughput is target tokens per second over
+(with its rerank and retrieved candidates) is timed as well, beside the `--rerank ranker` baseline and the
+model's own code (`--own`). Training throughput is target tokens per second over
 real batches of the train split with the artifact's configuration, for the plain trainer (every speed option of
 TrainConfig off: the trainer as it was before them) and the configured one side by side: two worker processes
 step in lockstep, alternating which goes first, on the same batches from the same initial weights
@@ -31,11 +32,11 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def _time_generate(generator, prompts, settings, rerank="parse", pool=0) -> list[float]:
+def _time_generate(generator, prompts, settings, rerank="parse", pool=0, fallback=True) -> list[float]:
     out = []
     for prompt in prompts:
         start = time.perf_counter()
-        generator.generate(prompt, settings, rerank=rerank, attention=False, pool=pool)
+        generator.generate(prompt, settings, rerank=rerank, attention=False, pool=pool, fallback=fallback)
         out.append(1000 * (time.perf_counter() - start))
     return out
 
@@ -230,6 +231,8 @@ def run_benchmark(
     # the retrieval baseline (--rerank ranker), interleaved in time with the default above as far as a
     # second pass allows; the same prompts, settings and sandbox
     ranker = _time_generate(generator, prompts, base, "ranker", generator.pool_for("ranker"))
+    # the model's own code (--own): its own decoding, no retrieved candidates, no fallback
+    own = _time_generate(generator, prompts, generator.own_settings, generator.own_rerank, 0, fallback=False)
     log(f"timing {len(few)} prompts without the cache")
     g_plain = _time_generate(generator, few, replace(greedy, use_cache=False))
     b_plain = _time_generate(generator, few, replace(beam5, use_cache=False))
@@ -256,6 +259,9 @@ def run_benchmark(
         "ranker_ms_p50": round(_percentile(ranker, 50), 1),
         "ranker_ms_p95": round(_percentile(ranker, 95), 1),
         "default_vs_ranker_p50": round(_percentile(shipped, 50) / max(_percentile(ranker, 50), 1e-9), 2),
+        "own_ms_p50": round(_percentile(own, 50), 1),
+        "own_ms_p95": round(_percentile(own, 95), 1),
+        "own_vs_ranker_p50": round(_percentile(own, 50) / max(_percentile(ranker, 50), 1e-9), 2),
         "greedy_nocache_ms_p50": round(_percentile(g_plain, 50), 1),
         "beam5_nocache_ms_p50": round(_percentile(b_plain, 50), 1),
         # per prompt: uncached / cached latency, then the median of those ratios
