@@ -56,6 +56,23 @@ def test_rank_runs_every_parsing_candidate_and_orders_by_agreement():
     assert [c.runs for *_, c in ranked] == [True, True, True, None]
 
 
+def test_run_tries_candidates_by_score_only_until_one_runs():
+    codes = ["print(\n", "raise SystemExit(1)\n", "print(3)\n", "print(4)\n", "print(5)\n"]
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.1, -0.5, -0.3, -0.9)]
+    runner = FakeRunner({codes[1]: None, codes[2]: "3\n", codes[3]: None, codes[4]: "5\n"})
+    ranked = rank("print three", hyps, codes, ["model"] * 5, "run", runner=runner)
+    assert runner.ran == [codes[1], codes[3], codes[2]]  # parsing ones by score; stops at the first clean run
+    assert ranked[0][1] == codes[2] and ranked[0][2].runs is True
+    assert {code: c.runs for _, code, c in ranked} == {
+        codes[0]: None,  # does not parse: never run
+        codes[1]: False,
+        codes[2]: True,
+        codes[3]: False,
+        codes[4]: None,  # never needed
+    }
+    assert [code for _, code, _ in ranked][-1] == codes[0]  # what does not parse comes last
+
+
 @pytest.mark.skipif(not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here")
 def test_agree_runs_in_the_sandbox(tiny_artifacts):
     from e2p.answer.generator import Generator

@@ -59,18 +59,38 @@ def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudg
     the sandbox through `runner` (None: nothing runs), within its budget."""
     if rerank == "ranker" and scores is not None:
         return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
+    if rerank in ("run", "ranker"):  # "ranker" without a ranker file: like "run"
+        return first_that_runs(hyps, codes, origins, runner)
     rows, outputs = [], []
     for h, code, origin in zip(hyps, codes, origins):
         parses = syntax_error(code) is None
-        result = runner.run(code) if runner is not None and parses else None  # "ranker" without a
-        # ranker file: like "run"; None once the request's run budget is spent
-        runs = None if result is None else result.ok
+        result = runner.run(code) if runner is not None and parses and rerank == "agree" else None
+        runs = None if result is None else result.ok  # None: not run, or the run budget is spent
         outputs.append(result.stdout.strip() if runs else "")
         rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
-    if rerank == "score":
-        return rows
     if rerank == "agree":
         return [rows[i] for i in agreement_order(rows, outputs)]
+    if rerank == "score":
+        return rows
+    return sorted(rows, key=lambda r: (not r[2].parses, -r[2].score))  # "parse"
+
+
+def first_that_runs(hyps, codes, origins, runner: RunBudget | None):
+    """Parsing first, then by model score; candidates run in that order only until one runs
+    cleanly (or the budget is spent), and the first that did not fail goes first. Those never
+    run keep runs=None."""
+    rows = [
+        (h, code, Candidate(code, h.score, syntax_error(code) is None, None, origin))
+        for h, code, origin in zip(hyps, codes, origins)
+    ]
+    rows.sort(key=lambda r: (not r[2].parses, -r[2].score))
+    for i, (h, code, cand) in enumerate(rows):
+        if runner is None or not cand.parses:
+            break
+        runs = _runs(runner, code)
+        rows[i] = (h, code, replace(cand, runs=runs))
+        if runs is not False:  # ran cleanly, or nothing more may run
+            break
     return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
 
 
