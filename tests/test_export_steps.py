@@ -149,3 +149,50 @@ def test_the_own_decoding_is_written_and_read_back(run, tmp_path):
     assert g.default_settings == default_decoding(cfg)  # the default answer is not touched
     with pytest.raises(E2PError, match="own_decoding"):
         run.write(tmp_path / "bad", replace(run.cfg, own_decoding={"follow": 4.0}))
+
+
+def test_example_pool_shows_the_rankers_first_example(run, tmp_path):
+    from e2p.answer.generator import Generator
+
+    out = tmp_path / "art"
+    run.write(out, replace(run.cfg, example_pool=4))
+    assert json.loads((out / "config.json").read_text())["features"]["example_pool"] == 4
+    assert Generator(out).bundle.featurizer.order is None  # no ranker.json yet: the nearest is shown
+    fit_ranker_step(run.prep, run.cfg, out, log=lambda msg: None)
+    b = Generator(out).bundle
+    picked, nearest = [], []
+    for ex in run.prep.test:
+        hits = b.retriever.nearest(ex.prompt, 4)
+        scores = b.ranker.scores(b.ranker_features.rows(ex.prompt, hits))
+        assert b.featurizer.source(ex.prompt).neighbour == hits[int(scores.argmax())][0]
+        picked.append(hits[int(scores.argmax())][0])
+        nearest.append(hits[0][0])
+    assert picked != nearest  # the ranker's choice is not merely the nearest
+
+
+def test_reconfigure_changes_inference_settings_only(run, evaluated, tmp_path):
+    from e2p.answer.generator import Generator
+    from e2p.artifact.export import reconfigure_artifact
+    from e2p.errors import E2PError
+
+    out = tmp_path / "art"
+    shutil.copytree(evaluated[0], out)
+    weights = (out / "weights.safetensors").read_bytes()
+    reconfigure_artifact(out, replace(run.cfg, follow_example=3.0, example_pool=4))
+    config = json.loads((out / "config.json").read_text())
+    assert config["decoding"]["follow_example"] == 3.0 and config["features"]["example_pool"] == 4
+    assert (out / "weights.safetensors").read_bytes() == weights
+    assert not any((out / name).exists() for name in STEP_FILES)  # they judged the old settings
+    assert set(verify(out)["files"]) == MODEL_FILES
+    assert Generator(out).default_settings.follow_example == 3.0
+    with pytest.raises(E2PError, match="d_model"):
+        reconfigure_artifact(out, replace(run.cfg, d_model=run.cfg.d_model * 2))
+    with pytest.raises(E2PError, match="no artifact"):
+        reconfigure_artifact(tmp_path / "none", run.cfg)
+
+
+def test_evaluate_only_needs_the_folder_to_evaluate(synthetic_corpus, capsys):
+    from train.__main__ import main
+
+    assert main(["--data", str(synthetic_corpus), "--config", "tiny", "--evaluate-only"]) == 2
+    assert "--evaluate-only needs --out" in capsys.readouterr().err

@@ -55,3 +55,27 @@ def test_training_draws_neighbours_from_the_pool_in_rank_order_and_never_the_exa
         assert len(lines) == 2 and lines == sorted(lines, key=nearest.index)
     # without rng (inference, and the valid split in training) the pool is not used
     assert f.source(example.prompt, exclude_key=example.key).neighbour.line == nearest[0]
+
+
+def test_example_pool_shows_the_examples_the_order_puts_first_at_inference_only():
+    retriever = Retriever(TRAIN)
+    seen = []
+
+    def by_line_desc(prompt, hits):  # stands in for the ranker: any order over the retrieved hits
+        seen.append((prompt, [ex.line for ex, _ in hits]))
+        return sorted((ex for ex, _ in hits), key=lambda ex: -ex.line)
+
+    cfg = FeatureConfig(copy=False, neighbours=1, example_pool=3, max_src=500)
+    f = Featurizer(cfg, retriever, by_line_desc)
+    nearest = [ex.line for ex, _ in retriever.nearest("add two numbers", 3)]
+    src = f.source("add two numbers")
+    assert seen == [("add two numbers", nearest)]  # the order sees the pool, nearest first
+    assert src.neighbour.line == max(nearest) != nearest[0]
+    assert neighbour_codes(src) == [code_of(f, src.neighbour, src)]
+    # training draws as before: the order is never asked
+    drawn = f.source(TRAIN[0].prompt, exclude_key=TRAIN[0].key, rng=random.Random(0))
+    assert len(seen) == 1 and drawn.neighbour.line == retriever.nearest(TRAIN[0].prompt, 2)[1][0].line
+    # without an order, or with a pool no larger than the neighbours shown, the nearest is shown
+    assert Featurizer(cfg, retriever).source("add two numbers").neighbour.line == nearest[0]
+    one = Featurizer(FeatureConfig(copy=False, example_pool=1), retriever, by_line_desc)
+    assert one.source("add two numbers").neighbour.line == nearest[0] and len(seen) == 1

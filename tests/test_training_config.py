@@ -53,3 +53,27 @@ def test_learning_rate_warms_up_then_decays():
     assert rates[0] < rates[9] == pytest.approx(1e-3)
     assert rates[-1] < rates[50] < rates[10]
     assert min(rates[10:]) >= 1e-4 - 1e-12
+
+
+def test_rank_train_examples_shows_the_rankers_first_in_training(synthetic_corpus):
+    from dataclasses import replace
+
+    from e2p.answer.ranking import RankerFeatures, fit_ranker
+    from e2p.data.corpus import load_corpus
+    from e2p.model.training import prepare, ranker_pool
+
+    corpus = load_corpus(synthetic_corpus)
+    base = replace(TrainConfig.load(REPO_ROOT / "train/configs/tiny.json"), example_pool=4, ranker_pool=4)
+    plain, ranked = prepare(corpus, base), prepare(corpus, replace(base, rank_train_examples=True))
+    assert plain.featurizer.order is None
+    train = ranked.train
+    ranker, features = fit_ranker(train, k=max(2, ranker_pool(base))), RankerFeatures(train)
+    moved = 0
+    for ex in train:
+        key = ex.family or ex.key
+        hits = ranked.featurizer.retriever.nearest(ex.prompt, 4, exclude_key=key)
+        first = hits[int(ranker.scores(features.rows(ex.prompt, hits)).argmax())][0]
+        assert ranked.featurizer.source(ex.prompt, exclude_key=key).neighbour == first
+        moved += first != hits[0][0]
+    assert moved  # some training sources now show another example than the nearest
+    assert ranked.train_pairs != plain.train_pairs

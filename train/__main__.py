@@ -4,6 +4,7 @@ Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run i
 interruption and it resumes), then build the artifact folder in steps (e2p.artifact.export): write the model's
 files, fit the ranker, evaluate on the test split (metrics and samples; --no-eval skips it), in
 runs/<config>/artifacts unless --out says otherwise (`--out artifacts` replaces the shipped model).
+`--evaluate-only --out DIR` re-evaluates a trained artifact after a change of inference settings only.
 Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
 """
 
@@ -42,6 +43,12 @@ def parse_args(argv=None):
         help="skip training: write --out from the best checkpoint in --work-dir "
         "(e.g. after changing decoding settings)",
     )
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="skip training and writing the model: give the artifact in --out the config's inference "
+        "settings (decoding, answer choice, example_pool), refit the ranker and evaluate it again",
+    )
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -71,7 +78,7 @@ def main(argv=None) -> int:
     import torch.distributed as dist
 
     from e2p.artifact.bundle import replaceable_files
-    from e2p.artifact.export import evaluate_artifact, fit_ranker_step, write_artifact
+    from e2p.artifact.export import evaluate_artifact, fit_ranker_step, reconfigure_artifact, write_artifact
     from e2p.data.corpus import load_corpus
     from e2p.errors import E2PError
     from e2p.evaluation.report import bleu_metric
@@ -90,6 +97,10 @@ def main(argv=None) -> int:
         if not config_path.is_file():
             raise E2PError(f"no training config {args.config!r}: expected a preset in {CONFIGS} or a .json file")
         cfg = TrainConfig.load(config_path)
+        if args.evaluate_only and (args.out is None or args.no_eval or args.export_only):
+            raise E2PError(
+                "--evaluate-only needs --out (the artifact to re-evaluate), without --no-eval or --export-only"
+            )
         if args.max_epochs is not None:
             cfg.max_epochs = args.max_epochs
         work = Path(args.work_dir or f"runs/{config_path.stem}")
@@ -108,6 +119,12 @@ def main(argv=None) -> int:
             f"train pairs {len(prep.train_pairs)}, valid {len(prep.valid_pairs)}, "
             f"vocab src {len(prep.src_vocab)} tgt {len(prep.tgt_vocab)}"
         )
+        if args.evaluate_only:
+            reconfigure_artifact(out, cfg)
+            fit_ranker_step(prep, cfg, out, log=log)
+            evaluate_artifact(out, prep, cfg, log=log)
+            log(f"re-evaluated {out} with the inference settings of {config_path}")
+            return 0
         if args.export_only:
             result = finished_run(prep, cfg, work)
         else:

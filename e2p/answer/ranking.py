@@ -155,6 +155,11 @@ class Ranker:
     def scores(self, rows: np.ndarray) -> np.ndarray:
         return rows @ np.asarray(self.weights) + self.bias
 
+    def order(self, features: RankerFeatures, prompt: str, hits: list[tuple[Example, float]]) -> list[Example]:
+        """The retrieved examples (best similarity first), best score first; ties keep their rank."""
+        scores = self.scores(features.rows(prompt, hits))
+        return [hits[i][0] for i in np.argsort(-scores, kind="stable")]
+
     def save(self, path: str | Path) -> None:
         data = {
             "features": list(RANKER_FEATURES),

@@ -22,7 +22,7 @@ from ..errors import E2PError
 from ..evaluation.metrics import profile_references
 from ..evaluation.report import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
 from ..model.decoding import DecodeSettings
-from ..model.training import Prepared, TrainConfig, save_weights
+from ..model.training import INFERENCE_FIELDS, Prepared, TrainConfig, ranker_pool, save_weights
 from .bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
 
 
@@ -46,9 +46,43 @@ def own_decoding(cfg: TrainConfig) -> DecodeSettings:
         raise E2PError(f"own_decoding in the training config: {err}") from None
 
 
-def ranker_pool(cfg: TrainConfig) -> int:
-    """How many retrieved programs the learned ranker ranks; 0: the artifact has no ranker."""
-    return cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
+def inference_config(cfg: TrainConfig) -> dict:
+    """config.json's parts other than the model's shape: how sources are built, the training config,
+    and how answers are chosen."""
+    return {
+        "features": cfg.feature_config().to_dict(),
+        "train": asdict(cfg),
+        "decoding": asdict(default_decoding(cfg)),
+        "own": {"decoding": asdict(own_decoding(cfg)), "rerank": cfg.own_rerank},
+        "rerank": cfg.rerank,
+        "pool": cfg.pool,
+        "ranker_pool": ranker_pool(cfg),
+    }
+
+
+def reconfigure_artifact(out: Path, cfg: TrainConfig) -> None:
+    """Give the trained artifact in `out` the inference settings of `cfg` (decoding, answer choice,
+    the example shown), keeping its weights, vocabularies and memory; the ranker, metrics and samples
+    it had are removed, as they may no longer hold. Refused where `cfg` would have trained otherwise."""
+    path = out / "config.json"
+    if not path.is_file():
+        raise E2PError(f"{out} holds no artifact to re-evaluate: train it first")
+    config = json.loads(path.read_text())
+    trained = config.get("train", {})
+    differ = sorted(
+        f for f in asdict(cfg) if f not in INFERENCE_FIELDS and f in trained and trained[f] != getattr(cfg, f)
+    )
+    if differ:
+        raise E2PError(
+            f"{out} was trained with other values of {', '.join(differ)} than the config gives: only "
+            f"inference settings change without training ({', '.join(sorted(INFERENCE_FIELDS))})"
+        )
+    if (cfg.retrieval or ranker_pool(cfg)) and not (out / "memory.jsonl").is_file():
+        raise E2PError(f"{out} has no retrieval memory (memory.jsonl), which these settings need: retrain")
+    for name in ("ranker.json", "metrics.json", "samples.json"):
+        (out / name).unlink(missing_ok=True)
+    path.write_text(json.dumps({"model": config["model"], **inference_config(cfg)}, indent=2))
+    refresh_manifest(out)
 
 
 def refresh_manifest(out: Path, **extra) -> dict:
@@ -66,23 +100,13 @@ def write_artifact(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus
     for stale in replaceable_files(out):  # the files of the artifact there before, nothing else
         stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    pool = ranker_pool(cfg)
     # float16 on disk keeps artifacts/ small; every figure measured later is on these rounded weights.
     save_weights(model, out / "weights.safetensors", dtype=torch.float16)
     prep.src_vocab.save(out / "src_vocab.json")
     prep.tgt_vocab.save(out / "tgt_vocab.json")
-    if cfg.retrieval or pool:
+    if cfg.retrieval or ranker_pool(cfg):
         write_memory(out / "memory.jsonl", prep.train)
-    config = {
-        "model": model.config.to_dict(),
-        "features": cfg.feature_config().to_dict(),
-        "train": asdict(cfg),
-        "decoding": asdict(default_decoding(cfg)),
-        "own": {"decoding": asdict(own_decoding(cfg)), "rerank": cfg.own_rerank},
-        "rerank": cfg.rerank,
-        "pool": cfg.pool,
-        "ranker_pool": pool,
-    }
+    config = {"model": model.config.to_dict(), **inference_config(cfg)}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
     info = {

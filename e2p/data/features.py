@@ -10,6 +10,7 @@ Two switches shape the source (both saved in the artifact's config so inference 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from .corpus import Example
@@ -30,6 +31,8 @@ class FeatureConfig:
     neighbours: int = 1  # retrieved examples in the source, nearest first
     train_pool: int = 0  # training only: draw the neighbours at random from this many nearest (0: the
     # nearest), so that the model learns to edit what it is shown rather than trust it blindly
+    example_pool: int = 0  # inference: the examples shown are the learned ranker's first among this
+    # many nearest (0: the nearest by prompt similarity; also where the artifact has no ranker)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,12 +60,19 @@ def example_code(tokens: list[str]) -> list[str]:
     return tokens[start:end]
 
 
+# (prompt, retrieved (example, similarity) pairs best first) -> those examples, best first
+Order = Callable[[str, list[tuple[Example, float]]], list[Example]]
+
+
 class Featurizer:
-    def __init__(self, config: FeatureConfig, retriever: Retriever | None = None):
+    def __init__(self, config: FeatureConfig, retriever: Retriever | None = None, order: Order | None = None):
+        """`order` (inference, with `config.example_pool`): how the retrieved examples are ranked
+        before the first `neighbours` are shown; without it they keep the retriever's order."""
         if config.retrieval and retriever is None:
             raise ValueError("retrieval features need a retriever over the train split")
         self.config = config
         self.retriever = retriever
+        self.order = order
 
     def source(self, prompt: str, exclude_key: str | None = None, rng: random.Random | None = None) -> Source:
         """`rng` (training): draw the neighbours from the `train_pool` nearest, kept in rank order."""
@@ -74,10 +84,15 @@ class Featurizer:
         prompt_len = len(tokens)
         neighbour = None
         if cfg.retrieval:
-            pool = max(cfg.train_pool, cfg.neighbours) if rng is not None else cfg.neighbours
-            hits = [ex for ex, _ in self.retriever.nearest(prompt, pool, exclude_key=exclude_key)]
+            ranked = self.order is not None and cfg.example_pool > cfg.neighbours and rng is None
+            pool = cfg.train_pool if rng is not None else cfg.example_pool if ranked else 0
+            pool = max(pool, cfg.neighbours)
+            found = self.retriever.nearest(prompt, pool, exclude_key=exclude_key)
+            hits = [ex for ex, _ in found]
             if rng is not None and len(hits) > cfg.neighbours:
                 hits = [hits[i] for i in sorted(rng.sample(range(len(hits)), cfg.neighbours))]
+            elif ranked and len(found) > 1:
+                hits = self.order(prompt, found)[: cfg.neighbours]
             neighbour = hits[0] if hits else None
             for hit in hits:
                 n_prompt = english_tokens(abstract_prompt(hit.prompt)[0] if cfg.copy else hit.prompt)

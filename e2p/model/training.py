@@ -15,6 +15,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -60,6 +61,9 @@ class TrainConfig:
     max_tgt: int = 256
     neighbours: int = 1  # retrieved train examples in the source
     train_pool: int = 0  # draw the training neighbours at random from this many nearest (0: the nearest)
+    example_pool: int = 0  # inference: show the ranker's first among this many nearest (FeatureConfig)
+    rank_train_examples: bool = False  # training shows the ranker's first among example_pool too (a
+    # ranker fitted on the train split first), so that the model learns on the examples it will see
     augment: int = 0  # extra renamed copies of each train example (AST renaming)
     min_freq: int = 2  # rarer tokens become <unk>
     # loss: the original design weights keywords, layout tokens and common operators
@@ -138,6 +142,7 @@ class TrainConfig:
             max_tgt=self.max_tgt,
             neighbours=self.neighbours,
             train_pool=self.train_pool,
+            example_pool=self.example_pool,
         )
 
     @classmethod
@@ -160,6 +165,14 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- data
 
 
+# TrainConfig fields that only shape inference (how sources are built at inference, decoding and the
+# choice of answer): `python -m train --evaluate-only` may change them without training again.
+INFERENCE_FIELDS = frozenset(
+    "decode_strategy beam_size syntax_guard eos_penalty follow_example own_decoding own_rerank rerank pool "
+    "ranker_pool model_offset example_pool".split()
+)
+
+
 @dataclass
 class Prepared:
     """Everything derived from the corpus before training starts."""
@@ -175,12 +188,27 @@ class Prepared:
     corpus_stats: dict = field(default_factory=dict)
 
 
+def ranker_pool(cfg: TrainConfig) -> int:
+    """How many retrieved programs the learned ranker ranks; 0: the artifact has no ranker."""
+    return cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
+
+
+def train_order(cfg: TrainConfig, train: list[Example]):
+    """The learned ranker's order over retrieved examples, where training shows its first."""
+    if not (cfg.rank_train_examples and cfg.retrieval and cfg.example_pool > cfg.neighbours):
+        return None
+    from ..answer.ranking import RankerFeatures, fit_ranker
+
+    # the same fit as the artifact's ranker.json (fit_ranker_step), so training and inference agree
+    return partial(fit_ranker(train, k=max(2, ranker_pool(cfg))).order, RankerFeatures(train))
+
+
 def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     train, valid, test = (corpus.split(s) for s in ("train", "valid", "test"))
     if not train or not valid:
         raise E2PError("the corpus has no train or valid examples: it is too small to train on")
     retriever = Retriever(train) if cfg.retrieval else None
-    featurizer = Featurizer(cfg.feature_config(), retriever)
+    featurizer = Featurizer(cfg.feature_config(), retriever, train_order(cfg, train))
     train_examples = list(train)
     if cfg.augment:
         from ..data.augment import augment_examples
