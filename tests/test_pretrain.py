@@ -249,3 +249,23 @@ def test_a_pack_trains_without_the_corpus(library, synthetic_corpus, tmp_path):
     assert info["data"]["functions"] == 5 and info["epochs"] == 1
     missing = run_cli("train.pretrain", "--config", config)
     assert missing.returncode == 2 and "--data" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_an_archive_is_read_once_and_its_own_licence_kept(library, tmp_path, monkeypatch):
+    import tarfile
+
+    from e2p.data import pretrain
+
+    (library / "sub").mkdir(exist_ok=True)
+    (library / "sub" / "LICENSE").write_text("a vendored file's licence\n")
+    archive = tmp_path / "lib.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(library, arcname="Python-master")
+    opened = []
+    real_open = tarfile.open
+    monkeypatch.setattr(pretrain.tarfile, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    data = read_functions(archive, HELD_OUT)
+    assert len(opened) == 1
+    assert data.licence == "MIT License\n"  # the top folder's, not the vendored one
+    assert [fn.name for fn in data.functions] == [fn.name for fn in read_functions(library, HELD_OUT).functions]
+    assert read_functions(library, HELD_OUT).licence == "MIT License\n"

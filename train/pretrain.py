@@ -16,7 +16,6 @@ import argparse
 import json
 import shutil
 import sys
-import tarfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -63,19 +62,6 @@ def load_config(name: str):
     return base, TrainConfig.from_dict({**asdict(base), **data, "init_from": ""})
 
 
-def licence_text(source: str) -> str | None:
-    """The source's LICENSE file, kept beside the weights derived from it."""
-    path = Path(source)
-    if path.is_dir():
-        found = sorted(path.glob("LICENSE*"))
-        return found[0].read_text() if found else None
-    with tarfile.open(path) as archive:
-        for member in archive.getmembers():
-            if Path(member.name).name.upper().startswith("LICENSE") and member.isfile():
-                return archive.extractfile(member).read().decode("utf-8", errors="replace")
-    return None
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -98,6 +84,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         stats: dict = {}
+        licence = None  # a pack holds no licence: the command that wrote it kept none either
         if args.pack:
             from e2p.data.pretrain import load_pack
 
@@ -113,6 +100,7 @@ def main(argv=None) -> int:
             corpus = load_corpus(args.data)
             fine = prepare(corpus, base)
             data = read_functions(args.source, fine.valid + fine.test, max_tokens=cfg.max_tgt)
+            licence = data.licence
             pairs, counts = pretrain_pairs(data, cfg, fine.src_vocab, seed=cfg.seed)
             stats = {
                 **data.stats,
@@ -167,8 +155,8 @@ def main(argv=None) -> int:
             "threads": torch.get_num_threads(),
         }
         (out / PRETRAINED_INFO).write_text(json.dumps(info, indent=1))
-        if not args.pack and (text := licence_text(args.source)):
-            (out / "LICENSE-source.md").write_text(text)
+        if licence is not None:
+            (out / "LICENSE-source.md").write_text(licence)
         print(f"wrote {out} ({meta['epoch']} epochs, {meta['seconds']:.0f} s)")
     except E2PError as err:
         print(f"train.pretrain: error: {err}", file=sys.stderr)

@@ -54,23 +54,30 @@ class Function:
 class PretrainData:
     functions: list[Function]
     stats: dict = field(default_factory=dict)
+    licence: str | None = None  # the source's LICENSE file, kept beside the weights derived from it
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-def python_files(source: str | Path) -> Iterator[tuple[str, str]]:
-    """(path, text) of every `.py` file in a folder or a .tar(.gz) archive, in sorted order."""
+def is_licence(name: str) -> bool:
+    return Path(name).name.upper().startswith("LICENSE")
+
+
+def source_files(source: str | Path) -> Iterator[tuple[str, str]]:
+    """(path, text) of every `.py` and LICENSE file in a folder or a .tar(.gz) archive, in sorted
+    order, reading the archive once."""
     source = Path(source)
+    wanted = lambda name: name.endswith(".py") or is_licence(name)  # noqa: E731
     if source.is_dir():
-        for path in sorted(source.rglob("*.py")):
+        for path in sorted(p for p in source.rglob("*") if p.is_file() and wanted(p.name)):
             yield str(path.relative_to(source)), path.read_text(encoding="utf-8", errors="replace")
         return
     if not source.is_file():
         raise E2PError(f"no pretraining source at {source}: expected a folder or a .tar.gz of .py files")
     try:
         with tarfile.open(source) as archive:
-            members = (m for m in archive.getmembers() if m.isfile() and m.name.endswith(".py"))
+            members = (m for m in archive.getmembers() if m.isfile() and wanted(m.name))
             for member in sorted(members, key=lambda m: m.name):
                 data = archive.extractfile(member)
                 if data is not None:
@@ -132,8 +139,11 @@ def read_functions(source: str | Path, held_out: list[Example], max_tokens: int 
     banned_prompts = {ex.key for ex in held_out}
     dropped: Counter = Counter()
     seen: set[str] = set()
-    functions, files = [], 0
-    for path, text in python_files(source):
+    functions, files, licences = [], 0, {}
+    for path, text in source_files(source):
+        if is_licence(path):
+            licences[path] = text
+            continue
         files += 1
         try:
             with warnings.catch_warnings():
@@ -173,7 +183,8 @@ def read_functions(source: str | Path, held_out: list[Example], max_tokens: int 
     if not functions:
         raise E2PError(f"no usable functions in {source}")
     stats = {"files": files, "functions": len(functions), "dropped": dict(sorted(dropped.items()))}
-    return PretrainData(functions, stats)
+    top = min(licences, key=lambda path: (len(Path(path).parts), path), default=None)  # the source's own
+    return PretrainData(functions, stats, licences.get(top))
 
 
 # ----------------------------------------------------------------------------- pairs
