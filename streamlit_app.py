@@ -20,6 +20,7 @@ import streamlit as st
 
 from e2p.answer.generator import Generator, set_threads
 from e2p.answer.sandbox import describe_limits, sandbox_status
+from e2p.constants import RERANKS
 from e2p.views import attention, gallery, generate, inputs, model_card
 from e2p.views import origin_view as ov
 from e2p.views.code_html import confidence_html, diff_html
@@ -35,14 +36,6 @@ from e2p.views.figures import (
 
 APP_DIR = Path(__file__).resolve().parent
 VIEWS = ("Generate", "Attention", "Samples", "Model")
-RERANK_LABELS = {
-    "score": "model score",
-    "parse": "first candidate that parses",
-    "run": "first that parses and runs cleanly (run in the sandbox)",
-    "agree": "runs cleanly and prints what most other candidates print (run in the sandbox)",
-    "ranker": "learned ranker over the model's and the nearest training programs, first that runs "
-    "(run in the sandbox)",
-}
 ORIGIN_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
 ORIGIN_HELP = {
     "model": "written by the model",
@@ -256,11 +249,11 @@ def prompt_form(gen: Generator) -> None:
             c3.slider(
                 "Maximum length (tokens)", 8, cap, max(8, min(d.max_len, cap)), key="max_len", persist_state=PERSIST
             )
-            reranks = list(RERANK_LABELS)
+            reranks = list(RERANKS)
             c3.selectbox(
                 "Pick among candidates by",
                 reranks,
-                format_func=RERANK_LABELS.get,
+                format_func=inputs.rerank_label,
                 index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
                 key="rerank",
                 persist_state=PERSIST,

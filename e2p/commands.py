@@ -94,8 +94,10 @@ def _decoding_options(p) -> None:
         "--rerank",
         choices=list(RERANKS),
         default=None,
-        help="order candidates by score only, parsing first, running cleanly first, or by the "
-        "learned ranker (first that runs); default: the artifact's",
+        help="how the answer is chosen: score (the model's score only), parse (parsing candidates first), "
+        "run (the best-scored one that runs cleanly in the sandbox first), agree (running cleanly, then the "
+        "output most candidates print), ranker (by the learned ranker's score, the first that runs cleanly "
+        "first); default: the artifact's",
     )
     p.add_argument(
         "--no-fallback",
@@ -113,8 +115,9 @@ def _decoding_options(p) -> None:
         "--pool",
         type=int,
         default=None,
-        help="also rank the code of the N nearest train examples, scored by the model (default: the "
-        "artifact's pool for the rerank used; --rerank ranker always has one)",
+        help="the code of the N nearest train examples and (unless --no-edit) those programs with this "
+        "prompt's values put in join the candidates, scored by the model; --rerank ranker orders them by the "
+        "learned ranker (default: the artifact's pool for the rerank used; --rerank ranker always has one)",
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 # cleanly with the output most other candidates print (execution agreement), or by the learned ranker.
 RERANKS = ("score", "parse", "run", "agree", "ranker")
 DEFAULT_RERANK = "run"  # where a training config or an artifact names none
+DEFAULT_OWN_RERANK = "score"  # the model's own code (no retrieved candidates), where none is named
 
 # The learned ranker chooses among this many retrieved programs where an artifact names no pool.
 RANKER_POOL = 10

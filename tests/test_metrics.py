@@ -17,7 +17,7 @@ from e2p.evaluation.metrics import (
 SNIPPET = "def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n"
 
 
-def test_code_tokens_layout_tokens_and_dropped_comments():
+def test_bleu_tokens_layout_tokens_and_dropped_comments():
     code = "if x:\n    y = 1  # set y\n\n# alone\nz = 'a b'"
     assert bleu_tokens(code) == [
         "if", "x", ":", "<nl>",
@@ -26,13 +26,13 @@ def test_code_tokens_layout_tokens_and_dropped_comments():
     ]  # fmt: skip
 
 
-def test_code_tokens_falls_back_to_regex_when_tokenize_fails():
+def test_bleu_tokens_falls_back_to_regex_when_tokenize_fails():
     assert bleu_tokens("s = '''never closed\nx = (1,") == [
         "s", "=", "'", "'", "'", "never", "closed", "x", "=", "(", "1", ",",
     ]  # fmt: skip
 
 
-def test_code_tokens_keeps_stray_characters_but_not_blank_error_tokens():
+def test_bleu_tokens_keeps_stray_characters_but_not_blank_error_tokens():
     assert bleu_tokens("x = 'abc\n") == ["x", "=", "'", "abc", "<nl>"]
 
 

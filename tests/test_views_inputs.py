@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from e2p.constants import RERANKS
 from e2p.model.decoding import DecodeSettings, DecodeSettingsError
 from e2p.views import inputs
 
@@ -146,3 +147,12 @@ def test_describe_settings():
     )
     assert inputs.describe_settings(DecodeSettings(strategy="sample", temperature=0.5)) == "sample 5 T=0.5 top-p=0.95"
     assert inputs.describe_settings(None) == ""
+
+
+def test_every_rerank_has_a_label_and_no_label_names_an_unknown_rerank():
+    """The app's selectbox offers RERANKS and shows each through `rerank_label`."""
+    unlabelled = [r for r in RERANKS if not inputs.RERANK_LABELS.get(r)]
+    assert not unlabelled, f"reranks without a label: {unlabelled}"
+    unknown = set(inputs.RERANK_LABELS) - set(RERANKS)
+    assert not unknown, f"labels for reranks that do not exist: {unknown}"
+    assert [inputs.rerank_label(r) for r in RERANKS] == [inputs.RERANK_LABELS[r] for r in RERANKS]

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..artifact.bundle import Bundle, load_bundle
-from ..constants import DEFAULT_RERANK, RANKER_POOL, RERANKS
+from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, RANKER_POOL, RERANKS
 from ..data.features import example_code
 from ..data.placeholders import restore_code
 from ..data.tokenizers import PLACEHOLDER, decode_code
@@ -73,7 +73,7 @@ class Generator:
         # the model's own code (no retrieved candidates, no fallback); older artifacts name none
         own = self.bundle.config.get("own") or {}
         self.own_settings = DecodeSettings(**own["decoding"]) if own.get("decoding") else self.default_settings
-        self.own_rerank = own.get("rerank", "score")
+        self.own_rerank = own.get("rerank", DEFAULT_OWN_RERANK)
         self.default_pool = int(self.bundle.config.get("pool", 0))
         # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
@@ -98,7 +98,9 @@ class Generator:
         fallback: bool = True,
         edit: bool = True,
     ) -> GenerationResult:
-        """`pool`: also rank the code of the `pool` nearest train examples, scored by the model.
+        """`pool`: the code of the `pool` nearest train examples and (with `edit`) those programs
+        with this prompt's values put in join the candidates, scored by the model; rerank="ranker"
+        orders them by the learned ranker.
         `fallback`: where no candidate parses, return the nearest train example's code instead.
         `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit)."""
         started = time.perf_counter()

@@ -21,7 +21,6 @@ import json
 import random
 import re
 import tarfile
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from ..errors import E2PError
 from ..model.training import Prepared, TrainConfig
+from ..syntax import parse_tree
 from .corpus import Example, prompt_key
 from .features import CODE, SEP, Featurizer
 from .retrieval import Retriever
@@ -110,9 +110,8 @@ def held_out_keys(references: list[str]) -> set[str]:
     """Tree keys of the held-out programs and of every function inside them."""
     keys = set()
     for code in references:
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError):
+        tree = parse_tree(code)
+        if tree is None:
             continue
         keys.add(_tree_key(tree))
         for node in ast.walk(tree):
@@ -145,11 +144,8 @@ def read_functions(source: str | Path, held_out: list[Example], max_tokens: int 
             licences[path] = text
             continue
         files += 1
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(text)
-        except (SyntaxError, ValueError):
+        tree = parse_tree(text)  # quiet: no SyntaxWarning from the files read
+        if tree is None:
             dropped["file does not parse"] += 1
             continue
         # every prompt before any tree key: a key strips docstrings in place, nested functions' too

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from ..constants import DEFAULT_RERANK, RANKER_POOL
+from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, RANKER_POOL
 from ..data.corpus import Corpus, Example
 from ..data.features import CODE, SEP, FeatureConfig, Featurizer
 from ..data.placeholders import all_placeholders
@@ -109,7 +109,7 @@ class TrainConfig:
     follow_example: float = 0.0  # weight (log) on continuing the retrieved example (DecodeSettings)
     own_decoding: dict = field(default_factory=dict)  # the model's own code (`--own`: no retrieved
     # candidates, no fallback): DecodeSettings fields that differ from the default decoding's
-    own_rerank: str = "score"  # how the model's own candidates are ordered ("run": the first that runs)
+    own_rerank: str = DEFAULT_OWN_RERANK  # how the model's own candidates are ordered ("run": the first that runs)
     rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
     ranker_pool: int = RANKER_POOL  # the learned ranker (ranker.json, the retrieval baseline `--rerank

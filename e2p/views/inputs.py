@@ -21,12 +21,27 @@ MAX_LEN_CAP = 256  # most output tokens the app lets a user ask for (bounds a re
 MAX_BEAM = 8
 MAX_FOLLOW = 8.0  # strongest "follow the retrieved example" weight the app offers (0: off)
 
+# What the app's "Pick among candidates by" shows for each of RERANKS (one label per rerank).
+RERANK_LABELS = {
+    "score": "model score",
+    "parse": "first candidate that parses",
+    "run": "first that parses and runs cleanly (run in the sandbox)",
+    "agree": "runs cleanly and prints what most other candidates print (run in the sandbox)",
+    "ranker": "learned ranker over the model's and the nearest training programs, first that runs "
+    "(run in the sandbox)",
+}
+
 EXAMPLE_PROMPTS = (
     "write a python function to add two numbers",
     "write a program to reverse a string",
     "write a python function to check if a number is prime",
     "print the first 10 fibonacci numbers",
 )
+
+
+def rerank_label(rerank: str) -> str:
+    """The app's label for one of RERANKS (its name where it has none)."""
+    return RERANK_LABELS.get(rerank, rerank)
 
 
 def artifact_folder(app_dir: str | Path, environ=None) -> Path:
