@@ -2,8 +2,10 @@
 on one split, every row measured in the same run with EVAL.md's metrics (references run once).
 
     python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--follow 0 3 6] [--beam 5] [--guard/--no-guard]
+        [--example-pool 0 10]
 
-Every EOS penalty is tried with every follow-the-example weight.
+Every EOS penalty is tried with every follow-the-example weight and every example pool (the
+example in the source: the ranker's first among that many nearest; 0: the nearest).
 
 Tune on valid only; the chosen setting goes into the artifact's decoding config.
 """
@@ -14,14 +16,24 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from functools import partial
 
 import torch
 
 from e2p.answer.generator import Generator
 from e2p.constants import CORPUS_PATH
 from e2p.data.corpus import load_corpus
+from e2p.data.features import Featurizer
 from e2p.evaluation.report import as_json, describe, evaluate_systems, model_answers, table
 from e2p.model.decoding import DecodeSettings
+
+
+def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Featurizer:
+    """`featurizer` showing the ranker's first among `example_pool` nearest (0: the nearest)."""
+    if example_pool and bundle.ranker is None:
+        raise SystemExit(f"{bundle.folder} has no ranker.json: --example-pool needs one")
+    order = partial(bundle.ranker.order, bundle.ranker_features) if example_pool else None
+    return Featurizer(replace(featurizer.config, example_pool=example_pool), featurizer.retriever, order)
 
 
 def main(argv=None) -> int:
@@ -32,6 +44,13 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--eos", type=float, nargs="+", default=[0.0], help="EOS penalties to try")
     p.add_argument("--follow", type=float, nargs="+", default=[0.0], help="follow-the-example weights to try (0: off)")
+    p.add_argument(
+        "--example-pool",
+        type=int,
+        nargs="+",
+        default=None,
+        help="example pools to try (0: the nearest example; default: the artifact's)",
+    )
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
@@ -52,13 +71,21 @@ def main(argv=None) -> int:
         syntax_guard=args.guard,
     )
     systems = {}
-    for follow in args.follow:
-        for eos in args.eos:
-            settings = replace(base, eos_penalty=eos, follow_example=follow)
-            label = describe(settings, args.rerank)
-            print(f"generating: {label}", file=sys.stderr, flush=True)
-            answers = model_answers(generator, examples, settings, args.rerank, pool=0, fallback=False)
-            systems[f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")] = (answers, label)
+    shipped = generator.bundle.featurizer
+    for example_pool in args.example_pool or [None]:
+        if example_pool is not None:
+            generator.bundle.featurizer = with_example_pool(generator.bundle, shipped, example_pool)
+        for follow in args.follow:
+            for eos in args.eos:
+                settings = replace(base, eos_penalty=eos, follow_example=follow)
+                label = describe(settings, args.rerank)
+                name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")
+                if example_pool is not None:
+                    label += f", example pool {example_pool}"
+                    name += f" pool {example_pool}"
+                print(f"generating: {label}", file=sys.stderr, flush=True)
+                answers = model_answers(generator, examples, settings, args.rerank, pool=0, fallback=False)
+                systems[name] = (answers, label)
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
     print(f"{args.split} split, {args.artifacts}, the model's own output (pool 0, no fallback)")
     print(table(results))
