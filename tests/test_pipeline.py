@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from conftest import REPO_ROOT, evaluate_args, run_cli, train_args
@@ -59,12 +60,15 @@ def test_samples_cover_every_test_prompt(tiny_artifacts, synthetic_corpus):
 
 def test_generate_parses_whenever_a_candidate_parses(tiny_artifacts):
     gen = Generator(tiny_artifacts)
+    prompt = "write a python function to add 123 and 456"
+    guarded = replace(gen.default_settings, syntax_guard=True)  # every model candidate parses
     for rerank in ("run", "ranker"):
-        result = gen.generate("write a python function to add 123 and 456", rerank=rerank)
-        assert result.parses  # a candidate, or the retrieved example when none parsed
-        if any(c.parses for c in result.candidates):
-            assert result.code == result.candidates[0].code and result.candidates[0].parses
-            assert result.origin == result.candidates[0].origin
+        assert gen.generate(prompt, rerank=rerank).parses  # a candidate, or the retrieved example when none parsed
+        result = gen.generate(prompt, guarded, rerank=rerank)
+        assert [c for c in result.candidates if c.origin == "model"]
+        assert all(c.parses for c in result.candidates if c.origin == "model")
+        assert result.parses and result.candidates[0].parses
+        assert result.code == result.candidates[0].code and result.origin == result.candidates[0].origin
     T, S = len(result.tgt_tokens), len(result.src_tokens)
     assert result.attention["cross"].shape[2:] == (T, S)
     assert result.attention["decoder"].shape[2:] == (T, T)

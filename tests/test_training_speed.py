@@ -5,6 +5,7 @@ SDPA, and the plain and the configured trainer agree where nothing random is lef
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import replace
 
 import pytest
@@ -144,7 +145,8 @@ def test_plain_turns_every_speed_option_off_and_defaults_keep_todays_trainer():
     off = plain(replace(on, bf16=True))
     assert not any(getattr(off, name) for name in SPEED_OPTIONS) and not off.bf16
     assert TrainConfig.from_dict({"fused_loss": False, "bf16": True}).bf16
-    assert isinstance(reuse_freed_memory(), bool)
+    # both mallopt calls succeed wherever glibc is the C library, and only there
+    assert reuse_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
 
 def test_plain_and_configured_trainer_take_the_same_steps_without_dropout():
