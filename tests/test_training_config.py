@@ -77,3 +77,5 @@ def test_rank_train_examples_shows_the_rankers_first_in_training(synthetic_corpu
         moved += first != hits[0][0]
     assert moved  # some training sources now show another example than the nearest
     assert ranked.train_pairs != plain.train_pairs
+    # the vocabulary is the nearest-neighbour one, so pretrained weights still fit
+    assert ranked.src_vocab.tokens == plain.src_vocab.tokens

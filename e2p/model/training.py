@@ -218,12 +218,18 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     train_tok = [featurizer.pair(ex, draw) for ex in train_examples]
     train_tok = [(s, t) for s, t in train_tok if len(t) <= cfg.max_tgt]
     valid_tok = [featurizer.pair(ex) for ex in valid]
+    counted = train_tok
+    if featurizer.order is not None:
+        # The vocabulary does not depend on which neighbour training shows, so that weights pretrained
+        # on the nearest-neighbour vocabulary (train.pretrain) still fit.
+        plain, draw = Featurizer(featurizer.config, retriever), random.Random(cfg.seed) if cfg.train_pool else None
+        counted = [(s, t) for s, t in (plain.pair(ex, draw) for ex in train_examples) if len(t) <= cfg.max_tgt]
     reserved = all_placeholders() + [SEP, CODE, NL, INDENT, DEDENT]
     if cfg.shared_vocab:
-        src_vocab = tgt_vocab = Vocab.build((seq for pair in train_tok for seq in pair), cfg.min_freq, reserved)
+        src_vocab = tgt_vocab = Vocab.build((seq for pair in counted for seq in pair), cfg.min_freq, reserved)
     else:
-        src_vocab = Vocab.build((s for s, _ in train_tok), cfg.min_freq, reserved)
-        tgt_vocab = Vocab.build((t for _, t in train_tok), cfg.min_freq, reserved)
+        src_vocab = Vocab.build((s for s, _ in counted), cfg.min_freq, reserved)
+        tgt_vocab = Vocab.build((t for _, t in counted), cfg.min_freq, reserved)
 
     def ids(pairs):
         return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]
