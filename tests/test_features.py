@@ -79,3 +79,13 @@ def test_example_pool_shows_the_examples_the_order_puts_first_at_inference_only(
     assert Featurizer(cfg, retriever).source("add two numbers").neighbour.line == nearest[0]
     one = Featurizer(FeatureConfig(copy=False, example_pool=1), retriever, by_line_desc)
     assert one.source("add two numbers").neighbour.line == nearest[0] and len(seen) == 1
+
+
+def test_start_shows_the_next_examples_in_order():
+    retriever = Retriever(TRAIN)
+    nearest = [ex.line for ex, _ in retriever.nearest("add two numbers", 3)]
+    f = Featurizer(FeatureConfig(copy=False), retriever)
+    assert [f.source("add two numbers", start=i).neighbour.line for i in range(3)] == nearest
+    by_line_desc = lambda prompt, hits: sorted((ex for ex, _ in hits), key=lambda ex: -ex.line)  # noqa: E731
+    ranked = Featurizer(FeatureConfig(copy=False, example_pool=3), retriever, by_line_desc)
+    assert [ranked.source("add two numbers", start=i).neighbour.line for i in range(3)] == sorted(nearest)[::-1]

@@ -97,3 +97,35 @@ def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
             for row in rows:
                 assert row["parses"], row
                 ast.parse(row["code"])
+
+
+@pytest.mark.parametrize("first_runs", [False, True])
+def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example(
+    tiny_artifacts, monkeypatch, first_runs
+):
+    from dataclasses import replace
+
+    from e2p.answer import generator as generator_module
+
+    g = Generator(tiny_artifacts)
+    prompt = "write a function to add two numbers"
+    written, real_write = [], g._write
+    monkeypatch.setattr(g, "_write", lambda source, *a: written.append(source) or real_write(source, *a))
+    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: object())
+    # every candidate of the first writing fails (unless first_runs), every later one runs
+    monkeypatch.setattr(answer_policy, "_runs", lambda runner, code: first_runs or len(written) > 1)
+    settings = replace(g.default_settings, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
+    result = g.generate(prompt, settings, rerank="run", pool=0, fallback=False)
+    second = g.bundle.featurizer.source(prompt, start=1)
+    if first_runs:
+        assert len(written) == 1 and result.neighbour_prompt == written[0].neighbour.prompt
+        return
+    assert [s.neighbour for s in written] == [g.bundle.featurizer.source(prompt).neighbour, second.neighbour]
+    assert written[0].neighbour != second.neighbour  # stopped after the second: its candidate ran
+    assert result.candidates[0].runs is True and result.origin == "model"
+    assert result.neighbour_prompt == second.neighbour.prompt  # the example the answer was written with
+    assert len(result.candidates) == 4 and [c.runs for c in result.candidates[2:]].count(False) >= 1
+    # one example: no second writing
+    written.clear()
+    g.generate(prompt, replace(settings, examples=1), rerank="run", pool=0, fallback=False)
+    assert len(written) == 1

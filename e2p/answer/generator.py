@@ -131,21 +131,7 @@ class Generator:
         max_len = min(settings.max_len, b.model.config.max_len - 2)
         settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
         mapping = source.slots.mapping()
-        # A placeholder the prompt holds no value for would reach the code as an undefined name.
-        unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
-        hyps = decode(
-            b.model,
-            src_ids,
-            settings,
-            bos_id=Vocab.bos_id,
-            eos_id=Vocab.eos_id,
-            pad_id=Vocab.pad_id,
-            unk_id=Vocab.unk_id,
-            banned_ids=tuple(unfilled),
-            vocab_tokens=b.tgt_vocab.tokens,
-            example_ids=b.tgt_vocab.encode(example_code(source.tokens)),
-        )
-        codes = [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
+        hyps, codes = self._write(source, src_ids, settings)
         origins = ["model"] * len(hyps)
         values = None
         if pool and b.retriever is not None:
@@ -172,7 +158,23 @@ class Generator:
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
-        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner_for(rerank, warnings))
+        runner = runner_for(rerank, warnings)
+        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
+        for start in range(1, settings.examples if rerank == "run" and not pool else 1):
+            first = ranked[0][2]
+            if first.parses and first.runs is not False:  # ran cleanly, or nothing more may run
+                break
+            # Nothing the model wrote with this example ran: write again with the next one shown.
+            other = b.featurizer.source(prompt, start=start)
+            if other.neighbour is None:
+                break
+            other_ids = b.src_vocab.encode(other.tokens)
+            more, more_codes = self._write(other, other_ids, settings)
+            again = rank(prompt, more, more_codes, ["model"] * len(more), rerank, None, runner)
+            if again[0][2].runs or (again[0][2].parses and not first.parses):
+                ranked, source, src_ids = again + ranked, other, other_ids
+            else:
+                ranked += again
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
         if fallback and not best_cand.parses and source.neighbour is not None:
@@ -220,6 +222,26 @@ class Generator:
             tokens_are_code=tokens_are_code,
             origins=origins,
         )
+
+    def _write(self, source, src_ids: list[int], settings: DecodeSettings) -> tuple[list, list[str]]:
+        """The model's hypotheses for one source, and their code with the prompt's values put back."""
+        b = self.bundle
+        mapping = source.slots.mapping()
+        # A placeholder the prompt holds no value for would reach the code as an undefined name.
+        unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
+        hyps = decode(
+            b.model,
+            src_ids,
+            settings,
+            bos_id=Vocab.bos_id,
+            eos_id=Vocab.eos_id,
+            pad_id=Vocab.pad_id,
+            unk_id=Vocab.unk_id,
+            banned_ids=tuple(unfilled),
+            vocab_tokens=b.tgt_vocab.tokens,
+            example_ids=b.tgt_vocab.encode(example_code(source.tokens)),
+        )
+        return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
 
 
 def set_threads(n: int = 1) -> None:

@@ -74,8 +74,11 @@ class Featurizer:
         self.retriever = retriever
         self.order = order
 
-    def source(self, prompt: str, exclude_key: str | None = None, rng: random.Random | None = None) -> Source:
-        """`rng` (training): draw the neighbours from the `train_pool` nearest, kept in rank order."""
+    def source(
+        self, prompt: str, exclude_key: str | None = None, rng: random.Random | None = None, start: int = 0
+    ) -> Source:
+        """`rng` (training): draw the neighbours from the `train_pool` nearest, kept in rank order.
+        `start` (inference): show the examples from this place in their order on (a second try)."""
         cfg = self.config
         text, slots = abstract_prompt(prompt) if cfg.copy else (prompt, Slots())
         tokens = english_tokens(text)
@@ -86,13 +89,15 @@ class Featurizer:
         if cfg.retrieval:
             ranked = self.order is not None and cfg.example_pool > cfg.neighbours and rng is None
             pool = cfg.train_pool if rng is not None else cfg.example_pool if ranked else 0
-            pool = max(pool, cfg.neighbours)
+            pool = max(pool, cfg.neighbours + start)
             found = self.retriever.nearest(prompt, pool, exclude_key=exclude_key)
             hits = [ex for ex, _ in found]
             if rng is not None and len(hits) > cfg.neighbours:
                 hits = [hits[i] for i in sorted(rng.sample(range(len(hits)), cfg.neighbours))]
-            elif ranked and len(found) > 1:
-                hits = self.order(prompt, found)[: cfg.neighbours]
+            else:
+                if ranked and len(found) > 1:
+                    hits = self.order(prompt, found)
+                hits = hits[start : start + cfg.neighbours]
             neighbour = hits[0] if hits else None
             for hit in hits:
                 n_prompt = english_tokens(abstract_prompt(hit.prompt)[0] if cfg.copy else hit.prompt)

@@ -77,6 +77,8 @@ class DecodeSettings:
     # retrieved example, the token that follows them there (EOS at its end) is weighted by
     # exp(follow_example) and the distribution renormalised, so the model keeps to the example
     # where it is already on it and leaves it where it is sure of something else (0: off)
+    examples: int = 1  # the retrieved examples tried in turn, best first: where no candidate written
+    # with one in the source runs cleanly (rerank "run"), the model writes again with the next
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -84,7 +86,7 @@ class DecodeSettings:
 
         if self.strategy not in STRATEGIES:
             bad(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        for name in ("beam_size", "max_len", "n_best", "num_samples"):
+        for name in ("beam_size", "max_len", "n_best", "num_samples", "examples"):
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
                 bad(f"{name} must be an int >= 1, got {v!r}")
@@ -146,6 +148,8 @@ def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0)
         search += f", EOS -{settings.eos_penalty:g}"
     if settings.follow_example:
         search += f", follow example +{settings.follow_example:g}"
+    if settings.examples > 1:
+        search += f", up to {settings.examples} examples"
     if rerank is None:
         return search
     text = f"{search}, rerank={rerank}" + (f", pool={pool}" if pool else "")
