@@ -51,6 +51,12 @@ def main(argv=None) -> int:
         default=None,
         help="example pools to try (0: the nearest example; default: the artifact's)",
     )
+    p.add_argument(
+        "--examples",
+        type=int,
+        default=1,
+        help="with --rerank run: where nothing written with one example runs, write with the next (up to N)",
+    )
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
@@ -69,6 +75,7 @@ def main(argv=None) -> int:
         n_best=max(args.beam, 1),
         length_penalty=args.length_penalty,
         syntax_guard=args.guard,
+        examples=args.examples,
     )
     systems = {}
     shipped = generator.bundle.featurizer
