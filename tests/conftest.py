@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -128,11 +130,30 @@ def evaluate_args(corpus: Path, artifacts: Path, *extra: str) -> list[str]:
     return ["e2p", "evaluate", "--data", str(corpus), "--artifacts", str(artifacts), *extra]
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)` for a session fixture, run once per test session. Under pytest-xdist every
+    worker would build its own copy (a tiny training run each); there the first worker builds it in
+    the folder the workers share, under a file lock, and the others wait for it and reuse it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    done = shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.is_file():
+            folder = shared / name
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(str(build(folder)))
+    return Path(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory) -> Path:
     from synthetic import write_corpus
 
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "synthetic.jsonl")
+    return built_once(tmp_path_factory, "corpus", lambda folder: write_corpus(folder / "synthetic.jsonl"))
 
 
 def train_tiny(root: Path, corpus: Path, config: str = "tiny", *extra: str) -> Path:
@@ -147,14 +168,14 @@ def train_tiny(root: Path, corpus: Path, config: str = "tiny", *extra: str) -> P
 def tiny_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
     """A complete artifact folder (samples, metrics, manifest) from the tiny config, built by the real
     `python -m train` on the synthetic corpus: a model that trains in seconds and learns little."""
-    return train_tiny(tmp_path_factory.mktemp("tiny"), synthetic_corpus)
+    return built_once(tmp_path_factory, "tiny", lambda folder: train_tiny(folder, synthetic_corpus))
 
 
 @pytest.fixture(scope="session")
 def tiny_copy_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
     """`tiny_artifacts` from the tiny_copy preset: a shared vocabulary and copy attention (a
     pointer-generator), so that its answers carry token origins."""
-    return train_tiny(tmp_path_factory.mktemp("tiny_copy"), synthetic_corpus, "tiny_copy")
+    return built_once(tmp_path_factory, "tiny_copy", lambda folder: train_tiny(folder, synthetic_corpus, "tiny_copy"))
 
 
 @pytest.fixture

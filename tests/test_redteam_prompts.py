@@ -11,7 +11,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import train_tiny
+from conftest import built_once, train_tiny
 from synthetic import write_rows
 from test_placeholders import assert_values_only_in_strings
 
@@ -56,8 +56,11 @@ def string_artifacts(tmp_path_factory):
         for i in range(40):
             values = {"w": f"{WORDS[i % 10]} {WORDS[(i * 3 + t) % 10]}", "v": WORDS[(i + 5) % 10], "a": 2 + i}
             rows.append({"prompt": prompt.format(**values), "code": code.format(**values)})
-    root = tmp_path_factory.mktemp("strings")
-    return train_tiny(root, write_rows(root / "strings.jsonl", rows), "tiny", "--no-eval")
+    return built_once(
+        tmp_path_factory,
+        "strings",
+        lambda root: train_tiny(root, write_rows(root / "strings.jsonl", rows), "tiny", "--no-eval"),
+    )
 
 
 @pytest.fixture
