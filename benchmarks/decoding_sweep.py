@@ -2,10 +2,10 @@
 on one split, every row measured in the same run with EVAL.md's metrics (references run once).
 
     python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--follow 0 3 6] [--beam 5] [--guard/--no-guard]
-        [--example-pool 0 10]
+        [--example-pool 0 10] [--rerank run consensus]
 
-Every EOS penalty is tried with every follow-the-example weight and every example pool (the
-example in the source: the ranker's first among that many nearest; 0: the nearest).
+Every EOS penalty is tried with every follow-the-example weight, every rerank rule and every
+example pool (the example in the source: the ranker's first among that many nearest; 0: the nearest).
 
 Tune on valid only; the chosen setting goes into the artifact's decoding config.
 """
@@ -17,6 +17,7 @@ import json
 import sys
 from dataclasses import replace
 from functools import partial
+from itertools import product
 
 import torch
 
@@ -55,12 +56,18 @@ def main(argv=None) -> int:
         "--examples",
         type=int,
         default=1,
-        help="with --rerank run: where nothing written with one example runs, write with the next (up to N)",
+        help="with --rerank run or consensus: where nothing written with one example runs, write with the next "
+        "(up to N)",
     )
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
-    p.add_argument("--rerank", default="score", help="score, parse, run or agree (the model's candidates only)")
+    p.add_argument(
+        "--rerank",
+        nargs="+",
+        default=["score"],
+        help="score, parse, run, consensus or agree (the model's candidates only); several: each is tried",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the report here")
     args = p.parse_args(argv)
@@ -82,17 +89,18 @@ def main(argv=None) -> int:
     for example_pool in args.example_pool or [None]:
         if example_pool is not None:
             generator.bundle.featurizer = with_example_pool(generator.bundle, shipped, example_pool)
-        for follow in args.follow:
-            for eos in args.eos:
-                settings = replace(base, eos_penalty=eos, follow_example=follow)
-                label = describe(settings, args.rerank)
-                name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")
-                if example_pool is not None:
-                    label += f", example pool {example_pool}"
-                    name += f" pool {example_pool}"
-                print(f"generating: {label}", file=sys.stderr, flush=True)
-                answers = model_answers(generator, examples, settings, args.rerank, pool=0, fallback=False)
-                systems[name] = (answers, label)
+        for follow, eos, rerank in product(args.follow, args.eos, args.rerank):
+            settings = replace(base, eos_penalty=eos, follow_example=follow)
+            label = describe(settings, rerank)
+            name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")
+            if len(args.rerank) > 1:
+                name += f" {rerank}"
+            if example_pool is not None:
+                label += f", example pool {example_pool}"
+                name += f" pool {example_pool}"
+            print(f"generating: {label}", file=sys.stderr, flush=True)
+            answers = model_answers(generator, examples, settings, rerank, pool=0, fallback=False)
+            systems[name] = (answers, label)
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
     print(f"{args.split} split, {args.artifacts}, the model's own output (pool 0, no fallback)")
     print(table(results))

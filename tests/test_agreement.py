@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from e2p.answer.answer_policy import Candidate, agreement_order, rank, runner_for
+from e2p.answer.answer_policy import Candidate, agreement_order, consensus, rank, runner_for
 from e2p.answer.sandbox import RunResult, sandbox_status
 
 
@@ -89,3 +89,30 @@ def test_agree_runs_in_the_sandbox(tiny_artifacts):
     ran = [c for c in result.candidates if c.runs is not None]
     assert ran, "agree must run the candidates that parse"
     assert all(c.parses for c in ran)
+
+
+def test_consensus_tries_the_candidate_that_shares_most_with_the_others_first():
+    # c shares its lines with a and b; d is the model's favourite but shares nothing
+    codes = [
+        "x = 1\nprint(x)\n",
+        "x = 1\ny = 2\nprint(x + y)\n",
+        "x = 1\ny = 2\nprint(x)\n",
+        "import os\nos.listdir()\n",
+    ]
+    hyps = [SimpleNamespace(score=s) for s in (-0.4, -0.3, -0.5, -0.1)]
+    gains = consensus(codes)
+    assert max(range(4), key=gains.__getitem__) == 2 and min(range(4), key=gains.__getitem__) == 3
+    runner = FakeRunner({codes[0]: "1\n", codes[1]: "3\n", codes[2]: None, codes[3]: ""})
+    ranked = rank("add x and y", hyps, codes, ["model"] * 4, "consensus", runner=runner)
+    assert runner.ran == [codes[2], codes[1]]  # by consensus, until one runs cleanly
+    assert [code for _, code, _ in ranked][:2] == [codes[1], codes[0]]
+    assert ranked[0][2].runs is True and ranked[0][2].score == -0.3  # the model's score is kept
+    assert [code for _, code, _ in ranked][-1] == codes[2]  # the one that failed goes last
+
+
+def test_consensus_of_one_candidate_or_equal_ones_keeps_the_model_order():
+    assert consensus(["print(1)\n"]) == [0.0]
+    hyps = [SimpleNamespace(score=s) for s in (-0.2, -0.1)]
+    codes = ["print(1)\n", "print(1)\n"]
+    ranked = rank("print one", hyps, codes, ["model"] * 2, "consensus", runner=None)
+    assert [h.score for h, _, _ in ranked] == [-0.1, -0.2]

@@ -1,7 +1,8 @@
 """How one answer is chosen among the candidates: the model's outputs and, with a pool, retrieved
 and edited train programs. Order by the rerank rule (model score; parsing first; running cleanly
-first; or the learned ranker's score with what the prompt asks for first), running candidates in
-the sandbox only, within a time budget per request. `Generator` orchestrates; the rules are here.
+first; consensus among the candidates, then running cleanly; or the learned ranker's score with
+what the prompt asks for first), running candidates in the sandbox only, within a time budget per
+request. `Generator` orchestrates; the rules are here.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from ..evaluation.metrics import sentence_bleu
 from ..syntax import syntax_error
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import RunBudget, sandbox_status
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
+RUN_FIRST_CLEAN = ("run", "consensus")  # the rules that run candidates in their order until one runs cleanly
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Candidate:
 def runner_for(rerank: str, warnings: list[str]) -> RunBudget | None:
     """The sandbox budget of one request where `rerank` runs candidates; None where it does not
     or where the sandbox cannot isolate (then `warnings` says that nothing was run)."""
-    if rerank not in ("run", "agree", "ranker"):
+    if rerank not in (*RUN_FIRST_CLEAN, "agree", "ranker"):
         return None
     status = sandbox_status()
     if status.available:
@@ -61,6 +64,8 @@ def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudg
         return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
     if rerank in ("run", "ranker"):  # "ranker" without a ranker file: like "run"
         return first_that_runs(hyps, codes, origins, runner)
+    if rerank == "consensus":
+        return first_that_runs(hyps, codes, origins, runner, consensus(codes))
     rows, outputs = [], []
     for h, code, origin in zip(hyps, codes, origins):
         parses = syntax_error(code) is None
@@ -75,15 +80,17 @@ def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudg
     return sorted(rows, key=lambda r: (not r[2].parses, -r[2].score))  # "parse"
 
 
-def first_that_runs(hyps, codes, origins, runner: RunBudget | None):
-    """Parsing first, then by model score; candidates run in that order only until one runs
-    cleanly (or the budget is spent), and the first that did not fail goes first. Those never
-    run keep runs=None."""
+def first_that_runs(hyps, codes, origins, runner: RunBudget | None, gains: list[float] | None = None):
+    """Parsing first, then by `gains` (default: the model score); candidates run in that order only
+    until one runs cleanly (or the budget is spent), and the first that did not fail goes first.
+    Those never run keep runs=None."""
+    gains = gains or [h.score for h in hyps]
     rows = [
         (h, code, Candidate(code, h.score, syntax_error(code) is None, None, origin))
         for h, code, origin in zip(hyps, codes, origins)
     ]
-    rows.sort(key=lambda r: (not r[2].parses, -r[2].score))
+    order = sorted(range(len(rows)), key=lambda i: (not rows[i][2].parses, -gains[i], -rows[i][2].score))
+    rows = [rows[i] for i in order]
     for i, (h, code, cand) in enumerate(rows):
         if runner is None or not cand.parses:
             break
@@ -91,7 +98,17 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None):
         rows[i] = (h, code, replace(cand, runs=runs))
         if runs is not False:  # ran cleanly, or nothing more may run
             break
-    return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False, -r[2].score))
+    return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False))  # stable: keeps the order
+
+
+def consensus(codes: list[str]) -> list[float]:
+    """Minimum Bayes risk decoding with BLEU as the gain (Kumar & Byrne 2004): each candidate's mean
+    sentence BLEU against the other candidates, which stand in for the unknown reference. The
+    candidate that shares most with the rest goes first: a consensus of the search, which is less
+    often cut short than the best-scoring one. Ties (and a single candidate) keep the model's order."""
+    if len(codes) < 2:
+        return [0.0] * len(codes)
+    return [sum(sentence_bleu(code, other) for j, other in enumerate(codes) if j != i) for i, code in enumerate(codes)]
 
 
 def agreement_order(rows, outputs: list[str]) -> list[int]:

@@ -25,7 +25,7 @@ from ..formatting import format_code
 from ..model.decoding import DecodeSettings, decode, score_targets
 from ..model.origins import TokenOrigin, token_origins
 from ..syntax import syntax_error
-from .answer_policy import Candidate, rank, ranker_scores, runner_for
+from .answer_policy import RUN_FIRST_CLEAN, Candidate, rank, ranker_scores, runner_for
 from .edit import adapt_literals, fill_inputs
 
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
@@ -160,7 +160,7 @@ class Generator:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
         runner = runner_for(rerank, warnings)
         ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
-        for start in range(1, settings.examples if rerank == "run" and not pool else 1):
+        for start in range(1, settings.examples if rerank in RUN_FIRST_CLEAN and not pool else 1):
             first = ranked[0][2]
             if first.parses and first.runs is not False:  # ran cleanly, or nothing more may run
                 break
