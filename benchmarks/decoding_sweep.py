@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from functools import partial
 from itertools import product
 
 import torch
@@ -33,7 +32,7 @@ def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Feat
     """`featurizer` showing the ranker's first among `example_pool` nearest (0: the nearest)."""
     if example_pool and bundle.ranker is None:
         raise SystemExit(f"{bundle.folder} has no ranker.json: --example-pool needs one")
-    order = partial(bundle.ranker.order, bundle.ranker_features) if example_pool else None
+    order = bundle.ranker.order_for(bundle.ranker_features) if example_pool else None
     return Featurizer(replace(featurizer.config, example_pool=example_pool), featurizer.retriever, order)
 
 

@@ -16,6 +16,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,10 @@ class Ranker:
         """The retrieved examples (best similarity first), best score first; ties keep their rank."""
         scores = self.scores(features.rows(prompt, hits))
         return [hits[i][0] for i in np.argsort(-scores, kind="stable")]
+
+    def order_for(self, features: RankerFeatures):
+        """`order` over `features`' memory, as `Featurizer` takes it: (prompt, hits) -> examples."""
+        return partial(self.order, features)
 
     def save(self, path: str | Path) -> None:
         data = {

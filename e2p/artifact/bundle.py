@@ -6,7 +6,6 @@ import hashlib
 import json
 import subprocess
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -217,6 +216,6 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
                     f"{folder / 'ranker.json'} cannot be used: {err}. Rebuild with: {REBUILD}"
                 ) from None
             ranker_features = RankerFeatures(examples)
-    order = partial(ranker.order, ranker_features) if ranker is not None and feat_cfg.example_pool else None
+    order = ranker.order_for(ranker_features) if ranker is not None and feat_cfg.example_pool else None
     featurizer = Featurizer(feat_cfg, retriever if feat_cfg.retrieval else None, order)
     return Bundle(folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, ranker, ranker_features, retriever)

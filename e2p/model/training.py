@@ -15,7 +15,6 @@ import os
 import random
 import time
 from dataclasses import dataclass, field, fields, replace
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -200,7 +199,7 @@ def train_order(cfg: TrainConfig, train: list[Example]):
     from ..answer.ranking import RankerFeatures, fit_ranker
 
     # the same fit as the artifact's ranker.json (fit_ranker_step), so training and inference agree
-    return partial(fit_ranker(train, k=max(2, ranker_pool(cfg))).order, RankerFeatures(train))
+    return fit_ranker(train, k=max(2, ranker_pool(cfg))).order_for(RankerFeatures(train))
 
 
 def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
