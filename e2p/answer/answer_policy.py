@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from ..evaluation.metrics import sentence_bleu
+from ..evaluation.metrics import bleu_against_others
 from ..syntax import syntax_error
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import RunBudget, sandbox_status
@@ -106,9 +106,7 @@ def consensus(codes: list[str]) -> list[float]:
     sentence BLEU against the other candidates, which stand in for the unknown reference. The
     candidate that shares most with the rest goes first: a consensus of the search, which is less
     often cut short than the best-scoring one. Ties (and a single candidate) keep the model's order."""
-    if len(codes) < 2:
-        return [0.0] * len(codes)
-    return [sum(sentence_bleu(code, other) for j, other in enumerate(codes) if j != i) for i, code in enumerate(codes)]
+    return bleu_against_others(codes)
 
 
 def agreement_order(rows, outputs: list[str]) -> list[int]:

@@ -50,7 +50,21 @@ def bleu(hyps: list[str], refs: list[str]) -> float:
 
 def sentence_bleu(hyp: str, ref: str) -> float:
     """BLEU (0-100) of one example, for per-sample figures; the headline figure is `bleu`."""
-    return sacrebleu.sentence_bleu(_joined(hyp), [_joined(ref)], tokenize="none").score
+    return _sentence_bleu_joined(_joined(hyp), _joined(ref))
+
+
+def _sentence_bleu_joined(hyp: str, ref: str) -> float:
+    return sacrebleu.sentence_bleu(hyp, [ref], tokenize="none").score
+
+
+def bleu_against_others(codes: list[str]) -> list[float]:
+    """Each code's mean sentence BLEU against every other code of `codes` (each tokenized once)."""
+    joined = [_joined(code) for code in codes]
+    n = len(joined)
+    return [
+        sum(_sentence_bleu_joined(hyp, ref) for j, ref in enumerate(joined) if j != i) / (n - 1) if n > 1 else 0.0
+        for i, hyp in enumerate(joined)
+    ]
 
 
 def exact_match(hyp: str, ref: str) -> bool:
