@@ -50,3 +50,21 @@ def test_following_the_example_writes_the_retrieved_program(tiny_copy_artifacts)
     )
     assert kept.origin == "model" and kept.tokens_are_code  # still the model's decoding, token by token
     assert tree_key(kept.code) == tree_key(neighbour.code)
+
+
+def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_copy_artifacts):
+    g = Generator(tiny_copy_artifacts)
+    prompt = "write a python function to add two numbers"
+    shown = g.bundle.featurizer.source(prompt)
+    cut = len(shown.tokens) - 4  # the source ends four tokens before the example's code does
+    g.bundle.featurizer.config = replace(g.bundle.featurizer.config, max_src=cut)
+    assert len(g.bundle.featurizer.source(prompt).tokens) == cut
+    kept = g.generate(
+        prompt,
+        DecodeSettings(strategy="greedy", max_len=120, follow_example=50.0),
+        rerank="score",
+        pool=0,
+        fallback=False,
+        attention=False,
+    )
+    assert tree_key(kept.code) == tree_key(shown.neighbour.code)  # not the program cut four tokens short

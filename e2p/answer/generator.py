@@ -239,9 +239,17 @@ class Generator:
             unk_id=Vocab.unk_id,
             banned_ids=tuple(unfilled),
             vocab_tokens=b.tgt_vocab.tokens,
-            example_ids=b.tgt_vocab.encode(example_code(source.tokens)),
+            example_ids=b.tgt_vocab.encode(self._example_tokens(source)),
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
+
+
+    def _example_tokens(self, source) -> list[str]:
+        """The retrieved program the decoding may follow, whole: the source holds only what fits in
+        `max_src`, and following a cut example would end the code where the cut is."""
+        if source.neighbour is None:
+            return example_code(source.tokens)
+        return self.bundle.featurizer.target(source.neighbour.code, source.slots)
 
 
 def set_threads(n: int = 1) -> None:
