@@ -55,8 +55,8 @@ def main(argv=None) -> int:
         "--examples",
         type=int,
         default=1,
-        help="with --rerank run or consensus: where nothing written with one example runs, write with the next "
-        "(up to N)",
+        help="with --rerank run, consensus or example: where nothing written with one example runs, write with "
+        "the next (up to N)",
     )
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         "--rerank",
         nargs="+",
         default=["score"],
-        help="score, parse, run, consensus or agree (the model's candidates only); several: each is tried",
+        help="score, parse, run, consensus, example or agree (the model's candidates only); several: each is tried",
     )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the report here")

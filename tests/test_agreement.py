@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from e2p.answer.answer_policy import Candidate, agreement_order, consensus, rank, runner_for
+from e2p.answer.answer_policy import Candidate, agreement_order, closeness, consensus, rank, runner_for
 from e2p.answer.sandbox import RunResult, sandbox_status
 
 
@@ -116,3 +116,29 @@ def test_consensus_of_one_candidate_or_equal_ones_keeps_the_model_order():
     codes = ["print(1)\n", "print(1)\n"]
     ranked = rank("print one", hyps, codes, ["model"] * 2, "consensus", runner=None)
     assert [h.score for h, _, _ in ranked] == [-0.1, -0.2]
+
+
+def test_the_candidate_closest_to_the_followed_example_is_tried_first():
+    example = "def add(a, b):\n    return a + b\nprint(add(2, 3))\n"
+    codes = [
+        "def add(a, b):\n    return a\n",  # the model's favourite left the example
+        "def add(a, b):\n    return a + b\nprint(add(2, 3))\n",  # kept to it, but fails in the run below
+        "def add(a, b):\n    return a + b\nprint(add(2, 4))\n",
+    ]
+    hyps = [SimpleNamespace(score=s) for s in (-0.1, -0.3, -0.2)]
+    gains = closeness(codes, example)
+    assert gains[1] == max(gains) and gains[0] == min(gains)
+    runner = FakeRunner({codes[0]: "", codes[1]: None, codes[2]: "6\n"})
+    ranked = rank("add two numbers", hyps, codes, ["model"] * 3, "example", runner=runner, example=example)
+    assert runner.ran == [codes[1], codes[2]]  # by closeness to the example, until one runs cleanly
+    assert [code for _, code, _ in ranked] == [codes[2], codes[0], codes[1]]
+    assert ranked[0][2].runs is True and ranked[0][2].score == -0.2  # the model's score is kept
+
+
+def test_without_an_example_the_example_rule_is_the_run_rule():
+    hyps = [SimpleNamespace(score=s) for s in (-0.5, -0.1)]
+    codes = ["print(1)\n", "print(2)\n"]
+    for example in (None, ""):
+        runner = FakeRunner({codes[0]: "1\n", codes[1]: "2\n"})
+        ranked = rank("print a number", hyps, codes, ["model"] * 2, "example", runner=runner, example=example)
+        assert runner.ran == [codes[1]] and ranked[0][1] == codes[1]

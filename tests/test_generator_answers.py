@@ -68,3 +68,22 @@ def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_copy_artifacts):
         attention=False,
     )
     assert tree_key(kept.code) == tree_key(shown.neighbour.code)  # not the program cut four tokens short
+
+
+def test_the_example_rule_answers_with_the_candidate_closest_to_the_followed_example(tiny_copy_artifacts, monkeypatch):
+    import e2p.answer.generator as generator_module
+    from e2p.answer.answer_policy import closeness
+
+    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: None)  # order alone: no runs
+    g = Generator(tiny_copy_artifacts)
+    prompt = "print hello world"
+    neighbour = g.bundle.featurizer.source(prompt).neighbour
+    beam = DecodeSettings(strategy="beam", beam_size=4, n_best=4, max_len=60)
+    result = g.generate(prompt, beam, rerank="example", pool=0, fallback=False, attention=False)
+    codes = [c.code for c in result.candidates]
+    assert len(set(codes)) > 1 and result.code == codes[0]
+    gains = closeness(codes, neighbour.code)
+    assert gains[0] == max(gains)
+    by_score = g.generate(prompt, beam, rerank="score", pool=0, fallback=False, attention=False)
+    assert sorted(codes) == sorted(c.code for c in by_score.candidates)  # the same beam, chosen otherwise
+    assert closeness([by_score.code], neighbour.code)[0] < gains[0]  # the model's favourite is another

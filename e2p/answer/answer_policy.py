@@ -1,6 +1,7 @@
 """How one answer is chosen among the candidates: the model's outputs and, with a pool, retrieved
 and edited train programs. Order by the rerank rule (model score; parsing first; running cleanly
-first; consensus among the candidates, then running cleanly; or the learned ranker's score with
+first; consensus among the candidates, or closeness to the retrieved example the model followed,
+then running cleanly; or the learned ranker's score with
 what the prompt asks for first), running candidates in the sandbox only, within a time budget per
 request. `Generator` orchestrates; the rules are here.
 """
@@ -10,14 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from ..evaluation.metrics import bleu_against_others
+from ..evaluation.metrics import bleu_against, bleu_against_others
 from ..syntax import syntax_error
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 from .sandbox import RunBudget, sandbox_status
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
-RUN_FIRST_CLEAN = ("run", "consensus")  # the rules that run candidates in their order until one runs cleanly
+RUN_FIRST_CLEAN = ("run", "consensus", "example")  # the rules that run candidates in their order until one
+# runs cleanly
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,21 @@ def ranker_scores(bundle, prompt: str, model_codes: list[str], found, edited) ->
     return [float(v + o) for v, o in zip(scores, offsets)]
 
 
-def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudget | None = None):
+def rank(
+    prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudget | None = None, example: str | None = None
+):
     """Rows (hypothesis, code, Candidate), the answer first: by (parses, runs cleanly, model score)
     as far as `rerank` asks, or with the ranker's `scores` by `rank_by_ranker`. Candidates run in
-    the sandbox through `runner` (None: nothing runs), within its budget."""
+    the sandbox through `runner` (None: nothing runs), within its budget. `example`: the retrieved
+    program the candidates were written after (rerank "example"; without one, like "run")."""
     if rerank == "ranker" and scores is not None:
         return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
     if rerank in ("run", "ranker"):  # "ranker" without a ranker file: like "run"
         return first_that_runs(hyps, codes, origins, runner)
     if rerank == "consensus":
         return first_that_runs(hyps, codes, origins, runner, consensus(codes))
+    if rerank == "example":
+        return first_that_runs(hyps, codes, origins, runner, closeness(codes, example) if example else None)
     rows, outputs = [], []
     for h, code, origin in zip(hyps, codes, origins):
         parses = syntax_error(code) is None
@@ -107,6 +114,14 @@ def consensus(codes: list[str]) -> list[float]:
     candidate that shares most with the rest goes first: a consensus of the search, which is less
     often cut short than the best-scoring one. Ties (and a single candidate) keep the model's order."""
     return bleu_against_others(codes)
+
+
+def closeness(codes: list[str], example: str) -> list[float]:
+    """Each candidate's sentence BLEU against the retrieved example it was written after: the beam's
+    candidates differ where the model left the example, and on valid its departures cost more
+    than they gained (a candidate that keeps closer to a good neighbour scores higher against the
+    unknown reference). Ties keep the model's order."""
+    return bleu_against(codes, example)
 
 
 def agreement_order(rows, outputs: list[str]) -> list[int]:

@@ -159,7 +159,7 @@ class Generator:
             if rerank == "ranker" and b.ranker is not None and found:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
         runner = runner_for(rerank, warnings)
-        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
+        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner, self._example_code(source))
         for start in range(1, settings.examples if rerank in RUN_FIRST_CLEAN and not pool else 1):
             first = ranked[0][2]
             if first.parses and first.runs is not False:  # ran cleanly, or nothing more may run
@@ -170,7 +170,9 @@ class Generator:
                 break
             other_ids = b.src_vocab.encode(other.tokens)
             more, more_codes = self._write(other, other_ids, settings)
-            again = rank(prompt, more, more_codes, ["model"] * len(more), rerank, None, runner)
+            again = rank(
+                prompt, more, more_codes, ["model"] * len(more), rerank, None, runner, self._example_code(other)
+            )
             if again[0][2].runs or (again[0][2].parses and not first.parses):
                 ranked, source, src_ids = again + ranked, other, other_ids
             else:
@@ -243,6 +245,10 @@ class Generator:
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
 
+    @staticmethod
+    def _example_code(source) -> str | None:
+        """The retrieved program shown in the source, as the user would read it (None: none)."""
+        return source.neighbour.code if source.neighbour is not None else None
 
     def _example_tokens(self, source) -> list[str]:
         """The retrieved program the decoding may follow, whole: the source holds only what fits in

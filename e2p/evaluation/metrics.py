@@ -67,6 +67,12 @@ def bleu_against_others(codes: list[str]) -> list[float]:
     ]
 
 
+def bleu_against(codes: list[str], ref: str) -> list[float]:
+    """Each code's sentence BLEU against one `ref` (tokenized once)."""
+    joined = _joined(ref)
+    return [_sentence_bleu_joined(_joined(code), joined) for code in codes]
+
+
 def exact_match(hyp: str, ref: str) -> bool:
     """Same AST (so layout, comments and quote style do not matter)."""
     hyp_tree, ref_tree = parse_tree(hyp), parse_tree(ref)

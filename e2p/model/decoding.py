@@ -78,7 +78,8 @@ class DecodeSettings:
     # exp(follow_example) and the distribution renormalised, so the model keeps to the example
     # where it is already on it and leaves it where it is sure of something else (0: off)
     examples: int = 1  # the retrieved examples tried in turn, best first: where no candidate written
-    # with one in the source runs cleanly (rerank "run" or "consensus"), the model writes again with the next
+    # with one in the source runs cleanly (rerank "run", "consensus" or "example"), the model writes
+    # again with the next example
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
