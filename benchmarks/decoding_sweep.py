@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     )
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
+    p.add_argument("--no-repeat-ngram", type=int, default=0, help="ban repeating any n-gram of this size (0: off)")
     p.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True, help="syntax guard")
     p.add_argument(
         "--rerank",
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
         beam_size=max(args.beam, 1),
         n_best=max(args.beam, 1),
         length_penalty=args.length_penalty,
+        no_repeat_ngram=args.no_repeat_ngram,
         syntax_guard=args.guard,
         examples=args.examples,
     )

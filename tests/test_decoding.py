@@ -228,6 +228,7 @@ def test_no_repeat_ngram_in_outputs(model, strategy):
     for h in decode(model, SRC, s, **IDS):
         bigrams = list(zip(h.tokens, h.tokens[1:]))
         assert len(bigrams) == len(set(bigrams))
+    assert "no repeated 2-grams" in describe(s) and "repeated" not in describe(replace(s, no_repeat_ngram=0))
 
 
 # --------------------------------------------------------------------------- copy task

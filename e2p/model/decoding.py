@@ -149,6 +149,8 @@ def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0)
         search += f", EOS -{settings.eos_penalty:g}"
     if settings.follow_example:
         search += f", follow example +{settings.follow_example:g}"
+    if settings.no_repeat_ngram:
+        search += f", no repeated {settings.no_repeat_ngram}-grams"
     if settings.examples > 1:
         search += f", up to {settings.examples} examples"
     if rerank is None:
