@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 
 from ..evaluation.metrics import bleu_against, bleu_against_others
 from ..syntax import syntax_error
+from .probe import probed
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
-from .sandbox import RunBudget, sandbox_status
+from .sandbox import RunBudget, RunResult, sandbox_status
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
@@ -76,7 +77,7 @@ def rank(
     rows, outputs = [], []
     for h, code, origin in zip(hyps, codes, origins):
         parses = syntax_error(code) is None
-        result = runner.run(code) if runner is not None and parses and rerank == "agree" else None
+        result = run_probed(runner, code) if runner is not None and parses and rerank == "agree" else None
         runs = None if result is None else result.ok  # None: not run, or the run budget is spent
         outputs.append(result.stdout.strip() if runs else "")
         rows.append((h, code, Candidate(code, h.score, parses, runs, origin)))
@@ -165,3 +166,14 @@ def _runs(runner: RunBudget, code: str) -> bool | None:
     """Whether `code` ran cleanly in the sandbox; None once the request's run budget is spent."""
     result = runner.run(code)
     return None if result is None else result.ok
+
+
+def run_probed(runner: RunBudget, code: str) -> RunResult | None:
+    """`code` run with a call of each function it defines and never calls (`e2p.answer.probe`), so
+    that a body that uses an undefined name fails. Where the guessed inputs make the calls run out
+    of time, the program is judged as written."""
+    probe = probed(code)
+    result = runner.run(probe or code)
+    if probe is not None and result is not None and result.timed_out:
+        result = runner.run(code)
+    return result

@@ -1,0 +1,85 @@
+"""Probing code that only defines functions: the calls `e2p.answer.probe` adds, and what a run of
+them in the sandbox tells apart."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from e2p.answer.answer_policy import run_probed
+from e2p.answer.probe import guess_argument, probed, uncalled_functions
+from e2p.answer.sandbox import RunBudget, sandbox_status
+
+
+def test_arguments_are_guessed_from_parameter_names():
+    assert guess_argument("nums", 0) == "[3, 1, 2]" and guess_argument("list1", 1) == "[3, 1, 2]"
+    assert guess_argument("text", 0) == "'hello world'" and guess_argument("str1", 2) == "'hello world'"
+    assert guess_argument("my_dict", 0) == "{'a': 1, 'b': 2}"
+    assert guess_argument("a", 0) != guess_argument("b", 1)  # two numbers, not one twice
+    assert int(guess_argument("n", 0)) > 0
+
+
+def test_only_functions_nothing_calls_are_probed():
+    tree = ast.parse(
+        "def helper(x):\n    return x\n"
+        "def main(n):\n    return helper(n)\n"
+        "def unused(s):\n    return s\n"
+        "print(main(3))\n"
+    )
+    assert [f.name for f in uncalled_functions(tree)] == ["unused"]
+    assert probed("x = 2\nprint(x)\n") is None  # nothing defined
+    assert probed("def f(a):\n    return a\nprint(f(1))\n") is None  # already called
+    assert probed("def f(:\n") is None  # does not parse
+    assert probed("def f(a, *, key):\n    return a\n") is None  # nothing sensible to pass
+
+
+def test_the_probe_keeps_the_program_and_calls_with_defaults_left_out():
+    code = "def f(nums, text, k=2):\n    return sorted(nums)[:k]\n"
+    probe = probed(code)
+    assert probe.startswith(code)
+    assert "f([3, 1, 2], 'hello world')" in probe
+    assert probed(probe) is None  # the probe calls what it defines: probing it again adds nothing
+    ast.parse(probe)
+
+
+needs_sandbox = pytest.mark.skipif(
+    not sandbox_status().available, reason="the bubblewrap sandbox is not available here"
+)
+
+
+@needs_sandbox
+def test_a_name_error_in_a_body_fails_and_a_wrong_guess_does_not():
+    runner = RunBudget(total=20.0, per_run=5.0)
+    broken = "def discount(price, rate):\n    return sp * (1 - rate / 100)\n"
+    assert runner.run(broken).ok  # as written, nothing calls it: it "runs"
+    assert not run_probed(runner, broken).ok
+    typed = "def shout(n):\n    return n.upper()\n"  # a number where it wanted a string: not its fault
+    result = run_probed(runner, typed)
+    assert result.ok and result.stdout == ""
+    fine = "def add(a, b):\n    return a + b\n"
+    result = run_probed(runner, fine)
+    assert result.ok and result.stdout.strip() == "8"
+
+
+@needs_sandbox
+def test_guessed_inputs_that_never_end_fall_back_to_the_program_as_written():
+    runner = RunBudget(total=20.0, per_run=1.0)
+    looping = "def collatz(n):\n    while n != 1:\n        n = n\n    return n\n"
+    assert run_probed(runner, looping).ok  # the definition itself runs: the probe's timeout says nothing
+
+
+@needs_sandbox
+def test_agreement_compares_what_functions_return_when_nothing_calls_them():
+    from types import SimpleNamespace
+
+    from e2p.answer.answer_policy import rank
+
+    codes = [
+        "def add(a, b):\n    return a - b\n",  # the model's favourite
+        "def add(a, b):\n    return a + b\n",
+        "def add(x, y):\n    return y + x\n",
+    ]
+    hyps = [SimpleNamespace(score=s) for s in (-0.1, -0.2, -0.3)]
+    ranked = rank("add two numbers", hyps, codes, ["model"] * 3, "agree", runner=RunBudget(total=20.0, per_run=5.0))
+    assert [code for _, code, _ in ranked] == [codes[1], codes[2], codes[0]]  # 8 twice beats 2 once
