@@ -16,7 +16,6 @@ import torch
 
 from ..artifact.bundle import Bundle, load_bundle
 from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, RANKER_POOL, RERANKS
-from ..data.features import example_code
 from ..data.placeholders import restore_code
 from ..data.tokenizers import PLACEHOLDER, decode_code
 from ..data.vocab import Vocab
@@ -253,8 +252,8 @@ class Generator:
     def _example_tokens(self, source) -> list[str]:
         """The retrieved program the decoding may follow, whole: the source holds only what fits in
         `max_src`, and following a cut example would end the code where the cut is."""
-        if source.neighbour is None:
-            return example_code(source.tokens)
+        if source.neighbour is None:  # no example in the source either
+            return []
         return self.bundle.featurizer.target(source.neighbour.code, source.slots)
 
 

@@ -43,13 +43,12 @@ def uncalled_functions(tree: ast.Module) -> list[ast.FunctionDef]:
     defined = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
     if not defined:
         return []
-    names = {f.name for f in defined}
     bodies = {f.name: f for f in defined}
     called, frontier = set(), [n for n in tree.body if not isinstance(n, ast.FunctionDef)]
     while frontier:
         node = frontier.pop()
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in names:
+            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in bodies:
                 if sub.func.id not in called:
                     called.add(sub.func.id)
                     frontier.append(bodies[sub.func.id])
@@ -58,7 +57,7 @@ def uncalled_functions(tree: ast.Module) -> list[ast.FunctionDef]:
 
 def _call(func: ast.FunctionDef) -> str | None:
     args = func.args
-    if args.posonlyargs or args.kwonlyargs and len(args.kw_defaults) != sum(d is not None for d in args.kw_defaults):
+    if args.posonlyargs or any(d is None for d in args.kw_defaults):
         return None  # keyword-only parameters without defaults: nothing sensible to guess
     required = args.args[: len(args.args) - len(args.defaults)]
     return f"{func.name}({', '.join(guess_argument(a.arg, i) for i, a in enumerate(required))})"

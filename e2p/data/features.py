@@ -51,15 +51,6 @@ class Source:
     neighbour: Example | None
 
 
-def example_code(tokens: list[str]) -> list[str]:
-    """The code of the first retrieved example in a source's tokens (empty where there is none)."""
-    if CODE not in tokens:
-        return []
-    start = tokens.index(CODE) + 1
-    end = tokens.index(SEP, start) if SEP in tokens[start:] else len(tokens)
-    return tokens[start:end]
-
-
 # (prompt, retrieved (example, similarity) pairs best first) -> those examples, best first
 Order = Callable[[str, list[tuple[Example, float]]], list[Example]]
 
