@@ -79,3 +79,18 @@ def test_rank_train_examples_shows_the_rankers_first_in_training(synthetic_corpu
     assert ranked.train_pairs != plain.train_pairs
     # the vocabulary is the nearest-neighbour one, so pretrained weights still fit
     assert ranked.src_vocab.tokens == plain.src_vocab.tokens
+
+
+def test_more_neighbours_drawn_at_random_keep_the_nearest_neighbour_vocabulary(synthetic_corpus):
+    from dataclasses import replace
+
+    from e2p.data.corpus import load_corpus
+    from e2p.model.training import prepare
+
+    corpus = load_corpus(synthetic_corpus)
+    base = replace(TrainConfig.load(REPO_ROOT / "train/configs/tiny.json"), min_freq=3)
+    plain = prepare(corpus, base)
+    two = prepare(corpus, replace(base, neighbours=2, train_pool=3))
+    assert two.train_pairs != plain.train_pairs  # the sources now hold two drawn examples
+    # pretrained weights built on the nearest-neighbour vocabulary still fit
+    assert two.src_vocab.tokens == plain.src_vocab.tokens

@@ -218,11 +218,12 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     train_tok = [(s, t) for s, t in train_tok if len(t) <= cfg.max_tgt]
     valid_tok = [featurizer.pair(ex) for ex in valid]
     counted = train_tok
-    if featurizer.order is not None:
-        # The vocabulary does not depend on which neighbour training shows, so that weights pretrained
-        # on the nearest-neighbour vocabulary (train.pretrain) still fit.
-        plain, draw = Featurizer(featurizer.config, retriever), random.Random(cfg.seed) if cfg.train_pool else None
-        counted = [(s, t) for s, t in (plain.pair(ex, draw) for ex in train_examples) if len(t) <= cfg.max_tgt]
+    nearest = replace(featurizer.config, neighbours=1, train_pool=0)
+    if featurizer.order is not None or nearest != featurizer.config:
+        # The vocabulary does not depend on which or how many neighbours training shows: it is counted
+        # over sources with the nearest one, so that weights pretrained on that vocabulary still fit.
+        plain = Featurizer(nearest, retriever)
+        counted = [(s, t) for s, t in (plain.pair(ex) for ex in train_examples) if len(t) <= cfg.max_tgt]
     reserved = all_placeholders() + [SEP, CODE, NL, INDENT, DEDENT]
     if cfg.shared_vocab:
         src_vocab = tgt_vocab = Vocab.build((seq for pair in counted for seq in pair), cfg.min_freq, reserved)
