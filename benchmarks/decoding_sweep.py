@@ -58,6 +58,15 @@ def main(argv=None) -> int:
         help="with --rerank run, consensus or example: where nothing written with one example runs, write with "
         "the next (up to N)",
     )
+    p.add_argument(
+        "--follow-close",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="added to the follow weight where the example's prompt is at least --close-similarity similar; "
+        "several: each is tried",
+    )
+    p.add_argument("--close-similarity", type=float, default=0.8)
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--no-repeat-ngram", type=int, default=0, help="ban repeating any n-gram of this size (0: off)")
@@ -84,16 +93,17 @@ def main(argv=None) -> int:
         no_repeat_ngram=args.no_repeat_ngram,
         syntax_guard=args.guard,
         examples=args.examples,
+        close_similarity=args.close_similarity,
     )
     systems = {}
     shipped = generator.bundle.featurizer
     for example_pool in args.example_pool or [None]:
         if example_pool is not None:
             generator.bundle.featurizer = with_example_pool(generator.bundle, shipped, example_pool)
-        for follow, eos, rerank in product(args.follow, args.eos, args.rerank):
-            settings = replace(base, eos_penalty=eos, follow_example=follow)
+        for follow, close, eos, rerank in product(args.follow, args.follow_close, args.eos, args.rerank):
+            settings = replace(base, eos_penalty=eos, follow_example=follow, follow_close=close)
             label = describe(settings, rerank)
-            name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")
+            name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "") + (f" close {close:+g}" if close else "")
             if len(args.rerank) > 1:
                 name += f" {rerank}"
             if example_pool is not None:

@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from e2p.data.corpus import Example
 from e2p.data.features import CODE, SEP, FeatureConfig, Featurizer
 from e2p.data.retrieval import Retriever
@@ -32,6 +34,14 @@ def test_two_neighbours_follow_the_prompt_nearest_first():
     hits = [ex for ex, _ in Retriever(TRAIN).nearest("add two numbers", 2)]
     assert src.neighbour == hits[0]
     assert neighbour_codes(src) == [code_of(f, ex, src) for ex in hits]
+
+
+def test_the_source_says_how_similar_the_shown_example_is():
+    f = Featurizer(FeatureConfig(copy=False, neighbours=2, max_src=500), Retriever(TRAIN))
+    (first, sim), _ = Retriever(TRAIN).nearest("add two numbers", 2)
+    src = f.source("add two numbers")
+    assert src.neighbour == first and src.similarity == pytest.approx(sim) and 0 < sim <= 1
+    assert Featurizer(FeatureConfig(copy=False, retrieval=False), None).source("add two numbers").similarity == 0.0
 
 
 def test_one_neighbour_is_the_nearest_as_before():

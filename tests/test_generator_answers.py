@@ -52,6 +52,21 @@ def test_following_the_example_writes_the_retrieved_program(tiny_copy_artifacts)
     assert tree_key(kept.code) == tree_key(neighbour.code)
 
 
+def test_a_close_example_is_followed_by_its_own_weight(tiny_copy_artifacts):
+    g = Generator(tiny_copy_artifacts)
+    prompt = "write a python function to add two numbers"
+    source = g.bundle.featurizer.source(prompt)
+    assert 0 < source.similarity < 1
+    greedy = DecodeSettings(strategy="greedy", max_len=120, follow_close=50.0)
+
+    def written(close_similarity):
+        settings = replace(greedy, close_similarity=close_similarity)
+        return g.generate(prompt, settings, rerank="score", pool=0, fallback=False, attention=False).code
+
+    assert tree_key(written(source.similarity)) == tree_key(source.neighbour.code)  # close enough: followed
+    assert tree_key(written(1.0)) != tree_key(source.neighbour.code)  # not close enough: the model alone
+
+
 def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_copy_artifacts):
     g = Generator(tiny_copy_artifacts)
     prompt = "write a python function to add two numbers"

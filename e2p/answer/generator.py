@@ -228,6 +228,7 @@ class Generator:
         """The model's hypotheses for one source, and their code with the prompt's values put back."""
         b = self.bundle
         mapping = source.slots.mapping()
+        settings = replace(settings, follow_example=settings.follow_weight(source.similarity), follow_close=0.0)
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
         unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
         hyps = decode(

@@ -49,6 +49,7 @@ class Source:
     prompt_len: int  # how many leading tokens are the user's prompt
     truncated: bool
     neighbour: Example | None
+    similarity: float = 0.0  # the shown example's TF-IDF similarity to the prompt (0: none shown)
 
 
 # (prompt, retrieved (example, similarity) pairs best first) -> those examples, best first
@@ -76,7 +77,7 @@ class Featurizer:
         truncated = len(tokens) > cfg.max_prompt
         tokens = tokens[: cfg.max_prompt]
         prompt_len = len(tokens)
-        neighbour = None
+        neighbour, similarity = None, 0.0
         if cfg.retrieval:
             ranked = self.order is not None and cfg.example_pool > cfg.neighbours and rng is None
             pool = cfg.train_pool if rng is not None else cfg.example_pool if ranked else 0
@@ -90,11 +91,12 @@ class Featurizer:
                     hits = self.order(prompt, found)
                 hits = hits[start : start + cfg.neighbours]
             neighbour = hits[0] if hits else None
+            similarity = next((sim for ex, sim in found if ex is neighbour), 0.0)
             for hit in hits:
                 n_prompt = english_tokens(abstract_prompt(hit.prompt)[0] if cfg.copy else hit.prompt)
                 tokens = tokens + [SEP] + n_prompt[: cfg.max_prompt] + [CODE] + self.target(hit.code, slots)
         tokens = tokens[: cfg.max_src]
-        return Source(tokens, slots, prompt_len, truncated, neighbour)
+        return Source(tokens, slots, prompt_len, truncated, neighbour, similarity)
 
     def target(self, code: str, slots: Slots) -> list[str]:
         tokens = code_tokens(code)

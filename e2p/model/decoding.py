@@ -77,6 +77,10 @@ class DecodeSettings:
     # retrieved example, the token that follows them there (EOS at its end) is weighted by
     # exp(follow_example) and the distribution renormalised, so the model keeps to the example
     # where it is already on it and leaves it where it is sure of something else (0: off)
+    follow_close: float = 0.0  # added to follow_example where the example's prompt is at least
+    # close_similarity similar to the user's (TF-IDF cosine): keep to a close neighbour, write more
+    # freely after a distant one (`follow_weight`)
+    close_similarity: float = 0.8
     examples: int = 1  # the retrieved examples tried in turn, best first: where no candidate written
     # with one in the source runs cleanly (rerank "run", "consensus" or "example"), the model writes
     # again with the next example
@@ -105,6 +109,14 @@ class DecodeSettings:
             or self.follow_example < 0
         ):
             bad(f"follow_example must be a finite number >= 0, got {self.follow_example!r}")
+        if (
+            not isinstance(self.follow_close, (int, float))
+            or not math.isfinite(self.follow_close)
+            or self.follow_example + self.follow_close < 0
+        ):
+            bad(f"follow_close must be a finite number, follow_example + follow_close >= 0: got {self.follow_close!r}")
+        if not isinstance(self.close_similarity, (int, float)) or not 0 <= self.close_similarity <= 1:
+            bad(f"close_similarity must be a number in [0, 1], got {self.close_similarity!r}")
         if not isinstance(self.length_penalty, (int, float)) or not math.isfinite(self.length_penalty):
             bad(f"length_penalty must be a finite number, got {self.length_penalty!r}")
         if (
@@ -120,6 +132,11 @@ class DecodeSettings:
         for name in ("use_cache", "syntax_guard"):
             if not isinstance(getattr(self, name), bool):
                 bad(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def follow_weight(self, similarity: float) -> float:
+        """The follow-the-example weight for an example this similar to the prompt."""
+        close = self.follow_close and similarity >= self.close_similarity
+        return self.follow_example + (self.follow_close if close else 0.0)
 
 
 @dataclass
@@ -149,6 +166,8 @@ def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0)
         search += f", EOS -{settings.eos_penalty:g}"
     if settings.follow_example:
         search += f", follow example +{settings.follow_example:g}"
+    if settings.follow_close:
+        search += f" ({settings.follow_close:+g} where its prompt is >= {settings.close_similarity:g} similar)"
     if settings.no_repeat_ngram:
         search += f", no repeated {settings.no_repeat_ngram}-grams"
     if settings.examples > 1:
