@@ -25,12 +25,13 @@ from dataclasses import replace
 
 import torch
 
+from e2p.answer.answer_policy import closeness
 from e2p.answer.generator import Generator
 from e2p.answer.sandbox import run_code, sandbox_status
 from e2p.constants import CORPUS_PATH
 from e2p.data.corpus import load_corpus
 from e2p.data.vocab import Vocab
-from e2p.evaluation.metrics import bleu, bleu_against, sentence_bleu
+from e2p.evaluation.metrics import bleu, sentence_bleu
 from e2p.evaluation.report import train_copy_rate
 from e2p.model.decoding import score_targets
 
@@ -53,7 +54,7 @@ def candidates(generator: Generator, examples, log=print) -> list[dict]:
         no_prompt = score_targets(b.model, b.src_vocab.encode(source.tokens[source.prompt_len :]), targets, **ids)
         no_example = score_targets(b.model, b.src_vocab.encode(source.tokens[: source.prompt_len]), targets, **ids)
         example = source.neighbour.code if source.neighbour else ""
-        close = bleu_against(codes, example) if example else [0.0] * len(codes)
+        close = closeness(codes, example) if example else [0.0] * len(codes)  # --rerank example's signal
         rows.append(
             {
                 "prompt": ex.prompt,

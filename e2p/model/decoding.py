@@ -164,7 +164,7 @@ def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0)
         search += " + syntax guard"
     if settings.eos_penalty:
         search += f", EOS -{settings.eos_penalty:g}"
-    if settings.follow_example:
+    if settings.follow_example or settings.follow_close:
         search += f", follow example +{settings.follow_example:g}"
     if settings.follow_close:
         search += f" ({settings.follow_close:+g} where its prompt is >= {settings.close_similarity:g} similar)"
