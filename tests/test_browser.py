@@ -70,8 +70,8 @@ def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
     code.wait_for(timeout=10_000)
     seconds = time.monotonic() - started
     assert code.inner_text().strip(), "no code shown"
+    wait_idle(page)  # the code can show while the script still renders what follows it
     assert page.locator(".e2p-confidence").count() == 1
-    wait_idle(page)
     page.get_by_role("heading", name="Where each token came from").wait_for(timeout=10_000)
     marks = page.locator(".e2p-origins .e2p-origin")
     if page.get_by_text("Written by the model, token by token", exact=False).count():
