@@ -86,6 +86,9 @@ class TrainConfig:
     min_epochs: int = 8  # never stop earlier: an early model's greedy output is too noisy to judge
     time_budget_min: float = 38.0  # stop starting new epochs after this
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
+    ema_decay: float = 0.0  # > 0: validate, keep and ship an exponential moving average of the
+    # weights (Polyak averaging; the Transformer paper averaged its last checkpoints) instead of the
+    # last step's; 0: the raw weights
     valid_every: int = 1
     seed: int = 1234
     # speed: `python -m e2p.evaluation.benchmark` times this trainer against `plain(cfg)` (all four off, which is
@@ -292,10 +295,12 @@ def collate(pairs, index: list[int], device, score_unk: bool = True) -> tuple[to
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(path: Path, model, optimizer, meta: dict) -> None:
-    """Model and optimizer tensors as safetensors, the rest as JSON: no pickle anywhere."""
+def _save_checkpoint(path: Path, model, optimizer, meta: dict, ema=None) -> None:
+    """Model, weight-average and optimizer tensors as safetensors, the rest as JSON: no pickle anywhere."""
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
         for name, value in state.items():
@@ -318,10 +323,15 @@ def _dedupe_shared(tensors: dict) -> dict:
     return out
 
 
-def _load_checkpoint(path: Path, model, optimizer) -> dict:
+def _load_checkpoint(path: Path, model, optimizer, ema=None) -> dict:
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "meta.json").read_text())
     _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if not averaged:
+            raise E2PError(f"{path} holds no weight average: resume it with the ema_decay it was started with")
+        ema.load_state_dict(averaged)
     state: dict = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
@@ -387,6 +397,17 @@ def reuse_freed_memory() -> bool:
         return bool(mmap_ok) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
     except (OSError, AttributeError):
         return False
+
+
+def make_ema(model: Seq2Seq, cfg: TrainConfig):
+    """The moving average of the weights that `run_training` validates and keeps (None where ema_decay is 0)."""
+    if not cfg.ema_decay:
+        return None
+    if not 0.0 < cfg.ema_decay < 1.0:
+        raise E2PError(f"ema_decay must lie between 0 and 1, not {cfg.ema_decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -478,12 +499,14 @@ def run_training(
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt = work_dir / "checkpoint"
     meta = {"epoch": 0, "batch": 0, "step": 0, "best": None, "best_epoch": None, "stale": 0, "log": [], "seconds": 0.0}
-    if (ckpt / "meta.json").exists():
-        meta.update(_load_checkpoint(ckpt, model, optimizer))
-        log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
-    elif cfg.init_from:
+    resume = (ckpt / "meta.json").exists()
+    if not resume and cfg.init_from:
         load_pretrained(model, Path(cfg.init_from), prep.src_vocab)
         log(f"starting from the pretrained weights in {cfg.init_from}")
+    ema = make_ema(model, cfg) if rank == 0 else None
+    if resume:
+        meta.update(_load_checkpoint(ckpt, model, optimizer, ema))
+        log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
     model.train()
@@ -507,13 +530,15 @@ def run_training(
             src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev, cfg.score_unk)
             lr = lr_at(step, cfg, total_steps)
             loss = train_step(model, optimizer, src, tgt_in, tgt_out, cfg, weights, lr)
+            if ema is not None:
+                ema.update_parameters(_unwrap(model))
             step += 1
             n = int((tgt_out != Vocab.pad_id).sum())
             epoch_loss, epoch_tokens = epoch_loss + loss.item() * n, epoch_tokens + n
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if rank == 0 and time.time() - last_ckpt > cfg.checkpoint_every_s:
                 meta.update(epoch=epoch, batch=b + 1, step=step, seconds=time.time() - started)
-                _save_checkpoint(ckpt, model, optimizer, meta)
+                _save_checkpoint(ckpt, model, optimizer, meta, ema)
                 last_ckpt = time.time()
         meta["batch"] = 0
         row = {
@@ -523,24 +548,25 @@ def run_training(
             "lr": round(lr_at(step, cfg, total_steps), 7),
         }
         if rank == 0:
-            row["valid_loss"] = round(valid_loss(_unwrap(model), prep.valid_pairs, cfg, weights, dev), 4)
+            kept = ema.module if ema is not None else _unwrap(model)  # what is validated and shipped
+            row["valid_loss"] = round(valid_loss(kept, prep.valid_pairs, cfg, weights, dev), 4)
             if valid_metric is not None and (epoch + 1) % cfg.valid_every == 0:
-                score = float(valid_metric(_unwrap(model)))
+                score = float(valid_metric(kept))
                 row["valid_bleu"] = round(score, 2)
                 if meta["best"] is None or score > meta["best"]:
                     meta.update(best=score, best_epoch=epoch + 1, stale=0)
-                    save_weights(_unwrap(model), work_dir / "best.safetensors")
+                    save_weights(kept, work_dir / "best.safetensors")
                 else:
                     meta["stale"] += 1
             elif valid_metric is None:
-                save_weights(_unwrap(model), work_dir / "best.safetensors")
+                save_weights(kept, work_dir / "best.safetensors")
                 meta["best_epoch"] = epoch + 1
             row["seconds"] = round(time.time() - started, 1)
             meta["log"].append(row)
             log(json.dumps(row))
         meta.update(epoch=epoch + 1, step=step, seconds=time.time() - started)
         if rank == 0:
-            _save_checkpoint(ckpt, model, optimizer, meta)
+            _save_checkpoint(ckpt, model, optimizer, meta, ema)
             last_ckpt = time.time()
         patience_out = meta["stale"] >= cfg.patience and epoch + 1 >= cfg.min_epochs
         stop = patience_out or (time.time() - started) / 60 > cfg.time_budget_min
