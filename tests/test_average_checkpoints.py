@@ -1,0 +1,77 @@
+"""benchmarks/average_checkpoints.py: an artifact whose weights are the mean of a run's weight files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+from conftest import REPO_ROOT
+from safetensors.torch import load_file, save_file
+
+from e2p.artifact.bundle import verify
+
+SCRIPT = str(REPO_ROOT / "benchmarks/average_checkpoints.py")
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_copy_holds_the_mean_and_a_valid_manifest(tiny_artifacts, tmp_path):
+    run = tiny_artifacts.parent / "run"
+    best = load_file(str(run / "best.safetensors"))
+    shifted = {k: v + 2.0 if v.is_floating_point() else v for k, v in best.items()}
+    save_file(shifted, str(tmp_path / "shifted.safetensors"))
+    done = _run(
+        "--artifacts",
+        tiny_artifacts,
+        "--weights",
+        run / "best.safetensors",
+        tmp_path / "shifted.safetensors",
+        "--out",
+        tmp_path / "avg",
+    )
+    assert done.returncode == 0, done.stderr
+    verify(tmp_path / "avg")
+    shipped_dtype = next(iter(load_file(str(tiny_artifacts / "weights.safetensors")).values())).dtype
+    mean = load_file(str(tmp_path / "avg/weights.safetensors"))
+    for name, value in best.items():
+        assert mean[name].dtype == shipped_dtype
+        torch.testing.assert_close(mean[name].float(), value.float() + 1.0, atol=1e-2, rtol=1e-3)
+
+
+def test_checkpoints_average_with_best_and_mismatches_are_refused(tiny_artifacts, tmp_path):
+    run = tiny_artifacts.parent / "run"
+    done = _run(
+        "--artifacts",
+        tiny_artifacts,
+        "--weights",
+        run / "best.safetensors",
+        run / "checkpoint/state.safetensors",
+        "--out",
+        tmp_path / "avg",
+    )
+    assert done.returncode == 0, done.stderr
+    save_file({"other": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    refused = _run(
+        "--artifacts",
+        tiny_artifacts,
+        "--weights",
+        run / "best.safetensors",
+        tmp_path / "other.safetensors",
+        "--out",
+        tmp_path / "bad",
+    )
+    assert refused.returncode == 2 and "does not hold the same tensors" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "bad").exists()
+    again = _run(
+        "--artifacts",
+        tiny_artifacts,
+        "--weights",
+        run / "best.safetensors",
+        run / "best.safetensors",
+        "--out",
+        tmp_path / "avg",
+    )
+    assert again.returncode == 2 and "exists" in again.stderr
