@@ -269,3 +269,33 @@ def test_an_archive_is_read_once_and_its_own_licence_kept(library, tmp_path, mon
     assert data.licence == "MIT License\n"  # the top folder's, not the vendored one
     assert [fn.name for fn in data.functions] == [fn.name for fn in read_functions(library, HELD_OUT).functions]
     assert read_functions(library, HELD_OUT).licence == "MIT License\n"
+
+
+def test_extra_source_trains_its_functions_beside_the_corpus(library, synthetic_corpus, monkeypatch):
+    """Lever 7 (more paired data): docstring-prompted pairs join the corpus's train pairs, never its
+    held-out rows, and only as many as asked."""
+    from dataclasses import replace
+
+    import e2p.data.pretrain as pretrain
+    from e2p.data.corpus import load_corpus
+    from e2p.model.training import prepare
+
+    corpus = load_corpus(synthetic_corpus)
+    base = replace(TrainConfig.load(REPO_ROOT / "train/configs/tiny_copy.json"), min_freq=1)
+    plain = prepare(corpus, base)
+    monkeypatch.setattr(pretrain, "UNK_SHARE", 1.0)  # the synthetic corpus's vocabulary knows few of these names
+    seen = {}
+    real = pretrain.read_functions
+    monkeypatch.setattr(
+        pretrain, "read_functions", lambda src, held, **kw: seen.setdefault("held", held) and real(src, held, **kw)
+    )
+    more = prepare(corpus, replace(base, extra_source=str(library)))
+    assert seen["held"] == plain.valid + plain.test
+    stats = more.corpus_stats["extra_pairs"]
+    assert stats["used"] == stats["pairs"]["write"] > 0 and "denoise" not in stats["pairs"]
+    assert more.train_pairs[: len(plain.train_pairs)] == plain.train_pairs
+    assert len(more.train_pairs) == len(plain.train_pairs) + stats["used"]
+    one = prepare(corpus, replace(base, extra_source=str(library), extra_pairs=1))
+    assert len(one.train_pairs) == len(plain.train_pairs) + 1
+    with pytest.raises(E2PError, match="shared_vocab"):
+        prepare(corpus, replace(base, extra_source=str(library), shared_vocab=False))

@@ -208,8 +208,11 @@ def corrupt(tokens: list[str], rng: random.Random) -> list[str]:
     return out
 
 
-def pretrain_pairs(data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int = 0) -> tuple[list, dict]:
-    """Encoded (source ids, target ids) pairs: a retrieve-and-write and a denoising pair per function."""
+def pretrain_pairs(
+    data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int = 0, kinds: tuple[str, ...] = ("write", "denoise")
+) -> tuple[list, dict]:
+    """Encoded (source ids, target ids) pairs: a retrieve-and-write and a denoising pair per function
+    (`kinds` keeps only some of them)."""
     examples = [Example(fn.prompt, fn.code, line=i + 1) for i, fn in enumerate(data.functions)]
     featurizer = Featurizer(cfg.feature_config(), Retriever(examples) if cfg.retrieval else None)
     rng = random.Random(seed)
@@ -221,6 +224,8 @@ def pretrain_pairs(data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int
         prompt = source.tokens[: source.prompt_len]
         noisy = prompt + [SEP] + prompt + [CODE] + corrupt(tgt, rng)
         for kind, (s, t) in (("write", (src, tgt)), ("denoise", (noisy[: cfg.max_src], tgt))):
+            if kind not in kinds:
+                continue
             ids = vocab.encode(t)
             if sum(i == Vocab.unk_id for i in ids) > UNK_SHARE * len(ids):
                 counts[f"{kind}: too many unknown tokens"] += 1
@@ -228,6 +233,17 @@ def pretrain_pairs(data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int
             pairs.append((vocab.encode(s), ids[: cfg.max_tgt]))
             counts[kind] += 1
     return pairs, dict(sorted(counts.items()))
+
+
+def paired_functions(cfg: TrainConfig, held_out: list[Example], vocab: Vocab) -> tuple[list, dict]:
+    """Issue 10's lever 7, more paired data: `cfg.extra_pairs` docstring-prompted retrieve-and-write
+    pairs (all where 0) from the functions of `cfg.extra_source`, drawn by `cfg.seed`, to train on
+    beside the corpus. The functions of held-out programs or prompts are dropped (`read_functions`)."""
+    data = read_functions(cfg.extra_source, held_out, max_tokens=cfg.max_tgt)
+    pairs, counts = pretrain_pairs(data, cfg, vocab, seed=cfg.seed, kinds=("write",))
+    if cfg.extra_pairs and cfg.extra_pairs < len(pairs):
+        pairs = random.Random(cfg.seed).sample(pairs, cfg.extra_pairs)
+    return pairs, {**data.stats, "pairs": counts, "used": len(pairs)}
 
 
 # ----------------------------------------------------------------------------- packs

@@ -75,6 +75,9 @@ class TrainConfig:
     # copy_attention and fused_loss)
     score_unk: bool = True  # False: <unk> targets cost nothing (pretraining: words outside the vocabulary)
     init_from: str = ""  # folder of pretrained weights (`python -m train.pretrain`) to start from
+    extra_source: str = ""  # folder or .tar.gz of .py files whose functions, prompted by their
+    # docstrings, train beside the corpus (e2p.data.pretrain.paired_functions; shared_vocab only)
+    extra_pairs: int = 0  # how many of those pairs (drawn at random; 0: all)
     # optimisation
     lr: float = 7e-4
     warmup_steps: int = 300
@@ -237,9 +240,15 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     def ids(pairs):
         return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]
 
-    return Prepared(
-        train, valid, test, featurizer, src_vocab, tgt_vocab, ids(train_tok), ids(valid_tok), corpus.stats()
-    )
+    train_ids, stats = ids(train_tok), corpus.stats()
+    if cfg.extra_source:
+        if not cfg.shared_vocab:
+            raise E2PError("extra_source needs shared_vocab: its pairs are encoded with one vocabulary")
+        from ..data.pretrain import paired_functions
+
+        extra, stats["extra_pairs"] = paired_functions(cfg, valid + test, src_vocab)
+        train_ids += extra
+    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, train_ids, ids(valid_tok), stats)
 
 
 def token_weights(cfg: TrainConfig, vocab: Vocab) -> torch.Tensor | None:
