@@ -8,8 +8,9 @@ decoding sweep to score beside the artifact it copies.
     python benchmarks/decoding_sweep.py --split valid --beam 5 --follow 5 --examples 2 --rerank run \
         --artifacts runs/avg_full18_art
 
-A weight file is a `best.safetensors` or a training checkpoint's `state.safetensors` (its model
-tensors are used). The copy keeps everything of `--artifacts` but the weights, with a new manifest.
+A weight file is a `best.safetensors` or a training checkpoint's `state.safetensors` (its weight
+average where the run kept one, else its model tensors). The copy keeps everything of
+`--artifacts` but the weights, with a new manifest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from e2p.artifact.bundle import read_manifest, verify, write_manifest
@@ -28,10 +30,20 @@ from e2p.errors import E2PError
 WEIGHTS = "weights.safetensors"
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        raise E2PError(f"{path} is not a safetensors weight file: {err}") from None
+
+
 def model_tensors(path: Path) -> dict[str, torch.Tensor]:
-    tensors = load_file(str(path))
-    if any(k.startswith("model.") for k in tensors):  # a training checkpoint
-        tensors = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    """A weight file's model tensors; a training checkpoint's weight average (ema_decay) where it
+    holds one, as that is what such a run validates and keeps, else its last step's weights."""
+    tensors = read_weights(path)
+    for prefix in ("ema.module.", "model."):  # a training checkpoint
+        if any(k.startswith(prefix) for k in tensors):
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     return tensors
 
 
@@ -59,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists():
             raise E2PError(f"{out} exists: name a new folder")
         mean = average([Path(w) for w in args.weights])
-        shipped = load_file(str(src / WEIGHTS))
-        if set(shipped) != set(mean):
+        shipped = read_weights(src / WEIGHTS)
+        if set(shipped) != set(mean) or any(mean[k].shape != v.shape for k, v in shipped.items()):
             raise E2PError(f"the weight files do not fit the model of {src}")
         shutil.copytree(src, out)
         save_file({k: v.to(shipped[k].dtype).contiguous() for k, v in mean.items()}, str(out / WEIGHTS))

@@ -75,3 +75,33 @@ def test_checkpoints_average_with_best_and_mismatches_are_refused(tiny_artifacts
         tmp_path / "avg",
     )
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_bad_weight_files_get_a_message_not_a_traceback(tiny_artifacts, tmp_path):
+    run = tiny_artifacts.parent / "run"
+    best = load_file(str(run / "best.safetensors"))
+    (tmp_path / "notes.json").write_text("{}")
+    cut = {k: v[..., :1].contiguous() if v.dim() else v for k, v in best.items()}  # same names, other shapes
+    save_file(cut, str(tmp_path / "cut.safetensors"))
+    for other, message in (
+        ("notes.json", "not a safetensors weight file"),
+        ("cut.safetensors", "do not fit the model"),
+    ):
+        done = _run(
+            "--artifacts", tiny_artifacts, "--weights", tmp_path / other, tmp_path / other, "--out", tmp_path / "x"
+        )
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert not (tmp_path / "x").exists()
+
+
+def test_a_checkpoint_gives_its_weight_average_where_it_keeps_one(tmp_path):
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        from average_checkpoints import model_tensors
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    raw, avg = torch.zeros(2), torch.ones(2)
+    save_file({"model.w": raw, "ema.module.w": avg, "ema.n_averaged": torch.tensor(3)}, str(tmp_path / "a.safetensors"))
+    save_file({"model.w": raw}, str(tmp_path / "b.safetensors"))
+    assert torch.equal(model_tensors(tmp_path / "a.safetensors")["w"], avg)
+    assert torch.equal(model_tensors(tmp_path / "b.safetensors")["w"], raw)

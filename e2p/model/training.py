@@ -332,14 +332,15 @@ def _dedupe_shared(tensors: dict) -> dict:
     return out
 
 
-def _load_checkpoint(path: Path, model, optimizer, ema=None) -> dict:
+def _load_checkpoint(path: Path, model, optimizer, ema=None, need_ema: bool = False) -> dict:
+    """`need_ema`: the run keeps a weight average (every rank checks; only rank 0 passes `ema`)."""
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "meta.json").read_text())
+    averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    if (need_ema or ema is not None) and not averaged:
+        raise E2PError(f"{path} holds no weight average: resume it with the ema_decay it was started with")
     _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:
-        averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-        if not averaged:
-            raise E2PError(f"{path} holds no weight average: resume it with the ema_decay it was started with")
         ema.load_state_dict(averaged)
     state: dict = {}
     for k, v in tensors.items():
@@ -408,12 +409,17 @@ def reuse_freed_memory() -> bool:
         return False
 
 
+def check_ema_decay(cfg: TrainConfig) -> bool:
+    """Whether the run keeps a weight average; E2PError for a decay outside (0, 1)."""
+    if cfg.ema_decay and not 0.0 < cfg.ema_decay < 1.0:
+        raise E2PError(f"ema_decay must lie between 0 and 1, not {cfg.ema_decay}")
+    return bool(cfg.ema_decay)
+
+
 def make_ema(model: Seq2Seq, cfg: TrainConfig):
     """The moving average of the weights that `run_training` validates and keeps (None where ema_decay is 0)."""
-    if not cfg.ema_decay:
+    if not check_ema_decay(cfg):
         return None
-    if not 0.0 < cfg.ema_decay < 1.0:
-        raise E2PError(f"ema_decay must lie between 0 and 1, not {cfg.ema_decay}")
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
@@ -512,9 +518,10 @@ def run_training(
     if not resume and cfg.init_from:
         load_pretrained(model, Path(cfg.init_from), prep.src_vocab)
         log(f"starting from the pretrained weights in {cfg.init_from}")
+    need_ema = check_ema_decay(cfg)  # on every rank, so that none waits for one that failed
     ema = make_ema(model, cfg) if rank == 0 else None
     if resume:
-        meta.update(_load_checkpoint(ckpt, model, optimizer, ema))
+        meta.update(_load_checkpoint(ckpt, model, optimizer, ema, need_ema))
         log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
