@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from e2p.artifact.bundle import read_manifest, verify, write_manifest
 from e2p.errors import E2PError
+from e2p.model.training import kept_weights
 
 WEIGHTS = "weights.safetensors"
 
@@ -38,13 +39,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def model_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A weight file's model tensors; a training checkpoint's weight average (ema_decay) where it
-    holds one, as that is what such a run validates and keeps, else its last step's weights."""
-    tensors = read_weights(path)
-    for prefix in ("ema.module.", "model."):  # a training checkpoint
-        if any(k.startswith(prefix) for k in tensors):
-            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    return tensors
+    return kept_weights(read_weights(path))
 
 
 def average(paths: list[Path]) -> dict[str, torch.Tensor]:

@@ -286,9 +286,12 @@ def test_extra_source_trains_its_functions_beside_the_corpus(library, synthetic_
     monkeypatch.setattr(pretrain, "UNK_SHARE", 1.0)  # the synthetic corpus's vocabulary knows few of these names
     seen = {}
     real = pretrain.read_functions
-    monkeypatch.setattr(
-        pretrain, "read_functions", lambda src, held, **kw: seen.setdefault("held", held) and real(src, held, **kw)
-    )
+
+    def reading(source, held_out, **options):
+        seen["held"] = held_out
+        return real(source, held_out, **options)
+
+    monkeypatch.setattr(pretrain, "read_functions", reading)
     more = prepare(corpus, replace(base, extra_source=str(library)))
     assert seen["held"] == plain.valid + plain.test
     stats = more.corpus_stats["extra_pairs"]

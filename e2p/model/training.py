@@ -332,14 +332,24 @@ def _dedupe_shared(tensors: dict) -> dict:
     return out
 
 
+def _prefixed(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def kept_weights(tensors: dict) -> dict:
+    """The model weights in a weight file: for a training checkpoint, those the run keeps (its
+    weight average where it holds one, else its last step's); other files as they are."""
+    return _prefixed(tensors, "ema.module.") or _prefixed(tensors, "model.") or tensors
+
+
 def _load_checkpoint(path: Path, model, optimizer, ema=None, need_ema: bool = False) -> dict:
     """`need_ema`: the run keeps a weight average (every rank checks; only rank 0 passes `ema`)."""
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "meta.json").read_text())
-    averaged = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    averaged = _prefixed(tensors, "ema.")
     if (need_ema or ema is not None) and not averaged:
         raise E2PError(f"{path} holds no weight average: resume it with the ema_decay it was started with")
-    _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    _unwrap(model).load_state_dict(_prefixed(tensors, "model."))
     if ema is not None:
         ema.load_state_dict(averaged)
     state: dict = {}
