@@ -14,13 +14,16 @@ from conftest import REPO_ROOT
 from models import tiny_model
 
 import e2p.model.transformer as model_module
+from e2p.errors import E2PError
 from e2p.model.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
 from e2p.model.training import (
     SPEED_OPTIONS,
     TrainConfig,
     make_model,
     make_optimizer,
+    native_bf16,
     plain,
+    resolve_bf16,
     reuse_freed_memory,
     train_step,
     with_speed_options,
@@ -178,6 +181,19 @@ def test_bf16_option_trains():
     losses = [float(train_step(model, optimizer, src, tgt_in, tgt_out, cfg, None, 3e-3)) for _ in range(3)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: weights stay float32
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_auto_follows_the_machine(monkeypatch, native):
+    """ "auto" trains in bfloat16 exactly where the CPU computes in it natively; a bool is kept and
+    anything else is refused with a message."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert native_bf16("cpu") is native
+    assert resolve_bf16(TrainConfig.from_dict({"bf16": "auto"})).bf16 is native
+    assert resolve_bf16(TrainConfig(bf16=True)).bf16 is True and resolve_bf16(TrainConfig()).bf16 is False
+    with pytest.raises(E2PError, match="bf16 must be"):
+        resolve_bf16(TrainConfig.from_dict({"bf16": "yes"}))
 
 
 @pytest.mark.slow

@@ -94,19 +94,20 @@ def train_side_by_side(
         make_batches,
         plain,
         prepare,
+        resolve_bf16,
         token_weights,
         with_speed_options,
     )
 
     log = log or (lambda msg: None)
-    cfg = with_speed_options(TrainConfig.from_dict(train_config))
+    cfg = resolve_bf16(with_speed_options(TrainConfig.from_dict(train_config)))
     prep = prepare(load_corpus(data), cfg)
     index = make_batches(prep.train_pairs, cfg.batch_tokens, seed=0)[: steps + 1]
     batches = [[prep.train_pairs[i] for i in b] for b in index]
     weights = token_weights(cfg, prep.tgt_vocab)
     weights = None if weights is None else weights.tolist()
     trainers = {"plain": plain(cfg), "configured": cfg}
-    if bf16:
+    if bf16 and not cfg.bf16:
         trainers["bf16"] = replace(cfg, bf16=True)
     ctx = mp.get_context("spawn")
     workers = {}
@@ -151,6 +152,7 @@ def train_side_by_side(
         "train_steps": len(seconds["plain"]),
         "train_target_tokens": tokens,
         "train_speed_options": enabled,
+        "train_bf16": cfg.bf16,
         "train_tokens_per_s_plain": round(tokens / sum(seconds["plain"]), 1),
     }
     for name in trainers:

@@ -104,8 +104,9 @@ class TrainConfig:
     fused_adamw: bool = FAST_DEFAULT  # torch's fused AdamW kernel: same update, fewer kernel calls
     reuse_memory: bool = FAST_DEFAULT  # glibc: keep freed memory in the process (mallopt) so that
     # each step's big temporaries reuse warm pages instead of faulting in fresh ones; process-wide
-    bf16: bool = False  # bfloat16 autocast for the forward pass: changes numerics; on a CPU
-    # without avx512_bf16/AMX (this one) its matrix products are several times slower
+    bf16: bool | str = False  # bfloat16 autocast for the forward pass (changes numerics): True, False, or
+    # "auto": on where the device computes in bfloat16 natively (a CPU with avx512_bf16 or AMX, a GPU that
+    # supports it); a CPU without them runs its matrix products several times slower in bfloat16
     # the artifact's default decoding
     decode_strategy: str = "beam"
     beam_size: int = 5
@@ -398,6 +399,24 @@ def plain(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, bf16=False, copy_supervision=0.0, **{name: False for name in SPEED_OPTIONS})
 
 
+def native_bf16(device_type: str = "cpu") -> bool:
+    """Whether this machine's `device_type` computes in bfloat16 natively."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type != "cpu":
+        return False
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_bf16(cfg: TrainConfig, device_type: str = "cpu") -> TrainConfig:
+    """The config with `bf16` a bool: "auto" becomes whether this device has native bfloat16."""
+    if cfg.bf16 == "auto":
+        return replace(cfg, bf16=native_bf16(device_type))
+    if not isinstance(cfg.bf16, bool):
+        raise E2PError(f'bf16 must be true, false or "auto", not {cfg.bf16!r}')
+    return cfg
+
+
 def make_model(cfg: TrainConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
     model = Seq2Seq(cfg.model_config(src_vocab, tgt_vocab))
     return model.set_fast_dropout(cfg.fast_dropout)
@@ -512,6 +531,10 @@ def run_training(
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     dev = resolve_device(device)
+    auto_bf16 = cfg.bf16 == "auto"
+    cfg = resolve_bf16(cfg, dev.type)
+    if auto_bf16:
+        log(f"bf16 auto: autocast {'on (native bfloat16 here)' if cfg.bf16 else 'off (no native bfloat16 here)'}")
     if cfg.copy_supervision and not (cfg.copy_attention and cfg.fused_loss):
         raise E2PError("copy_supervision needs copy_attention and fused_loss")
     if cfg.reuse_memory:
