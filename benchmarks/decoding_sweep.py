@@ -2,7 +2,7 @@
 on one split, every row measured in the same run with EVAL.md's metrics (references run once).
 
     python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--follow 0 3 6] [--beam 5] [--guard/--no-guard]
-        [--example-pool 0 10] [--rerank run consensus]
+        [--example-pool 0 10] [--rerank run consensus] [--ensemble DIR ...]
 
 Every EOS penalty is tried with every follow-the-example weight, every rerank rule and every
 example pool (the example in the source: the ranker's first among that many nearest; 0: the nearest).
@@ -21,11 +21,14 @@ from itertools import product
 import torch
 
 from e2p.answer.generator import Generator
+from e2p.artifact.bundle import load_bundle
 from e2p.constants import CORPUS_PATH
 from e2p.data.corpus import load_corpus
 from e2p.data.features import Featurizer
+from e2p.errors import E2PError
 from e2p.evaluation.report import as_json, describe, evaluate_systems, model_answers, table
 from e2p.model.decoding import DecodeSettings
+from e2p.model.ensemble import Ensemble
 
 
 def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Featurizer:
@@ -34,6 +37,20 @@ def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Feat
         raise SystemExit(f"{bundle.folder} has no ranker.json: --example-pool needs one")
     order = bundle.ranker.order_for(bundle.ranker_features) if example_pool else None
     return Featurizer(replace(featurizer.config, example_pool=example_pool), featurizer.retriever, order)
+
+
+def with_members(generator: Generator, folders: list[str]) -> Ensemble:
+    """The generator's model and the models of `folders` as one ensemble; E2PError unless the
+    vocabularies are the artifact's."""
+    members = []
+    for folder in folders:
+        other = load_bundle(folder)
+        if other.src_vocab.tokens != generator.bundle.src_vocab.tokens or (
+            other.tgt_vocab.tokens != generator.bundle.tgt_vocab.tokens
+        ):
+            raise E2PError(f"{folder}: its vocabularies differ from the artifact's, so it cannot join the ensemble")
+        members.append(other.model.eval())
+    return Ensemble([generator.model, *members]).eval()
 
 
 def main(argv=None) -> int:
@@ -77,13 +94,27 @@ def main(argv=None) -> int:
         default=["score"],
         help="score, parse, run, consensus, example or agree (the model's candidates only); several: each is tried",
     )
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="decode with the mean of the distributions of the artifact's model and these artifacts' models "
+        "(same vocabularies); the example, the ranker and the token origins stay the artifact's",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the report here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     corpus = load_corpus(args.data)
     examples = corpus.split(args.split)[: args.limit]
-    generator = Generator(args.artifacts)
+    try:
+        generator = Generator(args.artifacts)
+        if args.ensemble:
+            generator.decoder = with_members(generator, args.ensemble)
+    except E2PError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     strategy = "greedy" if args.beam == 1 else "beam"
     base = DecodeSettings(
         strategy=strategy,

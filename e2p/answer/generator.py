@@ -76,6 +76,7 @@ class Generator:
         self.default_pool = int(self.bundle.config.get("pool", 0))
         # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
+        self.decoder = self.bundle.model  # what writes the code: the model, or an ensemble with it (e2p.model.ensemble)
 
     def pool_for(self, rerank: str, pool: int | None = None) -> int:
         """The pool a request uses: the one asked for, else the artifact's for this rerank."""
@@ -232,7 +233,7 @@ class Generator:
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
         unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
         hyps = decode(
-            b.model,
+            self.decoder,
             src_ids,
             settings,
             bos_id=Vocab.bos_id,
