@@ -7,7 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from e2p.answer.answer_policy import Candidate, agreement_order, closeness, consensus, rank, runner_for
+from e2p.answer.answer_policy import (
+    NEAR_WEIGHT,
+    Candidate,
+    agreement_order,
+    closeness,
+    consensus,
+    nearer,
+    rank,
+    runner_for,
+)
 from e2p.answer.sandbox import RunResult, sandbox_status
 
 
@@ -142,3 +151,26 @@ def test_without_an_example_the_example_rule_is_the_run_rule():
         runner = FakeRunner({codes[0]: "1\n", codes[1]: "2\n"})
         ranked = rank("print a number", hyps, codes, ["model"] * 2, "example", runner=runner, example=example)
         assert runner.ran == [codes[1]] and ranked[0][1] == codes[1]
+
+
+def test_near_nudges_the_model_score_towards_the_followed_example():
+    """`near`: the model's score plus NEAR_WEIGHT x closeness: a candidate that keeps to the example
+    beats one of a slightly better score that left it, but not one the model clearly prefers."""
+    example = "def add(a, b):\n    return a + b\nprint(add(2, 3))\n"
+    codes = [
+        "def add(a, b):\n    return a\nprint(add(2, 3))\n",  # left the example, best score
+        "def add(a, b):\n    return a + b\nprint(add(2, 3))\n",  # kept to it, a hair worse
+        "x = 1\nprint(x)\n",  # far from the example, clearly worse
+    ]
+    close = closeness(codes, example)
+    hyps = [SimpleNamespace(score=s) for s in (-0.10, -0.10 - NEAR_WEIGHT * (close[1] - close[0]) / 200, -2.0)]
+    assert nearer(hyps, codes, example)[1] > nearer(hyps, codes, example)[0]
+    runner = FakeRunner({codes[0]: "", codes[1]: "5\n", codes[2]: "1\n"})
+    ranked = rank("add two numbers", hyps, codes, ["model"] * 3, "near", runner=runner, example=example)
+    assert runner.ran == [codes[1]] and [code for _, code, _ in ranked] == [codes[1], codes[0], codes[2]]
+    # a clear lead of the model's score is kept where the example rule alone would overturn it
+    hyps[1] = SimpleNamespace(score=-0.5)
+    runner = FakeRunner({codes[0]: "", codes[1]: "5\n", codes[2]: "1\n"})
+    assert rank("add two numbers", hyps, codes, ["model"] * 3, "near", runner=runner, example=example)[0][1] == codes[0]
+    runner = FakeRunner({codes[0]: "", codes[1]: "5\n", codes[2]: "1\n"})
+    assert rank("add", hyps, codes, ["model"] * 3, "example", runner=runner, example=example)[0][1] == codes[1]
