@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         "--rerank",
         nargs="+",
         default=["score"],
-        help="score, parse, run, consensus, example, near or agree (the model's candidates only); "
+        help="score, parse, run, consensus, example, near, output or agree (the model's candidates only); "
         "several: each is tried",
     )
     p.add_argument(

@@ -98,7 +98,8 @@ def _decoding_options(p) -> None:
         "run (the best-scored one that runs cleanly in the sandbox first), consensus (the one that shares most "
         "with the other candidates, by BLEU, that runs cleanly first), example (the one closest to the retrieved "
         "example the model followed, by BLEU, that runs cleanly first), near (by the model's score plus a "
-        "tenth of that closeness, the first that runs cleanly first), agree (running cleanly, then the "
+        "tenth of that closeness, the first that runs cleanly first), output (the best-scored one that runs "
+        "cleanly and, where the example prints, prints something first), agree (running cleanly, then the "
         "output most candidates print), ranker (by the learned ranker's score, the first that runs cleanly "
         "first); default: the artifact's",
     )

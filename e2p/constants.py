@@ -7,7 +7,7 @@ from __future__ import annotations
 # (what shares most with the other candidates) or by closeness to the retrieved example the model
 # followed, each then running cleanly, running cleanly with the output most other candidates print
 # (execution agreement), or by the learned ranker.
-RERANKS = ("score", "parse", "run", "consensus", "example", "near", "agree", "ranker")
+RERANKS = ("score", "parse", "run", "consensus", "example", "near", "output", "agree", "ranker")
 DEFAULT_RERANK = "run"  # where a training config or an artifact names none
 DEFAULT_OWN_RERANK = "score"  # the model's own code (no retrieved candidates), where none is named
 

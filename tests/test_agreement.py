@@ -174,3 +174,27 @@ def test_near_nudges_the_model_score_towards_the_followed_example():
     assert rank("add two numbers", hyps, codes, ["model"] * 3, "near", runner=runner, example=example)[0][1] == codes[0]
     runner = FakeRunner({codes[0]: "", codes[1]: "5\n", codes[2]: "1\n"})
     assert rank("add", hyps, codes, ["model"] * 3, "example", runner=runner, example=example)[0][1] == codes[1]
+
+
+def test_output_prefers_a_candidate_that_prints_where_the_example_prints():
+    """`output`: where the followed example prints, a candidate that runs cleanly but prints nothing
+    (a body cut short, a function never called) gives way to the next one that prints; where none
+    prints, the first that ran cleanly is the answer; an example that prints nothing asks for nothing."""
+    example = "def add(a, b):\n    return a + b\nprint(add(2, 3))\n"
+    codes = [
+        "def add(a, b):\n    return a\n",  # runs cleanly, prints nothing
+        "print(add(2, 3))\n",  # fails
+        "def add(a, b):\n    return a + b\nprint(add(2, 3))\n",
+    ]
+    hyps = [SimpleNamespace(score=s) for s in (-0.1, -0.2, -0.3)]
+    outputs = {codes[0]: "", codes[1]: None, codes[2]: "5\n"}
+    runner = FakeRunner(outputs)
+    ranked = rank("add two numbers", hyps, codes, ["model"] * 3, "output", runner=runner, example=example)
+    assert runner.ran == codes and ranked[0][1] == codes[2] and ranked[0][2].runs is True
+    assert [r[1] for r in ranked[1:]] == [codes[0], codes[1]]  # the silent one before the failure
+    runner = FakeRunner({**outputs, codes[2]: ""})
+    ranked = rank("add two numbers", hyps, codes, ["model"] * 3, "output", runner=runner, example=example)
+    assert runner.ran == codes and ranked[0][1] == codes[0]  # none printed: the first that ran cleanly
+    runner = FakeRunner(outputs)
+    ranked = rank("add", hyps, codes, ["model"] * 3, "output", runner=runner, example="x = 1\n")
+    assert runner.ran == [codes[0]] and ranked[0][1] == codes[0]  # like "run"

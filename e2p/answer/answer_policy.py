@@ -8,6 +8,7 @@ request. `Generator` orchestrates; the rules are here.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -19,8 +20,9 @@ from .sandbox import RunBudget, RunResult, sandbox_status
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
-RUN_FIRST_CLEAN = ("run", "consensus", "example", "near")  # the rules that run candidates in their order until one
-# runs cleanly
+# the rules that run candidates in their order until one runs cleanly
+RUN_FIRST_CLEAN = ("run", "consensus", "example", "near", "output")
+PRINTS = re.compile(r"\bprint\s*\(")  # rerank "output": the example prints, so the answer should
 NEAR_WEIGHT = 0.1  # rerank "near": the model's score + this x closeness to the example (sentence BLEU / 100);
 # `benchmarks/candidate_choice.py --split valid`: 0.1 to 3 gave the same BLEU, 0.1 the fewest train copies
 
@@ -76,6 +78,8 @@ def rank(
         return first_that_runs(hyps, codes, origins, runner, consensus(codes))
     if rerank == "example":
         return first_that_runs(hyps, codes, origins, runner, closeness(codes, example) if example else None)
+    if rerank == "output":
+        return first_that_runs(hyps, codes, origins, runner, want_output=bool(example and PRINTS.search(example)))
     if rerank == "near":
         return first_that_runs(hyps, codes, origins, runner, nearer(hyps, codes, example) if example else None)
     rows, outputs = [], []
@@ -92,10 +96,13 @@ def rank(
     return sorted(rows, key=lambda r: (not r[2].parses, -r[2].score))  # "parse"
 
 
-def first_that_runs(hyps, codes, origins, runner: RunBudget | None, gains: list[float] | None = None):
+def first_that_runs(
+    hyps, codes, origins, runner: RunBudget | None, gains: list[float] | None = None, want_output: bool = False
+):
     """Parsing first, then by `gains` (default: the model score); candidates run in that order only
     until one runs cleanly (or the budget is spent), and the first that did not fail goes first.
-    Those never run keep runs=None."""
+    With `want_output`, running cleanly means printing something too, and the first that ran
+    cleanly but printed nothing goes first only where none printed. Those never run keep runs=None."""
     gains = gains or [h.score for h in hyps]
     rows = [
         (h, code, Candidate(code, h.score, syntax_error(code) is None, None, origin))
@@ -103,13 +110,18 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None, gains: list[
     ]
     order = sorted(range(len(rows)), key=lambda i: (not rows[i][2].parses, -gains[i], -rows[i][2].score))
     rows = [rows[i] for i in order]
+    printed = None
     for i, (h, code, cand) in enumerate(rows):
         if runner is None or not cand.parses:
             break
-        runs = _runs(runner, code)
+        result = runner.run(code)
+        runs = None if result is None else result.ok  # None: the request's run budget is spent
         rows[i] = (h, code, replace(cand, runs=runs))
-        if runs is not False:  # ran cleanly, or nothing more may run
+        if runs is None or (runs and (not want_output or result.stdout.strip())):
+            printed = i if runs else None
             break
+    if printed:
+        rows.insert(0, rows.pop(printed))
     return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False))  # stable: keeps the order
 
 

@@ -82,7 +82,7 @@ class DecodeSettings:
     # freely after a distant one (`follow_weight`)
     close_similarity: float = 0.8
     examples: int = 1  # the retrieved examples tried in turn, best first: where no candidate written
-    # with one in the source runs cleanly (rerank "run", "consensus", "example" or "near"), the model writes
+    # with one in the source runs cleanly (rerank "run", "consensus", "example", "near" or "output"), the model writes
     # again with the next example
 
     def __post_init__(self) -> None:
