@@ -49,6 +49,11 @@ def with_members(generator: Generator, folders: list[str]) -> Ensemble:
             other.tgt_vocab.tokens != generator.bundle.tgt_vocab.tokens
         ):
             raise E2PError(f"{folder}: its vocabularies differ from the artifact's, so it cannot join the ensemble")
+        if other.model.config.max_len != generator.model.config.max_len:
+            raise E2PError(
+                f"{folder}: its model reads {other.model.config.max_len} positions, the artifact's "
+                f"{generator.model.config.max_len}, so it cannot join the ensemble"
+            )
         members.append(other.model.eval())
     return Ensemble([generator.model, *members]).eval()
 
@@ -72,8 +77,8 @@ def main(argv=None) -> int:
         "--examples",
         type=int,
         default=1,
-        help="with --rerank run, consensus or example: where nothing written with one example runs, write with "
-        "the next (up to N)",
+        help="with --rerank run, consensus, example, near or output: where nothing written with one example "
+        "runs, write with the next (up to N)",
     )
     p.add_argument(
         "--follow-close",
@@ -145,11 +150,13 @@ def main(argv=None) -> int:
             answers = model_answers(generator, examples, settings, rerank, pool=0, fallback=False)
             systems[name] = (answers, label)
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
-    print(f"{args.split} split, {args.artifacts}, the model's own output (pool 0, no fallback)")
+    with_ensemble = f" in an ensemble with {', '.join(args.ensemble)}" if args.ensemble else ""
+    print(f"{args.split} split, {args.artifacts}{with_ensemble}, the model's own output (pool 0, no fallback)")
     print(table(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"split": args.split, "artifacts": args.artifacts, "systems": as_json(results)}, f, indent=2)
+            report = {"split": args.split, "artifacts": args.artifacts, "ensemble": args.ensemble}
+            json.dump({**report, "systems": as_json(results)}, f, indent=2)
     return 0
 
 

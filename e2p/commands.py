@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .constants import CORPUS_PATH as DEFAULT_DATA
-from .constants import RERANKS
+from .constants import NEAR_WEIGHT, RERANKS
 from .errors import E2PError
 
 
@@ -95,13 +95,13 @@ def _decoding_options(p) -> None:
         choices=list(RERANKS),
         default=None,
         help="how the answer is chosen: score (the model's score only), parse (parsing candidates first), "
-        "run (the best-scored one that runs cleanly in the sandbox first), consensus (the one that shares most "
-        "with the other candidates, by BLEU, that runs cleanly first), example (the one closest to the retrieved "
-        "example the model followed, by BLEU, that runs cleanly first), near (by the model's score plus a "
-        "tenth of that closeness, the first that runs cleanly first), output (the best-scored one that runs "
-        "cleanly and, where the example prints, prints something first), agree (running cleanly, then the "
-        "output most candidates print), ranker (by the learned ranker's score, the first that runs cleanly "
-        "first); default: the artifact's",
+        "run (the best-scored one that runs cleanly in the sandbox first), consensus (the one that shares "
+        "most with the other candidates, by BLEU, that runs cleanly first), example (the one closest to "
+        "the retrieved example the model followed, by BLEU, that runs cleanly first), near (by the model's "
+        f"score plus {NEAR_WEIGHT:g} x that closeness / 100, the first that runs cleanly first), output "
+        "(the best-scored one that runs cleanly and, where the example prints, prints something first), "
+        "agree (running cleanly, then the output most candidates print), ranker (by the learned ranker's "
+        "score, the first that runs cleanly first); default: the artifact's",
     )
     p.add_argument(
         "--no-fallback",

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from ..constants import NEAR_WEIGHT
 from ..evaluation.metrics import bleu_against, bleu_against_others
 from ..syntax import syntax_error
 from .probe import probed
@@ -23,8 +24,6 @@ RUN_TIMEOUT_S = 2.0  # one candidate's run
 # the rules that run candidates in their order until one runs cleanly
 RUN_FIRST_CLEAN = ("run", "consensus", "example", "near", "output")
 PRINTS = re.compile(r"\bprint\s*\(")  # rerank "output": the example prints, so the answer should
-NEAR_WEIGHT = 0.1  # rerank "near": the model's score + this x closeness to the example (sentence BLEU / 100);
-# `benchmarks/candidate_choice.py --split valid`: 0.1 to 3 gave the same BLEU, 0.1 the fewest train copies
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,8 @@ def rank(
     """Rows (hypothesis, code, Candidate), the answer first: by (parses, runs cleanly, model score)
     as far as `rerank` asks, or with the ranker's `scores` by `rank_by_ranker`. Candidates run in
     the sandbox through `runner` (None: nothing runs), within its budget. `example`: the retrieved
-    program the candidates were written after (rerank "example"; without one, like "run")."""
+    program the candidates were written after (rerank "example", "near" and "output"; without one,
+    like "run")."""
     if rerank == "ranker" and scores is not None:
         return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
     if rerank in ("run", "ranker"):  # "ranker" without a ranker file: like "run"

@@ -76,7 +76,9 @@ class Generator:
         self.default_pool = int(self.bundle.config.get("pool", 0))
         # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
-        self.decoder = self.bundle.model  # what writes the code: the model, or an ensemble with it (e2p.model.ensemble)
+        # What writes the code: the model, or an ensemble with it (e2p.model.ensemble). It only decodes:
+        # retrieved programs are scored, and token origins and attention computed, by the model alone.
+        self.decoder = self.bundle.model
 
     def pool_for(self, rerank: str, pool: int | None = None) -> int:
         """The pool a request uses: the one asked for, else the artifact's for this rerank."""

@@ -115,6 +115,7 @@ def write_artifact(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus
         "epochs": len(meta.get("log", [])),
         "best_epoch": meta.get("best_epoch"),
         "training_seconds": round(meta.get("seconds", 0.0), 1),
+        "bf16": meta.get("bf16", False),  # trained under bfloat16 autocast
         "commit": git_commit(),
         "parameters": model.num_parameters(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -293,7 +293,12 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per trainer (default 1 2)")
     p.add_argument("--steps", type=int, default=16, help="timed steps per trainer (default 16, after 1 warm-up)")
-    p.add_argument("--bf16", action="store_true", help="also time the configured trainer under bf16 autocast")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time the configured trainer under bf16 autocast (where it already trains in bf16, as "
+        "train_bf16 says, it is the configured trainer itself)",
+    )
     args = p.parse_args(argv)
     train_config = json.loads((Path(args.artifacts) / "config.json").read_text())["train"]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731

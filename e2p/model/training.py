@@ -151,6 +151,10 @@ class TrainConfig:
             example_pool=self.example_pool,
         )
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.bf16, bool) or self.bf16 == "auto"):
+            raise E2PError(f'bf16 must be true, false or "auto", not {self.bf16!r}')
+
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
@@ -410,11 +414,7 @@ def native_bf16(device_type: str = "cpu") -> bool:
 
 def resolve_bf16(cfg: TrainConfig, device_type: str = "cpu") -> TrainConfig:
     """The config with `bf16` a bool: "auto" becomes whether this device has native bfloat16."""
-    if cfg.bf16 == "auto":
-        return replace(cfg, bf16=native_bf16(device_type))
-    if not isinstance(cfg.bf16, bool):
-        raise E2PError(f'bf16 must be true, false or "auto", not {cfg.bf16!r}')
-    return cfg
+    return replace(cfg, bf16=native_bf16(device_type)) if cfg.bf16 == "auto" else cfg
 
 
 def make_model(cfg: TrainConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
@@ -468,6 +468,8 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def batch_loss(model, src, tgt_in, tgt_out, cfg: TrainConfig, weights, label_smoothing: float) -> torch.Tensor:
     """The loss of one batch, by the path the config picks (the same maths either way)."""
+    if cfg.bf16 == "auto":
+        raise E2PError('bf16 "auto" must be resolved for the device first (resolve_bf16)')
     with torch.autocast(src.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         if cfg.fused_loss:
             select = tgt_out != Vocab.pad_id
@@ -641,6 +643,7 @@ def run_training(
         if len(set(digests)) != 1:
             raise E2PError(f"ranks ended with different weights: {digests}")
         log(f"all {world} ranks hold the same weights (sha256 {digest}) after {step} steps")
+    meta["bf16"] = cfg.bf16  # "auto" as this machine resolved it: the artifact says how it trained
     return {"model": _unwrap(model).set_fast_dropout(False), "meta": meta}
 
 
