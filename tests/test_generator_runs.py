@@ -7,7 +7,7 @@ import pytest
 
 from e2p.answer import answer_policy, sandbox
 from e2p.answer.generator import Generator
-from e2p.answer.sandbox import RunBudget
+from e2p.answer.sandbox import RunBudget, RunResult
 
 needs_sandbox = pytest.mark.skipif(
     not sandbox.sandbox_status().available, reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}"
@@ -111,9 +111,13 @@ def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example
     prompt = "write a function to add two numbers"
     written, real_write = [], g._write
     monkeypatch.setattr(g, "_write", lambda source, *a: written.append(source) or real_write(source, *a))
-    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: object())
-    # every candidate of the first writing fails (unless first_runs), every later one runs
-    monkeypatch.setattr(answer_policy, "_runs", lambda runner, code: first_runs or len(written) > 1)
+
+    class Runner:  # every candidate of the first writing fails (unless first_runs), every later one runs
+        def run(self, code):
+            ok = first_runs or len(written) > 1
+            return RunResult(returncode=0 if ok else 1, stdout="", stderr="", timed_out=False)
+
+    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: Runner())
     settings = replace(g.default_settings, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
     result = g.generate(prompt, settings, rerank="run", pool=0, fallback=False)
     second = g.bundle.featurizer.source(prompt, start=1)
