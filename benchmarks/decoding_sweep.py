@@ -41,7 +41,7 @@ def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Feat
 
 def with_members(generator: Generator, folders: list[str]) -> Ensemble:
     """The generator's model and the models of `folders` as one ensemble; E2PError unless the
-    vocabularies are the artifact's."""
+    vocabularies (and, as `Ensemble` checks, max_len) are the artifact's."""
     members = []
     for folder in folders:
         other = load_bundle(folder)
@@ -49,13 +49,11 @@ def with_members(generator: Generator, folders: list[str]) -> Ensemble:
             other.tgt_vocab.tokens != generator.bundle.tgt_vocab.tokens
         ):
             raise E2PError(f"{folder}: its vocabularies differ from the artifact's, so it cannot join the ensemble")
-        if other.model.config.max_len != generator.model.config.max_len:
-            raise E2PError(
-                f"{folder}: its model reads {other.model.config.max_len} positions, the artifact's "
-                f"{generator.model.config.max_len}, so it cannot join the ensemble"
-            )
         members.append(other.model.eval())
-    return Ensemble([generator.model, *members]).eval()
+    try:
+        return Ensemble([generator.model, *members]).eval()
+    except ValueError as err:  # another max_len
+        raise E2PError(f"{', '.join(folders)} cannot join the artifact's model in an ensemble: {err}") from None
 
 
 def main(argv=None) -> int:

@@ -110,18 +110,20 @@ def first_that_runs(
     ]
     order = sorted(range(len(rows)), key=lambda i: (not rows[i][2].parses, -gains[i], -rows[i][2].score))
     rows = [rows[i] for i in order]
-    printed = None
+    chosen = None
     for i, (h, code, cand) in enumerate(rows):
         if runner is None or not cand.parses:
             break
         result = runner.run(code)
-        runs = None if result is None else result.ok  # None: the request's run budget is spent
+        runs = _ran(result)
         rows[i] = (h, code, replace(cand, runs=runs))
-        if runs is None or (runs and (not want_output or result.stdout.strip())):
-            printed = i if runs else None
+        if runs is None:  # nothing more may run
             break
-    if printed:
-        rows.insert(0, rows.pop(printed))
+        if runs and (not want_output or result.stdout.strip()):
+            chosen = i
+            break
+    if chosen:  # past candidates that ran cleanly but printed nothing
+        rows.insert(0, rows.pop(chosen))
     return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False))  # stable: keeps the order
 
 
@@ -177,7 +179,7 @@ def rank_by_ranker(prompt, hyps, codes, origins, scores, runner: RunBudget | Non
             elif runner is None:  # nothing may run: the best that parses
                 chosen = len(rows)
             else:
-                runs = _runs(runner, codes[i])
+                runs = _ran(runner.run(codes[i]))
                 chosen = len(rows) if runs else None
         rows.append((hyps[i], codes[i], Candidate(codes[i], hyps[i].score, parses[i], runs, origins[i], scores[i])))
     if chosen:
@@ -185,9 +187,8 @@ def rank_by_ranker(prompt, hyps, codes, origins, scores, runner: RunBudget | Non
     return rows
 
 
-def _runs(runner: RunBudget, code: str) -> bool | None:
-    """Whether `code` ran cleanly in the sandbox; None once the request's run budget is spent."""
-    result = runner.run(code)
+def _ran(result: RunResult | None) -> bool | None:
+    """Whether a sandbox run went cleanly; None where the request's run budget was spent (no run)."""
     return None if result is None else result.ok
 
 
