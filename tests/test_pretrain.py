@@ -302,3 +302,51 @@ def test_extra_source_trains_its_functions_beside_the_corpus(library, synthetic_
     assert len(one.train_pairs) == len(plain.train_pairs) + 1
     with pytest.raises(E2PError, match="shared_vocab"):
         prepare(corpus, replace(base, extra_source=str(library), shared_vocab=False))
+
+
+def test_several_sources_are_read_in_turn_each_function_once(library, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "more.py").write_text(
+        "def add_numbers(first, second):\n    total = first + second\n    return total\n\n\n"
+        "def double_all(values):\n    out = []\n    for v in values:\n        out.append(v * 2)\n    return out\n"
+    )
+    (other / "LICENSE").write_text("PSF License\n")
+    data = read_functions([library, other], HELD_OUT)
+    names = [fn.name for fn in data.functions]
+    assert names.count("add_numbers") == 1 and names[-1] == "double_all"
+    assert data.functions[-1].path == "other/more.py" and data.functions[0].path.startswith("lib/")
+    assert data.stats["sources"] == {"lib": 3, "other": 1}
+    assert data.stats["dropped"]["duplicate function"] == 2  # one in the library, one across the sources
+    assert data.licence == "# Source: lib\n\nMIT License\n\n\n# Source: other\n\nPSF License\n"
+
+
+def test_the_stdlib_source_skips_tests_ides_and_installed_packages(tmp_path, monkeypatch):
+    from e2p.data import pretrain
+
+    assert (pretrain.stdlib_path() / "json" / "__init__.py").is_file()  # this interpreter's own library
+    for name in ("json/decoder.py", "test/test_json.py", "site-packages/pkg/mod.py", "idlelib/run.py", "os.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    (tmp_path / "LICENSE.txt").write_text("PSF\n")
+    monkeypatch.setattr(pretrain, "stdlib_path", lambda: tmp_path)
+    assert [path for path, _ in pretrain.source_files(pretrain.STDLIB)] == ["LICENSE.txt", "json/decoder.py", "os.py"]
+    # a folder named the same way elsewhere is read whole: only the standard library skips folders
+    assert len(list(pretrain.source_files(tmp_path))) == 6
+
+
+def test_pretraining_goes_on_from_earlier_weights(library, synthetic_corpus, tmp_path):
+    pack = tmp_path / "pack.json.gz"
+    config = tiny_pretrain_config(tmp_path)
+    common = ["--data", str(synthetic_corpus), "--config", config, "--source", str(library)]
+    run_cli("train.pretrain", *common, "--pack-out", str(pack), check=True)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out, more in ((first, []), (second, ["--init-from", str(first)])):
+        done = run_cli(
+            "train.pretrain", "--pack", str(pack), "--out", str(out), "--work-dir", str(out) + "_w", "--quiet", *more
+        )
+        assert done.returncode == 0, done.stderr
+    assert f"starting from the pretrained weights in {first}" in done.stdout
+    assert json.loads((second / "pretrained.json").read_text())["config"]["init_from"] == str(first)
+    missing = run_cli("train.pretrain", "--pack", str(pack), "--init-from", str(tmp_path / "nowhere"), "--quiet")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr

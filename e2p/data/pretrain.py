@@ -18,8 +18,10 @@ import ast
 import gzip
 import io
 import json
+import platform
 import random
 import re
+import sysconfig
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +42,10 @@ MAX_PROMPT_WORDS = 40
 UNK_SHARE = 0.2  # targets with more unknown tokens than this are dropped (<unk> itself is not scored:
 # the pretraining config sets score_unk false)
 DROP_LINE, SWAP_NAME, DROP_TOKEN = 0.15, 0.1, 0.05  # the denoising pair's corruption rates
+STDLIB = "stdlib"  # a source naming the running interpreter's standard library
+# Not the standard library's own code: third-party packages, the test suite (unusual code written to
+# break things), the IDE, demos and codec tables.
+STDLIB_SKIPPED = frozenset({"site-packages", "dist-packages", "test", "tests", "idlelib", "turtledemo", "encodings"})
 
 
 @dataclass(frozen=True)
@@ -64,14 +70,22 @@ def is_licence(name: str) -> bool:
     return Path(name).name.upper().startswith("LICENSE")
 
 
+def stdlib_path() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
 def source_files(source: str | Path) -> Iterator[tuple[str, str]]:
     """(path, text) of every `.py` and LICENSE file in a folder or a .tar(.gz) archive, in sorted
-    order, reading the archive once."""
-    source = Path(source)
+    order, reading the archive once. `STDLIB` reads the running interpreter's standard library
+    (without the folders in `STDLIB_SKIPPED`)."""
+    skipped = STDLIB_SKIPPED if str(source) == STDLIB else frozenset()
+    source = stdlib_path() if str(source) == STDLIB else Path(source)
     wanted = lambda name: name.endswith(".py") or is_licence(name)  # noqa: E731
     if source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file() and wanted(p.name)):
-            yield str(path.relative_to(source)), path.read_text(encoding="utf-8", errors="replace")
+            relative = path.relative_to(source)
+            if not skipped.intersection(relative.parts[:-1]):
+                yield str(relative), path.read_text(encoding="utf-8", errors="replace")
         return
     if not source.is_file():
         raise E2PError(f"no pretraining source at {source}: expected a folder or a .tar.gz of .py files")
@@ -132,55 +146,80 @@ def prompt_of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return "write a python function " + " ".join(words)
 
 
-def read_functions(source: str | Path, held_out: list[Example], max_tokens: int = 256) -> PretrainData:
-    """Every function in `source` that is short enough, parses, and is not a held-out program."""
+def source_name(source: str | Path) -> str:
+    return STDLIB if str(source) == STDLIB else Path(source).name
+
+
+def read_functions(
+    source: str | Path | list[str | Path], held_out: list[Example], max_tokens: int = 256
+) -> PretrainData:
+    """Every function in `source` (or in each of several sources) that is short enough, parses, is
+    not a held-out program and was not already read."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
     banned_trees = held_out_keys([ex.code for ex in held_out])
     banned_prompts = {ex.key for ex in held_out}
     dropped: Counter = Counter()
     seen: set[str] = set()
-    functions, files, licences = [], 0, {}
-    for path, text in source_files(source):
-        if is_licence(path):
-            licences[path] = text
-            continue
-        files += 1
-        tree = parse_tree(text)  # quiet: no SyntaxWarning from the files read
-        if tree is None:
-            dropped["file does not parse"] += 1
-            continue
-        # every prompt before any tree key: a key strips docstrings in place, nested functions' too
-        defs = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        prompts = [prompt_of(node) for node in defs]
-        for node, prompt in zip(defs, prompts):
-            if node.name.startswith("__") and node.name.endswith("__"):
-                dropped["special method"] += 1
+    functions, files, licences, per_source = [], 0, [], {}
+    for src in sources:
+        name, found, src_licences = source_name(src), len(functions), {}
+        for path, text in source_files(src):
+            if is_licence(path):
+                src_licences[path] = text
                 continue
-            key = _tree_key(node)
-            if key in banned_trees:
-                dropped["same tree as a valid/test reference"] += 1
+            files += 1
+            tree = parse_tree(text)  # quiet: no SyntaxWarning from the files read
+            if tree is None:
+                dropped["file does not parse"] += 1
                 continue
-            if prompt_key(prompt) in banned_prompts:
-                dropped["same prompt as a valid/test example"] += 1
-                continue
-            if key in seen:
-                dropped["duplicate function"] += 1
-                continue
-            seen.add(key)
-            code = ast.unparse(node) + "\n"
-            try:
-                n = len(code_tokens(code))
-            except (SyntaxError, ValueError, IndentationError):
-                dropped["does not tokenize"] += 1
-                continue
-            if n < MIN_TOKENS or n > max_tokens:
-                dropped["too short" if n < MIN_TOKENS else "too long"] += 1
-                continue
-            functions.append(Function(path, node.name, prompt, code))
+            # every prompt before any tree key: a key strips docstrings in place, nested functions' too
+            defs = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            prompts = [prompt_of(node) for node in defs]
+            for node, prompt in zip(defs, prompts):
+                reason, code = _kept(node, prompt, banned_trees, banned_prompts, seen, max_tokens)
+                if reason:
+                    dropped[reason] += 1
+                else:
+                    where = path if len(sources) == 1 else f"{name}/{path}"
+                    functions.append(Function(where, node.name, prompt, code))
+        per_source[name] = len(functions) - found
+        top = min(src_licences, key=lambda path: (len(Path(path).parts), path), default=None)  # the source's own
+        if top is not None:
+            licences.append((name, src_licences[top]))
     if not functions:
-        raise E2PError(f"no usable functions in {source}")
+        raise E2PError(f"no usable functions in {', '.join(map(str, sources))}")
     stats = {"files": files, "functions": len(functions), "dropped": dict(sorted(dropped.items()))}
-    top = min(licences, key=lambda path: (len(Path(path).parts), path), default=None)  # the source's own
-    return PretrainData(functions, stats, licences.get(top))
+    if len(sources) > 1:
+        stats["sources"] = per_source
+    if STDLIB in map(str, sources):  # it has no checksum: the interpreter's version names it
+        stats["stdlib"] = f"Python {platform.python_version()}"
+    if len(licences) == 1 and len(sources) == 1:
+        licence = licences[0][1]
+    else:
+        licence = "\n\n".join(f"# Source: {name}\n\n{text}" for name, text in licences) or None
+    return PretrainData(functions, stats, licence)
+
+
+def _kept(node, prompt: str, banned_trees: set, banned_prompts: set, seen: set, max_tokens: int) -> tuple[str, str]:
+    """("", the function's code) where it is kept (`seen` gains its tree), else (why not, "")."""
+    if node.name.startswith("__") and node.name.endswith("__"):
+        return "special method", ""
+    key = _tree_key(node)
+    if key in banned_trees:
+        return "same tree as a valid/test reference", ""
+    if prompt_key(prompt) in banned_prompts:
+        return "same prompt as a valid/test example", ""
+    if key in seen:
+        return "duplicate function", ""
+    seen.add(key)
+    code = ast.unparse(node) + "\n"
+    try:
+        n = len(code_tokens(code))
+    except (SyntaxError, ValueError, IndentationError):
+        return "does not tokenize", ""
+    if n < MIN_TOKENS or n > max_tokens:
+        return ("too short" if n < MIN_TOKENS else "too long"), ""
+    return "", code
 
 
 # ----------------------------------------------------------------------------- pairs
