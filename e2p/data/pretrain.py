@@ -74,12 +74,16 @@ def stdlib_path() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
+def is_stdlib(source: str | Path) -> bool:
+    return str(source) == STDLIB
+
+
 def source_files(source: str | Path) -> Iterator[tuple[str, str]]:
     """(path, text) of every `.py` and LICENSE file in a folder or a .tar(.gz) archive, in sorted
     order, reading the archive once. `STDLIB` reads the running interpreter's standard library
     (without the folders in `STDLIB_SKIPPED`)."""
-    skipped = STDLIB_SKIPPED if str(source) == STDLIB else frozenset()
-    source = stdlib_path() if str(source) == STDLIB else Path(source)
+    skipped = STDLIB_SKIPPED if is_stdlib(source) else frozenset()
+    source = stdlib_path() if is_stdlib(source) else Path(source)
     wanted = lambda name: name.endswith(".py") or is_licence(name)  # noqa: E731
     if source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file() and wanted(p.name)):
@@ -147,7 +151,7 @@ def prompt_of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
 
 
 def source_name(source: str | Path) -> str:
-    return STDLIB if str(source) == STDLIB else Path(source).name
+    return STDLIB if is_stdlib(source) else Path(source).name
 
 
 def read_functions(
@@ -191,10 +195,10 @@ def read_functions(
     stats = {"files": files, "functions": len(functions), "dropped": dict(sorted(dropped.items()))}
     if len(sources) > 1:
         stats["sources"] = per_source
-    if STDLIB in map(str, sources):  # it has no checksum: the interpreter's version names it
+    if any(map(is_stdlib, sources)):  # it has no checksum: the interpreter's version names it
         stats["stdlib"] = f"Python {platform.python_version()}"
-    if len(licences) == 1 and len(sources) == 1:
-        licence = licences[0][1]
+    if len(sources) == 1:  # one source's licence as it is; several, each under its source's name
+        licence = licences[0][1] if licences else None
     else:
         licence = "\n\n".join(f"# Source: {name}\n\n{text}" for name, text in licences) or None
     return PretrainData(functions, stats, licence)
