@@ -100,9 +100,8 @@ def run_request(gen: Generator) -> None:
         )
         return
     state = st.session_state
-    own = bool(state.get("own", False))
     try:
-        ask = inputs.request_options(gen, own, state)
+        ask = inputs.request_options(gen, bool(state.get("baseline", False)), state)
         with st.spinner("Generating…"):
             result = gen.generate(prompt, ask.settings, rerank=ask.rerank, pool=ask.pool, fallback=ask.fallback)
     except Exception as err:
@@ -110,7 +109,7 @@ def run_request(gen: Generator) -> None:
         state["notice"] = ("error", generate.error_sentence(err, "while generating"))
         return
     state["result"] = result
-    how = inputs.describe_request(result.settings, ask.rerank, gen.pool_for(ask.rerank, ask.pool), own)
+    how = inputs.describe_request(result.settings, ask.rerank, gen.pool_for(ask.rerank, ask.pool), ask.fallback)
     state["result_how"] = (result, how)  # the caption under this result (not under one set elsewhere)
     # Positions in the previous result; and the layer and head picked for it, unless the user chose.
     for key in ("att_token", "att_start") + (() if state.get("att_chosen") else ("att_layer", "att_head")):
@@ -169,19 +168,18 @@ def prompt_form(gen: Generator) -> None:
     d = gen.default_settings
     cap = min(inputs.MAX_LEN_CAP, gen.model.config.max_len - 2)
     # Outside the form: ticking it reruns the page, so the controls it replaces are disabled at once.
-    own = st.checkbox(
-        "Only the model's own code",
-        key="own",
+    baseline = st.checkbox(
+        "Retrieval baseline: a training program chosen by the learned ranker",
+        key="baseline",
         persist_state=PERSIST,
-        help="Answer with code the model wrote token by token: no training program is picked whole "
-        "and there is no fallback to one. Uses the artifact's own decoding for the model's code "
-        "(only the maximum length below applies).",
+        help="Answer as the retrieval baseline does (e2p generate --rerank ranker): the model's greedy code "
+        "and the nearest training programs, ordered by a ranker fitted on the training set; it mostly "
+        "answers with a training program picked whole, not written by the model. Uses the artifact's "
+        "decoding for it (only the maximum length below applies).",
     )
-    if own:
-        st.caption(
-            f"The model's own decoding: {inputs.describe_request(gen.own_settings, gen.own_rerank, 0)}; "
-            "no training programs among the candidates, no fallback."
-        )
+    if baseline:
+        pool = gen.pool_for("ranker")
+        st.caption(f"The retrieval baseline: {inputs.describe_request(gen.ranker_settings, 'ranker', pool)}.")
     with st.form("generate_form", border=True):
         st.text_area(
             "Describe the code you want",
@@ -199,7 +197,7 @@ def prompt_form(gen: Generator) -> None:
                 index=list(STRATEGY_LABELS).index(d.strategy),
                 key="strategy",
                 persist_state=PERSIST,
-                disabled=own,
+                disabled=baseline,
                 horizontal=True,
             )
             c1.slider(
@@ -209,7 +207,7 @@ def prompt_form(gen: Generator) -> None:
                 min(d.beam_size, inputs.MAX_BEAM),
                 key="beam_size",
                 persist_state=PERSIST,
-                disabled=own,
+                disabled=baseline,
                 help="beam search only",
             )
             c1.slider(
@@ -220,7 +218,7 @@ def prompt_form(gen: Generator) -> None:
                 0.5,
                 key="follow_example",
                 persist_state=PERSIST,
-                disabled=own,
+                disabled=baseline,
                 help="How strongly decoding keeps to the retrieved training example where the code "
                 "written so far is on it; 0 is off.",
             )
@@ -232,7 +230,7 @@ def prompt_form(gen: Generator) -> None:
                 0.05,
                 key="temperature",
                 persist_state=PERSIST,
-                disabled=own,
+                disabled=baseline,
                 help="sampling only: below 1 sharpens, above 1 flattens",
             )
             c2.slider(
@@ -243,7 +241,7 @@ def prompt_form(gen: Generator) -> None:
                 0.05,
                 key="top_p",
                 persist_state=PERSIST,
-                disabled=own,
+                disabled=baseline,
                 help="sampling only: nucleus probability mass kept",
             )
             c3.slider(
@@ -257,7 +255,7 @@ def prompt_form(gen: Generator) -> None:
                 index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
                 key="rerank",
                 persist_state=PERSIST,
-                disabled=own,
+                disabled=baseline,
             )
         st.form_submit_button("Generate", type="primary", on_click=request_generation)
 

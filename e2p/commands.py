@@ -62,7 +62,7 @@ def _decoding_options(p) -> None:
         "--own",
         action="store_true",
         help="the model's own code: the artifact's own decoding and rerank, no retrieved train programs among "
-        "the candidates and no fallback to one (the options below still override)",
+        "the candidates and no fallback to one (the options below still override); the shipped model's default",
     )
     p.add_argument("--beam", type=int, default=None, help="beam width; 1 = greedy (default: the artifact's)")
     p.add_argument("--sample", action="store_true", help="sample instead of searching")
@@ -100,14 +100,17 @@ def _decoding_options(p) -> None:
         "the retrieved example the model followed, by BLEU, that runs cleanly first), near (by the model's "
         f"score plus {NEAR_WEIGHT:g} x that closeness / 100, the first that runs cleanly first), output "
         "(the best-scored one that runs cleanly and, where the example prints, prints something first), "
-        "agree (running cleanly, then the output most candidates print), ranker (by the learned ranker's "
-        "score, the first that runs cleanly first); default: the artifact's",
+        "agree (running cleanly, then the output most candidates print), ranker (the retrieval baseline: the "
+        "model's code and the nearest train programs by the learned ranker's score, the first that runs cleanly "
+        "first, under the artifact's decoding for it); default: the artifact's",
     )
     p.add_argument(
         "--no-fallback",
         dest="fallback",
         action="store_false",
-        help="where no candidate parses, keep the model's output instead of the nearest train example's code",
+        default=None,
+        help="where no candidate parses, keep the model's output instead of the nearest train example's code "
+        "(default: the artifact's choice; --rerank ranker falls back)",
     )
     p.add_argument(
         "--no-edit",
@@ -132,7 +135,10 @@ def _load(folder: str):
 
 
 def settings_from_args(args, generator):
-    s = generator.own_settings if args.own else generator.default_settings
+    if args.own:
+        s = generator.own_settings
+    else:
+        s = generator.settings_for(args.rerank or generator.default_rerank)
     if args.sample:
         s = replace(s, strategy="sample")
     elif args.beam is not None:
@@ -275,12 +281,14 @@ def _evaluate(args) -> None:
     name, folder, generator = generators[0]
     if args.ranker_row and generator.bundle.ranker is not None and runs[0][4] != "ranker":
         # the retrieval baseline the model's default replaced: the ranker over the same weights
-        runs.insert(1, ("ranker", folder, generator, generator.default_settings, "ranker", None))
+        runs.insert(1, ("ranker", folder, generator, generator.ranker_settings, "ranker", None))
     for name, folder, generator, settings, rerank, pool in runs:
         pool = generator.pool_for(rerank, pool)
         label = describe(settings, rerank, pool)
         print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
-        fallback, edit = (args.fallback, args.edit) if name == "model" else (True, True)  # the flags are the model's
+        # the flags are the model's; the other rows answer as their artifacts do by default
+        fallback, edit = (args.fallback, args.edit) if name == "model" else (None, True)
+        fallback = generator.fallback_for(rerank, fallback)
         if not fallback:
             label += ", no fallback"
         if not edit:

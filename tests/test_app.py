@@ -288,12 +288,13 @@ def test_follow_slider_reaches_the_settings(app):
     assert any("greedy" in c.value and "follow example +3.5" in c.value for c in app.caption)
 
 
-OWN_REPLACES = ("strategy", "beam_size", "temperature", "top_p", "rerank", "follow_example")
+BASELINE_REPLACES = ("strategy", "beam_size", "temperature", "top_p", "rerank", "follow_example")
 
 
-def test_only_the_models_own_code(app, monkeypatch):
-    """Ticked, the answer is the model's: the artifact's own decoding and rerank, no training
-    programs among the candidates (pool 0), no fallback; the controls it replaces are disabled."""
+def test_the_default_answer_is_the_models_own_and_the_baseline_is_retrieval(app, monkeypatch):
+    """Unticked, the app asks for the artifact's default answer (the shipped one: the model's own code);
+    ticked, the retrieval baseline: the artifact's decoding for it, the learned ranker over the model's
+    code and the nearest training programs, with its fallback; the controls it replaces are disabled."""
     from dataclasses import replace
 
     from e2p.answer.generator import Generator
@@ -310,36 +311,39 @@ def test_only_the_models_own_code(app, monkeypatch):
     def controls():
         return {w.key: w for kind in ("radio", "slider", "selectbox") for w in getattr(app, kind) if w.key}
 
-    own = app.checkbox(key="own")
-    assert own.label == "Only the model's own code" and own.value is False
-    assert "token by token" in own.help and "fallback" in own.help
-    assert not any(controls()[key].disabled for key in OWN_REPLACES)
-    own.check().run()  # outside the form: it reruns the page at once
-    assert not app.exception, [e.value for e in app.exception]
-    assert all(controls()[key].disabled for key in OWN_REPLACES) and not controls()["max_len"].disabled
-    with pytest.raises(Exception, match="disabled"):
-        controls()["strategy"].set_value("sample")
+    baseline = app.checkbox(key="baseline")
+    assert baseline.label.startswith("Retrieval baseline") and baseline.value is False
+    assert "--rerank ranker" in baseline.help and "not written by the model" in baseline.help
+    assert not any(controls()[key].disabled for key in BASELINE_REPLACES)
     generate(app, PROMPT, max_len=40)
     gen, (prompt, settings), kwargs = calls[-1]
-    assert prompt == PROMPT and kwargs == {"rerank": gen.own_rerank, "pool": 0, "fallback": False}
-    assert settings == replace(gen.own_settings, max_len=40)
-    result = app.session_state["result"]
-    assert result.settings == settings and result.origin == "model" and result.tokens_are_code
-    assert all(c.origin == "model" for c in result.candidates)
-    gen_tab = tab(app, "Generate")
-    assert ov.origin_sentence("model") in [m.value for m in gen_tab.get("markdown")]
-    captions = [c.value for c in gen_tab.get("caption")]
-    assert any(c.startswith("The model's own decoding: ") for c in captions)
-    shown = [c for c in captions if "the model's own code: no training program among the candidates" in c]
-    assert shown and f"rerank={gen.own_rerank}" in shown[0] and "pool=" not in shown[0]
-    assert not any(c.startswith("retrieval:") for c in captions)
-    own = app.checkbox(key="own")
-    own.uncheck().run()  # untick: the controls are back, and so is the artifact's full request
-    assert not any(controls()[key].disabled for key in OWN_REPLACES)
-    generate(app, PROMPT, strategy="greedy", max_len=12)
+    rerank = gen.default_rerank
+    assert kwargs == {"rerank": rerank, "pool": None, "fallback": gen.fallback_for(rerank)}
+    assert settings == replace(gen.default_settings, max_len=40, min_len=min(gen.default_settings.min_len, 40))
+    if gen.pool_for(rerank) == 0:  # an artifact whose default is the model's own code, as the shipped one
+        result = app.session_state["result"]
+        assert all(c.origin == "model" for c in result.candidates)
+        captions = [c.value for c in tab(app, "Generate").get("caption")]
+        assert [c for c in captions if "the model's own code: no training program among the candidates" in c]
+    app.checkbox(key="baseline").check().run()  # outside the form: it reruns the page at once
+    assert not app.exception, [e.value for e in app.exception]
+    assert all(controls()[key].disabled for key in BASELINE_REPLACES) and not controls()["max_len"].disabled
+    with pytest.raises(Exception, match="disabled"):
+        controls()["strategy"].set_value("sample")
+    assert any(c.value.startswith("The retrieval baseline: retrieval: ") for c in app.caption)
+    generate(app, PROMPT, max_len=40)
     gen, (prompt, settings), kwargs = calls[-1]
-    assert kwargs["pool"] is None and kwargs["fallback"] is True and settings.strategy == "greedy"
-    assert not [c.value for c in app.caption if c.value.startswith("The model's own decoding")]
+    assert prompt == PROMPT and kwargs == {"rerank": "ranker", "pool": None, "fallback": True}
+    assert settings == replace(gen.ranker_settings, max_len=40, min_len=min(gen.ranker_settings.min_len, 40))
+    result = app.session_state["result"]
+    assert result.settings == settings
+    gen_tab = tab(app, "Generate")
+    assert ov.origin_sentence(result.origin, result.tokens_are_code) in [m.value for m in gen_tab.get("markdown")]
+    captions = [c.value for c in gen_tab.get("caption")]
+    assert any(c.startswith("retrieval: ") and "rerank=ranker" in c for c in captions)
+    app.checkbox(key="baseline").uncheck().run()  # untick: the controls are back
+    assert not any(controls()[key].disabled for key in BASELINE_REPLACES)
+    assert not [c.value for c in app.caption if c.value.startswith("The retrieval baseline")]
 
 
 def test_attention_view_heatmaps(app):
@@ -520,8 +524,9 @@ def test_long_prompt_is_cut_with_notice(app):
 
 def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, artifacts, monkeypatch):
     """What a user types is never run as typed: its quoted values reach the candidates only as string
-    constants, no name it spells (`__import__`) becomes code, and every program that does run (rerank
-    "run" runs candidates) runs through the sandbox's runner, in bubblewrap."""
+    constants, no name it spells (`__import__`) becomes code, and every program that does run (the
+    ranker runs candidates, and its edits of train programs carry the prompt's values) runs through
+    the sandbox's runner, in bubblewrap."""
     from test_placeholders import FORBIDDEN, assert_values_only_in_strings
 
     from e2p.answer import sandbox
@@ -543,7 +548,7 @@ def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, 
 
     monkeypatch.setattr(sandbox, "_run", spy_run)
     monkeypatch.setattr(subprocess, "Popen", spy_popen)
-    generate(app, payload, rerank="run")
+    generate(app, payload, rerank="ranker")
     result = app.session_state["result"]
     assert result.prompt == payload
     values = abstract_prompt(payload)[1].strings
@@ -749,7 +754,7 @@ def test_widget_values_survive_switching_views(app):
     assert app.radio(key="att_kind").value == "encoder"
     open_view(app, "Generate")
     assert app.radio(key="strategy").value == "greedy" and app.slider(key="max_len").value == 12
-    app.checkbox(key="own").check().run()
+    app.checkbox(key="baseline").check().run()
     open_view(app, "Model")
     open_view(app, "Generate")
-    assert app.checkbox(key="own").value is True and app.radio(key="strategy").disabled
+    assert app.checkbox(key="baseline").value is True and app.radio(key="strategy").disabled

@@ -22,6 +22,8 @@ sys.path.insert(0, str(TESTS.parent / "benchmarks"))
 from load_app import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402
 from test_app import PROMPT, app_copy_artifacts  # noqa: E402
 
+from e2p.views.inputs import read_optional_json  # noqa: E402
+
 SCREENS = Path("/tmp/e2p_screens")
 
 pytestmark = [
@@ -32,9 +34,21 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(request):
-    with app_server(app_copy_artifacts(request), threads=1) as url:
+def folder(request) -> Path:
+    return app_copy_artifacts(request)
+
+
+@pytest.fixture(scope="module")
+def server(folder):
+    with app_server(folder, threads=1) as url:
         yield url
+
+
+def answers_with_own_code(folder: Path) -> bool:
+    """Whether the artifact's default answer is the model's own code (no train program among the
+    candidates, no fallback to one), as the shipped model's is."""
+    config = read_optional_json(folder / "config.json") or {}
+    return not config.get("pool") and config.get("fallback") is False
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +65,7 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
-def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
+def test_type_prompt_generate_and_see_attention(folder, server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -81,6 +95,7 @@ def test_type_prompt_generate_and_see_attention(server, browser, tmp_path):
         assert page.get_by_text(re.compile(r"Of \d+ tokens: written \d+% · copied from the prompt")).count() == 1
         page.locator(".e2p-origins").screenshot(path=str(tmp_path / "1b-origins.png"))
     else:  # the answer is a training program (the model's own did not win): said so, nothing marked
+        assert not answers_with_own_code(folder), "the default answer should be the model's own code"
         assert page.get_by_text("Retrieved, not written", exact=False).count() == 1
         assert page.get_by_text("did not write this code", exact=False).count() == 1
         assert marks.count() == 0

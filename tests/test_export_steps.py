@@ -196,3 +196,70 @@ def test_evaluate_only_needs_the_folder_to_evaluate(synthetic_corpus, capsys):
 
     assert main(["--data", str(synthetic_corpus), "--config", "tiny", "--evaluate-only"]) == 2
     assert "--evaluate-only needs --out" in capsys.readouterr().err
+
+
+def test_a_default_of_the_models_own_code_keeps_the_ranker_as_the_retrieval_baseline(run, tmp_path):
+    """The shipped model's shape: the default answer is the model's own code (no train program among the
+    candidates, no fallback), and `--rerank ranker`, the retrieval baseline, decodes as the config says
+    for it; the evaluation measures both, and the CLI labels only the baseline's answers as retrieval."""
+    import subprocess
+    import sys
+
+    from e2p.answer.generator import Generator
+    from e2p.artifact.export import default_decoding, ranker_decoding
+
+    cfg = replace(
+        run.cfg,
+        decode_strategy="beam",
+        beam_size=2,
+        rerank="score",
+        pool=0,
+        fallback=False,
+        own_rerank="score",
+        ranker_pool=3,
+        ranker_decoding={"strategy": "greedy", "eos_penalty": 1.0},
+    )
+    out = tmp_path / "art"
+    run.write(out, cfg)
+    fit_ranker_step(run.prep, cfg, out, log=lambda msg: None)
+    g = Generator(out)
+    assert (g.default_rerank, g.default_pool, g.default_fallback) == ("score", 0, False)
+    assert g.settings_for("score") == g.default_settings == default_decoding(cfg)
+    assert g.settings_for("ranker") == g.ranker_settings == ranker_decoding(cfg)
+    assert (g.ranker_settings.strategy, g.ranker_settings.eos_penalty, g.default_settings.strategy) == (
+        "greedy",
+        1.0,
+        "beam",
+    )
+    assert g.fallback_for("ranker") and not g.fallback_for("score") and g.fallback_for("score", True)
+    prompt = run.prep.test[0].prompt
+    own = g.generate(prompt, attention=False)  # nothing asked: the artifact's default answer
+    assert own.origin == "model" and own.candidates and all(c.origin == "model" for c in own.candidates)
+    assert own.settings.strategy == "beam" and own.settings.beam_size == 2
+    ranked = g.generate(prompt, rerank="ranker", attention=False)  # the baseline: its own decoding, a pool
+    assert ranked.settings.strategy == "greedy" and ranked.settings.eos_penalty == 1.0
+    assert sum(c.origin in ("retrieval", "edited") for c in ranked.candidates) >= 3
+
+    metrics = evaluate_artifact(out, run.prep, cfg, log=lambda msg: None)
+    assert set(metrics) == {"model", "ranker", "model-greedy", "model-beam", "retrieval"}  # own code is the model row
+    assert metrics["model"]["settings"] == "beam 2, rerank=score, no fallback"
+    assert metrics["ranker"]["settings"] == "retrieval: greedy, EOS -1, rerank=ranker, pool=3"
+    samples = json.loads((out / "samples.json").read_text())
+    assert set(samples["decoding"]) == {"default", "ranker", "greedy", "beam", "retrieval"}
+
+    def cli(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "e2p", "generate", prompt, "--artifacts", str(out), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    default = cli()
+    assert default.stdout.strip() and "retrieval" not in default.stderr
+    assert cli("--own").stdout == default.stdout  # --own names the default answer
+    baseline = cli("--rerank", "ranker")
+    origin = Generator(out).generate(prompt, rerank="ranker", attention=False).origin
+    assert ("e2p: note: retrieval" in baseline.stderr) == (origin != "model")

@@ -37,7 +37,7 @@ def test_artifact_folder_is_complete_and_pickle_free(tiny_artifacts):
     # the tiny preset answers with the ranker: the model's own decoding is measured beside it
     assert {"model", "model-own", "model-greedy", "model-beam", "retrieval"} <= set(metrics)
     assert metrics["model"]["settings"].startswith("retrieval: ") and metrics["model-own"]["settings"].endswith(
-        "rerank=score"
+        "rerank=score, no fallback"
     )
     assert metrics["retrieval"]["train_copies"] == 1.0  # a train program, every one
     assert all(0 <= m["train_copies"] <= 1 for m in metrics.values())

@@ -78,14 +78,15 @@ def test_build_settings_follow_example_default_and_bad_values():
             inputs.follow_weight(bad)
 
 
-def stand_in_generator(own_settings=None, own_rerank="run"):
-    """Only what `request_options` reads from a Generator."""
-    defaults = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0, max_len=256)
+def stand_in_generator():
+    """Only what `request_options` reads from a Generator: an artifact whose default answer is the
+    model's own code (beam 5, rerank run, no fallback), with a greedy retrieval baseline."""
+    ranker = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0, max_len=256)
     return SimpleNamespace(
-        default_settings=defaults,
-        default_rerank="ranker",
-        own_settings=own_settings or DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0),
-        own_rerank=own_rerank,
+        default_settings=DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0, max_len=256),
+        default_rerank="run",
+        ranker_settings=ranker,
+        fallback_for=lambda rerank, fallback=None: rerank == "ranker" if fallback is None else fallback,
         model=SimpleNamespace(config=SimpleNamespace(max_len=130)),
     )
 
@@ -97,43 +98,37 @@ def test_request_options_from_the_controls():
     )
     settings, rerank, pool, fallback = inputs.request_options(gen, False, values)
     assert (settings.strategy, settings.beam_size, settings.max_len, settings.follow_example) == ("beam", 3, 40, 2.5)
-    assert settings.syntax_guard and settings.eos_penalty == 1.0  # the rest: the artifact's defaults
-    assert (rerank, pool, fallback) == ("run", None, True)  # pool None: the artifact's pool for this rerank
+    assert settings.syntax_guard and settings.eos_penalty == 0.0  # the rest: the artifact's defaults
+    assert (rerank, pool, fallback) == ("run", None, False)  # pool None: the artifact's pool for this rerank
+    # the ranker picked in the controls: the artifact's fallback for it
+    assert inputs.request_options(gen, False, {**values, "rerank": "ranker"})[1:] == ("ranker", None, True)
 
 
 def test_request_options_defaults_where_no_control_was_drawn():
     gen = stand_in_generator()
     ask = inputs.request_options(gen, False, {})
     assert ask.settings == replace(gen.default_settings, max_len=128)  # the model's limit: max_len - 2
-    assert (ask.rerank, ask.pool, ask.fallback) == ("ranker", None, True)
+    assert (ask.rerank, ask.pool, ask.fallback) == ("run", None, False)
 
 
-def test_request_options_own_code_ignores_all_controls_but_the_length():
+def test_request_options_retrieval_baseline_ignores_all_controls_but_the_length():
     gen = stand_in_generator()
-    values = dict(strategy="sample", beam_size=1, temperature=0.5, top_p=0.8, max_len=40, rerank="ranker")
-    values["follow_example"] = 0.0
+    values = dict(strategy="sample", beam_size=1, temperature=0.5, top_p=0.8, max_len=40, rerank="score")
+    values["follow_example"] = 3.0
     settings, rerank, pool, fallback = inputs.request_options(gen, True, values)
-    assert settings == replace(gen.own_settings, max_len=40)
-    assert (rerank, pool, fallback) == ("run", 0, False)  # no training programs, no fallback
+    assert settings == replace(gen.ranker_settings, max_len=40)
+    assert (rerank, pool, fallback) == ("ranker", None, True)  # the artifact's ranker pool, with its fallback
     assert inputs.request_options(gen, True, {**values, "max_len": 10_000}).settings.max_len == 128
-    assert inputs.request_options(gen, True, {}).settings == replace(gen.own_settings, max_len=128)
-
-
-def test_request_options_own_code_of_an_older_artifact():
-    """Older artifacts name no own decoding: the Generator gives the defaults and rerank "score"."""
-    gen = stand_in_generator()
-    gen.own_settings, gen.own_rerank = gen.default_settings, "score"
-    settings, rerank, pool, fallback = inputs.request_options(gen, True, {"max_len": 30, "strategy": "beam"})
-    assert settings == replace(gen.default_settings, max_len=30)
-    assert (rerank, pool, fallback) == ("score", 0, False)
+    assert inputs.request_options(gen, True, {}).settings == replace(gen.ranker_settings, max_len=128)
 
 
 def test_describe_request():
     own = DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0)
-    assert inputs.describe_request(own, "run", 0, own=True) == (
+    assert inputs.describe_request(own, "run", 0, fallback=False) == (
         "beam 5 + syntax guard, follow example +5, rerank=run — the model's own code: no training program "
         "among the candidates, no fallback"
     )
+    assert inputs.describe_request(own, "run", 0).endswith("no training program among the candidates")
     greedy = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0)
     assert inputs.describe_request(greedy, "ranker", 10) == (
         "retrieval: greedy + syntax guard, EOS -1, rerank=ranker, pool=10"

@@ -74,8 +74,12 @@ class Generator:
         self.own_settings = DecodeSettings(**own["decoding"]) if own.get("decoding") else self.default_settings
         self.own_rerank = own.get("rerank", DEFAULT_OWN_RERANK)
         self.default_pool = int(self.bundle.config.get("pool", 0))
+        self.default_fallback = bool(self.bundle.config.get("fallback", True))
         # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
+        # the model's candidates beside them in the retrieval baseline; older artifacts name none
+        ranker = self.bundle.config.get("ranker_decoding")
+        self.ranker_settings = DecodeSettings(**ranker) if ranker else self.default_settings
         # What writes the code: the model, or an ensemble with it (e2p.model.ensemble). It only decodes:
         # retrieved programs are scored, and token origins and attention computed, by the model alone.
         self.decoder = self.bundle.model
@@ -85,6 +89,17 @@ class Generator:
         if pool is not None:
             return pool
         return self.ranker_pool if rerank == "ranker" else self.default_pool
+
+    def settings_for(self, rerank: str) -> DecodeSettings:
+        """The artifact's decoding for this rerank: the retrieval baseline's for "ranker", else the default."""
+        return self.ranker_settings if rerank == "ranker" else self.default_settings
+
+    def fallback_for(self, rerank: str, fallback: bool | None = None) -> bool:
+        """Whether a request falls back to the nearest train example's code where no candidate parses:
+        the one asked for, else always for the retrieval baseline and the artifact's choice otherwise."""
+        if fallback is not None:
+            return fallback
+        return True if rerank == "ranker" else self.default_fallback
 
     @property
     def model(self):
@@ -97,18 +112,21 @@ class Generator:
         rerank: str | None = None,
         attention: bool = True,
         pool: int | None = None,
-        fallback: bool = True,
+        fallback: bool | None = None,
         edit: bool = True,
     ) -> GenerationResult:
         """`pool`: the code of the `pool` nearest train examples and (with `edit`) those programs
         with this prompt's values put in join the candidates, scored by the model; rerank="ranker"
         orders them by the learned ranker.
-        `fallback`: where no candidate parses, return the nearest train example's code instead.
-        `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit)."""
+        `fallback`: where no candidate parses, return the nearest train example's code instead
+        (None: `fallback_for(rerank)`).
+        `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit).
+        Settings, rerank and pool left out are the artifact's for the rerank used."""
         started = time.perf_counter()
-        settings = settings or self.default_settings
         rerank = rerank or self.default_rerank
+        settings = settings or self.settings_for(rerank)
         pool = self.pool_for(rerank, pool)
+        fallback = self.fallback_for(rerank, fallback)
         if not isinstance(pool, int) or pool < 0:
             raise E2PError(f"pool must be a whole number >= 0, got {pool!r}")
         if rerank not in RERANKS:

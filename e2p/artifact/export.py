@@ -32,18 +32,35 @@ def default_decoding(cfg: TrainConfig) -> DecodeSettings:
         syntax_guard=cfg.syntax_guard,
         eos_penalty=cfg.eos_penalty,
         follow_example=cfg.follow_example,
+        examples=cfg.examples,
     )
     if cfg.decode_strategy == "greedy":
         return DecodeSettings(strategy="greedy", **common)
     return DecodeSettings(strategy="beam", beam_size=cfg.beam_size, n_best=cfg.beam_size, **common)
 
 
-def own_decoding(cfg: TrainConfig) -> DecodeSettings:
-    """The decoding of the model's own code: the default decoding with `cfg.own_decoding` on top."""
+def _on_default(cfg: TrainConfig, field: str) -> DecodeSettings:
+    """The default decoding with the DecodeSettings fields of `cfg.<field>` on top."""
     try:
-        return replace(default_decoding(cfg), **cfg.own_decoding)
+        return replace(default_decoding(cfg), **getattr(cfg, field))
     except TypeError as err:
-        raise E2PError(f"own_decoding in the training config: {err}") from None
+        raise E2PError(f"{field} in the training config: {err}") from None
+
+
+def own_decoding(cfg: TrainConfig) -> DecodeSettings:
+    """The decoding of the model's own code (`--own`)."""
+    return _on_default(cfg, "own_decoding")
+
+
+def ranker_decoding(cfg: TrainConfig) -> DecodeSettings:
+    """The decoding of the model's candidates in the retrieval baseline (`--rerank ranker`)."""
+    return _on_default(cfg, "ranker_decoding")
+
+
+def own_is_default(cfg: TrainConfig) -> bool:
+    """Whether the default answer is the model's own code: its decoding and rerank, and no retrieved
+    programs among the candidates (whether a fallback is kept only shows where nothing parses)."""
+    return own_decoding(cfg) == default_decoding(cfg) and cfg.own_rerank == cfg.rerank and not cfg.pool
 
 
 def inference_config(cfg: TrainConfig) -> dict:
@@ -56,7 +73,9 @@ def inference_config(cfg: TrainConfig) -> dict:
         "own": {"decoding": asdict(own_decoding(cfg)), "rerank": cfg.own_rerank},
         "rerank": cfg.rerank,
         "pool": cfg.pool,
+        "fallback": cfg.fallback,
         "ranker_pool": ranker_pool(cfg),
+        "ranker_decoding": asdict(ranker_decoding(cfg)),
     }
 
 
@@ -152,17 +171,21 @@ def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) ->
     profiles = profile_references([ex.code for ex in test])
     greedy = DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
     beam = DecodeSettings(strategy="beam", beam_size=5, n_best=5, max_len=cfg.max_tgt)
-    # (samples.json key, metrics name, settings, rerank, pool): the shipped decoding, then plain
-    # greedy and beam search for the gallery, then the retrieval baseline.
-    runs = [("default", "model", decoding, cfg.rerank, cfg.pool)]
-    if cfg.rerank != "ranker" and pool:  # the retrieval baseline over these weights
-        runs.append(("ranker", "ranker", decoding, "ranker", pool))
-    if cfg.rerank != "score" or cfg.pool or cfg.own_decoding:  # what the model writes by itself
-        runs.append(("own", "model-own", own_decoding(cfg), cfg.own_rerank, 0))
-    runs += [("greedy", "model-greedy", greedy, "score", 0), ("beam", "model-beam", beam, "run", 0)]
+    # (samples.json key, metrics name, settings, rerank, pool, fallback): the shipped decoding, the
+    # retrieval baseline over these weights and the model's own code where they differ from it, then
+    # plain greedy and beam search for the gallery (and the TF-IDF retrieval baseline below).
+    runs = [("default", "model", decoding, cfg.rerank, cfg.pool, cfg.fallback)]
+    if cfg.rerank != "ranker" and pool:
+        runs.append(("ranker", "ranker", ranker_decoding(cfg), "ranker", pool, True))
+    if not own_is_default(cfg):
+        runs.append(("own", "model-own", own_decoding(cfg), cfg.own_rerank, 0, False))
+    runs += [("greedy", "model-greedy", greedy, "score", 0, True), ("beam", "model-beam", beam, "run", 0, True)]
     systems = {
-        name: (model_answers(generator, test, s, rerank, pool=p, progress=True), describe(s, rerank, p))
-        for _, name, s, rerank, p in runs
+        name: (
+            model_answers(generator, test, s, rerank, pool=p, progress=True, fallback=fallback),
+            describe(s, rerank, p) + ("" if fallback else ", no fallback"),
+        )
+        for _, name, s, rerank, p, fallback in runs
     }
     systems["retrieval"] = (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(test, systems, profiles, train=prep.train)

@@ -3,8 +3,8 @@
 Decoding is timed end to end through `Generator.generate` (retrieval, decoding, placeholders,
 parse check; no attention pass, no sandbox rerank, no retrieved candidates), once with the
 key/value cache and once re-running the whole prefix at every step; the shipped default decoding
-(with its rerank and retrieved candidates) is timed as well, beside the `--rerank ranker` baseline and the
-model's own code (`--own`). Training throughput is target tokens per second over
+(with its rerank, and retrieved candidates where it has any) is timed as well, beside the `--rerank ranker`
+baseline and the model's own code (`--own`). Training throughput is target tokens per second over
 real batches of the train split with the artifact's configuration, for the plain trainer (every speed option of
 TrainConfig off: the trainer as it was before them) and the configured one side by side: two worker processes
 step in lockstep, alternating which goes first, on the same batches from the same initial weights
@@ -222,17 +222,27 @@ def run_benchmark(
     generator = Generator(artifacts)
     prompts = [ex.prompt for ex in load_corpus(data).split("test")][:limit]
     few = prompts[: max(1, min(len(prompts), uncached))]
-    base = generator.default_settings
+    # plain greedy and beam search under the artifact's rules for the model's candidates beside retrieved
+    # programs (the syntax guard, its EOS penalty), without following the example
+    base = replace(generator.ranker_settings, follow_example=0.0, examples=1)
     greedy = replace(base, strategy="greedy", n_best=1)
     beam5 = replace(base, strategy="beam", beam_size=5, n_best=5)
 
     log(f"timing {len(prompts)} test prompts, {threads} thread(s)")
     g_cached = _time_generate(generator, prompts, greedy)
     b_cached = _time_generate(generator, prompts, beam5)
-    shipped = _time_generate(generator, prompts, base, generator.default_rerank, generator.default_pool)
+    rerank = generator.default_rerank
+    shipped = _time_generate(
+        generator,
+        prompts,
+        generator.default_settings,
+        rerank,
+        generator.default_pool,
+        fallback=generator.fallback_for(rerank),
+    )
     # the retrieval baseline (--rerank ranker), interleaved in time with the default above as far as a
-    # second pass allows; the same prompts, settings and sandbox
-    ranker = _time_generate(generator, prompts, base, "ranker", generator.pool_for("ranker"))
+    # second pass allows; the same prompts and sandbox
+    ranker = _time_generate(generator, prompts, generator.ranker_settings, "ranker", generator.pool_for("ranker"))
     # the model's own code (--own): its own decoding, no retrieved candidates, no fallback
     own = _time_generate(generator, prompts, generator.own_settings, generator.own_rerank, 0, fallback=False)
     log(f"timing {len(few)} prompts without the cache")

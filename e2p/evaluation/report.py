@@ -49,7 +49,7 @@ def model_answers(
     rerank: str,
     pool: int = 0,
     progress: bool = False,
-    fallback: bool = True,
+    fallback: bool | None = None,
     edit: bool = True,
 ) -> Answers:
     from tqdm import tqdm

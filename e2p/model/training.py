@@ -113,13 +113,17 @@ class TrainConfig:
     syntax_guard: bool = False  # decode only code that stays valid Python (e2p.model.syntax_guard)
     eos_penalty: float = 0.0  # subtracted from EOS's log-prob: > 0 writes longer code
     follow_example: float = 0.0  # weight (log) on continuing the retrieved example (DecodeSettings)
+    examples: int = 1  # where nothing written with the retrieved example runs, write again with the next one
     own_decoding: dict = field(default_factory=dict)  # the model's own code (`--own`: no retrieved
     # candidates, no fallback): DecodeSettings fields that differ from the default decoding's
     own_rerank: str = DEFAULT_OWN_RERANK  # how the model's own candidates are ordered ("run": the first that runs)
     rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
     pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
+    fallback: bool = True  # where no candidate parses, answer with the nearest train example's code
     ranker_pool: int = RANKER_POOL  # the learned ranker (ranker.json, the retrieval baseline `--rerank
     # ranker`) chooses among this many retrieved programs; 0: no ranker is fitted
+    ranker_decoding: dict = field(default_factory=dict)  # the model's candidates beside them under
+    # `--rerank ranker`: DecodeSettings fields that differ from the default decoding's
     model_offset: float = 0.0  # rerank="ranker": bonus for the model's own output (chosen on valid)
 
     def model_config(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:
@@ -178,8 +182,8 @@ class TrainConfig:
 # TrainConfig fields that only shape inference (how sources are built at inference, decoding and the
 # choice of answer): `python -m train --evaluate-only` may change them without training again.
 INFERENCE_FIELDS = frozenset(
-    "decode_strategy beam_size syntax_guard eos_penalty follow_example own_decoding own_rerank rerank pool "
-    "ranker_pool model_offset example_pool".split()
+    "decode_strategy beam_size syntax_guard eos_penalty follow_example examples own_decoding own_rerank rerank "
+    "pool fallback ranker_pool ranker_decoding model_offset example_pool".split()
 )
 
 

@@ -135,23 +135,24 @@ class Request(NamedTuple):
     fallback: bool  # where no candidate parses, answer with the nearest training example's code
 
 
-def request_options(gen, own: bool, values: Mapping) -> Request:
+def request_options(gen, baseline: bool, values: Mapping) -> Request:
     """The request the app's controls mean. `values`: the widget values by key (the session
     state; a missing key means the artifact's default).
 
-    `own`: the model's own code, as `e2p generate --own` asks for it: the artifact's own decoding
-    (`gen.own_settings`, of the controls only the maximum length applies) and rerank
-    (`gen.own_rerank`), no retrieved training programs among the candidates (pool 0) and no
-    fallback to one. Reads gen.default_settings, default_rerank, own_settings, own_rerank and
-    model.config.max_len.
+    `baseline`: the retrieval baseline, as `e2p generate --rerank ranker` asks for it: the artifact's
+    decoding for it (`gen.ranker_settings`, of the controls only the maximum length applies), the
+    learned ranker over the model's code and the nearest training programs (the artifact's ranker
+    pool), falling back to the nearest training example's code where nothing parses. Otherwise the
+    controls, starting from the artifact's default answer. Reads gen.default_settings, default_rerank,
+    ranker_settings, fallback_for and model.config.max_len.
     """
     model_max_len = gen.model.config.max_len - 2
-    base = gen.own_settings if own else gen.default_settings
+    base = gen.ranker_settings if baseline else gen.default_settings
     max_len = values.get("max_len", min(base.max_len, MAX_LEN_CAP))
-    if own:
+    if baseline:
         max_len = cap_length(max_len, model_max_len)
         settings = replace(base, max_len=max_len, min_len=min(base.min_len, max_len))
-        return Request(settings, gen.own_rerank, 0, False)
+        return Request(settings, "ranker", None, gen.fallback_for("ranker"))
     settings = build_settings(
         base,
         strategy=values.get("strategy", base.strategy),
@@ -162,14 +163,20 @@ def request_options(gen, own: bool, values: Mapping) -> Request:
         model_max_len=model_max_len,
         follow_example=values.get("follow_example", base.follow_example),
     )
-    return Request(settings, values.get("rerank", gen.default_rerank), None, True)
+    rerank = values.get("rerank", gen.default_rerank)
+    return Request(settings, rerank, None, gen.fallback_for(rerank))
 
 
-def describe_request(settings: DecodeSettings, rerank: str, pool: int, own: bool = False) -> str:
+def describe_request(settings: DecodeSettings, rerank: str, pool: int, fallback: bool = True) -> str:
     """How an answer was asked for, for the caption under it: the decoding, the rerank and the
-    pool of training programs ranked with the model's candidates (`decoding.describe`)."""
+    pool of training programs ranked with the model's candidates (`decoding.describe`), and where
+    no training program is among them, that the answer is the model's own code."""
     text = describe(settings, rerank, pool)
-    return f"{text} — the model's own code: no training program among the candidates, no fallback" if own else text
+    if pool:
+        return text
+    return f"{text} — the model's own code: no training program among the candidates" + (
+        "" if fallback else ", no fallback"
+    )
 
 
 def describe_settings(settings: DecodeSettings | None) -> str:

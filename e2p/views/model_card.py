@@ -132,7 +132,9 @@ def answer_rule(config: dict) -> str:
             "cleanly wins"
         )
     elif not pool:
-        text += " — the model's own code"
+        text += " — the model's own code" + (
+            "" if config.get("fallback", True) else ", no fallback to a training program"
+        )
     return text
 
 
