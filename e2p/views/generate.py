@@ -81,8 +81,9 @@ def execution_text(status, limits: str) -> str:
     if not status.available:
         return "No program is run on this server: answers are chosen without running anything. " + never
     return (
-        "To choose an answer, the other choices run candidate programs on this server: the "
-        "model's outputs and the nearest training programs, some with numbers and quoted values "
-        f"from your prompt put in as literals ({status.mode}). {limits[:1].upper()}{limits[1:]}; "
+        "To choose an answer, the default and most other choices run candidate programs on this "
+        "server: the model's outputs, and for the retrieval baseline also the nearest training "
+        "programs, some with numbers and quoted values from your prompt put in as literals "
+        f"({status.mode}). {limits[:1].upper()}{limits[1:]}; "
         f"each request gets at most {RUN_BUDGET_S:g} s of runs in all. " + never
     )
