@@ -249,7 +249,15 @@ def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bo
 def _evaluate(args) -> None:
     from .artifact.bundle import sha256_file
     from .data.corpus import load_corpus
-    from .evaluation.report import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
+    from .evaluation.report import (
+        as_json,
+        describe,
+        evaluate_systems,
+        model_answers,
+        retrieval_codes,
+        system_label,
+        table,
+    )
 
     corpus = load_corpus(args.data)
     corpus_sha256 = sha256_file(args.data)
@@ -284,15 +292,15 @@ def _evaluate(args) -> None:
         runs.insert(1, ("ranker", folder, generator, generator.ranker_settings, "ranker", None))
     for name, folder, generator, settings, rerank, pool in runs:
         pool = generator.pool_for(rerank, pool)
-        label = describe(settings, rerank, pool)
-        print(f"generating with {name} ({folder}: {label}) on {len(examples)} {args.split} prompts", file=sys.stderr)
+        print(
+            f"generating with {name} ({folder}: {describe(settings, rerank, pool)}) on {len(examples)} "
+            f"{args.split} prompts",
+            file=sys.stderr,
+        )
         # the flags are the model's; the other rows answer as their artifacts do by default
         fallback, edit = (args.fallback, args.edit) if name == "model" else (None, True)
         fallback = generator.fallback_for(rerank, fallback)
-        if not fallback:
-            label += ", no fallback"
-        if not edit:
-            label += ", no edits"
+        label = system_label(settings, rerank, pool, fallback, edit)
         systems[name] = (
             model_answers(
                 generator,

@@ -20,7 +20,7 @@ import torch
 from ..answer.ranking import fit_ranker
 from ..errors import E2PError
 from ..evaluation.metrics import profile_references
-from ..evaluation.report import as_json, describe, evaluate_systems, model_answers, retrieval_codes, table
+from ..evaluation.report import as_json, evaluate_systems, model_answers, retrieval_codes, system_label, table
 from ..model.decoding import DecodeSettings
 from ..model.training import INFERENCE_FIELDS, Prepared, TrainConfig, ranker_pool, save_weights
 from .bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
@@ -176,14 +176,14 @@ def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) ->
     # plain greedy and beam search for the gallery (and the TF-IDF retrieval baseline below).
     runs = [("default", "model", decoding, cfg.rerank, cfg.pool, cfg.fallback)]
     if cfg.rerank != "ranker" and pool:
-        runs.append(("ranker", "ranker", ranker_decoding(cfg), "ranker", pool, True))
+        runs.append(("ranker", "ranker", ranker_decoding(cfg), "ranker", pool, generator.fallback_for("ranker")))
     if not own_is_default(cfg):
         runs.append(("own", "model-own", own_decoding(cfg), cfg.own_rerank, 0, False))
     runs += [("greedy", "model-greedy", greedy, "score", 0, True), ("beam", "model-beam", beam, "run", 0, True)]
     systems = {
         name: (
             model_answers(generator, test, s, rerank, pool=p, progress=True, fallback=fallback),
-            describe(s, rerank, p) + ("" if fallback else ", no fallback"),
+            system_label(s, rerank, p, fallback),
         )
         for _, name, s, rerank, p, fallback in runs
     }

@@ -42,6 +42,12 @@ class Answers:
     origins: list | None = None
 
 
+def system_label(settings: DecodeSettings, rerank: str, pool: int, fallback: bool = True, edit: bool = True) -> str:
+    """A system's settings column in the evaluation tables: the decoding (`describe`), and whether
+    it keeps the fallback to a train program and the edited programs."""
+    return describe(settings, rerank, pool) + ("" if fallback else ", no fallback") + ("" if edit else ", no edits")
+
+
 def model_answers(
     generator,
     examples: list[Example],
