@@ -12,7 +12,10 @@ import json
 import math
 import os
 import resource
+import shutil
 import socket
+import subprocess
+import sys
 import sysconfig
 import tempfile
 import threading
@@ -34,6 +37,7 @@ from e2p.answer.sandbox import (
     run_code,
     sandbox_status,
 )
+from e2p.answer.uid_lease import UID_RANGE
 
 REQUIRE = "E2P_REQUIRE_SANDBOX"
 DONE = "E2P-PROBE-DONE"  # printed last by every probe: it ran to the end, so a pass is not vacuous
@@ -241,8 +245,11 @@ def test_runs_as_nobody_without_capabilities_or_server_environment(monkeypatch):
     )
     result = _probe(code, timeout=timeout)
     seen = json.loads(result.stdout.splitlines()[0])
-    assert seen["ids"] == [SANDBOX_UID] * 4 and SANDBOX_UID != 0
-    assert all(group == SANDBOX_UID for group in seen["groups"]), seen["groups"]
+    uid = seen["ids"][0]
+    # a uid of its own per run where the server is root, else "nobody" in a user namespace
+    assert uid in (UID_RANGE if os.geteuid() == 0 else [SANDBOX_UID]) and uid != 0
+    assert seen["ids"] == [uid] * 4
+    assert all(group == uid for group in seen["groups"]), seen["groups"]
     for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
         assert int(seen["status"][cap].strip(), 16) == 0, (cap, seen["status"][cap])
     assert seen["status"]["NoNewPrivs"].strip() == "1"
@@ -467,3 +474,348 @@ def test_without_bubblewrap_nothing_runs(tmp_path, monkeypatch, fresh_status):
     monkeypatch.delenv(sandbox.SWITCH, raising=False)
     _refuses_to_run(tmp_path / "ran.txt")
     assert "bwrap" in sandbox_status().reason
+
+
+# --- issue 25: one run cannot hurt the host or another run ------------------------------------
+
+
+def _syscall_numbers(*names: str) -> dict[str, int]:
+    """This machine's syscall numbers, from libseccomp (the probe must not guess them)."""
+    import pyseccomp
+
+    return {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in names}
+
+
+@needs_sandbox
+def test_namespaces_keyrings_io_uring_and_tracing_are_refused():
+    numbers = _syscall_numbers(
+        "unshare", "setns", "clone", "clone3", "mount", "umount2", "pivot_root", "keyctl", "add_key",
+        "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register", "ptrace", "bpf",
+        "perf_event_open", "ioctl", "getpid",
+    )  # fmt: skip
+    # Each call is harmless where it is allowed (bad pointers, bad fds, a pid that does not exist),
+    # so the errno tells the filter's EPERM (ENOSYS for clone3) from the kernel's own answer.
+    code = (
+        "import ctypes, json, os, subprocess, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        f"NR = {numbers!r}\n"
+        "def call(name, *args):\n"
+        "    ctypes.set_errno(0)\n"
+        "    res = libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_long(a) for a in args])\n"
+        "    if res == 0 and name == 'clone':\n"
+        "        os._exit(0)  # the child of a clone that was allowed\n"
+        "    if res > 0 and name == 'clone':\n"
+        "        os.waitpid(res, 0)\n"
+        "    return 'ok' if res >= 0 else os.strerror(ctypes.get_errno())\n"
+        "seen = {\n"
+        "    'unshare': call('unshare', 0x10000000 | 0x00020000),  # CLONE_NEWUSER | CLONE_NEWNS\n"
+        "    'setns': call('setns', -1, 0),\n"
+        "    'clone_newuser': call('clone', 0x10000000 | 17, 0, 0, 0, 0),  # CLONE_NEWUSER | SIGCHLD\n"
+        "    'clone_newnet': call('clone', 0x40000000 | 17, 0, 0, 0, 0),\n"
+        "    'clone3': call('clone3', 0, 0),\n"
+        "    'mount': call('mount', 0, 0, 0, 0, 0),\n"
+        "    'umount2': call('umount2', 0, 0),\n"
+        "    'pivot_root': call('pivot_root', 0, 0),\n"
+        "    'keyctl': call('keyctl', 0, -4, 0),  # KEYCTL_GET_KEYRING_ID of the user keyring\n"
+        "    'add_key': call('add_key', 0, 0, 0, 0, 0),\n"
+        "    'request_key': call('request_key', 0, 0, 0, 0),\n"
+        "    'io_uring_setup': call('io_uring_setup', 1, 0),\n"
+        "    'io_uring_enter': call('io_uring_enter', -1, 0, 0, 0, 0, 0),\n"
+        "    'io_uring_register': call('io_uring_register', -1, 0, 0, 0),\n"
+        "    'ptrace': call('ptrace', 2, 999999, 0, 0),  # PTRACE_PEEKDATA of no process\n"
+        "    'bpf': call('bpf', 9999, 0, 0),\n"
+        "    'perf_event_open': call('perf_event_open', 0, 0, -1, -1, 0),\n"
+        "    'ioctl_tiocsti': call('ioctl', 0, 0x5412, 0),\n"
+        "    'ioctl_tiocsti_high_bits': call('ioctl', 0, (1 << 32) | 0x5412, 0),\n"
+        "    'ioctl_tioclinux': call('ioctl', 0, 0x541C, 0),\n"
+        "}\n"
+        "seen['fork'] = 'ok' if os.fork() or os._exit(0) else 'no'\n"
+        "seen['ioctl_fionread'] = call('ioctl', 0, 0x541B, 0)\n"
+        'x32 = f\'import ctypes; ctypes.CDLL(None).syscall(0x40000000 | {NR["getpid"]}); print("survived")\'\n'
+        "child = subprocess.run([sys.executable, '-I', '-c', x32], capture_output=True, text=True)\n"
+        "seen['x32'] = [child.returncode, child.stdout.strip()]\n"
+        "status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
+        "seen['seccomp'] = status.get('Seccomp', '').strip()\n"
+        "print(json.dumps(seen))\n"
+        f"print({DONE!r})\n"
+    )
+    seen = json.loads(_probe(code).stdout.splitlines()[0])
+    eperm, enosys = os.strerror(1), os.strerror(38)
+    refused = {name: answer for name, answer in seen.items() if answer == eperm}
+    expected = set(seen) - {"clone3", "fork", "ioctl_fionread", "x32", "seccomp"}
+    assert set(refused) == expected, {name: seen[name] for name in expected - set(refused)}
+    assert seen["clone3"] == enosys  # so that glibc falls back to clone, which the filter can read
+    assert seen["fork"] == "ok" and seen["ioctl_fionread"] != eperm  # what programs need still works
+    assert seen["x32"] == [-31, ""], seen["x32"]  # a foreign syscall ABI: killed by SIGSYS
+    assert seen["seccomp"] == "2"  # SECCOMP_MODE_FILTER
+
+
+def _host_memory_used() -> int:
+    fields = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, value = line.split(":", 1)
+            fields[name] = int(value.split()[0]) * 1024
+    return fields["MemTotal"] - fields["MemAvailable"]
+
+
+@needs_sandbox
+def test_memory_across_processes_and_memfds_is_capped_for_the_whole_run():
+    code = (
+        "import os, time\n"
+        "MiB = 2**20\n"
+        "for _ in range(3):  # 3 x 500 MiB, each under the per-process address-space limit\n"
+        "    if os.fork() == 0:\n"
+        "        block = b'\\x01' * (500 * MiB)\n"
+        "        time.sleep(6)\n"
+        "        os._exit(0)\n"
+        "chunk, fds = b'\\x02' * MiB, []\n"
+        "for i in range(48):  # 768 MiB in memfds, outside any address space\n"
+        "    fd = os.memfd_create(f'm{i}')\n"
+        "    for _ in range(16):\n"
+        "        os.write(fd, chunk)\n"
+        "    fds.append(fd)\n"
+        "print('held 2.2 GiB', flush=True)\n"
+        "time.sleep(3)\n"
+        f"print({DONE!r})\n"
+    )
+    peak, stop = [0], threading.Event()
+    before = _host_memory_used()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _host_memory_used() - before)
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_code(code, timeout=12)
+    finally:
+        stop.set()
+        sampler.join()
+    assert peak[0] < 1.2 * 1024**3, f"the host's memory grew by {peak[0] / 1024**3:.2f} GiB"
+    assert result.stopped == "memory limit", (result.stdout[-500:], result.stderr[-500:])
+    assert "stopped: memory limit" in result.stderr
+    assert not result.ok
+
+
+@needs_sandbox
+def test_a_run_holding_processes_does_not_starve_a_concurrent_run():
+    hog = (
+        "import os, time\n"
+        "held = 0\n"
+        "for _ in range(60):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(5)\n"
+        "            os._exit(0)\n"
+        "        held += 1\n"
+        "    except OSError:\n"
+        "        break\n"
+        "print(os.getuid(), held, flush=True)\n"
+        "time.sleep(4)\n"
+        f"print({DONE!r})\n"
+    )
+    other = (  # holds its 20 children at once, as a program that starts workers does
+        "import os, time\n"
+        "forked = 0\n"
+        "for _ in range(20):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(1)\n"
+        "            os._exit(0)\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    forked += 1\n"
+        "print(os.getuid(), forked)\n"
+        f"print({DONE!r})\n"
+    )
+    results = {}
+    thread = threading.Thread(target=lambda: results.setdefault("hog", run_code(hog, timeout=8)))
+    thread.start()
+    time.sleep(1.5)  # the hog holds its 60 processes by now
+    results["other"] = _probe(other, timeout=5)
+    thread.join()
+    hog_uid, held = map(int, results["hog"].stdout.split()[:2])
+    other_uid, forked = map(int, results["other"].stdout.split()[:2])
+    assert held == 60
+    assert forked == 20, f"a concurrent run could fork only {forked} of 20 processes"
+    assert hog_uid != other_uid
+
+
+@needs_sandbox
+def test_uid_leases_are_shared_by_server_processes(repo_root):
+    if os.geteuid() != 0:
+        pytest.skip("a uid per run needs a server running as root")
+
+    from e2p.answer.uid_lease import leased_uid
+
+    other = "from e2p.answer.uid_lease import leased_uid\n" "with leased_uid() as uid:\n" "    print(uid)\n"
+    with leased_uid() as mine:
+        with leased_uid() as second:
+            theirs = subprocess.run(
+                [sys.executable, "-c", other], cwd=repo_root, capture_output=True, text=True, check=True
+            ).stdout.split()
+    assert len({mine, second, int(theirs[0])}) == 3, (mine, second, theirs)
+    assert SANDBOX_UID not in (mine, second)
+
+
+@needs_sandbox
+def test_a_run_adds_no_key_and_sees_none_of_an_earlier_run():
+    numbers = _syscall_numbers("add_key", "keyctl")
+    canary = f"e2p-redteam-{uuid.uuid4().hex}"
+    add = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        f"key = libc.syscall(ctypes.c_long({numbers['add_key']}), b'user', {canary.encode()!r}, b'secret',\n"
+        "                   ctypes.c_long(6), ctypes.c_long(-4))  # KEY_SPEC_USER_KEYRING\n"
+        "print('added' if key >= 0 else os.strerror(ctypes.get_errno()))\n"
+        f"print({DONE!r})\n"
+    )
+    look = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        "buf = ctypes.create_string_buffer(4096)\n"
+        f"n = libc.syscall(ctypes.c_long({numbers['keyctl']}), ctypes.c_long(11), ctypes.c_long(-4), buf,\n"
+        "                 ctypes.c_long(4096))  # KEYCTL_READ of the user keyring\n"
+        "print('read' if n >= 0 else os.strerror(ctypes.get_errno()))\n"
+        "print(open('/proc/keys').read())\n"
+        f"print({DONE!r})\n"
+    )
+    added = _probe(add)
+    seen = _probe(look)
+    assert added.stdout.splitlines()[0] == os.strerror(1), added.stdout
+    assert seen.stdout.splitlines()[0] == os.strerror(1), seen.stdout
+    assert canary not in seen.stdout
+
+
+def _zombies() -> set[str]:
+    """Host processes in state Z, as 'pid comm ppid'."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+            if rest[0] == "Z":
+                found.add(f"{pid} {comm} {rest[1]}")
+    return found
+
+
+RUNS_THREE_WAYS = (
+    "from e2p.answer.sandbox import run_code\n"
+    "run_code('print(1)')\n"
+    "run_code('import time; time.sleep(9)', timeout=0.5)\n"
+    'run_code(\'import subprocess, sys; subprocess.Popen([sys.executable, "-c", "import time; time.sleep(9)"],\'\n'
+    "         ' start_new_session=True)')\n"
+)
+
+
+@needs_sandbox
+def test_no_process_of_a_run_is_left_in_any_state(repo_root):
+
+    before = _zombies()
+    subprocess.run([sys.executable, "-c", RUNS_THREE_WAYS], cwd=repo_root, check=True, timeout=60)
+    time.sleep(0.2)
+    left = {z for z in _zombies() - before if " bwrap " in z or " python" in z or " setpriv " in z}
+    assert left == set()
+
+
+@needs_sandbox
+def test_a_subreaper_server_is_left_no_zombie(repo_root):
+
+    # The server marks itself a child subreaper (as an init-like supervisor does), runs programs
+    # three ways, and lists every process still parented to it, zombies included.
+    code = (
+        "import ctypes, os, time\n"
+        "assert ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER\n"
+        + RUNS_THREE_WAYS
+        + "time.sleep(0.2)\n"
+        "me, left = str(os.getpid()), []\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    try:\n"
+        "        stat = open(f'/proc/{pid}/stat').read()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    fields = stat[stat.rindex(')') + 2:].split()\n"
+        "    if fields[1] == me:\n"
+        "        left.append(stat[:stat.rindex(')') + 3])\n"
+        "print(left)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+@needs_sandbox
+def test_a_flood_of_empty_folders_is_stopped():
+    code = (
+        "import os, sys\n"
+        "made = 0\n"
+        "try:\n"
+        "    for i in range(150_000):\n"
+        "        os.mkdir(f'd{i}')\n"
+        "        made += 1\n"
+        "except OSError as e:\n"
+        "    print('stopped', type(e).__name__, file=sys.stderr)\n"
+        "print('made', made)\n"
+        f"print({DONE!r})\n"
+    )
+    result = run_code(code, timeout=8)
+    if DONE in result.stdout:
+        made = int(result.stdout.split()[1])
+        assert made < 100_000, f"{made} folders in the working folder"
+    else:
+        assert result.stopped, (result.stdout[-500:], result.stderr[-500:])
+
+
+def _venv_server_sees(python: Path, repo_root: Path) -> list[str]:
+    """`sys.prefix` of a server run by `python`, and of a program it runs in the sandbox."""
+
+    code = (
+        "import json, sys\n"
+        "from e2p.answer.sandbox import run_code\n"
+        "result = run_code('import sys; print(sys.prefix)')\n"
+        "print(json.dumps([sys.prefix, result.stdout.strip(), result.stderr[-500:]]))\n"
+    )
+    # The server's own imports come from this interpreter's packages; the run must not need them.
+    path = os.pathsep.join([str(repo_root), sysconfig.get_paths()["purelib"]])
+    out = subprocess.run(
+        [str(python), "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+@needs_sandbox
+@pytest.mark.parametrize("parent", ["/tmp", "/var/tmp"])
+def test_a_run_uses_the_servers_own_python_in_a_virtualenv(parent, repo_root):
+
+    folder = Path(tempfile.mkdtemp(prefix="e2p-venv-", dir=parent))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+        server, run, stderr = _venv_server_sees(folder / "venv" / "bin" / "python", repo_root)
+        assert server == str(folder / "venv")
+        assert run == server, stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_sandbox
+def test_a_run_uses_this_servers_python():
+    result = run_code("import sys; print(sys.prefix)")
+    assert result.stdout.strip() == sys.prefix, result.stderr
+
+
+@needs_sandbox
+def test_pid_1_shows_no_bubblewrap_command_line():
+    code = "print(repr(open('/proc/1/cmdline', 'rb').read()))\n" f"print({DONE!r})\n"
+    cmdline = _probe(code).stdout.splitlines()[0]
+    assert "bwrap" not in cmdline and "--ro-bind" not in cmdline and "--unshare" not in cmdline, cmdline

@@ -1,19 +1,26 @@
-"""Run a Python snippet as a script inside bubblewrap, isolated from the server.
+"""Run a Python snippet as a script inside bubblewrap, isolated from the server and from other runs.
 
 Every run gets fresh pid, network, ipc and uts namespaces; a read-only view of only what
-Python needs (the system's /usr and the project's own Python environment); a private tmpfs
-with a size cap as its working folder; an unprivileged uid and gid with every capability
-dropped; no environment from the server; CPU, memory, file-size, open-files and process-count
-limits. Killing the namespace's first process ends everything the run started.
+Python needs (the system's /usr and the server's own Python environment, so the program runs
+against the server's interpreter and packages); a private tmpfs with a size cap as its working
+folder; an unprivileged uid and gid with every capability dropped; a seccomp filter
+(`seccomp_filter`); no environment from the server; CPU, memory, file-size, open-files and
+process-count limits. The program is the namespace's first process (`--as-pid-1`: no bwrap
+process, command line or zombie of ours in the run), so killing it ends everything the run started.
 
-A server running as root enters the namespaces as root and drops to uid/gid 65534 with
-`setpriv` (the process-count limit binds only a real unprivileged uid); a server running as an
-ordinary user uses an unprivileged user namespace instead. Where bubblewrap is missing or
-cannot create its namespaces, nothing runs: `run_code` raises `SandboxUnavailable`. POSIX only.
+A server running as root also gives each run a uid of its own (`uid_lease`), a memory + pids
+cgroup (`run_cgroup`) that bounds the run as a whole, and a working folder with an inode cap
+(a tmpfs it mounts itself in a private mount namespace: bwrap 0.8 cannot cap inodes). It enters
+the namespaces as root and drops to that uid with `setpriv`. A server running as an ordinary
+user uses an unprivileged user namespace instead (uid 65534), with per-process limits unless it
+can make cgroups. Where bubblewrap is missing, cannot create its namespaces, or the filter
+cannot be built, nothing runs: `run_code` raises `SandboxUnavailable`. Linux only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import math
 import os
@@ -30,15 +37,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import E2PError
+from . import run_cgroup
+from .seccomp_filter import SeccompUnavailable, bpf_program
+from .uid_lease import UID_RANGE, leased_uid
 
 OUTPUT_CAP = 64 * 1024  # bytes kept per stream; the rest is read and thrown away
-MEMORY_LIMIT = 1024**3  # address space
+MEMORY_LIMIT = 1024**3  # a run's memory (cgroup), and each process's address space
 FILE_SIZE_LIMIT = 16 * 1024**2  # largest file the code may write
 WORKDIR_LIMIT = 64 * 1024**2  # size of the private tmpfs the code works in
+WORKDIR_FILES = 20_000  # files and folders it may hold (each costs kernel memory, not tmpfs bytes)
 OPEN_FILES_LIMIT = 256
-PROCESS_LIMIT = 64  # tasks the unprivileged sandbox user may have at once
-SANDBOX_UID = 65534  # "nobody"
+PROCESS_LIMIT = 64  # tasks the program may have at once
+SANDBOX_UID = 65534  # "nobody": the uid inside the user namespace of a server that is not root
 TRUNCATION_NOTE = "\n[e2p: output truncated]\n"
+MEMORY_NOTE = (
+    f"\n[e2p: stopped: memory limit ({MEMORY_LIMIT // 1024**3} GiB for the run, all its processes together)]\n"
+)
 SWITCH = "E2P_SANDBOX"  # E2P_SANDBOX=off: never run generated code
 NOT_RUN = "programs are not run"  # how every notice of a missing sandbox begins
 # At most this many programs run at once in this process; more wait their turn.
@@ -63,10 +77,11 @@ class RunResult:
     stderr: str
     timed_out: bool
     isolated: bool = True  # ran inside the bubblewrap sandbox (always, where it ran at all)
+    stopped: str = ""  # "memory limit" where the kernel killed the run for going over it
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.stopped
 
 
 @dataclass(frozen=True)
@@ -81,13 +96,44 @@ class SandboxStatus:
         return f"{NOT_RUN}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """What this server can give each run beyond the namespaces and the filter."""
+
+    privileged: bool  # root: a uid per run and an inode-capped working folder
+    cgroups: run_cgroup.Support  # a memory + pids cgroup per run, where one can be made
+
+
+@functools.lru_cache(maxsize=1)
+def isolation() -> Isolation:
+    return Isolation(privileged=os.geteuid() == 0, cgroups=run_cgroup.support())
+
+
 def describe_limits() -> str:
+    """Every limit that holds, per run and per process, as `_run` sets them on this server."""
+    iso = isolation()
+    gb = MEMORY_LIMIT // 1024**3
+    who = f"a uid of its own (from {UID_RANGE[0]}-{UID_RANGE[-1]})" if iso.privileged else f"uid {SANDBOX_UID}"
+    folder = f"a private {WORKDIR_LIMIT // 1024**2} MB working folder"
+    if iso.privileged:
+        folder += f" of at most {WORKDIR_FILES:,} files and folders"
+    per_process = (
+        f"per process: {gb} GB of address space, {OPEN_FILES_LIMIT} open files, "
+        f"{FILE_SIZE_LIMIT // 1024**2} MB per file and a few seconds of CPU time"
+    )
+    if iso.cgroups.available:
+        limits = (
+            f"per run, all its processes together: at most {gb} GB of memory (kernel memory, memfds and "
+            f"files included) and {PROCESS_LIMIT} processes, and {folder}; {per_process}"
+        )
+    else:
+        limits = (
+            f"{folder}; no cgroup can be made here ({iso.cgroups.reason}), so memory and processes are "
+            f"limited per process only: {per_process}, and {PROCESS_LIMIT} processes per uid"
+        )
     return (
-        f"each program runs in a bubblewrap sandbox as an unprivileged user (uid {SANDBOX_UID}) with "
-        f"no network, no view of the server's files or environment, a private "
-        f"{WORKDIR_LIMIT // 1024**2} MB working folder, at most {MEMORY_LIMIT // 1024**3} GB of memory, "
-        f"{PROCESS_LIMIT} processes, {OPEN_FILES_LIMIT} open files, {FILE_SIZE_LIMIT // 1024**2} MB "
-        f"per file and a few seconds of time"
+        f"each program runs in a bubblewrap sandbox under a seccomp filter, as {who}, with no network "
+        f"and no view of the server's files or environment; {limits}"
     )
 
 
@@ -98,10 +144,17 @@ def sandbox_status() -> SandboxStatus:
         return SandboxStatus(False, f"running programs is switched off ({SWITCH}=off)", "off")
     if shutil.which("bwrap") is None:
         return SandboxStatus(False, "bubblewrap (bwrap) is not installed: apt-get install bubblewrap", "off")
+    try:
+        bpf_program()
+        if os.geteuid() == 0:
+            with leased_uid():
+                pass
+    except (SeccompUnavailable, E2PError, OSError) as e:
+        return SandboxStatus(False, str(e), "off")
     mode = (
-        f"bubblewrap namespaces, then uid {SANDBOX_UID}"
+        "bubblewrap namespaces and a seccomp filter, then a uid of its own per run"
         if os.geteuid() == 0
-        else "bubblewrap in an unprivileged user namespace"
+        else "bubblewrap in an unprivileged user namespace, with a seccomp filter"
     )
     probe = _run("import os; assert os.getuid() != 0; print('ok')", 10.0)
     if probe.stdout.strip() != "ok":
@@ -158,32 +211,97 @@ def _require_sandbox() -> None:
 
 
 def _run(code: str, timeout: float) -> RunResult:
-    with tempfile.TemporaryDirectory(prefix="e2p-run-", ignore_cleanup_errors=True) as root:
-        script = os.path.join(root, "main.py")
-        with open(script, "wb") as f:
+    iso = isolation()
+    with (
+        tempfile.TemporaryDirectory(prefix="e2p-run-", ignore_cleanup_errors=True) as root,
+        contextlib.ExitStack() as cleanup,
+    ):
+        script_dir = os.path.join(root, "script")
+        os.mkdir(script_dir)
+        with open(os.path.join(script_dir, "main.py"), "wb") as f:
             # surrogatepass: text that is not valid Unicode still reaches Python, which
             # rejects it as a SyntaxError like any other broken program.
             f.write(code.encode("utf-8", "surrogatepass"))
-        os.chmod(script, 0o644)  # readable by the sandbox's unprivileged user
-        os.chmod(root, 0o755)
+        os.chmod(os.path.join(script_dir, "main.py"), 0o644)  # readable by the sandbox's user
+        for folder in (root, script_dir):
+            os.chmod(folder, 0o755)
+        work = None
         try:
+            if iso.privileged:
+                work = os.path.join(root, "work")  # the inode-capped tmpfs goes here, in the run's mount namespace
+                os.mkdir(work, 0o700)
+                uid = cleanup.enter_context(leased_uid())
+            else:
+                uid = SANDBOX_UID
+            group = None
+            if iso.cgroups.available:
+                group = run_cgroup.RunCgroup(iso.cgroups, MEMORY_LIMIT, PROCESS_LIMIT + 1)  # + bwrap itself
+                cleanup.callback(group.close)  # before the uid's lease ends: nothing of the run outlives it
+            filter_fd = _filter_pipe()
+            cleanup.callback(os.close, filter_fd)
+            setup = functools.partial(
+                _child_setup,
+                _limits(timeout),
+                group.procs_files if group else (),
+                work.encode() if work else None,
+            )
             proc = subprocess.Popen(
-                _command(root),
+                _command(script_dir, work, uid, filter_fd),
                 env={},  # the server's environment never reaches the launcher, let alone the code
                 cwd="/",
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=functools.partial(_set_limits, _limits(timeout)),
+                pass_fds=(filter_fd,),
+                preexec_fn=setup,
             )
-        except OSError as e:
+        except (OSError, subprocess.SubprocessError, E2PError) as e:
             return RunResult(None, "", f"e2p sandbox: could not start bubblewrap: {e}", False)
-        return _collect(proc, timeout)
+        return _collect(proc, timeout, group)
 
 
-def _command(folder: str) -> list[str]:
-    """The bwrap command line that runs `folder`/main.py."""
+def _filter_pipe() -> int:
+    """A pipe's read end holding the compiled seccomp filter, for `bwrap --seccomp FD`."""
+    program = bpf_program()
+    read, write = os.pipe()
+    try:
+        os.write(write, program)  # a few hundred bytes: far below a pipe's buffer
+    finally:
+        os.close(write)
+    return read
+
+
+def _child_setup(limits, procs_files: tuple[bytes, ...], work: bytes | None) -> None:
+    # Runs in the child between fork and exec, maybe while other threads exist: os calls only.
+    run_cgroup.join(procs_files)  # bwrap and all it starts are counted from here on
+    if work is not None:
+        _mount_private_tmpfs(work)
+    _set_limits(limits)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.unshare.argtypes = (ctypes.c_int,)
+_LIBC.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_CLONE_NEWNS, _MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x20000, 2, 4, 0x4000, 1 << 18
+_TMPFS_OPTIONS = f"size={WORKDIR_LIMIT},nr_inodes={WORKDIR_FILES},mode=1777".encode()
+
+
+def _mount_private_tmpfs(work: bytes) -> None:
+    """Mount the run's working tmpfs on `work` in a mount namespace of this process alone (bwrap
+    binds it as /tmp): the host never sees it, and it goes when the run's last process does."""
+    if (
+        _LIBC.unshare(_CLONE_NEWNS) != 0
+        # private first: on a shared / the mount would propagate to the host's namespace
+        or _LIBC.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0
+        or _LIBC.mount(b"tmpfs", work, b"tmpfs", _MS_NOSUID | _MS_NODEV, _TMPFS_OPTIONS) != 0
+    ):
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"the working folder cannot be mounted: {os.strerror(errno)}")
+
+
+def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> list[str]:
+    """The bwrap command line that runs `script_dir`/main.py as `uid`."""
     privileged = os.geteuid() == 0
     cmd = [
         "bwrap",
@@ -194,8 +312,11 @@ def _command(folder: str) -> list[str]:
         "--unshare-cgroup-try",
         "--die-with-parent",
         "--new-session",
+        "--as-pid-1",
         "--hostname",
         "sandbox",
+        "--seccomp",
+        str(filter_fd),
     ]
     if not privileged:
         cmd += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
@@ -226,22 +347,18 @@ def _command(folder: str) -> list[str]:
             cmd += ["--ro-bind", top, top]
     for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives"):
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    for env in _python_folders():
-        cmd += _parents(env) + ["--ro-bind", env, env]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    if work is not None:
+        cmd += ["--bind", work, _WORKDIR]
+    else:
+        cmd += ["--size", str(WORKDIR_LIMIT), "--perms", "1777", "--tmpfs", _WORKDIR]
+    # After the working folder: an environment under /tmp (a virtualenv there) must stay visible.
+    for source, target in _python_folders():
+        cmd += _parents(target) + ["--ro-bind", source, target]
     cmd += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--size",
-        str(WORKDIR_LIMIT),
-        "--perms",
-        "1777",
-        "--tmpfs",
-        _WORKDIR,
         *_parents(os.path.dirname(_SCRIPT)),
         "--ro-bind",
-        folder,
+        script_dir,
         os.path.dirname(_SCRIPT),
         "--chdir",
         _WORKDIR,
@@ -250,47 +367,60 @@ def _command(folder: str) -> list[str]:
     if privileged:
         cmd += [
             "setpriv",
-            f"--reuid={SANDBOX_UID}",
-            f"--regid={SANDBOX_UID}",
+            f"--reuid={uid}",
+            f"--regid={uid}",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",
             "--no-new-privs",
             "--",
         ]
-    return cmd + [os.path.realpath(sys.executable), "-I", _SCRIPT]
+    return cmd + [_interpreter(), "-I", _SCRIPT]
+
+
+def _interpreter() -> str:
+    """The server's own interpreter, as started: in a virtualenv its bin/python, whose
+    pyvenv.cfg gives the run the virtualenv's sys.prefix and packages (the resolved path
+    would be the base interpreter, with the base's packages)."""
+    if sys.executable and os.path.isabs(sys.executable) and os.path.exists(sys.executable):
+        return os.path.abspath(sys.executable)
+    return os.path.realpath(sys.executable)
 
 
 def _parents(path: str) -> list[str]:
-    """Create `path`'s ancestors world-searchable (bwrap would make them 0700, closed to uid 65534)."""
+    """Create `path`'s ancestors world-searchable (bwrap would make them 0700, closed to the run's
+    uid); the working folder is there already and keeps its own mode."""
     parts, cmd = path.strip("/").split("/")[:-1], []
     for i in range(len(parts)):
-        cmd += ["--perms", "0755", "--dir", "/" + "/".join(parts[: i + 1])]
+        folder = "/" + "/".join(parts[: i + 1])
+        if folder != _WORKDIR:
+            cmd += ["--perms", "0755", "--dir", folder]
     return cmd
 
 
 @functools.lru_cache(maxsize=1)
-def _python_folders() -> tuple[str, ...]:
-    """The project's Python environment (interpreter and its packages), where not under /usr."""
-    found = []
+def _python_folders() -> tuple[tuple[str, str], ...]:
+    """(source, target) binds for the server's Python environment (interpreter, virtualenv and
+    their packages) where not under /usr, each seen inside at the path the server knows it by."""
+    found: dict[str, str] = {}
     for path in (
         sys.base_prefix,
         sys.prefix,
         sys.exec_prefix,
         os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
     ):
-        path = os.path.realpath(path)
-        if not path.startswith("/usr/") and os.path.isdir(path) and path not in found:
-            found.append(path)
-    return tuple(found)
+        for target in (os.path.abspath(path), os.path.realpath(path)):
+            if not target.startswith("/usr/") and os.path.isdir(target) and target not in found:
+                found[target] = os.path.realpath(target)
+    return tuple((source, target) for target, source in found.items())
 
 
 def _limits(timeout: float) -> list[tuple[int, int, int]]:
     cpu = math.ceil(timeout) + 1
     nproc = PROCESS_LIMIT
     if os.geteuid() != 0:
-        # Without a uid of its own the count includes every task of the server's user: cap
-        # the growth instead of the total.
+        # Without a uid of its own (a server that is not root) the count includes every task of
+        # the server's user: cap the growth instead of the total.
         nproc += _tasks_of_this_user() or 0
     wanted = [
         (resource.RLIMIT_CPU, cpu, cpu + 1),  # SIGXCPU at the soft limit, SIGKILL at the hard
@@ -341,11 +471,12 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
+def _collect(proc: subprocess.Popen, timeout: float, group: run_cgroup.RunCgroup | None = None) -> RunResult:
     buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     truncated = {proc.stdout: False, proc.stderr: False}
     deadline = time.monotonic() + timeout
     exited = False
+    over_memory, next_memory_check = False, 0.0
     with selectors.DefaultSelector() as selector:
         for stream in buffers:
             selector.register(stream, selectors.EVENT_READ)
@@ -354,6 +485,12 @@ def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
             if not exited and proc.poll() is not None:
                 exited = True
                 deadline = min(deadline, now + _EXIT_GRACE_S)
+            if group is not None and now >= next_memory_check:
+                # cgroup v1 kills one process at the limit, not the run: stop the rest of it too.
+                next_memory_check = now + 0.05
+                if group.oom_killed():
+                    over_memory = True
+                    break
             if now >= deadline:
                 break
             for key, _ in selector.select(min(deadline - now, 0.1)):
@@ -367,10 +504,10 @@ def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
                 buffer += chunk[: max(room, 0)]
                 truncated[key.fileobj] |= len(chunk) > room
     try:  # the pipes can close a moment before the process is done
-        proc.wait(timeout=max(deadline - time.monotonic(), 0))
+        proc.wait(timeout=0 if over_memory else max(deadline - time.monotonic(), 0))
         timed_out = False
     except subprocess.TimeoutExpired:
-        timed_out = True
+        timed_out = not over_memory
     if proc.returncode is None:  # not reaped yet, so proc.pid cannot belong to anyone else
         # Kill the namespace's first process (bubblewrap's only child), not bubblewrap: the
         # kernel kills every other process of the namespace and lets that one exit only once
@@ -394,6 +531,7 @@ def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
     proc.wait()
     proc.stdout.close()
     proc.stderr.close()
+    over_memory = over_memory or (group is not None and group.oom_killed())
 
     def text(stream) -> str:
         decoded = buffers[stream].decode("utf-8", errors="replace")
@@ -402,6 +540,7 @@ def _collect(proc: subprocess.Popen, timeout: float) -> RunResult:
     return RunResult(
         returncode=None if timed_out else proc.returncode,
         stdout=text(proc.stdout),
-        stderr=text(proc.stderr),
+        stderr=text(proc.stderr) + (MEMORY_NOTE if over_memory else ""),
         timed_out=timed_out,
+        stopped="memory limit" if over_memory else "",
     )
