@@ -33,6 +33,7 @@ from e2p.views.figures import (
     prompt_attention_html,
     training_curves,
 )
+from e2p.views.plain_text import plain
 
 APP_DIR = Path(__file__).resolve().parent
 VIEWS = ("Generate", "Attention", "Samples", "Model")
@@ -263,7 +264,7 @@ def prompt_form(gen: Generator) -> None:
 def show_result(result) -> None:
     for warning in result.warnings:
         st.warning(warning)
-    st.caption(f"Result for: {result.prompt[:300]}{'…' if len(result.prompt) > 300 else ''}")
+    st.caption(f"Result for: {plain(result.prompt[:300])}{'…' if len(result.prompt) > 300 else ''}")
     if result.parses:
         st.success("The code parses.")
     else:
@@ -318,7 +319,7 @@ def show_result(result) -> None:
                 hide_index=True,
             )
     if result.neighbour_prompt:
-        st.caption(f"Nearest training prompt (the model edits its code): {result.neighbour_prompt}")
+        st.caption(f"Nearest training prompt (the model edits its code): {plain(result.neighbour_prompt)}")
 
 
 def show_origins(result, pieces: list[str]) -> None:
@@ -496,7 +497,7 @@ def samples_view(gen: Generator, folder: Path) -> None:
     )
     for index, sample in gallery.page(kept, number):
         with st.expander(
-            gallery.sample_label(sample, decoding),
+            plain(gallery.sample_label(sample, decoding)),  # a label is Markdown: corpus text as typed
             expanded=len(kept) == 1,
             icon=STATUS_ICONS[gallery.sample_status(sample, decoding)],
         ):

@@ -654,6 +654,32 @@ def test_bad_prompts_show_no_traceback(app, prompt):
         assert any("type a description" in w.value for w in app.warning)
 
 
+MARKDOWN_PROMPT = "print ![x](http://127.0.0.1:9/p.png) **b** :red[r] $x^2$ <b>h</b> 1. `c`"
+
+
+def test_a_prompt_is_shown_as_typed_not_as_markdown(app):
+    from e2p.views.plain_text import plain
+
+    generate(app, MARKDOWN_PROMPT, strategy="greedy", max_len=16)
+    no_traceback(app)
+    caption = next(c.value for c in app.caption if c.value.startswith("Result for:"))
+    assert caption == "Result for: " + plain(MARKDOWN_PROMPT)
+    # every ASCII punctuation mark is escaped: no image, emphasis, colour or maths is left to render
+    assert "\\!\\[x\\]" in caption and "\\*\\*b\\*\\*" in caption and "\\:red\\[" in caption and "\\$x" in caption
+
+
+def test_a_prompt_that_is_not_text_gets_one_sentence_and_is_kept(app):
+    # A lone surrogate cannot reach the app through a widget (the page encodes UTF-8), but it can
+    # through a request queued with it, as a sample's "Open its attention" queues its prompt.
+    prompt = "reverse the string \ud800 now"
+    app.session_state["request"] = {"prompt": prompt}
+    app.run()
+    no_traceback(app)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and "not text" in errors[0] and "surrogate" in errors[0], errors
+    assert "result" not in app.session_state
+
+
 def test_unexpected_error_while_generating_is_one_sentence(app, monkeypatch, caplog):
     from e2p.answer.generator import Generator
 

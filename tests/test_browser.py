@@ -142,3 +142,43 @@ def test_type_prompt_generate_and_see_attention(folder, server, browser, tmp_pat
     assert not errors, errors
     page.close()
     print(f"prompt to code in {seconds:.2f} s (browser, including the click round trip)")
+
+
+def test_a_prompt_is_shown_as_typed_and_fetches_nothing(server, browser):
+    """A prompt holding Markdown (an image pointing at a listener of the test's, emphasis, a colour,
+    maths) shows as the characters typed, and the visitor's browser requests nothing from it."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Count(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's name is http.server's
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Count)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    image = f"![x](http://127.0.0.1:{listener.server_address[1]}/p.png)"
+    prompt = f"print {image} **bold** :red[red] $x^2$"
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    try:
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Generate").wait_for(timeout=60_000)
+        wait_idle(page)
+        page.get_by_label("Describe the code you want").fill(prompt)
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text(f"Result for: {prompt}", exact=True).wait_for(timeout=60_000)
+        wait_idle(page)
+        page.wait_for_timeout(500)  # time for any image request to go out
+        assert page.locator(f'img[src*="127.0.0.1:{listener.server_address[1]}"]').count() == 0
+        caption = page.get_by_text("Result for:", exact=False).first
+        assert caption.locator("strong, .katex, span[style*='color']").count() == 0
+    finally:
+        page.close()
+        listener.shutdown()
+    assert hits == []

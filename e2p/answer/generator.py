@@ -136,6 +136,12 @@ class Generator:
             raise E2PError(
                 "the prompt is empty: describe the code you want, e.g. 'write a python function to add two numbers'"
             )
+        bad = _not_text(prompt)
+        if bad is not None:
+            raise E2PError(
+                f"the prompt holds a character that is not text (an unpaired surrogate, {bad!r}): "
+                "retype or remove it and try again"
+            )
         warnings = []
         if len(prompt) > MAX_PROMPT_CHARS:
             warnings.append(f"the prompt was cut from {len(prompt)} to {MAX_PROMPT_CHARS} characters")
@@ -282,3 +288,13 @@ class Generator:
 def set_threads(n: int = 1) -> None:
     """Limit torch's threads (a web server shares few cores among users)."""
     torch.set_num_threads(max(1, n))
+
+
+def _not_text(prompt: str) -> str | None:
+    """The first character UTF-8 cannot encode (a lone surrogate, as a broken paste or an argv of
+    invalid bytes gives), or None: the tokenizer, the vocabulary and the page all need UTF-8."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return prompt[e.start]
+    return None
