@@ -62,6 +62,24 @@ def sandboxed() -> None:
 needs_sandbox = pytest.mark.usefixtures("sandboxed")
 
 
+@pytest.fixture
+def per_run_limits() -> None:
+    """Limits on a run as a whole need a server running as root that can make cgroups."""
+    require_sandbox()
+    iso = sandbox.isolation()
+    if iso.privileged and iso.cgroups.available:
+        return
+    message = (
+        "per-run limits need a server running as root" if not iso.privileged else f"no cgroup: {iso.cgroups.reason}"
+    )
+    if os.environ.get(REQUIRE) == "1":
+        pytest.fail(f"{message} ({REQUIRE}=1: the sandbox tests must run here)")
+    pytest.skip(message)
+
+
+needs_per_run_limits = pytest.mark.usefixtures("per_run_limits")
+
+
 def _probe(code: str, timeout: float = 5.0):
     """Run `code` (which must print DONE last) and check it ran to its end."""
     result = run_code(code, timeout=timeout)
@@ -560,7 +578,7 @@ def _host_memory_used() -> int:
     return fields["MemTotal"] - fields["MemAvailable"]
 
 
-@needs_sandbox
+@needs_per_run_limits
 def test_memory_across_processes_and_memfds_is_capped_for_the_whole_run():
     code = (
         "import os, time\n"
@@ -601,7 +619,7 @@ def test_memory_across_processes_and_memfds_is_capped_for_the_whole_run():
     assert not result.ok
 
 
-@needs_sandbox
+@needs_per_run_limits
 def test_a_run_holding_processes_does_not_starve_a_concurrent_run():
     hog = (
         "import os, time\n"
@@ -645,7 +663,7 @@ def test_a_run_holding_processes_does_not_starve_a_concurrent_run():
     assert hog_uid != other_uid
 
 
-@needs_sandbox
+@needs_per_run_limits
 def test_uid_leases_are_shared_by_server_processes(repo_root):
     if os.geteuid() != 0:
         pytest.skip("a uid per run needs a server running as root")
@@ -754,7 +772,7 @@ def test_a_subreaper_server_is_left_no_zombie(repo_root):
     assert out.stdout.strip() == "[]"
 
 
-@needs_sandbox
+@needs_per_run_limits
 def test_a_flood_of_empty_folders_is_stopped():
     code = (
         "import os, sys\n"
@@ -819,3 +837,47 @@ def test_pid_1_shows_no_bubblewrap_command_line():
     code = "print(repr(open('/proc/1/cmdline', 'rb').read()))\n" f"print({DONE!r})\n"
     cmdline = _probe(code).stdout.splitlines()[0]
     assert "bwrap" not in cmdline and "--ro-bind" not in cmdline and "--unshare" not in cmdline, cmdline
+
+
+def test_without_a_seccomp_filter_nothing_runs(tmp_path, monkeypatch, fresh_status):
+    from e2p.answer import seccomp_filter
+
+    monkeypatch.delenv(sandbox.SWITCH, raising=False)
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # as where pyseccomp or libseccomp2 is missing
+    seccomp_filter.bpf_program.cache_clear()
+    try:
+        _refuses_to_run(tmp_path / "ran.txt")
+        assert "seccomp filter cannot be built" in sandbox_status().reason
+        assert "libseccomp2" in sandbox_status().reason
+    finally:
+        seccomp_filter.bpf_program.cache_clear()
+
+
+def test_the_limits_said_are_the_limits_that_hold(monkeypatch):
+    from e2p.answer import run_cgroup
+
+    with_cgroups = sandbox.Isolation(True, run_cgroup.Support(1, ("/sys/fs/cgroup/memory/x", "/sys/fs/cgroup/pids/x")))
+    monkeypatch.setattr(sandbox, "isolation", lambda: with_cgroups)
+    text = sandbox.describe_limits()
+    assert "per run, all its processes together: at most 1 GB of memory" in text
+    assert f"{PROCESS_LIMIT} processes" in text and f"{sandbox.WORKDIR_FILES:,} files and folders" in text
+    assert "seccomp" in text and "a uid of its own" in text
+
+    without = sandbox.Isolation(False, run_cgroup.Support(0, (), "no cgroup v1 memory and pids hierarchies"))
+    monkeypatch.setattr(sandbox, "isolation", lambda: without)
+    text = sandbox.describe_limits()
+    assert "per run" not in text and "limited per process only" in text
+    assert "no cgroup v1 memory and pids hierarchies" in text
+    assert f"uid {SANDBOX_UID}" in text and "files and folders" not in text  # no inode cap either
+
+
+@needs_sandbox
+def test_without_a_cgroup_a_run_keeps_its_per_process_limits(monkeypatch):
+    from e2p.answer import run_cgroup
+
+    real = sandbox.isolation()
+    monkeypatch.setattr(
+        sandbox, "isolation", lambda: sandbox.Isolation(real.privileged, run_cgroup.Support(0, (), "none here"))
+    )
+    result = run_code("import resource; print(resource.getrlimit(resource.RLIMIT_AS)[1])")
+    assert result.ok and int(result.stdout) == MEMORY_LIMIT
