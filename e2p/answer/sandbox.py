@@ -60,7 +60,9 @@ MAX_CONCURRENT_RUNS = os.cpu_count() or 1
 
 _PATH = "/usr/local/bin:/usr/bin:/bin"
 _SCRIPT = "/run/e2p/main.py"  # beside the working folder, so the code starts in an empty one
-_WORKDIR = "/tmp"
+_WORKDIR = "/home/sandbox"  # the program's working folder and HOME
+_TMP = "/tmp"  # its own, beside the working folder: a Python environment under /tmp is bound inside
+# /tmp, never in the working folder, which a program finds empty
 # After the script exits, how long to keep reading pipes that a leftover child still holds.
 _EXIT_GRACE_S = 0.5
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
@@ -114,9 +116,11 @@ def describe_limits() -> str:
     iso = isolation()
     gb = MEMORY_LIMIT // 1024**3
     who = f"a uid of its own (from {UID_RANGE[0]}-{UID_RANGE[-1]})" if iso.privileged else f"uid {SANDBOX_UID}"
-    folder = f"a private {WORKDIR_LIMIT // 1024**2} MB working folder"
+    mb = WORKDIR_LIMIT // 1024**2
     if iso.privileged:
-        folder += f" of at most {WORKDIR_FILES:,} files and folders"
+        folder = f"a private working folder and /tmp, together {mb} MB and at most {WORKDIR_FILES:,} files and folders"
+    else:
+        folder = f"a private working folder and /tmp of {mb} MB each"
     per_process = (
         f"per process: {gb} GB of address space, {OPEN_FILES_LIMIT} open files, "
         f"{FILE_SIZE_LIMIT // 1024**2} MB per file and a few seconds of CPU time"
@@ -288,8 +292,9 @@ _TMPFS_OPTIONS = f"size={WORKDIR_LIMIT},nr_inodes={WORKDIR_FILES},mode=1777".enc
 
 
 def _mount_private_tmpfs(work: bytes) -> None:
-    """Mount the run's working tmpfs on `work` in a mount namespace of this process alone (bwrap
-    binds it as /tmp): the host never sees it, and it goes when the run's last process does."""
+    """Mount the run's tmpfs on `work` in a mount namespace of this process alone, with the
+    working folder (`home`) and /tmp (`tmp`) in it, which bwrap binds: the host never sees it, and
+    it goes when the run's last process does."""
     if (
         _LIBC.unshare(_CLONE_NEWNS) != 0
         # private first: on a shared / the mount would propagate to the host's namespace
@@ -298,6 +303,10 @@ def _mount_private_tmpfs(work: bytes) -> None:
     ):
         errno = ctypes.get_errno()
         raise OSError(errno, f"the working folder cannot be mounted: {os.strerror(errno)}")
+    for name in (b"home", b"tmp"):
+        folder = os.path.join(work, name)
+        os.mkdir(folder)
+        os.chmod(folder, 0o1777)  # mkdir's mode goes through the umask
 
 
 def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> list[str]:
@@ -337,7 +346,7 @@ def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> lis
         _WORKDIR,
         "--setenv",
         "TMPDIR",
-        _WORKDIR,
+        _TMP,
     ]
     cmd += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
@@ -348,11 +357,13 @@ def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> lis
     for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives"):
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    if work is not None:
-        cmd += ["--bind", work, _WORKDIR]
-    else:
-        cmd += ["--size", str(WORKDIR_LIMIT), "--perms", "1777", "--tmpfs", _WORKDIR]
-    # After the working folder: an environment under /tmp (a virtualenv there) must stay visible.
+    cmd += _parents(_WORKDIR)
+    if work is not None:  # one capped tmpfs holds both (see _mount_private_tmpfs)
+        cmd += ["--bind", os.path.join(work, "home"), _WORKDIR, "--bind", os.path.join(work, "tmp"), _TMP]
+    else:  # bubblewrap's own tmpfs: a size cap only, one for each
+        for folder in (_WORKDIR, _TMP):
+            cmd += ["--size", str(WORKDIR_LIMIT), "--perms", "1777", "--tmpfs", folder]
+    # After /tmp: an environment under /tmp (a virtualenv there) must stay visible.
     for source, target in _python_folders():
         cmd += _parents(target) + ["--ro-bind", source, target]
     cmd += [
@@ -393,7 +404,7 @@ def _parents(path: str) -> list[str]:
     parts, cmd = path.strip("/").split("/")[:-1], []
     for i in range(len(parts)):
         folder = "/" + "/".join(parts[: i + 1])
-        if folder != _WORKDIR:
+        if folder not in (_WORKDIR, _TMP):
             cmd += ["--perms", "0755", "--dir", folder]
     return cmd
 
