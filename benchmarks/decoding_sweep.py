@@ -2,7 +2,7 @@
 on one split, every row measured in the same run with EVAL.md's metrics (references run once).
 
     python benchmarks/decoding_sweep.py --split valid --eos 0 1 2 3 [--follow 0 3 6] [--beam 5] [--guard/--no-guard]
-        [--example-pool 0 10] [--rerank run consensus] [--ensemble DIR ...]
+        [--example-pool 0 10] [--rerank score run] [--examples 2]
 
 Every EOS penalty is tried with every follow-the-example weight, every rerank rule and every
 example pool (the example in the source: the ranker's first among that many nearest; 0: the nearest).
@@ -21,14 +21,12 @@ from itertools import product
 import torch
 
 from e2p.answer.generator import Generator
-from e2p.artifact.bundle import load_bundle
-from e2p.constants import CORPUS_PATH
+from e2p.constants import CORPUS_PATH, RERANKS
 from e2p.data.corpus import load_corpus
 from e2p.data.features import Featurizer
 from e2p.errors import E2PError
 from e2p.evaluation.report import as_json, describe, evaluate_systems, model_answers, table
 from e2p.model.decoding import DecodeSettings
-from e2p.model.ensemble import Ensemble
 
 
 def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Featurizer:
@@ -37,23 +35,6 @@ def with_example_pool(bundle, featurizer: Featurizer, example_pool: int) -> Feat
         raise SystemExit(f"{bundle.folder} has no ranker.json: --example-pool needs one")
     order = bundle.ranker.order_for(bundle.ranker_features) if example_pool else None
     return Featurizer(replace(featurizer.config, example_pool=example_pool), featurizer.retriever, order)
-
-
-def with_members(generator: Generator, folders: list[str]) -> Ensemble:
-    """The generator's model and the models of `folders` as one ensemble; E2PError unless the
-    vocabularies (and, as `Ensemble` checks, max_len) are the artifact's."""
-    members = []
-    for folder in folders:
-        other = load_bundle(folder)
-        if other.src_vocab.tokens != generator.bundle.src_vocab.tokens or (
-            other.tgt_vocab.tokens != generator.bundle.tgt_vocab.tokens
-        ):
-            raise E2PError(f"{folder}: its vocabularies differ from the artifact's, so it cannot join the ensemble")
-        members.append(other.model.eval())
-    try:
-        return Ensemble([generator.model, *members]).eval()
-    except ValueError as err:  # another max_len
-        raise E2PError(f"{', '.join(folders)} cannot join the artifact's model in an ensemble: {err}") from None
 
 
 def main(argv=None) -> int:
@@ -75,18 +56,8 @@ def main(argv=None) -> int:
         "--examples",
         type=int,
         default=1,
-        help="with --rerank run, consensus, example, near or output: where nothing written with one example "
-        "runs, write with the next (up to N)",
+        help="with --rerank run: where nothing written with one example runs, write with the next (up to N)",
     )
-    p.add_argument(
-        "--follow-close",
-        type=float,
-        nargs="+",
-        default=[0.0],
-        help="added to the follow weight where the example's prompt is at least --close-similarity similar; "
-        "several: each is tried",
-    )
-    p.add_argument("--close-similarity", type=float, default=0.8)
     p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam only")
     p.add_argument("--no-repeat-ngram", type=int, default=0, help="ban repeating any n-gram of this size (0: off)")
@@ -95,16 +66,8 @@ def main(argv=None) -> int:
         "--rerank",
         nargs="+",
         default=["score"],
-        help="score, parse, run, consensus, example, near, output or agree (the model's candidates only); "
-        "several: each is tried",
-    )
-    p.add_argument(
-        "--ensemble",
-        nargs="+",
-        default=[],
-        metavar="DIR",
-        help="decode with the mean of the distributions of the artifact's model and these artifacts' models "
-        "(same vocabularies); the example, the ranker and the token origins stay the artifact's",
+        choices=[r for r in RERANKS if r != "ranker"],
+        help="how the answer is chosen among the model's candidates; several: each is tried",
     )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the report here")
@@ -114,8 +77,6 @@ def main(argv=None) -> int:
     examples = corpus.split(args.split)[: args.limit]
     try:
         generator = Generator(args.artifacts)
-        if args.ensemble:
-            generator.decoder = with_members(generator, args.ensemble)
     except E2PError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -128,17 +89,16 @@ def main(argv=None) -> int:
         no_repeat_ngram=args.no_repeat_ngram,
         syntax_guard=args.guard,
         examples=args.examples,
-        close_similarity=args.close_similarity,
     )
     systems = {}
     shipped = generator.bundle.featurizer
     for example_pool in args.example_pool or [None]:
         if example_pool is not None:
             generator.bundle.featurizer = with_example_pool(generator.bundle, shipped, example_pool)
-        for follow, close, eos, rerank in product(args.follow, args.follow_close, args.eos, args.rerank):
-            settings = replace(base, eos_penalty=eos, follow_example=follow, follow_close=close)
+        for follow, eos, rerank in product(args.follow, args.eos, args.rerank):
+            settings = replace(base, eos_penalty=eos, follow_example=follow)
             label = describe(settings, rerank)
-            name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "") + (f" close {close:+g}" if close else "")
+            name = f"eos {eos:g}" + (f" follow {follow:g}" if follow else "")
             if len(args.rerank) > 1:
                 name += f" {rerank}"
             if example_pool is not None:
@@ -148,12 +108,11 @@ def main(argv=None) -> int:
             answers = model_answers(generator, examples, settings, rerank, pool=0, fallback=False)
             systems[name] = (answers, label)
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
-    with_ensemble = f" in an ensemble with {', '.join(args.ensemble)}" if args.ensemble else ""
-    print(f"{args.split} split, {args.artifacts}{with_ensemble}, the model's own output (pool 0, no fallback)")
+    print(f"{args.split} split, {args.artifacts}, the model's own output (pool 0, no fallback)")
     print(table(results))
     if args.json:
         with open(args.json, "w") as f:
-            report = {"split": args.split, "artifacts": args.artifacts, "ensemble": args.ensemble}
+            report = {"split": args.split, "artifacts": args.artifacts}
             json.dump({**report, "systems": as_json(results)}, f, indent=2)
     return 0
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .constants import CORPUS_PATH as DEFAULT_DATA
-from .constants import NEAR_WEIGHT, RERANKS
+from .constants import EXPERIMENTS_PAGE, REMOVED_RERANKS, RERANKS
 from .errors import E2PError
 
 
@@ -92,17 +92,14 @@ def _decoding_options(p) -> None:
     p.add_argument("--length-penalty", type=float, default=None, help="beam score = logprob / (len+1) ** this")
     p.add_argument(
         "--rerank",
-        choices=list(RERANKS),
+        type=rerank_choice,
         default=None,
-        help="how the answer is chosen: score (the model's score only), parse (parsing candidates first), "
-        "run (the best-scored one that runs cleanly in the sandbox first), consensus (the one that shares "
-        "most with the other candidates, by BLEU, that runs cleanly first), example (the one closest to "
-        "the retrieved example the model followed, by BLEU, that runs cleanly first), near (by the model's "
-        f"score plus {NEAR_WEIGHT:g} x that closeness / 100, the first that runs cleanly first), output "
-        "(the best-scored one that runs cleanly and, where the example prints, prints something first), "
-        "agree (running cleanly, then the output most candidates print), ranker (the retrieval baseline: the "
-        "model's code and the nearest train programs by the learned ranker's score, the first that runs cleanly "
-        "first, under the artifact's decoding for it); default: the artifact's",
+        metavar="{" + ",".join(RERANKS) + "}",
+        help="how the answer is chosen: run (the best-scored candidate that runs cleanly in the sandbox "
+        "first; the shipped default), ranker (the retrieval baseline: the model's code and the nearest train "
+        "programs by the learned ranker's score, the first that runs cleanly first, under the artifact's "
+        "decoding for it); for diagnosis, score (the model's score only) and parse (parsing candidates "
+        f"first); default: the artifact's. Choices measured and not kept are in {EXPERIMENTS_PAGE}",
     )
     p.add_argument(
         "--no-fallback",
@@ -126,6 +123,18 @@ def _decoding_options(p) -> None:
         "prompt's values put in join the candidates, scored by the model; --rerank ranker orders them by the "
         "learned ranker (default: the artifact's pool for the rerank used; --rerank ranker always has one)",
     )
+
+
+def rerank_choice(value: str) -> str:
+    """--rerank's value, with a sentence for a choice that was measured and not kept."""
+    if value in REMOVED_RERANKS:
+        raise argparse.ArgumentTypeError(
+            f"'{value}' was measured and not kept: its figures, and the commit that holds its code, are in "
+            f"{EXPERIMENTS_PAGE}; choose one of {', '.join(RERANKS)}"
+        )
+    if value not in RERANKS:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a choice: choose one of {', '.join(RERANKS)}")
+    return value
 
 
 def _load(folder: str):

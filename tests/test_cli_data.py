@@ -134,3 +134,9 @@ def test_a_broken_command_module_fails_loudly(args):
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("e2p: error: the generate, evaluate and bench commands cannot be loaded")
     assert "e2p.commands" in proc.stderr  # names what failed to import
+
+
+def test_a_removed_rerank_gets_one_line_naming_where_its_figures_went():
+    line = assert_one_line_error(run_e2p("generate", "add two numbers", "--rerank", "consensus"))
+    assert "measured and not kept" in line and "docs/experiments.md" in line
+    assert "invalid choice" not in line

@@ -79,10 +79,6 @@ def check_hypothesis(h: Hypothesis, s: DecodeSettings) -> None:
         dict(syntax_guard="yes"),
         dict(follow_example=-1.0),
         dict(follow_example=float("inf")),
-        dict(follow_close=float("nan")),
-        dict(follow_close=-2.0),  # below zero once added to follow_example (0)
-        dict(close_similarity=1.5),
-        dict(close_similarity="high"),
     ],
 )
 def test_settings_are_validated(bad):
@@ -92,11 +88,14 @@ def test_settings_are_validated(bad):
     assert next(iter(bad)) in str(err.value)
 
 
-def test_the_follow_weight_rises_only_for_a_close_example():
-    s = DecodeSettings(follow_example=4.0, follow_close=3.0, close_similarity=0.8)
-    assert s.follow_weight(0.8) == s.follow_weight(0.95) == 7.0
-    assert s.follow_weight(0.79) == s.follow_weight(0.0) == 4.0
-    assert DecodeSettings(follow_example=4.0).follow_weight(1.0) == 4.0
+def test_an_old_artifacts_retired_settings_load_only_where_they_are_off():
+    from e2p.model.decoding import RETIRED_SETTINGS
+
+    old = {**DecodeSettings(follow_example=4.0).__dict__, "follow_close": 0.0, "close_similarity": 0.8}
+    assert DecodeSettings.from_config(old) == DecodeSettings(follow_example=4.0)
+    assert set(RETIRED_SETTINGS) == {"follow_close", "close_similarity"}
+    with pytest.raises(DecodeSettingsError, match=r"follow_close.*not kept.*python -m train"):
+        DecodeSettings.from_config({**old, "follow_close": 3.0})
 
 
 def test_too_long_requests_raise(model):

@@ -52,21 +52,6 @@ def test_following_the_example_writes_the_retrieved_program(tiny_copy_artifacts)
     assert tree_key(kept.code) == tree_key(neighbour.code)
 
 
-def test_a_close_example_is_followed_by_its_own_weight(tiny_copy_artifacts):
-    g = Generator(tiny_copy_artifacts)
-    prompt = "write a python function to add two numbers"
-    source = g.bundle.featurizer.source(prompt)
-    assert 0 < source.similarity < 1
-    greedy = DecodeSettings(strategy="greedy", max_len=120, follow_close=50.0)
-
-    def written(close_similarity):
-        settings = replace(greedy, close_similarity=close_similarity)
-        return g.generate(prompt, settings, rerank="score", pool=0, fallback=False, attention=False).code
-
-    assert tree_key(written(source.similarity)) == tree_key(source.neighbour.code)  # close enough: followed
-    assert tree_key(written(1.0)) != tree_key(source.neighbour.code)  # not close enough: the model alone
-
-
 def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_copy_artifacts):
     g = Generator(tiny_copy_artifacts)
     prompt = "write a python function to add two numbers"
@@ -83,22 +68,3 @@ def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_copy_artifacts):
         attention=False,
     )
     assert tree_key(kept.code) == tree_key(shown.neighbour.code)  # not the program cut four tokens short
-
-
-def test_the_example_rule_answers_with_the_candidate_closest_to_the_followed_example(tiny_copy_artifacts, monkeypatch):
-    import e2p.answer.generator as generator_module
-    from e2p.answer.answer_policy import closeness
-
-    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: None)  # order alone: no runs
-    g = Generator(tiny_copy_artifacts)
-    prompt = "print hello world"
-    neighbour = g.bundle.featurizer.source(prompt).neighbour
-    beam = DecodeSettings(strategy="beam", beam_size=4, n_best=4, max_len=60)
-    result = g.generate(prompt, beam, rerank="example", pool=0, fallback=False, attention=False)
-    codes = [c.code for c in result.candidates]
-    assert len(set(codes)) > 1 and result.code == codes[0]
-    gains = closeness(codes, neighbour.code)
-    assert gains[0] == max(gains)
-    by_score = g.generate(prompt, beam, rerank="score", pool=0, fallback=False, attention=False)
-    assert sorted(codes) == sorted(c.code for c in by_score.candidates)  # the same beam, chosen otherwise
-    assert closeness([by_score.code], neighbour.code)[0] < gains[0]  # the model's favourite is another

@@ -7,8 +7,7 @@ import ast
 
 import pytest
 
-from e2p.answer.answer_policy import run_probed
-from e2p.answer.probe import guess_argument, probed, uncalled_functions
+from e2p.answer.probe import guess_argument, probed, run_probed, uncalled_functions
 from e2p.answer.sandbox import RunBudget, sandbox_status
 
 
@@ -67,19 +66,3 @@ def test_guessed_inputs_that_never_end_fall_back_to_the_program_as_written():
     runner = RunBudget(total=20.0, per_run=1.0)
     looping = "def collatz(n):\n    while n != 1:\n        n = n\n    return n\n"
     assert run_probed(runner, looping).ok  # the definition itself runs: the probe's timeout says nothing
-
-
-@needs_sandbox
-def test_agreement_compares_what_functions_return_when_nothing_calls_them():
-    from types import SimpleNamespace
-
-    from e2p.answer.answer_policy import rank
-
-    codes = [
-        "def add(a, b):\n    return a - b\n",  # the model's favourite
-        "def add(a, b):\n    return a + b\n",
-        "def add(x, y):\n    return y + x\n",
-    ]
-    hyps = [SimpleNamespace(score=s) for s in (-0.1, -0.2, -0.3)]
-    ranked = rank("add two numbers", hyps, codes, ["model"] * 3, "agree", runner=RunBudget(total=20.0, per_run=5.0))
-    assert [code for _, code, _ in ranked] == [codes[1], codes[2], codes[0]]  # 8 twice beats 2 once

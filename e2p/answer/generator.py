@@ -24,7 +24,7 @@ from ..formatting import format_code
 from ..model.decoding import DecodeSettings, decode, score_targets
 from ..model.origins import TokenOrigin, token_origins
 from ..syntax import syntax_error
-from .answer_policy import RUN_FIRST_CLEAN, Candidate, rank, ranker_scores, runner_for
+from .answer_policy import Candidate, rank, ranker_scores, runner_for
 from .edit import adapt_literals, fill_inputs
 
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
@@ -67,11 +67,13 @@ class Generator:
     def __init__(self, folder: str | Path = "artifacts", check: bool = True):
         self.bundle: Bundle = load_bundle(folder, check=check)
         decoding = self.bundle.config.get("decoding", {})
-        self.default_settings = DecodeSettings(**decoding) if decoding else DecodeSettings()
+        self.default_settings = DecodeSettings.from_config(decoding) if decoding else DecodeSettings()
         self.default_rerank = self.bundle.config.get("rerank", DEFAULT_RERANK)
         # the model's own code (no retrieved candidates, no fallback); older artifacts name none
         own = self.bundle.config.get("own") or {}
-        self.own_settings = DecodeSettings(**own["decoding"]) if own.get("decoding") else self.default_settings
+        self.own_settings = (
+            DecodeSettings.from_config(own["decoding"]) if own.get("decoding") else self.default_settings
+        )
         self.own_rerank = own.get("rerank", DEFAULT_OWN_RERANK)
         self.default_pool = int(self.bundle.config.get("pool", 0))
         self.default_fallback = bool(self.bundle.config.get("fallback", True))
@@ -79,10 +81,7 @@ class Generator:
         self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
         # the model's candidates beside them in the retrieval baseline; older artifacts name none
         ranker = self.bundle.config.get("ranker_decoding")
-        self.ranker_settings = DecodeSettings(**ranker) if ranker else self.default_settings
-        # What writes the code: the model, or an ensemble with it (e2p.model.ensemble). It only decodes:
-        # retrieved programs are scored, and token origins and attention computed, by the model alone.
-        self.decoder = self.bundle.model
+        self.ranker_settings = DecodeSettings.from_config(ranker) if ranker else self.default_settings
 
     def pool_for(self, rerank: str, pool: int | None = None) -> int:
         """The pool a request uses: the one asked for, else the artifact's for this rerank."""
@@ -185,8 +184,8 @@ class Generator:
             if rerank == "ranker" and b.ranker is not None and found:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
         runner = runner_for(rerank, warnings)
-        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner, self._example_code(source))
-        for start in range(1, settings.examples if rerank in RUN_FIRST_CLEAN and not pool else 1):
+        ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
+        for start in range(1, settings.examples if rerank == "run" and not pool else 1):
             first = ranked[0][2]
             if first.parses and first.runs is not False:  # ran cleanly, or nothing more may run
                 break
@@ -196,9 +195,7 @@ class Generator:
                 break
             other_ids = b.src_vocab.encode(other.tokens)
             more, more_codes = self._write(other, other_ids, settings)
-            again = rank(
-                prompt, more, more_codes, ["model"] * len(more), rerank, None, runner, self._example_code(other)
-            )
+            again = rank(prompt, more, more_codes, ["model"] * len(more), rerank, None, runner)
             if again[0][2].runs or (again[0][2].parses and not first.parses):
                 ranked, source, src_ids = again + ranked, other, other_ids
             else:
@@ -255,11 +252,10 @@ class Generator:
         """The model's hypotheses for one source, and their code with the prompt's values put back."""
         b = self.bundle
         mapping = source.slots.mapping()
-        settings = replace(settings, follow_example=settings.follow_weight(source.similarity), follow_close=0.0)
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
         unfilled = [i for tok, i in b.tgt_vocab.index.items() if PLACEHOLDER.match(tok) and tok not in mapping]
         hyps = decode(
-            self.decoder,
+            b.model,
             src_ids,
             settings,
             bos_id=Vocab.bos_id,
@@ -271,11 +267,6 @@ class Generator:
             example_ids=b.tgt_vocab.encode(self._example_tokens(source)),
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
-
-    @staticmethod
-    def _example_code(source) -> str | None:
-        """The retrieved program shown in the source, as the user would read it (None: none)."""
-        return source.neighbour.code if source.neighbour is not None else None
 
     def _example_tokens(self, source) -> list[str]:
         """The retrieved program the decoding may follow, whole: the source holds only what fits in

@@ -8,15 +8,17 @@ function the program defines and never calls, with arguments guessed from the pa
 call that raises `NameError` (an undefined name: wrong whatever the inputs) fails the run; any
 other exception is taken as a guessed input of the wrong type and ignored.
 
-Execution agreement (`--rerank agree`) runs its candidates this way, so that programs that only
-define functions can agree on what those return. The probe only ever runs in the sandbox, like
-every candidate.
+Nothing in the shipped answer rule uses it yet (`--rerank agree`, which did, was measured and not
+kept: docs/experiments.md); it is kept for judging whether an answer does what was asked. The
+probe only ever runs in the sandbox, like every candidate.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+
+from .sandbox import RunBudget, RunResult
 
 _LIST = re.compile(r"(^|_)(l|lst|list\d*|arr\w*|array\w*|nums?|numbers?|items|elements|data|seq\w*|values|vals)$", re.I)
 _STRING = re.compile(r"(^|_)(s|str\d*|string\w*|text|txt|word\w*|sentence\w*|name|char\w*|ch|letter\w*)$", re.I)
@@ -84,3 +86,14 @@ def probed(code: str) -> str | None:
         "        pass",
     ]
     return "\n".join(lines) + "\n"
+
+
+def run_probed(runner: RunBudget, code: str) -> RunResult | None:
+    """`code` run with a call of each function it defines and never calls, so that a body that
+    uses an undefined name fails. Where the guessed inputs make the calls run out of time, the
+    program is judged as written."""
+    probe = probed(code)
+    result = runner.run(probe or code)
+    if probe is not None and result is not None and result.timed_out:
+        result = runner.run(code)
+    return result

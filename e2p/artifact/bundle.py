@@ -11,7 +11,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from ..answer.ranking import Ranker, RankerFeatures
-from ..constants import CORPUS_PATH
+from ..constants import REBUILD_COMMAND
 from ..data.corpus import Example
 from ..data.features import FeatureConfig, Featurizer
 from ..data.retrieval import Retriever
@@ -19,7 +19,7 @@ from ..data.vocab import Vocab
 from ..errors import E2PError
 from ..model.transformer import ModelConfig, Seq2Seq
 
-REBUILD = f"python -m train --data {CORPUS_PATH} --out artifacts"
+REBUILD = REBUILD_COMMAND
 REQUIRED = ("config.json", "weights.safetensors", "src_vocab.json", "tgt_vocab.json")
 MANIFEST = "manifest.json"
 

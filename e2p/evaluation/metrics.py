@@ -57,22 +57,6 @@ def _sentence_bleu_joined(hyp: str, ref: str) -> float:
     return sacrebleu.sentence_bleu(hyp, [ref], tokenize="none").score
 
 
-def bleu_against_others(codes: list[str]) -> list[float]:
-    """Each code's mean sentence BLEU against every other code of `codes` (each tokenized once)."""
-    joined = [_joined(code) for code in codes]
-    n = len(joined)
-    return [
-        sum(_sentence_bleu_joined(hyp, ref) for j, ref in enumerate(joined) if j != i) / (n - 1) if n > 1 else 0.0
-        for i, hyp in enumerate(joined)
-    ]
-
-
-def bleu_against(codes: list[str], ref: str) -> list[float]:
-    """Each code's sentence BLEU against one `ref` (tokenized once)."""
-    joined = _joined(ref)
-    return [_sentence_bleu_joined(_joined(code), joined) for code in codes]
-
-
 def exact_match(hyp: str, ref: str) -> bool:
     """Same AST (so layout, comments and quote style do not matter)."""
     hyp_tree, ref_tree = parse_tree(hyp), parse_tree(ref)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from e2p.constants import REBUILD_COMMAND
 from e2p.errors import E2PError
 from e2p.model.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
 from e2p.model.transformer import Seq2Seq, evaluating
@@ -49,6 +50,11 @@ STRATEGIES = ("greedy", "beam", "sample")
 
 class DecodeSettingsError(E2PError, ValueError):
     """A decoding setting out of range."""
+
+
+# Decoding settings measured and not kept (docs/experiments.md), with the values at which an old
+# artifact's config still answers as today: the close-example rule, off.
+RETIRED_SETTINGS = {"follow_close": (0, 0.0), "close_similarity": None}
 
 
 def _is_int(x: object) -> bool:
@@ -77,13 +83,8 @@ class DecodeSettings:
     # retrieved example, the token that follows them there (EOS at its end) is weighted by
     # exp(follow_example) and the distribution renormalised, so the model keeps to the example
     # where it is already on it and leaves it where it is sure of something else (0: off)
-    follow_close: float = 0.0  # added to follow_example where the example's prompt is at least
-    # close_similarity similar to the user's (TF-IDF cosine): keep to a close neighbour, write more
-    # freely after a distant one (`follow_weight`)
-    close_similarity: float = 0.8
     examples: int = 1  # the retrieved examples tried in turn, best first: where no candidate written
-    # with one in the source runs cleanly (rerank "run", "consensus", "example", "near" or "output"), the model writes
-    # again with the next example
+    # with one in the source runs cleanly (rerank "run"), the model writes again with the next example
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -109,14 +110,6 @@ class DecodeSettings:
             or self.follow_example < 0
         ):
             bad(f"follow_example must be a finite number >= 0, got {self.follow_example!r}")
-        if (
-            not isinstance(self.follow_close, (int, float))
-            or not math.isfinite(self.follow_close)
-            or self.follow_example + self.follow_close < 0
-        ):
-            bad(f"follow_close must be a finite number, follow_example + follow_close >= 0: got {self.follow_close!r}")
-        if not isinstance(self.close_similarity, (int, float)) or not 0 <= self.close_similarity <= 1:
-            bad(f"close_similarity must be a number in [0, 1], got {self.close_similarity!r}")
         if not isinstance(self.length_penalty, (int, float)) or not math.isfinite(self.length_penalty):
             bad(f"length_penalty must be a finite number, got {self.length_penalty!r}")
         if (
@@ -133,10 +126,19 @@ class DecodeSettings:
             if not isinstance(getattr(self, name), bool):
                 bad(f"{name} must be True or False, got {getattr(self, name)!r}")
 
-    def follow_weight(self, similarity: float) -> float:
-        """The follow-the-example weight for an example this similar to the prompt."""
-        close = self.follow_close and similarity >= self.close_similarity
-        return self.follow_example + (self.follow_close if close else 0.0)
+    @classmethod
+    def from_config(cls, values: dict) -> "DecodeSettings":
+        """Settings as an artifact's config stores them. Artifacts written before a setting was
+        retired still carry it: at its "off" value it is dropped; at any other it changed what the
+        artifact answers, so the artifact is refused with the rebuild command."""
+        values = dict(values)
+        for name, off in RETIRED_SETTINGS.items():
+            if name in values and (value := values.pop(name)) is not None and off is not None and value not in off:
+                raise DecodeSettingsError(
+                    f"this artifact decodes with {name}, which was measured and not kept (docs/experiments.md): "
+                    f"rebuild it with {REBUILD_COMMAND}"
+                )
+        return cls(**values)
 
 
 @dataclass
@@ -164,10 +166,8 @@ def describe(settings: DecodeSettings, rerank: str | None = None, pool: int = 0)
         search += " + syntax guard"
     if settings.eos_penalty:
         search += f", EOS -{settings.eos_penalty:g}"
-    if settings.follow_example or settings.follow_close:
+    if settings.follow_example:
         search += f", follow example +{settings.follow_example:g}"
-    if settings.follow_close:
-        search += f" ({settings.follow_close:+g} where its prompt is >= {settings.close_similarity:g} similar)"
     if settings.no_repeat_ngram:
         search += f", no repeated {settings.no_repeat_ngram}-grams"
     if settings.examples > 1:

@@ -26,13 +26,6 @@ RERANK_LABELS = {
     "score": "model score",
     "parse": "first candidate that parses",
     "run": "first that parses and runs cleanly (run in the sandbox)",
-    "consensus": "shares most with the other candidates (BLEU), first that runs cleanly (run in the sandbox)",
-    "example": "closest to the retrieved example it followed (BLEU), first that runs cleanly (run in the sandbox)",
-    "near": "model score nudged towards the retrieved example it followed (BLEU), first that runs cleanly "
-    "(run in the sandbox)",
-    "output": "first that runs cleanly and, where the retrieved example prints, prints something (run in the "
-    "sandbox)",
-    "agree": "runs cleanly and prints what most other candidates print (run in the sandbox)",
     "ranker": "learned ranker over the model's and the nearest training programs, first that runs "
     "(run in the sandbox)",
 }

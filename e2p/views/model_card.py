@@ -122,7 +122,7 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
 
 def answer_rule(config: dict) -> str:
     """How the shipped decoding picks the code it shows, in one line."""
-    settings = DecodeSettings(**config.get("decoding", {}))
+    settings = DecodeSettings.from_config(config.get("decoding", {}))
     rerank, pool = config.get("rerank", DEFAULT_RERANK), config.get("pool", 0)
     text = describe(settings, rerank, pool)
     if rerank == "ranker":

@@ -1,0 +1,85 @@
+"""How the answer is chosen among the candidates (`e2p.answer.answer_policy`): the order of each
+kept rule, and which candidates run."""
+
+from __future__ import annotations
+
+import argparse
+from types import SimpleNamespace
+
+import pytest
+
+from e2p.answer.answer_policy import rank, runner_for
+from e2p.answer.sandbox import RunResult, sandbox_status
+from e2p.commands import rerank_choice
+from e2p.constants import EXPERIMENTS_PAGE, REMOVED_RERANKS, RERANKS
+
+
+class FakeRunner:
+    """Stands in for the sandbox's RunBudget in a test of the ordering alone."""
+
+    def __init__(self, outputs):
+        self.outputs, self.ran = outputs, []
+
+    def run(self, code):
+        self.ran.append(code)
+        out = self.outputs[code]
+        return RunResult(returncode=1 if out is None else 0, stdout=out or "", stderr="", timed_out=False)
+
+
+def test_run_tries_candidates_by_score_only_until_one_runs():
+    codes = ["print(\n", "raise SystemExit(1)\n", "print(3)\n", "print(4)\n", "print(5)\n"]
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.1, -0.5, -0.3, -0.9)]
+    runner = FakeRunner({codes[1]: None, codes[2]: "3\n", codes[3]: None, codes[4]: "5\n"})
+    ranked = rank("print three", hyps, codes, ["model"] * 5, "run", runner=runner)
+    assert runner.ran == [codes[1], codes[3], codes[2]]  # parsing ones by score; stops at the first clean run
+    assert ranked[0][1] == codes[2] and ranked[0][2].runs is True
+    assert {code: c.runs for _, code, c in ranked} == {
+        codes[0]: None,  # does not parse: never run
+        codes[1]: False,
+        codes[2]: True,
+        codes[3]: False,
+        codes[4]: None,  # never needed
+    }
+    assert [code for _, code, _ in ranked][-1] == codes[0]  # what does not parse comes last
+
+
+def test_score_keeps_the_model_order_and_parse_puts_parsing_code_first():
+    codes = ["print(\n", "print(2)\n", "print(3)\n"]
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.5, -0.1)]
+    by_score = rank("print", hyps, codes, ["model"] * 3, "score")
+    assert [code for _, code, _ in by_score] == codes
+    by_parse = rank("print", hyps, codes, ["model"] * 3, "parse")
+    assert [code for _, code, _ in by_parse] == [codes[2], codes[1], codes[0]]
+    assert all(c.runs is None for *_, c in by_score + by_parse)  # neither runs anything
+
+
+def test_only_run_and_ranker_run_candidates():
+    for rerank in RERANKS:
+        warnings: list[str] = []
+        runs = runner_for(rerank, warnings) is not None or bool(warnings)
+        assert runs is (rerank in ("run", "ranker")), rerank
+
+
+@pytest.mark.parametrize("removed", REMOVED_RERANKS)
+def test_a_removed_choice_says_where_its_figures_went(removed):
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        rerank_choice(removed)
+    assert "measured and not kept" in str(err.value) and EXPERIMENTS_PAGE in str(err.value)
+    assert removed in str(err.value)
+    assert set(REMOVED_RERANKS).isdisjoint(RERANKS)
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here")
+def test_run_runs_in_the_sandbox(tiny_artifacts):
+    from e2p.answer.generator import Generator
+    from e2p.model.decoding import DecodeSettings
+
+    result = Generator(tiny_artifacts).generate(
+        "write a python function to add two numbers",
+        DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=40),
+        rerank="run",
+        pool=0,
+    )
+    ran = [c for c in result.candidates if c.runs is not None]
+    assert ran, "run must run the candidates that parse, best first, until one runs cleanly"
+    assert all(c.parses for c in ran)
