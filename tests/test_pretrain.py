@@ -271,82 +271,23 @@ def test_an_archive_is_read_once_and_its_own_licence_kept(library, tmp_path, mon
     assert read_functions(library, HELD_OUT).licence == "MIT License\n"
 
 
-def test_extra_source_trains_its_functions_beside_the_corpus(library, synthetic_corpus, monkeypatch):
-    """Lever 7 (more paired data): docstring-prompted pairs join the corpus's train pairs, never its
-    held-out rows, and only as many as asked."""
-    from dataclasses import replace
+def test_a_pack_written_before_an_option_was_retired_loads_where_it_is_neutral(tmp_path):
+    import gzip
 
-    import e2p.data.pretrain as pretrain
-    from e2p.data.corpus import load_corpus
-    from e2p.model.training import prepare
+    from e2p.data.pretrain import load_pack, save_pack
+    from e2p.model.training import Prepared
 
-    corpus = load_corpus(synthetic_corpus)
-    base = replace(TrainConfig.load(REPO_ROOT / "train/configs/tiny_copy.json"), min_freq=1)
-    plain = prepare(corpus, base)
-    monkeypatch.setattr(pretrain, "UNK_SHARE", 1.0)  # the synthetic corpus's vocabulary knows few of these names
-    seen = {}
-    real = pretrain.read_functions
-
-    def reading(source, held_out, **options):
-        seen["held"] = held_out
-        return real(source, held_out, **options)
-
-    monkeypatch.setattr(pretrain, "read_functions", reading)
-    more = prepare(corpus, replace(base, extra_source=str(library)))
-    assert seen["held"] == plain.valid + plain.test
-    stats = more.corpus_stats["extra_pairs"]
-    assert stats["used"] == stats["pairs"]["write"] > 0 and "denoise" not in stats["pairs"]
-    assert more.train_pairs[: len(plain.train_pairs)] == plain.train_pairs
-    assert len(more.train_pairs) == len(plain.train_pairs) + stats["used"]
-    one = prepare(corpus, replace(base, extra_source=str(library), extra_pairs=1))
-    assert len(one.train_pairs) == len(plain.train_pairs) + 1
-    with pytest.raises(E2PError, match="shared_vocab"):
-        prepare(corpus, replace(base, extra_source=str(library), shared_vocab=False))
-
-
-def test_several_sources_are_read_in_turn_each_function_once(library, tmp_path):
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "more.py").write_text(
-        "def add_numbers(first, second):\n    total = first + second\n    return total\n\n\n"
-        "def double_all(values):\n    out = []\n    for v in values:\n        out.append(v * 2)\n    return out\n"
-    )
-    (other / "LICENSE").write_text("PSF License\n")
-    data = read_functions([library, other], HELD_OUT)
-    names = [fn.name for fn in data.functions]
-    assert names.count("add_numbers") == 1 and names[-1] == "double_all"
-    assert data.functions[-1].path == "other/more.py" and data.functions[0].path.startswith("lib/")
-    assert data.stats["sources"] == {"lib": 3, "other": 1}
-    assert data.stats["dropped"]["duplicate function"] == 2  # one in the library, one across the sources
-    assert data.licence == "# Source: lib\n\nMIT License\n\n\n# Source: other\n\nPSF License\n"
-
-
-def test_the_stdlib_source_skips_tests_ides_and_installed_packages(tmp_path, monkeypatch):
-    from e2p.data import pretrain
-
-    assert (pretrain.stdlib_path() / "json" / "__init__.py").is_file()  # this interpreter's own library
-    for name in ("json/decoder.py", "test/test_json.py", "site-packages/pkg/mod.py", "idlelib/run.py", "os.py"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("x = 1\n")
-    (tmp_path / "LICENSE.txt").write_text("PSF\n")
-    monkeypatch.setattr(pretrain, "stdlib_path", lambda: tmp_path)
-    assert [path for path, _ in pretrain.source_files(pretrain.STDLIB)] == ["LICENSE.txt", "json/decoder.py", "os.py"]
-    # a folder named the same way elsewhere is read whole: only the standard library skips folders
-    assert len(list(pretrain.source_files(tmp_path))) == 6
-
-
-def test_pretraining_goes_on_from_earlier_weights(library, synthetic_corpus, tmp_path):
-    pack = tmp_path / "pack.json.gz"
-    config = tiny_pretrain_config(tmp_path)
-    common = ["--data", str(synthetic_corpus), "--config", config, "--source", str(library)]
-    run_cli("train.pretrain", *common, "--pack-out", str(pack), check=True)
-    first, second = tmp_path / "first", tmp_path / "second"
-    for out, more in ((first, []), (second, ["--init-from", str(first)])):
-        done = run_cli(
-            "train.pretrain", "--pack", str(pack), "--out", str(out), "--work-dir", str(out) + "_w", "--quiet", *more
-        )
-        assert done.returncode == 0, done.stderr
-    assert f"starting from the pretrained weights in {first}" in done.stdout
-    assert json.loads((second / "pretrained.json").read_text())["config"]["init_from"] == str(first)
-    missing = run_cli("train.pretrain", "--pack", str(pack), "--init-from", str(tmp_path / "nowhere"), "--quiet")
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    vocab = Vocab.build([["def", "f"]], min_freq=1)
+    prep = Prepared([], [], [], None, vocab, vocab, [([4], [5])], [([4], [5])])
+    path = tmp_path / "pack.json.gz"
+    save_pack(path, prep, TrainConfig(max_epochs=3), {"functions": 1})
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    for retired, expect in (({"ema_decay": 0.0, "bf16": False, "neighbours": 1}, None), ({"augment": 2}, "augment")):
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            json.dump({**data, "config": {**data["config"], **retired}}, f)
+        if expect is None:
+            loaded, cfg, stats = load_pack(path)
+            assert cfg == TrainConfig(max_epochs=3) and loaded.train_pairs == [([4], [5])] and stats == {"functions": 1}
+        else:
+            with pytest.raises(E2PError, match=f"{expect} 2, which was measured and not kept"):
+                load_pack(path)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
 
 from e2p.errors import E2PError
-from e2p.model.training import TrainConfig, collate, lr_at, make_batches
+from e2p.model.training import RETIRED_OPTIONS, TrainConfig, collate, lr_at, make_batches
 
-PRESETS = sorted((REPO_ROOT / "train/configs").glob("*.json"))
+CONFIGS = REPO_ROOT / "train/configs"
+PRESETS = sorted(CONFIGS.rglob("*.json"))  # the ablations/ folder's too
 
 
-@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(CONFIGS).with_suffix("")))
 def test_presets_build_a_model_config(path):
     if "base" in json.loads(path.read_text()):  # a pretraining preset: its base config, overridden
         from train.pretrain import load_config
@@ -28,6 +31,49 @@ def test_presets_build_a_model_config(path):
 def test_unknown_option_is_named():
     with pytest.raises(E2PError, match="unknown training option"):
         TrainConfig.from_dict({"d_model": 64, "dmodel": 64})
+
+
+def test_the_presets_are_those_kept_and_the_ablations_resolve_by_name():
+    from train.__main__ import config_path
+
+    names = {str(p.relative_to(CONFIGS).with_suffix("")) for p in PRESETS}
+    assert names == {
+        "default",
+        "original",
+        "pretrain",
+        "tiny",
+        "tiny_copy",
+        "ablations/ablate_full",
+        "ablations/ablate_no_copy",
+        "ablations/ablate_no_retrieval",
+    }
+    assert config_path("ablations/ablate_no_copy") == CONFIGS / "ablations/ablate_no_copy.json"
+    assert config_path("default") == CONFIGS / "default.json"
+    assert config_path("my/run.json") == Path("my/run.json")  # a path, as given
+    # each ablation takes one shipped component out of ablate_full, the shipped recipe's baseline
+    full = TrainConfig.load(CONFIGS / "ablations/ablate_full.json")
+    shipped = TrainConfig.load(CONFIGS / "default.json")
+    assert full.copy and full.retrieval and full.copy_attention and shipped.copy and shipped.retrieval
+    assert TrainConfig.load(config_path("ablations/ablate_no_copy")) == replace(full, copy=False)
+    assert TrainConfig.load(config_path("ablations/ablate_no_retrieval")) == replace(full, retrieval=False)
+
+
+@pytest.mark.parametrize("name", sorted(RETIRED_OPTIONS))
+def test_retired_options_are_refused_in_a_preset_and_dropped_from_an_old_run_at_their_neutral_value(name):
+    neutral = RETIRED_OPTIONS[name]
+    with pytest.raises(E2PError, match="unknown training option"):
+        TrainConfig.from_dict({name: neutral})
+    # an artifact's config.json ("train") or a pack written before the option was retired
+    assert TrainConfig.from_trained({"d_model": 64, name: neutral}) == TrainConfig(d_model=64)
+    other = {bool: True, int: 2, float: 0.5, str: "elsewhere"}[type(neutral)]
+    with pytest.raises(E2PError, match=f"{name} .* measured and not kept"):
+        TrainConfig.from_trained({name: other})
+
+
+def test_the_shipped_artifacts_training_config_still_reads():
+    config = json.loads((REPO_ROOT / "artifacts/config.json").read_text())
+    cfg = TrainConfig.from_trained(config["train"])  # it names the retired options at their neutral values
+    assert asdict(cfg) == {k: v for k, v in config["train"].items() if k not in RETIRED_OPTIONS}
 
 
 def test_batches_cover_every_pair_once_within_the_budget():
@@ -55,42 +101,15 @@ def test_learning_rate_warms_up_then_decays():
     assert min(rates[10:]) >= 1e-4 - 1e-12
 
 
-def test_rank_train_examples_shows_the_rankers_first_in_training(synthetic_corpus):
-    from dataclasses import replace
-
-    from e2p.answer.ranking import RankerFeatures, fit_ranker
-    from e2p.data.corpus import load_corpus
-    from e2p.model.training import prepare, ranker_pool
-
-    corpus = load_corpus(synthetic_corpus)
-    base = replace(TrainConfig.load(REPO_ROOT / "train/configs/tiny.json"), example_pool=4, ranker_pool=4)
-    plain, ranked = prepare(corpus, base), prepare(corpus, replace(base, rank_train_examples=True))
-    assert plain.featurizer.order is None
-    train = ranked.train
-    ranker, features = fit_ranker(train, k=max(2, ranker_pool(base))), RankerFeatures(train)
-    moved = 0
-    for ex in train:
-        key = ex.family or ex.key
-        hits = ranked.featurizer.retriever.nearest(ex.prompt, 4, exclude_key=key)
-        first = hits[int(ranker.scores(features.rows(ex.prompt, hits)).argmax())][0]
-        assert ranked.featurizer.source(ex.prompt, exclude_key=key).neighbour == first
-        moved += first != hits[0][0]
-    assert moved  # some training sources now show another example than the nearest
-    assert ranked.train_pairs != plain.train_pairs
-    # the vocabulary is the nearest-neighbour one, so pretrained weights still fit
-    assert ranked.src_vocab.tokens == plain.src_vocab.tokens
-
-
-def test_more_neighbours_drawn_at_random_keep_the_nearest_neighbour_vocabulary(synthetic_corpus):
-    from dataclasses import replace
-
+def test_training_shows_the_nearest_example_also_where_inference_ranks_a_pool(synthetic_corpus):
     from e2p.data.corpus import load_corpus
     from e2p.model.training import prepare
 
     corpus = load_corpus(synthetic_corpus)
-    base = replace(TrainConfig.load(REPO_ROOT / "train/configs/tiny.json"), min_freq=3)
-    plain = prepare(corpus, base)
-    two = prepare(corpus, replace(base, neighbours=2, train_pool=3))
-    assert two.train_pairs != plain.train_pairs  # the sources now hold two drawn examples
-    # pretrained weights built on the nearest-neighbour vocabulary still fit
-    assert two.src_vocab.tokens == plain.src_vocab.tokens
+    base = replace(TrainConfig.load(CONFIGS / "tiny.json"), example_pool=4, ranker_pool=4)
+    prep = prepare(corpus, base)
+    assert prep.featurizer.order is None  # the ranker orders examples at inference only
+    for ex in prep.train[:20]:
+        ((nearest, _),) = prep.featurizer.retriever.nearest(ex.prompt, 1, exclude_key=ex.key)
+        assert prep.featurizer.source(ex.prompt, exclude_key=ex.key).neighbour == nearest
+    assert prep.train_pairs == prepare(corpus, replace(base, example_pool=0, ranker_pool=0)).train_pairs

@@ -14,16 +14,13 @@ from conftest import REPO_ROOT
 from models import tiny_model
 
 import e2p.model.transformer as model_module
-from e2p.errors import E2PError
 from e2p.model.loss import make_token_weights, output_cross_entropy, weighted_cross_entropy
 from e2p.model.training import (
     SPEED_OPTIONS,
     TrainConfig,
     make_model,
     make_optimizer,
-    native_bf16,
     plain,
-    resolve_bf16,
     reuse_freed_memory,
     train_step,
     with_speed_options,
@@ -142,12 +139,11 @@ def tiny_train_config(**kw) -> TrainConfig:
 
 def test_plain_turns_every_speed_option_off_and_defaults_keep_todays_trainer():
     cfg = TrainConfig()
-    assert not any(getattr(cfg, name) for name in SPEED_OPTIONS) and not cfg.bf16  # rebuilds stay bit-identical
+    assert not any(getattr(cfg, name) for name in SPEED_OPTIONS)  # rebuilds stay bit-identical
     on = with_speed_options(cfg)
-    assert all(getattr(on, name) for name in SPEED_OPTIONS) and not on.bf16
-    off = plain(replace(on, bf16=True))
-    assert not any(getattr(off, name) for name in SPEED_OPTIONS) and not off.bf16
-    assert TrainConfig.from_dict({"fused_loss": False, "bf16": True}).bf16
+    assert all(getattr(on, name) for name in SPEED_OPTIONS)
+    off = plain(replace(on, copy_supervision=0.5))
+    assert not any(getattr(off, name) for name in SPEED_OPTIONS) and off.copy_supervision == 0.0
     # both mallopt calls succeed wherever glibc is the C library, and only there
     assert reuse_freed_memory() is (platform.libc_ver()[0] == "glibc")
 
@@ -170,30 +166,6 @@ def test_plain_and_configured_trainer_take_the_same_steps_without_dropout():
         if name.endswith("k_proj.bias"):  # its true gradient is 0 (softmax ignores a shift of every
             continue  # score), so Adam turns rounding noise into full-size steps on both sides
         torch.testing.assert_close(tensor, plain_state[name], rtol=1e-4, atol=1e-5, msg=name)
-
-
-def test_bf16_option_trains():
-    cfg = tiny_train_config(bf16=True)
-    src, tgt_in, tgt_out = batch()
-    torch.manual_seed(0)
-    model = make_model(cfg, 40, 40).train()
-    optimizer = make_optimizer(model, cfg)
-    losses = [float(train_step(model, optimizer, src, tgt_in, tgt_out, cfg, None, 3e-3)) for _ in range(3)]
-    assert all(torch.isfinite(torch.tensor(losses)))
-    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: weights stay float32
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_bf16_auto_follows_the_machine(monkeypatch, native):
-    """ "auto" trains in bfloat16 exactly where the CPU computes in it natively; a bool is kept and
-    anything else is refused with a message."""
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert native_bf16("cpu") is native
-    assert resolve_bf16(TrainConfig.from_dict({"bf16": "auto"})).bf16 is native
-    assert resolve_bf16(TrainConfig(bf16=True)).bf16 is True and resolve_bf16(TrainConfig()).bf16 is False
-    with pytest.raises(E2PError, match="bf16 must be"):
-        TrainConfig.from_dict({"bf16": "yes"})
 
 
 @pytest.mark.slow

@@ -25,7 +25,10 @@ def parse_args(argv=None):
     )
     p.add_argument("--data", required=True, help="corpus: the capstone text format, or .jsonl with prompt/code")
     p.add_argument(
-        "--config", default="default", help=f"a preset in {CONFIGS} (default, original, tiny) or a JSON path"
+        "--config",
+        default="default",
+        help=f"a preset in {CONFIGS} (default, original, tiny; ablations/ablate_no_copy and the like) "
+        "or a JSON path",
     )
     p.add_argument(
         "--out",
@@ -53,6 +56,12 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def config_path(name: str) -> Path:
+    """A preset's file (`default`, `ablations/ablate_no_copy`: under train/configs) or, ending in .json, a path."""
+    path = Path(name)
+    return path if path.suffix == ".json" else CONFIGS / f"{name}.json"
 
 
 def finished_run(prep, cfg, work: Path) -> dict:
@@ -92,18 +101,17 @@ def main(argv=None) -> int:
     rank = dist.get_rank() if distributed else 0
     log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
     try:
-        path = Path(args.config)
-        config_path = path if path.suffix == ".json" else CONFIGS / f"{args.config}.json"
-        if not config_path.is_file():
+        path = config_path(args.config)
+        if not path.is_file():
             raise E2PError(f"no training config {args.config!r}: expected a preset in {CONFIGS} or a .json file")
-        cfg = TrainConfig.load(config_path)
+        cfg = TrainConfig.load(path)
         if args.evaluate_only and (args.out is None or args.no_eval or args.export_only):
             raise E2PError(
                 "--evaluate-only needs --out (the artifact to re-evaluate), without --no-eval or --export-only"
             )
         if args.max_epochs is not None:
             cfg.max_epochs = args.max_epochs
-        work = Path(args.work_dir or f"runs/{config_path.stem}")
+        work = Path(args.work_dir or f"runs/{path.stem}")
         out = Path(args.out) if args.out else work / "artifacts"
         replaceable_files(out)  # refuse a folder write_artifact would not write into now, not after training
         if args.fresh and rank == 0:
@@ -123,7 +131,7 @@ def main(argv=None) -> int:
             reconfigure_artifact(out, cfg)
             fit_ranker_step(prep, cfg, out, log=log)
             evaluate_artifact(out, prep, cfg, log=log)
-            log(f"re-evaluated {out} with the inference settings of {config_path}")
+            log(f"re-evaluated {out} with the inference settings of {path}")
             return 0
         if args.export_only:
             result = finished_run(prep, cfg, work)

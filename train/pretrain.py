@@ -1,12 +1,11 @@
-"""python -m train.pretrain --data CORPUS [--source SOURCE ...] [--config pretrain] [--out artifacts/pretrained]
+"""python -m train.pretrain --data CORPUS [--source PY_TARBALL] [--config pretrain] [--out artifacts/pretrained]
 
 Pretrains the shipped model's shape on unlabelled Python (e2p.data.pretrain): every function of the
-sources (folders, .tar.gz files, or `stdlib`: the running interpreter's standard library) becomes a
-docstring-prompted pair and a denoising pair, over the fine-tune's vocabulary
-(built from CORPUS's train split by the base config), so `"init_from": "artifacts/pretrained"` in
-a training config starts `python -m train` from these weights. Resumable: run it again after an
-interruption and it goes on from the last checkpoint in --work-dir. --init-from DIR starts from
-earlier pretrained weights (a second stage on more sources).
+source (TheAlgorithms/Python by default) becomes a docstring-prompted pair and a denoising pair, over
+the fine-tune's vocabulary (built from CORPUS's train split by the base config), so
+`"init_from": "artifacts/pretrained"` in a training config starts `python -m train` from these
+weights. Resumable: run it again after an interruption and it goes on from the last checkpoint in
+--work-dir.
 
 --pack-out FILE writes the encoded pairs and stops; --pack FILE trains from such a file with
 neither the corpus nor the tokenizers (for a machine without spaCy, e.g. a GPU box).
@@ -33,24 +32,12 @@ def parse_args(argv=None):
     p.add_argument(
         "--data", help="the paired corpus: its train split gives the vocabulary, valid and test are held out"
     )
-    p.add_argument(
-        "--source",
-        nargs="+",
-        default=[SOURCE],
-        help=f"folders or .tar.gz files of .py files, or 'stdlib' for this interpreter's standard library "
-        f"(several: read in turn, each function once; default: {SOURCE})",
-    )
+    p.add_argument("--source", default=SOURCE, help=f"folder or .tar.gz of .py files (default: {SOURCE})")
     p.add_argument("--config", default="pretrain", help=f"a preset in {CONFIGS} or a JSON path (default: pretrain)")
     p.add_argument("--out", default="artifacts/pretrained", help="folder for the pretrained weights")
     p.add_argument("--work-dir", default="runs/pretrain", help="checkpoints (default: runs/pretrain)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (GPU when present)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
-    p.add_argument(
-        "--init-from",
-        default="",
-        metavar="DIR",
-        help="start from these pretrained weights (e.g. artifacts/pretrained, to go on with more sources)",
-    )
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
     p.add_argument("--time-budget-min", type=float, default=None, help="override the config's time budget")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -107,7 +94,7 @@ def main(argv=None) -> int:
             if not args.data:
                 raise E2PError("--data (the paired corpus) is needed unless --pack is given")
             from e2p.data.corpus import load_corpus
-            from e2p.data.pretrain import pretrain_pairs, read_functions, save_pack, source_name
+            from e2p.data.pretrain import pretrain_pairs, read_functions, save_pack
             from e2p.model.training import prepare
 
             base, cfg = load_config(args.config)
@@ -119,10 +106,8 @@ def main(argv=None) -> int:
             stats = {
                 **data.stats,
                 "pairs": counts,
-                "source": ", ".join(source_name(src) for src in args.source),
-                "source_sha256": {
-                    source_name(src): sha256_file(src) if Path(src).is_file() else None for src in args.source
-                },
+                "source": Path(args.source).name,
+                "source_sha256": sha256_file(args.source) if Path(args.source).is_file() else None,
                 "corpus_sha256": sha256_file(args.data),
             }
             print(f"pretraining data: {json.dumps(stats)}", flush=True)
@@ -135,8 +120,6 @@ def main(argv=None) -> int:
             cfg.max_epochs = args.max_epochs
         if args.time_budget_min is not None:
             cfg.time_budget_min = args.time_budget_min
-        if args.init_from:
-            cfg.init_from = args.init_from
         work, out = Path(args.work_dir), Path(args.out)
         if args.fresh:
             shutil.rmtree(work / "checkpoint", ignore_errors=True)

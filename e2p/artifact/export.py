@@ -22,7 +22,7 @@ from ..errors import E2PError
 from ..evaluation.metrics import profile_references
 from ..evaluation.report import as_json, evaluate_systems, model_answers, retrieval_codes, system_label, table
 from ..model.decoding import DecodeSettings
-from ..model.training import INFERENCE_FIELDS, Prepared, TrainConfig, ranker_pool, save_weights
+from ..model.training import INFERENCE_FIELDS, RETIRED_OPTIONS, Prepared, TrainConfig, ranker_pool, save_weights
 from .bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
 
 
@@ -91,6 +91,8 @@ def reconfigure_artifact(out: Path, cfg: TrainConfig) -> None:
     differ = sorted(
         f for f in asdict(cfg) if f not in INFERENCE_FIELDS and f in trained and trained[f] != getattr(cfg, f)
     )
+    # an artifact written before an option was retired: trained otherwise where it is off its neutral value
+    differ += sorted(f for f, neutral in RETIRED_OPTIONS.items() if trained.get(f, neutral) != neutral)
     if differ:
         raise E2PError(
             f"{out} was trained with other values of {', '.join(differ)} than the config gives: only "
@@ -134,7 +136,6 @@ def write_artifact(model, prep: Prepared, cfg: TrainConfig, out: Path, *, corpus
         "epochs": len(meta.get("log", [])),
         "best_epoch": meta.get("best_epoch"),
         "training_seconds": round(meta.get("seconds", 0.0), 1),
-        "bf16": meta.get("bf16", False),  # trained under bfloat16 autocast
         "commit": git_commit(),
         "parameters": model.num_parameters(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -47,7 +47,6 @@ class Example:
     prompt: str
     code: str
     line: int  # 1-based line of the heading in the corpus file
-    family: str = ""  # augmented copies: the prompt key of the example they were made from
 
     @property
     def key(self) -> str:

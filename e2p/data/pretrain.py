@@ -18,10 +18,8 @@ import ast
 import gzip
 import io
 import json
-import platform
 import random
 import re
-import sysconfig
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -42,10 +40,6 @@ MAX_PROMPT_WORDS = 40
 UNK_SHARE = 0.2  # targets with more unknown tokens than this are dropped (<unk> itself is not scored:
 # the pretraining config sets score_unk false)
 DROP_LINE, SWAP_NAME, DROP_TOKEN = 0.15, 0.1, 0.05  # the denoising pair's corruption rates
-STDLIB = "stdlib"  # a source naming the running interpreter's standard library
-# Not the standard library's own code: third-party packages, the test suite (unusual code written to
-# break things), the IDE, demos and codec tables.
-STDLIB_SKIPPED = frozenset({"site-packages", "dist-packages", "test", "tests", "idlelib", "turtledemo", "encodings"})
 
 
 @dataclass(frozen=True)
@@ -70,26 +64,14 @@ def is_licence(name: str) -> bool:
     return Path(name).name.upper().startswith("LICENSE")
 
 
-def stdlib_path() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-def is_stdlib(source: str | Path) -> bool:
-    return str(source) == STDLIB
-
-
 def source_files(source: str | Path) -> Iterator[tuple[str, str]]:
     """(path, text) of every `.py` and LICENSE file in a folder or a .tar(.gz) archive, in sorted
-    order, reading the archive once. `STDLIB` reads the running interpreter's standard library
-    (without the folders in `STDLIB_SKIPPED`)."""
-    skipped = STDLIB_SKIPPED if is_stdlib(source) else frozenset()
-    source = stdlib_path() if is_stdlib(source) else Path(source)
+    order, reading the archive once."""
+    source = Path(source)
     wanted = lambda name: name.endswith(".py") or is_licence(name)  # noqa: E731
     if source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file() and wanted(p.name)):
-            relative = path.relative_to(source)
-            if not skipped.intersection(relative.parts[:-1]):
-                yield str(relative), path.read_text(encoding="utf-8", errors="replace")
+            yield str(path.relative_to(source)), path.read_text(encoding="utf-8", errors="replace")
         return
     if not source.is_file():
         raise E2PError(f"no pretraining source at {source}: expected a folder or a .tar.gz of .py files")
@@ -150,58 +132,37 @@ def prompt_of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return "write a python function " + " ".join(words)
 
 
-def source_name(source: str | Path) -> str:
-    return STDLIB if is_stdlib(source) else Path(source).name
-
-
-def read_functions(
-    source: str | Path | list[str | Path], held_out: list[Example], max_tokens: int = 256
-) -> PretrainData:
-    """Every function in `source` (or in each of several sources) that is short enough, parses, is
-    not a held-out program and was not already read."""
-    sources = [source] if isinstance(source, (str, Path)) else list(source)
+def read_functions(source: str | Path, held_out: list[Example], max_tokens: int = 256) -> PretrainData:
+    """Every function in `source` that is short enough, parses, is not a held-out program and was
+    not already read."""
     banned_trees = held_out_keys([ex.code for ex in held_out])
     banned_prompts = {ex.key for ex in held_out}
     dropped: Counter = Counter()
     seen: set[str] = set()
-    functions, files, licences, per_source = [], 0, [], {}
-    for src in sources:
-        name, found, src_licences = source_name(src), len(functions), {}
-        for path, text in source_files(src):
-            if is_licence(path):
-                src_licences[path] = text
-                continue
-            files += 1
-            tree = parse_tree(text)  # quiet: no SyntaxWarning from the files read
-            if tree is None:
-                dropped["file does not parse"] += 1
-                continue
-            # every prompt before any tree key: a key strips docstrings in place, nested functions' too
-            defs = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-            prompts = [prompt_of(node) for node in defs]
-            for node, prompt in zip(defs, prompts):
-                reason, code = _kept(node, prompt, banned_trees, banned_prompts, seen, max_tokens)
-                if reason:
-                    dropped[reason] += 1
-                else:
-                    where = path if len(sources) == 1 else f"{name}/{path}"
-                    functions.append(Function(where, node.name, prompt, code))
-        per_source[name] = len(functions) - found
-        top = min(src_licences, key=lambda path: (len(Path(path).parts), path), default=None)  # the source's own
-        if top is not None:
-            licences.append((name, src_licences[top]))
+    functions, files, licences = [], 0, {}
+    for path, text in source_files(source):
+        if is_licence(path):
+            licences[path] = text
+            continue
+        files += 1
+        tree = parse_tree(text)  # quiet: no SyntaxWarning from the files read
+        if tree is None:
+            dropped["file does not parse"] += 1
+            continue
+        # every prompt before any tree key: a key strips docstrings in place, nested functions' too
+        defs = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        prompts = [prompt_of(node) for node in defs]
+        for node, prompt in zip(defs, prompts):
+            reason, code = _kept(node, prompt, banned_trees, banned_prompts, seen, max_tokens)
+            if reason:
+                dropped[reason] += 1
+            else:
+                functions.append(Function(path, node.name, prompt, code))
     if not functions:
-        raise E2PError(f"no usable functions in {', '.join(map(str, sources))}")
+        raise E2PError(f"no usable functions in {source}")
     stats = {"files": files, "functions": len(functions), "dropped": dict(sorted(dropped.items()))}
-    if len(sources) > 1:
-        stats["sources"] = per_source
-    if any(map(is_stdlib, sources)):  # it has no checksum: the interpreter's version names it
-        stats["stdlib"] = f"Python {platform.python_version()}"
-    if len(sources) == 1:  # one source's licence as it is; several, each under its source's name
-        licence = licences[0][1] if licences else None
-    else:
-        licence = "\n\n".join(f"# Source: {name}\n\n{text}" for name, text in licences) or None
-    return PretrainData(functions, stats, licence)
+    top = min(licences, key=lambda path: (len(Path(path).parts), path), default=None)  # the source's own
+    return PretrainData(functions, stats, licences.get(top))
 
 
 def _kept(node, prompt: str, banned_trees: set, banned_prompts: set, seen: set, max_tokens: int) -> tuple[str, str]:
@@ -251,11 +212,8 @@ def corrupt(tokens: list[str], rng: random.Random) -> list[str]:
     return out
 
 
-def pretrain_pairs(
-    data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int = 0, kinds: tuple[str, ...] = ("write", "denoise")
-) -> tuple[list, dict]:
-    """Encoded (source ids, target ids) pairs: a retrieve-and-write and a denoising pair per function
-    (`kinds` keeps only some of them)."""
+def pretrain_pairs(data: PretrainData, cfg: TrainConfig, vocab: Vocab, seed: int = 0) -> tuple[list, dict]:
+    """Encoded (source ids, target ids) pairs: a retrieve-and-write and a denoising pair per function."""
     examples = [Example(fn.prompt, fn.code, line=i + 1) for i, fn in enumerate(data.functions)]
     featurizer = Featurizer(cfg.feature_config(), Retriever(examples) if cfg.retrieval else None)
     rng = random.Random(seed)
@@ -267,8 +225,6 @@ def pretrain_pairs(
         prompt = source.tokens[: source.prompt_len]
         noisy = prompt + [SEP] + prompt + [CODE] + corrupt(tgt, rng)
         for kind, (s, t) in (("write", (src, tgt)), ("denoise", (noisy[: cfg.max_src], tgt))):
-            if kind not in kinds:
-                continue
             ids = vocab.encode(t)
             if sum(i == Vocab.unk_id for i in ids) > UNK_SHARE * len(ids):
                 counts[f"{kind}: too many unknown tokens"] += 1
@@ -276,17 +232,6 @@ def pretrain_pairs(
             pairs.append((vocab.encode(s), ids[: cfg.max_tgt]))
             counts[kind] += 1
     return pairs, dict(sorted(counts.items()))
-
-
-def paired_functions(cfg: TrainConfig, held_out: list[Example], vocab: Vocab) -> tuple[list, dict]:
-    """Issue 10's lever 7, more paired data: `cfg.extra_pairs` docstring-prompted retrieve-and-write
-    pairs (all where 0) from the functions of `cfg.extra_source`, drawn by `cfg.seed`, to train on
-    beside the corpus. The functions of held-out programs or prompts are dropped (`read_functions`)."""
-    data = read_functions(cfg.extra_source, held_out, max_tokens=cfg.max_tgt)
-    pairs, counts = pretrain_pairs(data, cfg, vocab, seed=cfg.seed, kinds=("write",))
-    if cfg.extra_pairs and cfg.extra_pairs < len(pairs):
-        pairs = random.Random(cfg.seed).sample(pairs, cfg.extra_pairs)
-    return pairs, {**data.stats, "pairs": counts, "used": len(pairs)}
 
 
 # ----------------------------------------------------------------------------- packs
@@ -311,7 +256,7 @@ def load_pack(path: str | Path) -> tuple[Prepared, TrainConfig, dict]:
         with gzip.open(path, "rt", encoding="utf-8") as f:
             data = json.load(f)
         vocab = Vocab(data["vocab"])
-        cfg = TrainConfig.from_dict(data["config"])
+        cfg = TrainConfig.from_trained(data["config"])  # a pack written before an option was retired too
         pairs = {k: [(list(s), list(t)) for s, t in data[k]] for k in ("train_pairs", "valid_pairs")}
     except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
         raise E2PError(f"cannot read pack {path}: {err}") from None

@@ -76,12 +76,10 @@ def _train_worker(conn, cfg_dict: dict, threads: int, vocabs: tuple[int, int], w
         conn.send((time.perf_counter() - start, int((tgt_out != Vocab.pad_id).sum()), float(loss)))
 
 
-def train_side_by_side(
-    train_config: dict, data: str, steps: int = 16, threads: int = 1, bf16: bool = False, log=None
-) -> dict:
-    """Target tokens/s of the plain trainer and of the one with every speed option on ("configured";
-    and, with `bf16`, that one under bfloat16 autocast), stepping in lockstep on the same `steps` batches
-    (after one warm-up step each), alternating which goes first. Returns each one's tokens/s,
+def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: int = 1, log=None) -> dict:
+    """Target tokens/s of the plain trainer and of the one with every speed option on ("configured"),
+    stepping in lockstep on the same `steps` batches (after one warm-up step each), alternating which
+    goes first. `train_config`: an artifact's config.json "train" section. Returns each one's tokens/s,
     `train_speedup` (configured / plain: total time, and the median of the per-batch ratios) and
     the mean loss of each over the timed steps (the same maths gives nearly the same loss)."""
     import multiprocessing as mp
@@ -94,21 +92,18 @@ def train_side_by_side(
         make_batches,
         plain,
         prepare,
-        resolve_bf16,
         token_weights,
         with_speed_options,
     )
 
     log = log or (lambda msg: None)
-    cfg = resolve_bf16(with_speed_options(TrainConfig.from_dict(train_config)))
+    cfg = with_speed_options(TrainConfig.from_trained(train_config))
     prep = prepare(load_corpus(data), cfg)
     index = make_batches(prep.train_pairs, cfg.batch_tokens, seed=0)[: steps + 1]
     batches = [[prep.train_pairs[i] for i in b] for b in index]
     weights = token_weights(cfg, prep.tgt_vocab)
     weights = None if weights is None else weights.tolist()
     trainers = {"plain": plain(cfg), "configured": cfg}
-    if bf16 and not cfg.bf16:
-        trainers["bf16"] = replace(cfg, bf16=True)
     ctx = mp.get_context("spawn")
     workers = {}
     try:
@@ -152,18 +147,13 @@ def train_side_by_side(
         "train_steps": len(seconds["plain"]),
         "train_target_tokens": tokens,
         "train_speed_options": enabled,
-        "train_bf16": cfg.bf16,
         "train_tokens_per_s_plain": round(tokens / sum(seconds["plain"]), 1),
     }
-    for name in trainers:
-        if name == "plain":
-            continue
-        key = "" if name == "configured" else f"_{name}"
-        result[f"train_tokens_per_s{key}"] = round(tokens / sum(seconds[name]), 1)
-        result[f"train_speedup{key}"] = round(sum(seconds["plain"]) / sum(seconds[name]), 3)
-        result[f"train_speedup{key}_median_batch"] = round(
-            statistics.median(a / b for a, b in zip(seconds["plain"], seconds[name])), 3
-        )
+    result["train_tokens_per_s"] = round(tokens / sum(seconds["configured"]), 1)
+    result["train_speedup"] = round(sum(seconds["plain"]) / sum(seconds["configured"]), 3)
+    result["train_speedup_median_batch"] = round(
+        statistics.median(a / b for a, b in zip(seconds["plain"], seconds["configured"])), 3
+    )
     for name in trainers:
         result[f"train_loss_{name}"] = round(statistics.mean(losses[name]), 4)
     return result
@@ -290,7 +280,7 @@ def run_benchmark(
 
 
 def main(argv=None) -> int:
-    """`python -m e2p.evaluation.benchmark [--threads 1 2] [--steps 16] [--bf16]`: only the side-by-side
+    """`python -m e2p.evaluation.benchmark [--threads 1 2] [--steps 16]`: only the side-by-side
     training throughput, one JSON line per thread count."""
     import argparse
     import json
@@ -303,17 +293,11 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per trainer (default 1 2)")
     p.add_argument("--steps", type=int, default=16, help="timed steps per trainer (default 16, after 1 warm-up)")
-    p.add_argument(
-        "--bf16",
-        action="store_true",
-        help="also time the configured trainer under bf16 autocast (where it already trains in bf16, as "
-        "train_bf16 says, it is the configured trainer itself)",
-    )
     args = p.parse_args(argv)
     train_config = json.loads((Path(args.artifacts) / "config.json").read_text())["train"]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     for threads in args.threads:
-        result = train_side_by_side(train_config, args.data, args.steps, threads, args.bf16, log)
+        result = train_side_by_side(train_config, args.data, args.steps, threads, log)
         print(json.dumps(result), flush=True)
     return 0
 

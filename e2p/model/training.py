@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, RANKER_POOL
+from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, EXPERIMENTS_PAGE, RANKER_POOL, REBUILD_COMMAND
 from ..data.corpus import Corpus, Example
 from ..data.features import CODE, SEP, FeatureConfig, Featurizer
 from ..data.placeholders import all_placeholders
@@ -58,12 +58,8 @@ class TrainConfig:
     retrieval: bool = True
     max_src: int = 256
     max_tgt: int = 256
-    neighbours: int = 1  # retrieved train examples in the source
-    train_pool: int = 0  # draw the training neighbours at random from this many nearest (0: the nearest)
-    example_pool: int = 0  # inference: show the ranker's first among this many nearest (FeatureConfig)
-    rank_train_examples: bool = False  # training shows the ranker's first among example_pool too (a
-    # ranker fitted on the train split first), so that the model learns on the examples it will see
-    augment: int = 0  # extra renamed copies of each train example (AST renaming)
+    example_pool: int = 0  # inference: show the ranker's first among this many nearest (FeatureConfig;
+    # training shows the nearest)
     min_freq: int = 2  # rarer tokens become <unk>
     # loss: the original design weights keywords, layout tokens and common operators
     label_smoothing: float = 0.1
@@ -75,9 +71,6 @@ class TrainConfig:
     # copy_attention and fused_loss)
     score_unk: bool = True  # False: <unk> targets cost nothing (pretraining: words outside the vocabulary)
     init_from: str = ""  # folder of pretrained weights (`python -m train.pretrain`) to start from
-    extra_source: str = ""  # folder or .tar.gz of .py files whose functions, prompted by their
-    # docstrings, train beside the corpus (e2p.data.pretrain.paired_functions; shared_vocab only)
-    extra_pairs: int = 0  # how many of those pairs (drawn at random; 0: all)
     # optimisation
     lr: float = 7e-4
     warmup_steps: int = 300
@@ -89,9 +82,6 @@ class TrainConfig:
     min_epochs: int = 8  # never stop earlier: an early model's greedy output is too noisy to judge
     time_budget_min: float = 38.0  # stop starting new epochs after this
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
-    ema_decay: float = 0.0  # > 0: validate, keep and ship an exponential moving average of the
-    # weights (Polyak averaging; the Transformer paper averaged its last checkpoints) instead of the
-    # last step's; 0: the raw weights
     valid_every: int = 1
     seed: int = 1234
     # speed: `python -m e2p.evaluation.benchmark` times this trainer against `plain(cfg)` (all four off, which is
@@ -104,9 +94,6 @@ class TrainConfig:
     fused_adamw: bool = FAST_DEFAULT  # torch's fused AdamW kernel: same update, fewer kernel calls
     reuse_memory: bool = FAST_DEFAULT  # glibc: keep freed memory in the process (mallopt) so that
     # each step's big temporaries reuse warm pages instead of faulting in fresh ones; process-wide
-    bf16: bool | str = False  # bfloat16 autocast for the forward pass (changes numerics): True, False, or
-    # "auto": on where the device computes in bfloat16 natively (a CPU with avx512_bf16 or AMX, a GPU that
-    # supports it); a CPU without them runs its matrix products several times slower in bfloat16
     # the artifact's default decoding
     decode_strategy: str = "beam"
     beam_size: int = 5
@@ -150,14 +137,8 @@ class TrainConfig:
             retrieval=self.retrieval,
             max_src=self.max_src,
             max_tgt=self.max_tgt,
-            neighbours=self.neighbours,
-            train_pool=self.train_pool,
             example_pool=self.example_pool,
         )
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.bf16, bool) or self.bf16 == "auto"):
-            raise E2PError(f'bf16 must be true, false or "auto", not {self.bf16!r}')
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -168,12 +149,41 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
+    def from_trained(cls, data: dict) -> "TrainConfig":
+        """The config a run was trained with, as an artifact's config.json ("train") or a pack stores
+        it. Those written before an option was retired still name it: at its neutral value it is
+        dropped; at any other the run trained otherwise than this code can, so it is refused."""
+        data = dict(data)
+        for name, neutral in RETIRED_OPTIONS.items():
+            if name in data and (value := data.pop(name)) != neutral:
+                raise E2PError(
+                    f"this run was trained with {name} {value!r}, which was measured and not kept "
+                    f"({EXPERIMENTS_PAGE}): train it again without it (the shipped model: {REBUILD_COMMAND})"
+                )
+        return cls.from_dict(data)
+
+    @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as err:
             raise E2PError(f"cannot read training config {path}: {err}") from None
         return cls.from_dict(data)
+
+
+# Training options measured and not kept (docs/experiments.md: their figures, and the commit their code
+# last lived in), with the value at which a run trained as today's code trains: one retrieved example (the
+# nearest) in the source, no augmentation, no extra pairs, the raw weights, float32.
+RETIRED_OPTIONS = {
+    "neighbours": 1,
+    "train_pool": 0,
+    "rank_train_examples": False,
+    "augment": 0,
+    "extra_source": "",
+    "extra_pairs": 0,
+    "ema_decay": 0.0,
+    "bf16": False,
+}
 
 
 # ----------------------------------------------------------------------------- data
@@ -207,57 +217,27 @@ def ranker_pool(cfg: TrainConfig) -> int:
     return cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
 
 
-def train_order(cfg: TrainConfig, train: list[Example]):
-    """The learned ranker's order over retrieved examples, where training shows its first."""
-    if not (cfg.rank_train_examples and cfg.retrieval and cfg.example_pool > cfg.neighbours):
-        return None
-    from ..answer.ranking import RankerFeatures, fit_ranker
-
-    # the same fit as the artifact's ranker.json (fit_ranker_step), so training and inference agree
-    return fit_ranker(train, k=max(2, ranker_pool(cfg))).order_for(RankerFeatures(train))
-
-
 def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     train, valid, test = (corpus.split(s) for s in ("train", "valid", "test"))
     if not train or not valid:
         raise E2PError("the corpus has no train or valid examples: it is too small to train on")
     retriever = Retriever(train) if cfg.retrieval else None
-    featurizer = Featurizer(cfg.feature_config(), retriever, train_order(cfg, train))
-    train_examples = list(train)
-    if cfg.augment:
-        from ..data.augment import augment_examples
-
-        train_examples += augment_examples(train, copies=cfg.augment, seed=cfg.seed)
-    draw = random.Random(cfg.seed) if cfg.train_pool else None
-    train_tok = [featurizer.pair(ex, draw) for ex in train_examples]
+    featurizer = Featurizer(cfg.feature_config(), retriever)  # no order: training shows the nearest
+    train_tok = [featurizer.pair(ex) for ex in train]
     train_tok = [(s, t) for s, t in train_tok if len(t) <= cfg.max_tgt]
     valid_tok = [featurizer.pair(ex) for ex in valid]
-    counted = train_tok
-    nearest = replace(featurizer.config, neighbours=1, train_pool=0)
-    if featurizer.order is not None or nearest != featurizer.config:
-        # The vocabulary does not depend on which or how many neighbours training shows: it is counted
-        # over sources with the nearest one, so that weights pretrained on that vocabulary still fit.
-        plain = Featurizer(nearest, retriever)
-        counted = [(s, t) for s, t in (plain.pair(ex) for ex in train_examples) if len(t) <= cfg.max_tgt]
     reserved = all_placeholders() + [SEP, CODE, NL, INDENT, DEDENT]
     if cfg.shared_vocab:
-        src_vocab = tgt_vocab = Vocab.build((seq for pair in counted for seq in pair), cfg.min_freq, reserved)
+        src_vocab = tgt_vocab = Vocab.build((seq for pair in train_tok for seq in pair), cfg.min_freq, reserved)
     else:
-        src_vocab = Vocab.build((s for s, _ in counted), cfg.min_freq, reserved)
-        tgt_vocab = Vocab.build((t for _, t in counted), cfg.min_freq, reserved)
+        src_vocab = Vocab.build((s for s, _ in train_tok), cfg.min_freq, reserved)
+        tgt_vocab = Vocab.build((t for _, t in train_tok), cfg.min_freq, reserved)
 
     def ids(pairs):
         return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]
 
-    train_ids, stats = ids(train_tok), corpus.stats()
-    if cfg.extra_source:
-        if not cfg.shared_vocab:
-            raise E2PError("extra_source needs shared_vocab: its pairs are encoded with one vocabulary")
-        from ..data.pretrain import paired_functions
-
-        extra, stats["extra_pairs"] = paired_functions(cfg, valid + test, src_vocab)
-        train_ids += extra
-    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, train_ids, ids(valid_tok), stats)
+    train_ids, valid_ids = ids(train_tok), ids(valid_tok)
+    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, train_ids, valid_ids, corpus.stats())
 
 
 def token_weights(cfg: TrainConfig, vocab: Vocab) -> torch.Tensor | None:
@@ -313,12 +293,10 @@ def collate(pairs, index: list[int], device, score_unk: bool = True) -> tuple[to
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(path: Path, model, optimizer, meta: dict, ema=None) -> None:
-    """Model, weight-average and optimizer tensors as safetensors, the rest as JSON: no pickle anywhere."""
+def _save_checkpoint(path: Path, model, optimizer, meta: dict) -> None:
+    """Model and optimizer tensors as safetensors, the rest as JSON: no pickle anywhere."""
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}
-    if ema is not None:
-        tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
         for name, value in state.items():
@@ -345,22 +323,10 @@ def _prefixed(tensors: dict, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def kept_weights(tensors: dict) -> dict:
-    """The model weights in a weight file: for a training checkpoint, those the run keeps (its
-    weight average where it holds one, else its last step's); other files as they are."""
-    return _prefixed(tensors, "ema.module.") or _prefixed(tensors, "model.") or tensors
-
-
-def _load_checkpoint(path: Path, model, optimizer, ema=None, need_ema: bool = False) -> dict:
-    """`need_ema`: the run keeps a weight average (every rank checks; only rank 0 passes `ema`)."""
+def _load_checkpoint(path: Path, model, optimizer) -> dict:
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "meta.json").read_text())
-    averaged = _prefixed(tensors, "ema.")
-    if (need_ema or ema is not None) and not averaged:
-        raise E2PError(f"{path} holds no weight average: resume it with the ema_decay it was started with")
     _unwrap(model).load_state_dict(_prefixed(tensors, "model."))
-    if ema is not None:
-        ema.load_state_dict(averaged)
     state: dict = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
@@ -398,27 +364,13 @@ SPEED_OPTIONS = ("fast_dropout", "fused_loss", "fused_adamw", "reuse_memory")
 
 
 def with_speed_options(cfg: TrainConfig) -> TrainConfig:
-    """The same run with every speed option that keeps the maths on (bf16 as configured)."""
+    """The same run with every speed option that keeps the maths on."""
     return replace(cfg, **{name: True for name in SPEED_OPTIONS})
 
 
 def plain(cfg: TrainConfig) -> TrainConfig:
     """The same run with every speed option off and no copy loss: the trainer as it was before them."""
-    return replace(cfg, bf16=False, copy_supervision=0.0, **{name: False for name in SPEED_OPTIONS})
-
-
-def native_bf16(device_type: str = "cpu") -> bool:
-    """Whether this machine's `device_type` computes in bfloat16 natively."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type != "cpu":
-        return False
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
-def resolve_bf16(cfg: TrainConfig, device_type: str = "cpu") -> TrainConfig:
-    """The config with `bf16` a bool: "auto" becomes whether this device has native bfloat16."""
-    return replace(cfg, bf16=native_bf16(device_type)) if cfg.bf16 == "auto" else cfg
+    return replace(cfg, copy_supervision=0.0, **{name: False for name in SPEED_OPTIONS})
 
 
 def make_model(cfg: TrainConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
@@ -442,22 +394,6 @@ def reuse_freed_memory() -> bool:
         return False
 
 
-def check_ema_decay(cfg: TrainConfig) -> bool:
-    """Whether the run keeps a weight average; E2PError for a decay outside (0, 1)."""
-    if cfg.ema_decay and not 0.0 < cfg.ema_decay < 1.0:
-        raise E2PError(f"ema_decay must lie between 0 and 1, not {cfg.ema_decay}")
-    return bool(cfg.ema_decay)
-
-
-def make_ema(model: Seq2Seq, cfg: TrainConfig):
-    """The moving average of the weights that `run_training` validates and keeps (None where ema_decay is 0)."""
-    if not check_ema_decay(cfg):
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
-
-
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -472,21 +408,15 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def batch_loss(model, src, tgt_in, tgt_out, cfg: TrainConfig, weights, label_smoothing: float) -> torch.Tensor:
     """The loss of one batch, by the path the config picks (the same maths either way)."""
-    if cfg.bf16 == "auto":
-        raise E2PError('bf16 "auto" must be resolved for the device first (resolve_bf16)')
-    with torch.autocast(src.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        if cfg.fused_loss:
-            select = tgt_out != Vocab.pad_id
-            logits, copy = model(src, tgt_in, select)
-        else:
-            scores = model(src, tgt_in)
     if cfg.fused_loss:
+        select = tgt_out != Vocab.pad_id
+        logits, copy = model(src, tgt_in, select)
         targets = tgt_out[select]
         loss = output_cross_entropy(logits, copy, targets, weights, label_smoothing)
         if cfg.copy_supervision and copy is not None:
             loss = loss + cfg.copy_supervision * copy_supervision_loss(copy, targets)
         return loss
-    return weighted_cross_entropy(scores, tgt_out, weights, label_smoothing, Vocab.pad_id)
+    return weighted_cross_entropy(model(src, tgt_in), tgt_out, weights, label_smoothing, Vocab.pad_id)
 
 
 def train_step(model, optimizer, src, tgt_in, tgt_out, cfg: TrainConfig, weights, lr: float) -> torch.Tensor:
@@ -503,13 +433,12 @@ def train_step(model, optimizer, src, tgt_in, tgt_out, cfg: TrainConfig, weights
 
 @torch.no_grad()
 def valid_loss(model, pairs, cfg: TrainConfig, weights, device) -> float:
-    """Mean unsmoothed loss per target token, in float32 (also when training in bf16)."""
+    """Mean unsmoothed loss per target token."""
     model.eval()
-    cfg32 = replace(cfg, bf16=False)
     total, count = 0.0, 0
     for index in make_batches(pairs, cfg.batch_tokens, seed=0):
         src, tgt_in, tgt_out = collate(pairs, index, device, cfg.score_unk)
-        loss = batch_loss(model, src, tgt_in, tgt_out, cfg32, weights, 0.0)
+        loss = batch_loss(model, src, tgt_in, tgt_out, cfg, weights, 0.0)
         n = int((tgt_out != Vocab.pad_id).sum())
         total, count = total + float(loss) * n, count + n
     model.train()
@@ -537,10 +466,6 @@ def run_training(
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     dev = resolve_device(device)
-    auto_bf16 = cfg.bf16 == "auto"
-    cfg = resolve_bf16(cfg, dev.type)
-    if auto_bf16:
-        log(f"bf16 auto: autocast {'on (native bfloat16 here)' if cfg.bf16 else 'off (no native bfloat16 here)'}")
     if cfg.copy_supervision and not (cfg.copy_attention and cfg.fused_loss):
         raise E2PError("copy_supervision needs copy_attention and fused_loss")
     if cfg.reuse_memory:
@@ -557,10 +482,8 @@ def run_training(
     if not resume and cfg.init_from:
         load_pretrained(model, Path(cfg.init_from), prep.src_vocab)
         log(f"starting from the pretrained weights in {cfg.init_from}")
-    need_ema = check_ema_decay(cfg)  # on every rank, so that none waits for one that failed
-    ema = make_ema(model, cfg) if rank == 0 else None
     if resume:
-        meta.update(_load_checkpoint(ckpt, model, optimizer, ema, need_ema))
+        meta.update(_load_checkpoint(ckpt, model, optimizer))
         log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -585,15 +508,13 @@ def run_training(
             src, tgt_in, tgt_out = collate(prep.train_pairs, batches[b], dev, cfg.score_unk)
             lr = lr_at(step, cfg, total_steps)
             loss = train_step(model, optimizer, src, tgt_in, tgt_out, cfg, weights, lr)
-            if ema is not None:
-                ema.update_parameters(_unwrap(model))
             step += 1
             n = int((tgt_out != Vocab.pad_id).sum())
             epoch_loss, epoch_tokens = epoch_loss + loss.item() * n, epoch_tokens + n
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if rank == 0 and time.time() - last_ckpt > cfg.checkpoint_every_s:
                 meta.update(epoch=epoch, batch=b + 1, step=step, seconds=time.time() - started)
-                _save_checkpoint(ckpt, model, optimizer, meta, ema)
+                _save_checkpoint(ckpt, model, optimizer, meta)
                 last_ckpt = time.time()
         meta["batch"] = 0
         row = {
@@ -603,7 +524,7 @@ def run_training(
             "lr": round(lr_at(step, cfg, total_steps), 7),
         }
         if rank == 0:
-            kept = ema.module if ema is not None else _unwrap(model)  # what is validated and shipped
+            kept = _unwrap(model)  # what is validated and shipped
             row["valid_loss"] = round(valid_loss(kept, prep.valid_pairs, cfg, weights, dev), 4)
             if valid_metric is not None and (epoch + 1) % cfg.valid_every == 0:
                 score = float(valid_metric(kept))
@@ -621,7 +542,7 @@ def run_training(
             log(json.dumps(row))
         meta.update(epoch=epoch + 1, step=step, seconds=time.time() - started)
         if rank == 0:
-            _save_checkpoint(ckpt, model, optimizer, meta, ema)
+            _save_checkpoint(ckpt, model, optimizer, meta)
             last_ckpt = time.time()
         patience_out = meta["stale"] >= cfg.patience and epoch + 1 >= cfg.min_epochs
         stop = patience_out or (time.time() - started) / 60 > cfg.time_budget_min
@@ -647,7 +568,6 @@ def run_training(
         if len(set(digests)) != 1:
             raise E2PError(f"ranks ended with different weights: {digests}")
         log(f"all {world} ranks hold the same weights (sha256 {digest}) after {step} steps")
-    meta["bf16"] = cfg.bf16  # "auto" as this machine resolved it: the artifact says how it trained
     return {"model": _unwrap(model).set_fast_dropout(False), "meta": meta}
 
 
