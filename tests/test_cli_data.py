@@ -140,3 +140,8 @@ def test_a_removed_rerank_gets_one_line_naming_where_its_figures_went():
     line = assert_one_line_error(run_e2p("generate", "add two numbers", "--rerank", "consensus"))
     assert "measured and not kept" in line and "docs/experiments.md" in line
     assert "invalid choice" not in line
+
+
+def test_a_missing_corpus_says_where_to_get_it(tmp_path):
+    line = assert_one_line_error(run_e2p("data", "stats", tmp_path / "english_python_data.txt"))
+    assert "corpus file not found" in line and "senthilva/END" in line and "--data" in line

@@ -42,6 +42,10 @@ _NUMBERED = re.compile(r"^\d+\s*[.):-]?\s*")
 _PY2_PRINT = re.compile(r"^(\s*)print(?:\s+(?![\s(=.,])(.*?)|\s*)\s*$")
 
 
+# Where the main corpus comes from (../shared/data/SOURCE.md), for the message where it is missing.
+CORPUS_COMMIT = "99341396a96b5adb7eb257cb380dd93140f48b6f"
+
+
 @dataclass(frozen=True)
 class Example:
     prompt: str
@@ -364,7 +368,11 @@ def read_text(path: str | Path) -> str:
     """The corpus text, or an E2PError saying in one line why it cannot be read."""
     path = Path(path)
     if not path.exists():
-        raise E2PError(f"corpus file not found: {path}")
+        raise E2PError(
+            f"corpus file not found: {path}. The shipped model's corpus is english_python_data.txt of the "
+            f"repository senthilva/END (folder englishtopython, commit {CORPUS_COMMIT[:12]}; the README's "
+            f"'The corpus' says how to get it): pass its path with --data"
+        )
     if not path.is_file():
         raise E2PError(f"corpus path is not a file: {path}")
     data = path.read_bytes()
