@@ -286,11 +286,11 @@ def main(argv=None) -> int:
     import json
     from pathlib import Path
 
-    from ..commands import DEFAULT_DATA
+    from ..constants import CORPUS_PATH
 
     p = argparse.ArgumentParser(prog="python -m e2p.evaluation.benchmark", description=main.__doc__)
     p.add_argument("--artifacts", default="artifacts", help="its config.json's train section is the run timed")
-    p.add_argument("--data", default=DEFAULT_DATA)
+    p.add_argument("--data", default=CORPUS_PATH)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per trainer (default 1 2)")
     p.add_argument("--steps", type=int, default=16, help="timed steps per trainer (default 16, after 1 warm-up)")
     args = p.parse_args(argv)
