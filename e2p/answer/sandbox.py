@@ -133,7 +133,8 @@ def describe_limits() -> str:
     else:
         limits = (
             f"{folder}; no cgroup can be made here ({iso.cgroups.reason}), so memory and processes are "
-            f"limited per process only: {per_process}, and {PROCESS_LIMIT} processes per uid"
+            f"limited per process only: {per_process}, and {PROCESS_LIMIT} processes "
+            + ("for the run's own uid" if iso.privileged else "more than the server's user already runs")
         )
     return (
         f"each program runs in a bubblewrap sandbox under a seccomp filter, as {who}, with no network "
