@@ -5,7 +5,7 @@
 Layout and widgets only: every value shown is computed by the `e2p` package
 (`e2p.answer.generator`, and `e2p.views`: one module per view, plus the HTML and figures they draw).
 A prompt is never run as code; to choose an answer, candidate programs may be run in the
-bubblewrap sandbox of `e2p.answer.sandbox` (never outside it). Any exception becomes one plain
+bubblewrap sandbox of `e2p.sandbox.runner` (never outside it). Any exception becomes one plain
 sentence on the page and a log line with its traceback on the server.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import streamlit as st
 
 from e2p.answer.generator import Generator, set_threads
-from e2p.answer.sandbox import describe_limits, sandbox_status
 from e2p.constants import RERANKS
+from e2p.sandbox.runner import describe_limits, sandbox_status
 from e2p.views import attention, gallery, generate, inputs, model_card
 from e2p.views import origin_view as ov
 from e2p.views.code_html import confidence_html, diff_html

@@ -27,7 +27,7 @@ from e2p.constants import CORPUS_PATH  # noqa: E402
 
 def pack(out: Path, data: str, pretrained: str) -> None:
     from e2p.data.corpus import load_corpus
-    from e2p.data.pretrain import save_pack
+    from e2p.model.pretraining import save_pack
     from e2p.model.training import TrainConfig, prepare
 
     base = TrainConfig.load(REPO / "train/configs/default.json")

@@ -12,11 +12,11 @@ import argparse
 import json
 import warnings
 
-from e2p.answer.sandbox import run_many
 from e2p.constants import CORPUS_PATH
 from e2p.data.corpus import load_corpus
 from e2p.data.retrieval import Retriever
 from e2p.evaluation import metrics
+from e2p.sandbox.runner import run_many
 
 
 def ceiling(data: str, split: str, ks: list[int]) -> dict:

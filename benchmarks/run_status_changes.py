@@ -13,10 +13,10 @@ import argparse
 import json
 
 from e2p.answer.generator import Generator
-from e2p.answer.sandbox import run_code
 from e2p.constants import CORPUS_PATH
 from e2p.data.corpus import load_corpus
 from e2p.evaluation import metrics
+from e2p.sandbox.runner import run_code
 
 
 def changes(artifacts: str, data: str) -> dict:

@@ -256,7 +256,7 @@ def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bo
 
 
 def _evaluate(args) -> None:
-    from .artifact.bundle import sha256_file
+    from .answer.bundle import sha256_file
     from .data.corpus import load_corpus
     from .evaluation.report import (
         as_json,

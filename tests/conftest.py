@@ -181,7 +181,7 @@ def tiny_copy_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
 @pytest.fixture
 def sandbox_off(monkeypatch):
     """Execution switched off (E2P_SANDBOX=off) for this test only."""
-    from e2p.answer import sandbox
+    from e2p.sandbox import runner as sandbox
 
     monkeypatch.setenv(sandbox.SWITCH, "off")
     sandbox.sandbox_status.cache_clear()

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from e2p.answer.answer_policy import rank, runner_for
-from e2p.answer.sandbox import RunResult, sandbox_status
 from e2p.commands import rerank_choice
 from e2p.constants import EXPERIMENTS_PAGE, REMOVED_RERANKS, RERANKS
+from e2p.sandbox.runner import RunResult, sandbox_status
 
 
 class FakeRunner:

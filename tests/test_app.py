@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from models import made_up_result
 
-from e2p.artifact.bundle import REBUILD
+from e2p.answer.bundle import REBUILD
 from e2p.views import origin_view as ov
 from e2p.views.attention import ALL, MEAN, WINDOW, source_parts
 from e2p.views.figures import axis_labels
@@ -529,8 +529,8 @@ def test_typed_text_reaches_code_only_as_data_and_runs_only_in_the_sandbox(app, 
     the sandbox's runner, in bubblewrap."""
     from test_placeholders import FORBIDDEN, assert_values_only_in_strings
 
-    from e2p.answer import sandbox
     from e2p.data.placeholders import abstract_prompt
+    from e2p.sandbox import runner as sandbox
 
     value = "e2p + __import__(chr(111)).system(chr(120))"  # would run os.system("x") if it became code
     payload = f'write a python program to print "{value}"'
@@ -624,7 +624,7 @@ def test_error_details_are_hidden_from_visitors():
 
 
 def test_corrupt_memory_line_page(monkeypatch, tmp_path, artifacts):
-    from e2p.artifact.bundle import sha256_file
+    from e2p.answer.bundle import sha256_file
 
     copy = tmp_path / "artifacts"
     shutil.copytree(artifacts, copy)
@@ -735,7 +735,7 @@ def test_app_says_programs_are_not_run_without_the_sandbox(sandbox_off, app):
 def test_app_says_what_is_run_where_and_with_which_limits(monkeypatch, artifacts):
     from streamlit.testing.v1 import AppTest
 
-    from e2p.answer import sandbox
+    from e2p.sandbox import runner as sandbox
 
     monkeypatch.setattr(
         sandbox, "sandbox_status", lambda: sandbox.SandboxStatus(True, "", "bubblewrap, then uid 65534")

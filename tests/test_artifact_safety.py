@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT, run_cli
 
-from e2p.artifact.bundle import (
+from e2p.answer.bundle import (
     MANIFEST,
     REQUIRED,
     ArtifactError,

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from e2p.answer import sandbox
 from e2p.evaluation.benchmark import run_benchmark
 from e2p.model.training import SPEED_OPTIONS
+from e2p.sandbox import runner as sandbox
 
 pytestmark = pytest.mark.slow  # ~35 s on the 2 shared cores (two trainer processes start), fixture aside
 

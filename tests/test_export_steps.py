@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-from e2p.artifact.bundle import verify
+from e2p.answer.bundle import verify
 from e2p.artifact.export import evaluate_artifact, fit_ranker_step, write_artifact
 
 pytestmark = pytest.mark.slow

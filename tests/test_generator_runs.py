@@ -7,7 +7,7 @@ import pytest
 
 from e2p.answer import answer_policy, sandbox
 from e2p.answer.generator import Generator
-from e2p.answer.sandbox import RunBudget, RunResult
+from e2p.sandbox.runner import RunBudget, RunResult
 
 needs_sandbox = pytest.mark.skipif(
     not sandbox.sandbox_status().available, reason=f"sandbox unavailable: {sandbox.sandbox_status().reason}"

@@ -75,7 +75,7 @@ class _Fake:
     """A sandbox that answers from a script: one list of RunResults per call of run_many."""
 
     def __init__(self, monkeypatch, *answers):
-        from e2p.answer.sandbox import RunResult, SandboxStatus
+        from e2p.sandbox.runner import RunResult, SandboxStatus
 
         self.calls, self.answers = [], [[RunResult(rc, out, "", False) for rc, out in a] for a in answers]
         monkeypatch.setattr(metrics, "sandbox_status", lambda: SandboxStatus(True, "", "fake"))

@@ -10,8 +10,8 @@ import pytest
 from conftest import REPO_ROOT, evaluate_args, run_cli, train_args
 from safetensors.torch import load_file
 
+from e2p.answer.bundle import ArtifactError, load_bundle, verify
 from e2p.answer.generator import Generator
-from e2p.artifact.bundle import ArtifactError, load_bundle, verify
 
 pytestmark = pytest.mark.slow
 

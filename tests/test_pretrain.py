@@ -11,10 +11,10 @@ import pytest
 from conftest import REPO_ROOT, run_cli
 
 from e2p.data.corpus import Example
-from e2p.data.pretrain import corrupt, pretrain_pairs, read_functions
 from e2p.data.tokenizers import DEDENT, INDENT, NL, code_tokens
 from e2p.data.vocab import Vocab
 from e2p.errors import E2PError
+from e2p.model.pretraining import corrupt, pretrain_pairs, read_functions
 from e2p.model.training import TrainConfig
 
 LIBRARY = {
@@ -254,7 +254,7 @@ def test_a_pack_trains_without_the_corpus(library, synthetic_corpus, tmp_path):
 def test_an_archive_is_read_once_and_its_own_licence_kept(library, tmp_path, monkeypatch):
     import tarfile
 
-    from e2p.data import pretrain
+    from e2p.model import pretraining as pretrain
 
     (library / "sub").mkdir(exist_ok=True)
     (library / "sub" / "LICENSE").write_text("a vendored file's licence\n")
@@ -274,7 +274,7 @@ def test_an_archive_is_read_once_and_its_own_licence_kept(library, tmp_path, mon
 def test_a_pack_written_before_an_option_was_retired_loads_where_it_is_neutral(tmp_path):
     import gzip
 
-    from e2p.data.pretrain import load_pack, save_pack
+    from e2p.model.pretraining import load_pack, save_pack
     from e2p.model.training import Prepared
 
     vocab = Vocab.build([["def", "f"]], min_freq=1)

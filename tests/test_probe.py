@@ -8,7 +8,7 @@ import ast
 import pytest
 
 from e2p.answer.probe import guess_argument, probed, run_probed, uncalled_functions
-from e2p.answer.sandbox import RunBudget, sandbox_status
+from e2p.sandbox.runner import RunBudget, sandbox_status
 
 
 def test_arguments_are_guessed_from_parameter_names():

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from e2p.answer.ranking import RANKER_FEATURES, Ranker, RankerFeatures, content_words, fit_ranker
+from e2p.answer.ranking import RANKER_FEATURES, Ranker, RankerFeatures, content_words
+from e2p.artifact.ranker_fit import fit_ranker
 from e2p.data.corpus import Example
 from e2p.data.retrieval import Retriever
 
@@ -89,14 +90,14 @@ def _pairs():
 
 
 def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
-    from e2p.evaluation import metrics
+    from e2p.artifact import ranker_fit
 
     examples = _pairs()
     held_out = [ex for i, ex in enumerate(examples) if i in (0, 5, 8, 13)]  # both forms, other tasks
     train = [ex for ex in examples if ex not in held_out]
     compared = []
-    real = metrics.sentence_bleu
-    monkeypatch.setattr(metrics, "sentence_bleu", lambda hyp, ref: compared.append((hyp, ref)) or real(hyp, ref))
+    real = ranker_fit.sentence_bleu
+    monkeypatch.setattr(ranker_fit, "sentence_bleu", lambda hyp, ref: compared.append((hyp, ref)) or real(hyp, ref))
     ranker = fit_ranker(train, k=4)
     by_code = {ex.code: ex for ex in train}
     assert ranker.fitted_on == len(train) and compared
@@ -145,7 +146,7 @@ class _Hyp:
 
 def _ranked(prompt, codes, values):
     from e2p.answer.answer_policy import rank
-    from e2p.answer.sandbox import RunBudget, sandbox_status
+    from e2p.sandbox.runner import RunBudget, sandbox_status
 
     if not sandbox_status().available:
         pytest.skip(f"the ranker's order is checked by running candidates: {sandbox_status().reason}")

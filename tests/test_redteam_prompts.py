@@ -16,9 +16,9 @@ from synthetic import write_rows
 from test_placeholders import assert_values_only_in_strings
 
 from e2p.answer import generator as gen_module
-from e2p.answer import sandbox
 from e2p.answer.generator import Generator
 from e2p.data.placeholders import MAX_NUMBER_CHARS, abstract_prompt
+from e2p.sandbox import runner as sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")
 

@@ -7,7 +7,7 @@ import tempfile
 import pytest
 from test_sandbox_redteam import require_sandbox
 
-from e2p.answer.sandbox import (
+from e2p.sandbox.runner import (
     FILE_SIZE_LIMIT,
     OUTPUT_CAP,
     TRUNCATION_NOTE,

@@ -1,5 +1,5 @@
 """Red-team probes against the sandbox (issue 9, item 7): hostile programs run through
-`e2p.answer.sandbox.run_code`, each checked from the host side after the run.
+`e2p.sandbox.runner.run_code`, each checked from the host side after the run.
 
 Where bubblewrap cannot run programs the probes are skipped with the reason, unless
 E2P_REQUIRE_SANDBOX=1 (set by CI), where they fail: an escape, or a missing sandbox, fails CI.
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from e2p.answer import sandbox
-from e2p.answer.sandbox import (
+from e2p.sandbox import runner as sandbox
+from e2p.sandbox.runner import (
     FILE_SIZE_LIMIT,
     MEMORY_LIMIT,
     OPEN_FILES_LIMIT,
@@ -37,7 +37,7 @@ from e2p.answer.sandbox import (
     run_code,
     sandbox_status,
 )
-from e2p.answer.uid_lease import UID_RANGE
+from e2p.sandbox.uid_lease import UID_RANGE
 
 REQUIRE = "E2P_REQUIRE_SANDBOX"
 DONE = "E2P-PROBE-DONE"  # printed last by every probe: it ran to the end, so a pass is not vacuous
@@ -668,9 +668,9 @@ def test_uid_leases_are_shared_by_server_processes(repo_root):
     if os.geteuid() != 0:
         pytest.skip("a uid per run needs a server running as root")
 
-    from e2p.answer.uid_lease import leased_uid
+    from e2p.sandbox.uid_lease import leased_uid
 
-    other = "from e2p.answer.uid_lease import leased_uid\n" "with leased_uid() as uid:\n" "    print(uid)\n"
+    other = "from e2p.sandbox.uid_lease import leased_uid\n" "with leased_uid() as uid:\n" "    print(uid)\n"
     with leased_uid() as mine:
         with leased_uid() as second:
             theirs = subprocess.run(
@@ -728,7 +728,7 @@ def _zombies() -> set[str]:
 
 
 RUNS_THREE_WAYS = (
-    "from e2p.answer.sandbox import run_code\n"
+    "from e2p.sandbox.runner import run_code\n"
     "run_code('print(1)')\n"
     "run_code('import time; time.sleep(9)', timeout=0.5)\n"
     'run_code(\'import subprocess, sys; subprocess.Popen([sys.executable, "-c", "import time; time.sleep(9)"],\'\n'
@@ -799,7 +799,7 @@ def _venv_server_sees(python: Path, repo_root: Path) -> list[str]:
 
     code = (
         "import json, sys\n"
-        "from e2p.answer.sandbox import run_code\n"
+        "from e2p.sandbox.runner import run_code\n"
         "result = run_code('import sys; print(sys.prefix)')\n"
         "print(json.dumps([sys.prefix, result.stdout.strip(), result.stderr[-500:]]))\n"
     )
@@ -840,7 +840,7 @@ def test_pid_1_shows_no_bubblewrap_command_line():
 
 
 def test_without_a_seccomp_filter_nothing_runs(tmp_path, monkeypatch, fresh_status):
-    from e2p.answer import seccomp_filter
+    from e2p.sandbox import seccomp_filter
 
     monkeypatch.delenv(sandbox.SWITCH, raising=False)
     monkeypatch.setitem(sys.modules, "pyseccomp", None)  # as where pyseccomp or libseccomp2 is missing
@@ -854,7 +854,7 @@ def test_without_a_seccomp_filter_nothing_runs(tmp_path, monkeypatch, fresh_stat
 
 
 def test_the_limits_said_are_the_limits_that_hold(monkeypatch):
-    from e2p.answer import run_cgroup
+    from e2p.sandbox import run_cgroup
 
     with_cgroups = sandbox.Isolation(True, run_cgroup.Support(1, ("/sys/fs/cgroup/memory/x", "/sys/fs/cgroup/pids/x")))
     monkeypatch.setattr(sandbox, "isolation", lambda: with_cgroups)
@@ -873,7 +873,7 @@ def test_the_limits_said_are_the_limits_that_hold(monkeypatch):
 
 @needs_sandbox
 def test_without_a_cgroup_a_run_keeps_its_per_process_limits(monkeypatch):
-    from e2p.answer import run_cgroup
+    from e2p.sandbox import run_cgroup
 
     real = sandbox.isolation()
     monkeypatch.setattr(

@@ -455,7 +455,7 @@ def test_guard_copes_with_no_repeat_ngram_bans():
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
 def test_tiny_trained_model_output_always_compiles(tiny_artifacts, strategy):
-    from e2p.artifact.bundle import load_bundle
+    from e2p.answer.bundle import load_bundle
     from e2p.data.tokenizers import PLACEHOLDER
 
     b = load_bundle(tiny_artifacts)

@@ -31,7 +31,7 @@ def test_error_sentence_keeps_user_errors_and_hides_internals():
 
 
 def test_execution_texts_follow_the_sandbox_status():
-    from e2p.answer.sandbox import SandboxStatus
+    from e2p.sandbox.runner import SandboxStatus
 
     off = SandboxStatus(False, "bubblewrap (bwrap) is not installed", "off")
     assert generate.execution_notice(off) == "Programs are not run: bubblewrap (bwrap) is not installed."

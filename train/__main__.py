@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     import torch
     import torch.distributed as dist
 
-    from e2p.artifact.bundle import replaceable_files
+    from e2p.answer.bundle import replaceable_files
     from e2p.artifact.export import evaluate_artifact, fit_ranker_step, reconfigure_artifact, write_artifact
     from e2p.data.corpus import load_corpus
     from e2p.errors import E2PError

@@ -1,6 +1,6 @@
 """python -m train.pretrain --data CORPUS [--source PY_TARBALL] [--config pretrain] [--out artifacts/pretrained]
 
-Pretrains the shipped model's shape on unlabelled Python (e2p.data.pretrain): every function of the
+Pretrains the shipped model's shape on unlabelled Python (e2p.model.pretraining): every function of the
 source (TheAlgorithms/Python by default) becomes a docstring-prompted pair and a denoising pair, over
 the fine-tune's vocabulary (built from CORPUS's train split by the base config), so
 `"init_from": "artifacts/pretrained"` in a training config starts `python -m train` from these
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from e2p.artifact.bundle import sha256_file
+    from e2p.answer.bundle import sha256_file
     from e2p.errors import E2PError
     from e2p.model.training import (
         PRETRAINED_INFO,
@@ -87,14 +87,14 @@ def main(argv=None) -> int:
         stats: dict = {}
         licence = None  # a pack holds no licence: the command that wrote it kept none either
         if args.pack:
-            from e2p.data.pretrain import load_pack
+            from e2p.model.pretraining import load_pack
 
             prep, cfg, stats = load_pack(args.pack)
         else:
             if not args.data:
                 raise E2PError("--data (the paired corpus) is needed unless --pack is given")
             from e2p.data.corpus import load_corpus
-            from e2p.data.pretrain import pretrain_pairs, read_functions, save_pack
+            from e2p.model.pretraining import pretrain_pairs, read_functions, save_pack
             from e2p.model.training import prepare
 
             base, cfg = load_config(args.config)

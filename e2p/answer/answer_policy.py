@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..sandbox.runner import RunBudget, RunResult, sandbox_status
 from ..syntax import syntax_error
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
-from .sandbox import RunBudget, RunResult, sandbox_status
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run

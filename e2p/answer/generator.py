@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from ..artifact.bundle import Bundle, load_bundle
 from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, RANKER_POOL, RERANKS
 from ..data.placeholders import restore_code
 from ..data.tokenizers import PLACEHOLDER, decode_code
@@ -25,6 +24,7 @@ from ..model.decoding import DecodeSettings, decode, score_targets
 from ..model.origins import TokenOrigin, token_origins
 from ..syntax import syntax_error
 from .answer_policy import Candidate, rank, ranker_scores, runner_for
+from .bundle import Bundle, load_bundle
 from .edit import adapt_literals, fill_inputs
 
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that

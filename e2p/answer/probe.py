@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .sandbox import RunBudget, RunResult
+from ..sandbox.runner import RunBudget, RunResult
 
 _LIST = re.compile(r"(^|_)(l|lst|list\d*|arr\w*|array\w*|nums?|numbers?|items|elements|data|seq\w*|values|vals)$", re.I)
 _STRING = re.compile(r"(^|_)(s|str\d*|string\w*|text|txt|word\w*|sentence\w*|name|char\w*|ch|letter\w*)$", re.I)

@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import Ridge
 
 from ..data.corpus import Example
-from ..data.retrieval import Retriever
 
 RANKER_FEATURES = (
     "similarity",  # the retriever's word TF-IDF cosine between the prompts
@@ -186,23 +184,3 @@ class Ranker:
             fitted_on=int(data.get("fitted_on", 0)),
             model_offset=float(data.get("model_offset", 0.0)),
         )
-
-
-def fit_ranker(train: list[Example], k: int = 10, alpha: float = 1.0) -> Ranker:
-    """Fit on the train split: each prompt ranks its k neighbours among the other train prompts."""
-    from ..evaluation.metrics import sentence_bleu
-
-    retriever = Retriever(train)
-    maker = RankerFeatures(train)
-    xs, ys = [], []
-    for ex in train:
-        hits = retriever.nearest(ex.prompt, k, exclude_key=ex.key)
-        if len(hits) < 2:
-            continue
-        bleus = np.array([sentence_bleu(h.code, ex.code) for h, _ in hits])
-        xs.append(maker.rows(ex.prompt, hits))
-        ys.append(bleus - bleus.mean())
-    if not xs:
-        raise ValueError("too few train examples to fit a ranker")
-    model = Ridge(alpha=alpha).fit(np.concatenate(xs), np.concatenate(ys))
-    return Ranker(weights=[float(w) for w in model.coef_], bias=float(model.intercept_), fitted_on=len(xs))

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
-from ..answer.ranking import fit_ranker
+from ..answer.bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
+from ..answer.generator import Generator
 from ..errors import E2PError
 from ..evaluation.metrics import profile_references
 from ..evaluation.report import as_json, evaluate_systems, model_answers, retrieval_codes, system_label, table
 from ..model.decoding import DecodeSettings
 from ..model.training import INFERENCE_FIELDS, RETIRED_OPTIONS, Prepared, TrainConfig, ranker_pool, save_weights
-from .bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
+from .ranker_fit import fit_ranker
 
 
 def default_decoding(cfg: TrainConfig) -> DecodeSettings:
@@ -162,8 +163,6 @@ def fit_ranker_step(prep: Prepared, cfg: TrainConfig, out: Path, log=print) -> P
 def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) -> dict:
     """Evaluate the artifact in `out` on the test split: metrics.json (every system's figures),
     samples.json (each test prompt's answers) and the metrics in the manifest. Returns the metrics."""
-    from ..answer.generator import Generator
-
     generator = Generator(out)
     decoding = default_decoding(cfg)
     pool = ranker_pool(cfg)

@@ -1,2 +1,2 @@
 """Stage 1, the data: the corpus read and split, tokens, placeholders for copied values, vocabularies,
-the encoder's retrieve-and-edit features, and pairs made from unlabelled Python for pretraining."""
+and the encoder's retrieve-and-edit features over a TF-IDF memory of the train split."""

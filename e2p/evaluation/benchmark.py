@@ -20,8 +20,27 @@ from dataclasses import replace
 
 import torch
 
+from ..answer.generator import Generator
+from ..constants import CORPUS_PATH
+from ..data.corpus import load_corpus
 from ..data.vocab import Vocab
 from ..model.decoding import DecodeSettings, decode
+from ..model.training import (
+    SPEED_OPTIONS,
+    TrainConfig,
+    collate,
+    lr_at,
+    make_batches,
+    make_model,
+    make_optimizer,
+    plain,
+    prepare,
+    reuse_freed_memory,
+    token_weights,
+    train_step,
+    with_speed_options,
+)
+from ..sandbox.runner import run_code, sandbox_status
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -58,7 +77,6 @@ def _train_worker(conn, cfg_dict: dict, threads: int, vocabs: tuple[int, int], w
     """One trainer in its own process (so that process-wide settings such as `reuse_memory` stay
     its own): build the model and optimizer, then time one `train_step` per batch index received."""
     torch.set_num_threads(threads)
-    from ..model.training import TrainConfig, collate, lr_at, make_model, make_optimizer, reuse_freed_memory, train_step
 
     cfg = TrainConfig.from_dict(cfg_dict)
     if cfg.reuse_memory:
@@ -84,17 +102,6 @@ def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: 
     the mean loss of each over the timed steps (the same maths gives nearly the same loss)."""
     import multiprocessing as mp
     from dataclasses import asdict
-
-    from ..data.corpus import load_corpus
-    from ..model.training import (
-        SPEED_OPTIONS,
-        TrainConfig,
-        make_batches,
-        plain,
-        prepare,
-        token_weights,
-        with_speed_options,
-    )
 
     log = log or (lambda msg: None)
     cfg = with_speed_options(TrainConfig.from_trained(train_config))
@@ -167,8 +174,6 @@ def sandbox_cost(runs: int = 20) -> dict:
     subprocess (the pre-sandbox runner), interleaved so that machine load hits both alike."""
     import subprocess
 
-    from ..answer.sandbox import run_code, sandbox_status
-
     if not sandbox_status().available:
         return {"sandbox_unavailable": sandbox_status().reason}
     boxed, plain = [], []
@@ -204,8 +209,6 @@ def run_benchmark(
     them also without the cache, the first `forced_prompts` forced to `forced_tokens` tokens or as many
     as the model's positions allow), `sandbox_runs` sandbox runs and `train_steps` timed training steps
     per trainer. The keyword arguments make each phase small (tests); their defaults are the benchmark."""
-    from ..answer.generator import Generator
-    from ..data.corpus import load_corpus
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     torch.set_num_threads(threads)
@@ -285,8 +288,6 @@ def main(argv=None) -> int:
     import argparse
     import json
     from pathlib import Path
-
-    from ..constants import CORPUS_PATH
 
     p = argparse.ArgumentParser(prog="python -m e2p.evaluation.benchmark", description=main.__doc__)
     p.add_argument("--artifacts", default="artifacts", help="its config.json's train section is the run timed")

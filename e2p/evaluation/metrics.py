@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import sacrebleu
 
-from e2p.answer.sandbox import run_many, sandbox_status
+from e2p.sandbox.runner import run_many, sandbox_status
 from e2p.syntax import parse_tree, parses
 
 _DROPPED = {tokenize.ENCODING, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER}

@@ -8,8 +8,8 @@ No Streamlit, no torch, no model.
 from __future__ import annotations
 
 from ..answer.answer_policy import RUN_BUDGET_S
-from ..answer.sandbox import NOT_RUN
 from ..errors import E2PError
+from ..sandbox.runner import NOT_RUN
 
 _NO_SPACE_BEFORE = (")", "]", "}", ",", ":", ".", "(", "[")
 

@@ -2,13 +2,13 @@
 command that rebuilds the artifacts, and the test metrics as table rows and bars.
 
 No Streamlit. Importing this module imports torch, through `e2p.model.decoding` (for `DecodeSettings`)
-and `e2p.artifact.bundle` (for the rebuild command).
+and `e2p.constants` (for the rebuild command).
 """
 
 from __future__ import annotations
 
-from ..artifact.bundle import REBUILD
 from ..constants import DEFAULT_RERANK
+from ..constants import REBUILD_COMMAND as REBUILD
 from ..model.decoding import DecodeSettings, describe
 
 METRIC_COLUMNS = (  # metrics.json key, table header

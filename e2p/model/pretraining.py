@@ -26,14 +26,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..data.corpus import Example, prompt_key
+from ..data.features import CODE, SEP, Featurizer
+from ..data.retrieval import Retriever
+from ..data.tokenizers import CONT, DEDENT, INDENT, NL, code_tokens
+from ..data.vocab import Vocab
 from ..errors import E2PError
-from ..model.training import Prepared, TrainConfig
 from ..syntax import parse_tree
-from .corpus import Example, prompt_key
-from .features import CODE, SEP, Featurizer
-from .retrieval import Retriever
-from .tokenizers import CONT, DEDENT, INDENT, NL, code_tokens
-from .vocab import Vocab
+from .training import Prepared, TrainConfig
 
 MIN_TOKENS = 10  # shorter functions say too little (`def f(x): return x` is 9 tokens)
 MAX_PROMPT_WORDS = 40

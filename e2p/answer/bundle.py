@@ -10,7 +10,6 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from ..answer.ranking import Ranker, RankerFeatures
 from ..constants import REBUILD_COMMAND
 from ..data.corpus import Example
 from ..data.features import FeatureConfig, Featurizer
@@ -18,6 +17,7 @@ from ..data.retrieval import Retriever
 from ..data.vocab import Vocab
 from ..errors import E2PError
 from ..model.transformer import ModelConfig, Seq2Seq
+from .ranking import Ranker, RankerFeatures
 
 REBUILD = REBUILD_COMMAND
 REQUIRED = ("config.json", "weights.safetensors", "src_vocab.json", "tgt_vocab.json")
