@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from e2p.answer import answer_policy, sandbox
+from e2p.answer import answer_policy
 from e2p.answer.generator import Generator
+from e2p.sandbox import runner as sandbox
 from e2p.sandbox.runner import RunBudget, RunResult
 
 needs_sandbox = pytest.mark.skipif(
@@ -133,3 +134,41 @@ def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example
     written.clear()
     g.generate(prompt, replace(settings, examples=1), rerank="run", pool=0, fallback=False)
     assert len(written) == 1
+
+
+@pytest.mark.parametrize("rerank, pool", [("run", 0), ("ranker", 3)])
+def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_copy_artifacts, monkeypatch, rerank, pool):
+    """The prompt is prepared and its examples retrieved and ranked once, also where the model writes
+    again with the next example, and the views (attention maps, token origins) come from one
+    teacher-forced pass over the answer."""
+    from dataclasses import replace
+
+    from e2p.answer import generator as generator_module
+    from e2p.data.retrieval import Retriever
+    from e2p.model.transformer import Seq2Seq
+
+    calls = {"nearest": 0, "inspect": 0, "written": 0}
+
+    def counted(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(Retriever, "nearest", counted("nearest", Retriever.nearest))
+    monkeypatch.setattr(Seq2Seq, "inspect", counted("inspect", Seq2Seq.inspect))
+    g = Generator(tiny_copy_artifacts)
+    monkeypatch.setattr(g, "_write", counted("written", g._write))
+
+    class Failing:  # nothing runs cleanly: the "run" rule writes again with each next example
+        def run(self, code):
+            return RunResult(returncode=1, stdout="", stderr="", timed_out=False)
+
+    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: Failing())
+    settings = replace(g.default_settings, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
+    result = g.generate("write a function to add two numbers", settings, rerank=rerank, pool=pool, fallback=False)
+    assert calls["nearest"] == 1 and calls["inspect"] == 1, calls
+    assert calls["written"] == (3 if rerank == "run" else 1)
+    assert result.attention  # the maps of that one pass
+    assert (result.origins is not None) is (len(result.tgt_tokens) > 1)  # origins too, where it wrote a token

@@ -5,7 +5,15 @@ import torch
 from models import copy_model, small_config
 
 from e2p.model.loss import copy_supervision_loss
-from e2p.model.origins import FROM_EXAMPLE, FROM_PROMPT, ORIGINS, WRITTEN, origin_split, token_origins
+from e2p.model.origins import (
+    FROM_EXAMPLE,
+    FROM_PROMPT,
+    ORIGINS,
+    WRITTEN,
+    origin_split,
+    origins_from_routes,
+    token_origins,
+)
 from e2p.model.transformer import Seq2Seq
 
 SRC = [5, 9, 7, 11, 12, 13]  # prompt: the first 3 positions; example: the rest
@@ -39,6 +47,21 @@ def test_a_model_that_always_copies_marks_each_token_by_where_it_is():
 
 def test_no_origins_without_copy_attention():
     assert token_origins(Seq2Seq(small_config()).eval(), SRC, [2, 9], [9], prompt_len=3) is None
+
+
+def test_one_inspection_pass_gives_the_maps_and_the_origins_of_the_separate_passes():
+    model = copy_model()
+    views = model.inspect(SRC, [2] + OUT)
+    maps = model.attention_maps(SRC, [2] + OUT)
+    for name in ("encoder", "decoder", "cross"):
+        assert (views[name] == maps[name]).all()  # the same explicit attention path
+    one_pass = origins_from_routes(views["routes"], SRC, OUT, prompt_len=3)
+    separate = token_origins(model, SRC, [2] + OUT, OUT, prompt_len=3)
+    assert [o.origin for o in one_pass] == [o.origin for o in separate]
+    for a, b in zip(one_pass, separate):  # fused and explicit attention agree to float rounding
+        assert a.gate == pytest.approx(b.gate, abs=1e-5) and a.shares == pytest.approx(b.shares, abs=1e-5)
+    no_maps = model.inspect(SRC, [2] + OUT, maps=False)
+    assert "cross" not in no_maps and "routes" in no_maps
 
 
 def test_copy_loss_teaches_the_gate_to_copy_only_what_the_source_holds():

@@ -21,7 +21,7 @@ from ..data.vocab import Vocab
 from ..errors import E2PError
 from ..formatting import format_code
 from ..model.decoding import DecodeSettings, decode, score_targets
-from ..model.origins import TokenOrigin, token_origins
+from ..model.origins import TokenOrigin, origins_from_routes
 from ..syntax import syntax_error
 from .answer_policy import Candidate, rank, ranker_scores, runner_for
 from .bundle import Bundle, load_bundle
@@ -146,7 +146,10 @@ class Generator:
             warnings.append(f"the prompt was cut from {len(prompt)} to {MAX_PROMPT_CHARS} characters")
             prompt = prompt[:MAX_PROMPT_CHARS]
         b = self.bundle
-        source = b.featurizer.source(prompt)
+        writings = settings.examples if rerank == "run" and not pool else 1
+        # One retrieval for the whole request: every example it shows and the pooled train programs.
+        retrieved = b.featurizer.retrieve(prompt, examples=writings, pool=pool if b.retriever is not None else 0)
+        source = b.featurizer.source_of(retrieved)
         if source.truncated:
             warnings.append(
                 f"the prompt is longer than the model reads: only its first "
@@ -160,7 +163,8 @@ class Generator:
         origins = ["model"] * len(hyps)
         values = None
         if pool and b.retriever is not None:
-            found = b.retriever.nearest(prompt, pool)
+            # where the source shows no example (a model without retrieval), the pool is retrieved here
+            found = retrieved.found[:pool] if b.featurizer.config.retrieval else b.retriever.nearest(prompt, pool)
             edited = [
                 (replace(ex, code=code), sim, rank)
                 for rank, (ex, sim) in enumerate(found)
@@ -185,12 +189,12 @@ class Generator:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
         runner = runner_for(rerank, warnings)
         ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
-        for start in range(1, settings.examples if rerank == "run" and not pool else 1):
+        for start in range(1, writings):
             first = ranked[0][2]
             if first.parses and first.runs is not False:  # ran cleanly, or nothing more may run
                 break
             # Nothing the model wrote with this example ran: write again with the next one shown.
-            other = b.featurizer.source(prompt, start=start)
+            other = b.featurizer.source_of(retrieved, start)
             if other.neighbour is None:
                 break
             other_ids = b.src_vocab.encode(other.tokens)
@@ -213,16 +217,14 @@ class Generator:
                 f"the code reached the length limit of {settings.max_len} tokens: it may stop short "
                 f"of what was asked (a longer --max-len lets it go on)"
             )
-        origins = None
-        if tokens_are_code:
-            origins = token_origins(
-                b.model, src_ids, [Vocab.bos_id] + best_hyp.tokens, best_hyp.tokens, source.prompt_len
-            )
-        maps = {}
-        if attention:
-            # Decoder input <bos> + tokens: row t is the step that predicted token t (the last, <eos>).
-            raw = b.model.attention_maps(src_ids, [Vocab.bos_id] + best_hyp.tokens)
-            maps = {k: raw[k] for k in ("encoder", "decoder", "cross")}
+        origins, maps = None, {}
+        if tokens_are_code or attention:
+            # One teacher-forced pass for every view. Decoder input <bos> + tokens: row t is the step
+            # that predicted token t (the last, <eos>).
+            views = b.model.inspect(src_ids, [Vocab.bos_id] + best_hyp.tokens, maps=attention)
+            if tokens_are_code:
+                origins = origins_from_routes(views.get("routes"), src_ids, best_hyp.tokens, source.prompt_len)
+            maps = {k: views[k] for k in ("encoder", "decoder", "cross")} if attention else {}
         return GenerationResult(
             prompt=prompt,
             code=best_code,
@@ -268,12 +270,11 @@ class Generator:
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
 
-    def _example_tokens(self, source) -> list[str]:
+    @staticmethod
+    def _example_tokens(source) -> list[str]:
         """The retrieved program the decoding may follow, whole: the source holds only what fits in
         `max_src`, and following a cut example would end the code where the cut is."""
-        if source.neighbour is None:  # no example in the source either
-            return []
-        return self.bundle.featurizer.target(source.neighbour.code, source.slots)
+        return list(source.example_tokens)
 
 
 def set_threads(n: int = 1) -> None:

@@ -61,6 +61,20 @@ class Source:
     truncated: bool
     neighbour: Example | None
     similarity: float = 0.0  # the shown example's TF-IDF similarity to the prompt (0: none shown)
+    example_tokens: tuple[str, ...] = ()  # the shown example's whole code as target tokens (the
+    # source holds only what fits in max_src; decoding follows the whole program)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A prompt prepared once for every source of a request: its placeholders and tokens, and the
+    retrieved examples, nearest first and in the order they are shown."""
+
+    slots: Slots
+    tokens: list[str]  # the prompt's tokens, cut to max_prompt
+    truncated: bool
+    found: list[tuple[Example, float]]  # (example, TF-IDF similarity), nearest first
+    shown: list[Example]  # the order examples are shown in: the ranker's where it orders them
 
 
 # (prompt, retrieved (example, similarity) pairs best first) -> those examples, best first
@@ -77,29 +91,48 @@ class Featurizer:
         self.retriever = retriever
         self.order = order
 
-    def source(self, prompt: str, exclude_key: str | None = None, start: int = 0) -> Source:
-        """`start` (inference): show the example at this place in their order (a second try)."""
+    def retrieve(self, prompt: str, exclude_key: str | None = None, examples: int = 1, pool: int = 0) -> Retrieved:
+        """The prompt's placeholders and tokens and one retrieval for a whole request: enough nearest
+        examples to show the first `examples` in turn (the ranker's first among `example_pool`, where
+        it orders them) and `pool` nearest for the caller's own use."""
         cfg = self.config
         text, slots = abstract_prompt(prompt) if cfg.copy else (prompt, Slots())
         tokens = english_tokens(text)
         truncated = len(tokens) > cfg.max_prompt
-        tokens = tokens[: cfg.max_prompt]
-        prompt_len = len(tokens)
-        neighbour, similarity = None, 0.0
+        found, shown = [], []
         if cfg.retrieval:
             ranked = self.order is not None and cfg.example_pool > 1
-            pool = max(cfg.example_pool if ranked else 0, 1 + start)
-            found = self.retriever.nearest(prompt, pool, exclude_key=exclude_key)
-            hits = [ex for ex, _ in found]
-            if ranked and len(found) > 1:
-                hits = self.order(prompt, found)
-            neighbour = hits[start] if start < len(hits) else None
-            similarity = next((sim for ex, sim in found if ex is neighbour), 0.0)
-            if neighbour is not None:
-                n_prompt = english_tokens(abstract_prompt(neighbour.prompt)[0] if cfg.copy else neighbour.prompt)
-                tokens = tokens + [SEP] + n_prompt[: cfg.max_prompt] + [CODE] + self.target(neighbour.code, slots)
-        tokens = tokens[: cfg.max_src]
-        return Source(tokens, slots, prompt_len, truncated, neighbour, similarity)
+            n = max(cfg.example_pool if ranked else 0, examples)
+            found = self.retriever.nearest(prompt, max(n, pool), exclude_key=exclude_key)
+            shown = [ex for ex, _ in found[:n]]
+            if ranked and len(shown) > 1:
+                shown = self.order(prompt, found[:n])
+        return Retrieved(slots, tokens[: cfg.max_prompt], truncated, found, shown)
+
+    def source(self, prompt: str, exclude_key: str | None = None, start: int = 0) -> Source:
+        """`start` (inference): show the example at this place in their order (a second try)."""
+        return self.source_of(self.retrieve(prompt, exclude_key, examples=1 + start), start)
+
+    def source_of(self, retrieved: Retrieved, start: int = 0) -> Source:
+        """The encoder's input showing the `start`-th example of `retrieved` (none where it has none)."""
+        cfg = self.config
+        tokens, prompt_len = list(retrieved.tokens), len(retrieved.tokens)
+        neighbour = retrieved.shown[start] if start < len(retrieved.shown) else None
+        similarity = next((sim for ex, sim in retrieved.found if ex is neighbour), 0.0)
+        example: list[str] = []
+        if neighbour is not None:
+            n_prompt = english_tokens(abstract_prompt(neighbour.prompt)[0] if cfg.copy else neighbour.prompt)
+            example = self.target(neighbour.code, retrieved.slots)
+            tokens = tokens + [SEP] + n_prompt[: cfg.max_prompt] + [CODE] + example
+        return Source(
+            tokens[: cfg.max_src],
+            retrieved.slots,
+            prompt_len,
+            retrieved.truncated,
+            neighbour,
+            similarity,
+            tuple(example),
+        )
 
     def target(self, code: str, slots: Slots) -> list[str]:
         tokens = code_tokens(code)

@@ -35,8 +35,17 @@ def token_origins(
     src = torch.tensor([src_ids], dtype=torch.long, device=device)
     with evaluating(model), torch.inference_mode():
         gate, p_vocab, att = model.copy_routes(src, torch.tensor([tgt_in], dtype=torch.long, device=device))
-    gate, p_vocab, att = gate[0], p_vocab[0], att[0]  # (T,), (T, V), (T, S)
-    out = torch.tensor(out_ids, dtype=torch.long, device=device)
+    return origins_from_routes((gate[0], p_vocab[0], att[0]), src_ids, out_ids, prompt_len)
+
+
+def origins_from_routes(routes, src_ids: list[int], out_ids: list[int], prompt_len: int) -> list[TokenOrigin] | None:
+    """`token_origins` from the routes a teacher-forced pass already computed (`Seq2Seq.inspect`):
+    `routes` = (gate (T,), vocabulary probabilities (T, V), copy attention (T, S)); None without them."""
+    if routes is None or not out_ids:
+        return None
+    gate, p_vocab, att = routes
+    src = torch.tensor([src_ids], dtype=torch.long, device=gate.device)
+    out = torch.tensor(out_ids, dtype=torch.long, device=gate.device)
     n = len(out_ids)
     written = gate[:n] * p_vocab[:n].gather(1, out[:, None])[:, 0]
     match = (src[0][None, :] == out[:, None]).float()  # (n, S)

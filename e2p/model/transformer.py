@@ -579,6 +579,9 @@ class Seq2Seq(nn.Module):
             raise ValueError("copy_routes needs a model with copy attention")
         memory, src_pad, _ = self.encode(src)
         h, _, _ = self._decoder_states(tgt_in, memory, src_pad)
+        return self._routes(h, memory, src_pad)
+
+    def _routes(self, h: Tensor, memory: Tensor, src_pad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         att = self.copy_q(h) @ self.copy_k(memory).transpose(1, 2) / math.sqrt(h.size(-1))
         att = att.masked_fill(src_pad[:, None, :], float("-inf")).softmax(dim=-1)
         gate = torch.sigmoid(self.copy_gate(h))[..., 0]
@@ -659,14 +662,30 @@ class Seq2Seq(nn.Module):
           "cross":   [L_dec, H, T, S]  row t attends to source token j
           "src_ids", "tgt_ids": the lists given, to label the axes.
         """
+        out = self.inspect(src_ids, tgt_ids)
+        out.pop("routes", None)
+        return out
+
+    def inspect(self, src_ids: list[int], tgt_ids: list[int], maps: bool = True) -> dict:
+        """One teacher-forced pass over an answer for everything the views show of it: with `maps`,
+        every attention map and the id lists (as `attention_maps` returns them); with copy
+        attention, "routes": the pointer-generator's (gate (T,), vocabulary probabilities (T, V),
+        copy attention (T, S)) as `copy_routes` gives them, for `origins.origins_from_routes`."""
         if not src_ids or not tgt_ids:
             raise ValueError("attention_maps needs a non-empty source and target (start with BOS)")
         device = self.lm_head.weight.device
         src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
         tgt = torch.tensor([tgt_ids], dtype=torch.long, device=device)  # (1, T)
+        out: dict = {}
         with evaluating(self), torch.inference_mode():
-            _, w = self.forward_with_attention(src, tgt)
-        out = {k: w[k][:, 0].float().cpu().numpy().astype(np.float32) for k in w}  # (L, H, ., .)
-        out["src_ids"] = list(src_ids)
-        out["tgt_ids"] = list(tgt_ids)
+            memory, src_pad, w_enc = self.encode(src, need_weights=maps)
+            h, w_self, w_cross = self._decoder_states(tgt, memory, src_pad, maps)
+            if maps:
+                weights = {"encoder": w_enc, "decoder": w_self, "cross": w_cross}
+                for name, per_layer in weights.items():  # (L, H, ., .) for the one pair
+                    out[name] = torch.stack(per_layer)[:, 0].float().cpu().numpy().astype(np.float32)
+                out["src_ids"], out["tgt_ids"] = list(src_ids), list(tgt_ids)
+            if self.config.copy_attention:
+                gate, p_vocab, att = self._routes(h, memory, src_pad)
+                out["routes"] = (gate[0], p_vocab[0], att[0])
         return out
