@@ -178,6 +178,18 @@ def tiny_copy_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
     return built_once(tmp_path_factory, "tiny_copy", lambda folder: train_tiny(folder, synthetic_corpus, "tiny_copy"))
 
 
+@pytest.fixture(scope="session")
+def tiny_default_artifacts(tmp_path_factory, synthetic_corpus) -> Path:
+    """A tiny model configured like the shipped one (train/configs/tiny_default.json: the shipped
+    answer rule, copy attention, the ranker's example), without the test evaluation (--no-eval),
+    for tests of the default answer end to end."""
+    return built_once(
+        tmp_path_factory,
+        "tiny_default",
+        lambda folder: train_tiny(folder, synthetic_corpus, "tiny_default", "--no-eval"),
+    )
+
+
 @pytest.fixture
 def sandbox_off(monkeypatch):
     """Execution switched off (E2P_SANDBOX=off) for this test only."""

@@ -172,3 +172,30 @@ def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_copy_artifacts,
     assert calls["written"] == (3 if rerank == "run" else 1)
     assert result.attention  # the maps of that one pass
     assert (result.origins is not None) is (len(result.tgt_tokens) > 1)  # origins too, where it wrote a token
+
+
+def test_the_default_answer_end_to_end_on_a_tiny_model_configured_like_the_shipped_one(
+    tiny_default_artifacts, tmp_path
+):
+    """`e2p generate --batch` with nothing asked on a model whose policy is the shipped one: every
+    answer is the model's own code (no train program, no fallback), and parses (the syntax guard)."""
+    import json
+    import subprocess
+    import sys
+
+    from e2p.answer.bundle import load_bundle
+
+    config = load_bundle(tiny_default_artifacts).config
+    assert (config["rerank"], config["pool"], config["fallback"]) == ("run", 0, False)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("write a function to add two numbers\nprint hello world\nwrite a program to add 3 and 5\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "e2p", "generate", "--batch", str(prompts), "--artifacts", str(tiny_default_artifacts)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 3
+    assert all(row["source"] == "model" and row["parses"] for row in rows), rows

@@ -43,6 +43,7 @@ def test_the_presets_are_those_kept_and_the_ablations_resolve_by_name():
         "pretrain",
         "tiny",
         "tiny_copy",
+        "tiny_default",
         "ablations/ablate_full",
         "ablations/ablate_no_copy",
         "ablations/ablate_no_retrieval",
@@ -56,6 +57,11 @@ def test_the_presets_are_those_kept_and_the_ablations_resolve_by_name():
     assert full.copy and full.retrieval and full.copy_attention and shipped.copy and shipped.retrieval
     assert TrainConfig.load(config_path("ablations/ablate_no_copy")) == replace(full, copy=False)
     assert TrainConfig.load(config_path("ablations/ablate_no_retrieval")) == replace(full, retrieval=False)
+    # the tiny model of the default-answer tests answers by the shipped rule: only its size differs
+    tiny = TrainConfig.load(CONFIGS / "tiny_default.json")
+    policy = ("rerank", "pool", "fallback", "follow_example", "examples", "syntax_guard", "eos_penalty")
+    policy += ("own_rerank", "example_pool", "ranker_pool", "ranker_decoding", "model_offset", "decode_strategy")
+    assert {k: getattr(tiny, k) for k in policy} == {k: getattr(shipped, k) for k in policy}
 
 
 @pytest.mark.parametrize("name", sorted(RETIRED_OPTIONS))
