@@ -38,8 +38,8 @@ def test_every_source_has_words_and_retrieval_is_called_retrieval():
     assert all(ORIGIN_TEXT[k].startswith("retrieval:") for k in ("retrieval", "edited"))
 
 
-def test_following_the_example_writes_the_retrieved_program(tiny_copy_artifacts):
-    g = Generator(tiny_copy_artifacts)
+def test_following_the_example_writes_the_retrieved_program(tiny_default_artifacts):
+    g = Generator(tiny_default_artifacts)
     prompt = "write a python function to add two numbers"
     neighbour = g.bundle.featurizer.source(prompt).neighbour
     greedy = DecodeSettings(strategy="greedy", max_len=120)
@@ -52,8 +52,8 @@ def test_following_the_example_writes_the_retrieved_program(tiny_copy_artifacts)
     assert tree_key(kept.code) == tree_key(neighbour.code)
 
 
-def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_copy_artifacts):
-    g = Generator(tiny_copy_artifacts)
+def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_default_artifacts):
+    g = Generator(tiny_default_artifacts)
     prompt = "write a python function to add two numbers"
     shown = g.bundle.featurizer.source(prompt)
     cut = len(shown.tokens) - 4  # the source ends four tokens before the example's code does

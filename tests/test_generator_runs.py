@@ -66,6 +66,7 @@ def test_budget_spent_means_no_more_runs():
     assert budget.run("print(1)") is None
 
 
+@pytest.mark.slow  # two CLI processes; the fast tier runs the CLI in the default-answer test below
 def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
     import ast
     import json
@@ -137,7 +138,7 @@ def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example
 
 
 @pytest.mark.parametrize("rerank, pool", [("run", 0), ("ranker", 3)])
-def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_copy_artifacts, monkeypatch, rerank, pool):
+def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_default_artifacts, monkeypatch, rerank, pool):
     """The prompt is prepared and its examples retrieved and ranked once, also where the model writes
     again with the next example, and the views (attention maps, token origins) come from one
     teacher-forced pass over the answer."""
@@ -158,7 +159,7 @@ def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_copy_artifacts,
 
     monkeypatch.setattr(Retriever, "nearest", counted("nearest", Retriever.nearest))
     monkeypatch.setattr(Seq2Seq, "inspect", counted("inspect", Seq2Seq.inspect))
-    g = Generator(tiny_copy_artifacts)
+    g = Generator(tiny_default_artifacts)
     monkeypatch.setattr(g, "_write", counted("written", g._write))
 
     class Failing:  # nothing runs cleanly: the "run" rule writes again with each next example

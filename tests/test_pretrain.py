@@ -163,6 +163,7 @@ def tiny_pretrain_config(tmp_path, **over) -> str:
     return str(path)
 
 
+@pytest.mark.slow  # two real training runs
 def test_pretrain_then_fine_tune_from_its_weights(library, synthetic_corpus, tmp_path):
     # the synthetic corpus holds none of HELD_OUT, so all 5 usable functions of the library are kept
     pre = tmp_path / "pretrained"
@@ -219,6 +220,7 @@ def test_pretrain_then_fine_tune_from_its_weights(library, synthetic_corpus, tmp
     assert bad.returncode == 2 and "another vocabulary" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow  # two real training runs
 def test_a_pack_trains_without_the_corpus(library, synthetic_corpus, tmp_path):
     pack = tmp_path / "pack.json.gz"
     config = tiny_pretrain_config(tmp_path)
