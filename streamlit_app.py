@@ -269,7 +269,7 @@ def show_result(result) -> None:
         st.success("The code parses.")
     else:
         line, msg = result.error
-        st.error(f"The code does not parse: line {line}: {msg}")
+        st.error(f"The code does not parse: line {line}: {plain(msg)}")
     st.markdown(ov.origin_sentence(result.origin, result.tokens_are_code))
     st.code(result.formatted, language="python", line_numbers=True)
     st.download_button(
@@ -346,7 +346,7 @@ def attention_view(gen: Generator, folder: Path) -> None:
         )
         return
     st.caption(
-        f"Prompt: **{result.prompt[:200]}** — rows are query positions, columns the "
+        f"Prompt: {plain(result.prompt[:200])} — rows are query positions, columns the "
         "positions they attend to. ↵ newline, ⇥ indent, ⇤ dedent. Zoom by dragging; "
         "save a PNG with the camera icon."
     )
@@ -438,7 +438,7 @@ def attention_widgets(result) -> None:
     )
     weights = attention.token_attention(result, index, layer, head)
     st.caption(
-        f"Cross-attention of `{labels[index]}` over the source "
+        f"Cross-attention of {plain(labels[index])} over the source "
         f"({attention.where_label(layer, head)}); darker = more attention."
     )
     st.html(prompt_attention_html(result.src_tokens, weights))
@@ -446,7 +446,7 @@ def attention_widgets(result) -> None:
     st.caption(
         " · ".join(f"{name}: {share:.0%}" for name, share in shares.items())
         + "  —  top: "
-        + ", ".join(f"{tok} ({w:.2f})" for tok, w in attention.top_tokens(result.src_tokens, weights))
+        + ", ".join(f"{plain(tok)} ({w:.2f})" for tok, w in attention.top_tokens(result.src_tokens, weights))
     )
     st.download_button(
         "Download attention maps (JSON)",

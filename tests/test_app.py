@@ -665,6 +665,9 @@ def test_a_prompt_is_shown_as_typed_not_as_markdown(app):
     caption = next(c.value for c in app.caption if c.value.startswith("Result for:"))
     assert caption == "Result for: " + plain(MARKDOWN_PROMPT)
     # every ASCII punctuation mark is escaped: no image, emphasis, colour or maths is left to render
+    attention_tab = open_view(app, "Attention")
+    shown = " ".join(c.value for c in attention_tab.get("caption"))
+    assert "Prompt: " + plain(MARKDOWN_PROMPT) in shown and "**" + MARKDOWN_PROMPT not in shown
     assert "\\!\\[x\\]" in caption and "\\*\\*b\\*\\*" in caption and "\\:red\\[" in caption and "\\$x" in caption
 
 
