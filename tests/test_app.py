@@ -256,7 +256,10 @@ def test_code_that_does_not_parse_shows_where(app, monkeypatch):
     monkeypatch.setattr(Generator, "generate", unparsable)
     generate(app, PROMPT)
     assert not app.success
-    assert any(e.value == "The code does not parse: line 2: expected ':'" for e in app.error), [
+    from e2p.views.plain_text import plain
+
+    # the message quotes code, shown as typed (Markdown-escaped), not rendered
+    assert any(e.value == "The code does not parse: line 2: " + plain("expected ':'") for e in app.error), [
         e.value for e in app.error
     ]
     assert bad.strip() in [c.value.strip() for c in tab(app, "Generate").get("code")]
