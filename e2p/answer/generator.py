@@ -148,7 +148,7 @@ class Generator:
         b = self.bundle
         writings = settings.examples if rerank == "run" and not pool else 1
         # One retrieval for the whole request: every example it shows and the pooled train programs.
-        retrieved = b.featurizer.retrieve(prompt, examples=writings, pool=pool if b.retriever is not None else 0)
+        retrieved = b.featurizer.retrieve(prompt, examples=writings, pool=pool)
         source = b.featurizer.source_of(retrieved)
         if source.truncated:
             warnings.append(
@@ -266,15 +266,11 @@ class Generator:
             unk_id=Vocab.unk_id,
             banned_ids=tuple(unfilled),
             vocab_tokens=b.tgt_vocab.tokens,
-            example_ids=b.tgt_vocab.encode(self._example_tokens(source)),
+            # the whole example: the source holds only what fits in max_src, and following a cut
+            # example would end the code where the cut is
+            example_ids=b.tgt_vocab.encode(list(source.example_tokens)),
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
-
-    @staticmethod
-    def _example_tokens(source) -> list[str]:
-        """The retrieved program the decoding may follow, whole: the source holds only what fits in
-        `max_src`, and following a cut example would end the code where the cut is."""
-        return list(source.example_tokens)
 
 
 def set_threads(n: int = 1) -> None:

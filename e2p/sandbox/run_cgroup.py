@@ -116,10 +116,10 @@ def support() -> Support:
     tried = []
     v2 = mounts.get("cgroup2")
     if v2 and "" in own:
-        found = _v2_parent(os.path.join(v2, own[""].lstrip("/")))
-        if isinstance(found, str) and os.path.isdir(found):
-            return _probed(Support(2, (found,)))
-        tried.append(found)
+        parent, why_not = _v2_parent(os.path.join(v2, own[""].lstrip("/")))
+        if parent is not None:
+            return _probed(Support(2, (parent,)))
+        tried.append(why_not)
     if "memory" in mounts and "pids" in mounts and "memory" in own and "pids" in own:
         parents = []
         try:
@@ -133,7 +133,7 @@ def support() -> Support:
             return _probed(Support(1, tuple(parents)))
     else:
         tried.append("no cgroup v1 memory and pids hierarchies")
-    return Support(0, (), "; ".join(str(t) for t in tried if t))
+    return Support(0, (), "; ".join(tried))
 
 
 def _probed(found: Support) -> Support:
@@ -145,16 +145,16 @@ def _probed(found: Support) -> Support:
     return found
 
 
-def _v2_parent(own: str) -> str | OSError | None:
-    """The e2p-sandbox folder under the server's v2 cgroup with memory and pids enabled for its
-    children; a string saying why not where the tree offers no such thing."""
+def _v2_parent(own: str) -> tuple[str | None, str]:
+    """(the e2p-sandbox folder under the server's v2 cgroup with memory and pids enabled for its
+    children, ""), or (None, why not) where the tree offers no such thing."""
     try:
         with open(os.path.join(own, "cgroup.controllers")) as f:
             controllers = f.read().split()
     except OSError:
-        return "cgroup v2: the server's cgroup cannot be read"
+        return None, "cgroup v2: the server's cgroup cannot be read"
     if not {"memory", "pids"} <= set(controllers):
-        return "cgroup v2 offers no memory and pids controllers here"
+        return None, "cgroup v2 offers no memory and pids controllers here"
     parent = os.path.join(own, GROUP)
     try:
         # The server's cgroup must hand the controllers down; cgroup v2 refuses that while it
@@ -166,8 +166,8 @@ def _v2_parent(own: str) -> str | OSError | None:
         os.makedirs(parent, mode=0o755, exist_ok=True)
         _write(parent, "cgroup.subtree_control", "+memory +pids")
     except OSError as e:
-        return f"cgroup v2: the memory and pids controllers cannot be handed to the runs ({e.strerror})"
-    return parent
+        return None, f"cgroup v2: the memory and pids controllers cannot be handed to the runs ({e.strerror})"
+    return parent, ""
 
 
 def _cgroup_mounts() -> dict[str, str]:

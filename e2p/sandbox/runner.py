@@ -312,7 +312,7 @@ def _mount_private_tmpfs(work: bytes) -> None:
 
 def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> list[str]:
     """The bwrap command line that runs `script_dir`/main.py as `uid`."""
-    privileged = os.geteuid() == 0
+    privileged = isolation().privileged
     cmd = [
         "bwrap",
         "--unshare-pid",
@@ -430,7 +430,7 @@ def _python_folders() -> tuple[tuple[str, str], ...]:
 def _limits(timeout: float) -> list[tuple[int, int, int]]:
     cpu = math.ceil(timeout) + 1
     nproc = PROCESS_LIMIT
-    if os.geteuid() != 0:
+    if not isolation().privileged:
         # Without a uid of its own (a server that is not root) the count includes every task of
         # the server's user: cap the growth instead of the total.
         nproc += _tasks_of_this_user() or 0
