@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from ..constants import EXPERIMENTS_PAGE, REBUILD_COMMAND
 from ..errors import E2PError
+from ..retired import drop_retired
 from .corpus import Example
 from .placeholders import Slots, abstract_code, abstract_prompt
 from .retrieval import Retriever
@@ -44,12 +45,14 @@ class FeatureConfig:
         """Features as an artifact's config stores them. Artifacts written before an option was
         retired still carry it: at today's value (or where it shaped training only) it is dropped; at
         any other the model was trained on other sources, so the artifact is refused."""
-        for name, today in RETIRED_FEATURES.items():
-            if today is not None and data.get(name, today) != today:
-                raise E2PError(
-                    f"this artifact's sources hold {name} {data[name]!r}, which was measured and not kept "
-                    f"({EXPERIMENTS_PAGE}): rebuild it with {REBUILD_COMMAND}"
-                )
+
+        def refuse(name: str, value) -> E2PError:
+            return E2PError(
+                f"this artifact's sources hold {name} {value!r}, which was measured and not kept "
+                f"({EXPERIMENTS_PAGE}): rebuild it with {REBUILD_COMMAND}"
+            )
+
+        data = drop_retired(data, RETIRED_FEATURES, refuse)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

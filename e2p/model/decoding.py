@@ -38,6 +38,7 @@ from e2p.constants import REBUILD_COMMAND
 from e2p.errors import E2PError
 from e2p.model.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
 from e2p.model.transformer import Seq2Seq, evaluating
+from e2p.retired import drop_retired
 
 # Syntax guard: a hypothesis whose best token was EOS (anywhere) or an end of line (<nl> or EOS,
 # within one line) this many times, and was refused each time, is cut back and ends: the model
@@ -54,7 +55,7 @@ class DecodeSettingsError(E2PError, ValueError):
 
 # Decoding settings measured and not kept (docs/experiments.md), with the values at which an old
 # artifact's config still answers as today: the close-example rule, off.
-RETIRED_SETTINGS = {"follow_close": (0, 0.0), "close_similarity": None}
+RETIRED_SETTINGS = {"follow_close": (0.0, None), "close_similarity": None}
 
 
 def _is_int(x: object) -> bool:
@@ -131,14 +132,14 @@ class DecodeSettings:
         """Settings as an artifact's config stores them. Artifacts written before a setting was
         retired still carry it: at its "off" value it is dropped; at any other it changed what the
         artifact answers, so the artifact is refused with the rebuild command."""
-        values = dict(values)
-        for name, off in RETIRED_SETTINGS.items():
-            if name in values and (value := values.pop(name)) is not None and off is not None and value not in off:
-                raise DecodeSettingsError(
-                    f"this artifact decodes with {name}, which was measured and not kept (docs/experiments.md): "
-                    f"rebuild it with {REBUILD_COMMAND}"
-                )
-        return cls(**values)
+        return cls(**drop_retired(values, RETIRED_SETTINGS, _refuse_retired_setting))
+
+
+def _refuse_retired_setting(name: str, value) -> DecodeSettingsError:
+    return DecodeSettingsError(
+        f"this artifact decodes with {name}, which was measured and not kept (docs/experiments.md): "
+        f"rebuild it with {REBUILD_COMMAND}"
+    )
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ..data.retrieval import Retriever
 from ..data.tokenizers import DEDENT, INDENT, NL
 from ..data.vocab import Vocab
 from ..errors import E2PError
+from ..retired import drop_retired
 from .loss import copy_supervision_loss, make_token_weights, output_cross_entropy, weighted_cross_entropy
 from .transformer import ModelConfig, Seq2Seq
 
@@ -153,14 +154,14 @@ class TrainConfig:
         """The config a run was trained with, as an artifact's config.json ("train") or a pack stores
         it. Those written before an option was retired still name it: at its neutral value it is
         dropped; at any other the run trained otherwise than this code can, so it is refused."""
-        data = dict(data)
-        for name, neutral in RETIRED_OPTIONS.items():
-            if name in data and (value := data.pop(name)) != neutral:
-                raise E2PError(
-                    f"this run was trained with {name} {value!r}, which was measured and not kept "
-                    f"({EXPERIMENTS_PAGE}): train it again without it (the shipped model: {REBUILD_COMMAND})"
-                )
-        return cls.from_dict(data)
+
+        def refuse(name: str, value) -> E2PError:
+            return E2PError(
+                f"this run was trained with {name} {value!r}, which was measured and not kept "
+                f"({EXPERIMENTS_PAGE}): train it again without it (the shipped model: {REBUILD_COMMAND})"
+            )
+
+        return cls.from_dict(drop_retired(data, RETIRED_OPTIONS, refuse))
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
