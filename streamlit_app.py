@@ -104,13 +104,13 @@ def run_request(gen: Generator) -> None:
     try:
         ask = inputs.request_options(gen, bool(state.get("baseline", False)), state)
         with st.spinner("Generating…"):
-            result = gen.generate(prompt, ask.settings, rerank=ask.rerank, pool=ask.pool, fallback=ask.fallback)
+            result = gen.generate(prompt, **ask.kwargs())
     except Exception as err:
         log.exception("e2p app: generation failed")
         state["notice"] = ("error", generate.error_sentence(err, "while generating"))
         return
     state["result"] = result
-    how = inputs.describe_request(result.settings, ask.rerank, gen.pool_for(ask.rerank, ask.pool), ask.fallback)
+    how = inputs.describe_request(result.settings, ask.rerank, ask.pool, ask.fallback)
     state["result_how"] = (result, how)  # the caption under this result (not under one set elsewhere)
     # Positions in the previous result; and the layer and head picked for it, unless the user chose.
     for key in ("att_token", "att_start") + (() if state.get("att_chosen") else ("att_layer", "att_head")):
@@ -166,7 +166,7 @@ def generate_view(gen: Generator, folder: Path) -> None:
 
 
 def prompt_form(gen: Generator) -> None:
-    d = gen.default_settings
+    d = gen.policy.default.decoding
     cap = min(inputs.MAX_LEN_CAP, gen.model.config.max_len - 2)
     # Outside the form: ticking it reruns the page, so the controls it replaces are disabled at once.
     baseline = st.checkbox(
@@ -179,8 +179,8 @@ def prompt_form(gen: Generator) -> None:
         "decoding for it (only the maximum length below applies).",
     )
     if baseline:
-        pool = gen.pool_for("ranker")
-        st.caption(f"The retrieval baseline: {inputs.describe_request(gen.ranker_settings, 'ranker', pool)}.")
+        ask = gen.policy.resolve("ranker")
+        st.caption(f"The retrieval baseline: {inputs.describe_request(ask.settings, 'ranker', ask.pool)}.")
     with st.form("generate_form", border=True):
         st.text_area(
             "Describe the code you want",
@@ -253,7 +253,7 @@ def prompt_form(gen: Generator) -> None:
                 "Pick among candidates by",
                 reranks,
                 format_func=inputs.rerank_label,
-                index=reranks.index(gen.default_rerank) if gen.default_rerank in reranks else 0,
+                index=reranks.index(gen.policy.default.rerank) if gen.policy.default.rerank in reranks else 0,
                 key="rerank",
                 persist_state=PERSIST,
                 disabled=baseline,
@@ -521,7 +521,7 @@ def samples_view(gen: Generator, folder: Path) -> None:
 def model_view(gen: Generator, folder: Path) -> None:
     bundle = gen.bundle
     st.subheader("Model card")
-    card = model_card.model_card(bundle.config, bundle.manifest, gen.model.num_parameters())
+    card = model_card.model_card(bundle.config, bundle.manifest, gen.model.num_parameters(), gen.policy)
     st.table({"": [k for k, _ in card], "value": [v for _, v in card]})
     log = load_json(str(folder / "train_log.json"), inputs.folder_stamp(folder))
     if log:

@@ -143,11 +143,17 @@ def _load(folder: str):
     return Generator(folder)
 
 
-def settings_from_args(args, generator):
-    if args.own:
-        s = generator.own_settings
-    else:
-        s = generator.settings_for(args.rerank or generator.default_rerank)
+def request_from_args(args, generator, flags: bool = True):
+    """The request the command line means: the artifact's policy (`Policy.resolve`) with the flags on
+    top; without `flags` (evaluate's other systems), the artifact's default answer."""
+    if not flags:
+        return generator.policy.resolve()
+    ask = generator.policy.resolve(args.rerank, own=args.own, pool=args.pool, fallback=args.fallback, edit=args.edit)
+    return replace(ask, settings=decoding_from_args(args, ask.settings))
+
+
+def decoding_from_args(args, s):
+    """Decoding settings `s` with the decoding flags given on top."""
     if args.sample:
         s = replace(s, strategy="sample")
     elif args.beam is not None:
@@ -174,32 +180,15 @@ def settings_from_args(args, generator):
     return s
 
 
-def own_request(args, generator) -> None:
-    """With --own, the rerank, pool and fallback of the model's own code, where not given."""
-    if args.own:
-        args.rerank = args.rerank or generator.own_rerank
-        args.pool = 0 if args.pool is None else args.pool
-        args.fallback = False
-
-
 def _generate(args) -> None:
     if (args.prompt is None) == (args.batch is None):
         raise E2PError('give a prompt, e.g. e2p generate "write a python function to add two numbers", or --batch FILE')
     from .answer.generator import ORIGIN_TEXT
 
     generator = _load(args.artifacts)
-    settings = settings_from_args(args, generator)
-    own_request(args, generator)
+    ask = request_from_args(args, generator)
     if args.batch is None:
-        result = generator.generate(
-            args.prompt,
-            settings,
-            rerank=args.rerank,
-            attention=False,
-            pool=args.pool,
-            fallback=args.fallback,
-            edit=args.edit,
-        )
+        result = generator.generate(args.prompt, attention=False, **ask.kwargs())
         for warning in result.warnings:
             print(f"e2p: warning: {warning}", file=sys.stderr)
         if result.origin != "model":
@@ -215,15 +204,7 @@ def _generate(args) -> None:
         if not line.strip():
             continue
         try:
-            r = generator.generate(
-                line,
-                settings,
-                rerank=args.rerank,
-                attention=False,
-                pool=args.pool,
-                fallback=args.fallback,
-                edit=args.edit,
-            )
+            r = generator.generate(line, attention=False, **ask.kwargs())
             row = {
                 "prompt": r.prompt,
                 "code": r.formatted,
@@ -283,46 +264,23 @@ def _evaluate(args) -> None:
     generators = [(name, folder, _load(folder)) for name, folder in folders]
     for name, folder, generator in generators:  # every check before the long part
         check_corpus(generator, folder, args.data, corpus_sha256, args.allow_other_corpus)
-    own_request(args, generators[0][2])
+    # the flags are the model's; the other rows answer as their artifacts do by default
     runs = [
-        (
-            name,
-            folder,
-            generator,
-            settings_from_args(args, generator) if name == "model" else generator.default_settings,
-            (args.rerank or generator.default_rerank) if name == "model" else generator.default_rerank,
-            args.pool if name == "model" else None,
-        )
+        (name, folder, generator, request_from_args(args, generator, name == "model"))
         for name, folder, generator in generators
     ]
     name, folder, generator = generators[0]
-    if args.ranker_row and generator.bundle.ranker is not None and runs[0][4] != "ranker":
+    if args.ranker_row and generator.bundle.ranker is not None and runs[0][3].rerank != "ranker":
         # the retrieval baseline the model's default replaced: the ranker over the same weights
-        runs.insert(1, ("ranker", folder, generator, generator.ranker_settings, "ranker", None))
-    for name, folder, generator, settings, rerank, pool in runs:
-        pool = generator.pool_for(rerank, pool)
+        runs.insert(1, ("ranker", folder, generator, generator.policy.resolve("ranker")))
+    for name, folder, generator, ask in runs:
         print(
-            f"generating with {name} ({folder}: {describe(settings, rerank, pool)}) on {len(examples)} "
+            f"generating with {name} ({folder}: {describe(ask.settings, ask.rerank, ask.pool)}) on {len(examples)} "
             f"{args.split} prompts",
             file=sys.stderr,
         )
-        # the flags are the model's; the other rows answer as their artifacts do by default
-        fallback, edit = (args.fallback, args.edit) if name == "model" else (None, True)
-        fallback = generator.fallback_for(rerank, fallback)
-        label = system_label(settings, rerank, pool, fallback, edit)
-        systems[name] = (
-            model_answers(
-                generator,
-                examples,
-                settings,
-                rerank,
-                pool=pool,
-                progress=sys.stderr.isatty(),
-                fallback=fallback,
-                edit=edit,
-            ),
-            label,
-        )
+        answers = model_answers(generator, examples, ask, progress=sys.stderr.isatty())
+        systems[name] = (answers, system_label(ask))
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
     results = evaluate_systems(examples, systems, train=corpus.split("train"))
     print(table(results))

@@ -10,12 +10,6 @@ RERANKS = ("score", "parse", "run", "ranker")
 # Choices that were measured and not kept: asked for, they get a sentence naming where their figures went.
 REMOVED_RERANKS = ("consensus", "example", "near", "output", "agree")
 EXPERIMENTS_PAGE = "docs/experiments.md"
-DEFAULT_RERANK = "run"  # where a training config or an artifact names none
-DEFAULT_OWN_RERANK = "score"  # the model's own code (no retrieved candidates), where none is named
-
-# The learned ranker chooses among this many retrieved programs where an artifact names no pool.
-RANKER_POOL = 10
-
 # The corpus (EVAL.md), relative to the repository root, where the commands are run from.
 CORPUS_PATH = "../shared/data/english_python_data.txt"
 # How to rebuild the shipped artifacts, as every message that asks for a rebuild says it.

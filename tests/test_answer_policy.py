@@ -70,13 +70,13 @@ def test_a_removed_choice_says_where_its_figures_went(removed):
 
 
 @pytest.mark.skipif(not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here")
-def test_run_runs_in_the_sandbox(tiny_artifacts):
+def test_run_runs_in_the_sandbox(tiny_default_artifacts):
     from e2p.answer.generator import Generator
     from e2p.model.decoding import DecodeSettings
 
-    result = Generator(tiny_artifacts).generate(
+    result = Generator(tiny_default_artifacts).generate(
         "write a python function to add two numbers",
-        DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=40),
+        DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=40, syntax_guard=True),
         rerank="run",
         pool=0,
     )

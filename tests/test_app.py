@@ -319,11 +319,12 @@ def test_the_default_answer_is_the_models_own_and_the_baseline_is_retrieval(app,
     assert "--rerank ranker" in baseline.help and "not written by the model" in baseline.help
     assert not any(controls()[key].disabled for key in BASELINE_REPLACES)
     generate(app, PROMPT, max_len=40)
-    gen, (prompt, settings), kwargs = calls[-1]
-    rerank = gen.default_rerank
-    assert kwargs == {"rerank": rerank, "pool": None, "fallback": gen.fallback_for(rerank)}
-    assert settings == replace(gen.default_settings, max_len=40, min_len=min(gen.default_settings.min_len, 40))
-    if gen.pool_for(rerank) == 0:  # an artifact whose default is the model's own code, as the shipped one
+    gen, (prompt,), kwargs = calls[-1]
+    settings = kwargs.pop("settings")
+    default = gen.policy.default
+    assert kwargs == {"rerank": default.rerank, "pool": default.pool, "fallback": default.fallback, "edit": True}
+    assert settings == replace(default.decoding, max_len=40, min_len=min(default.decoding.min_len, 40))
+    if default.pool == 0:  # an artifact whose default is the model's own code, as the shipped one
         result = app.session_state["result"]
         assert all(c.origin == "model" for c in result.candidates)
         captions = [c.value for c in tab(app, "Generate").get("caption")]
@@ -335,9 +336,11 @@ def test_the_default_answer_is_the_models_own_and_the_baseline_is_retrieval(app,
         controls()["strategy"].set_value("sample")
     assert any(c.value.startswith("The retrieval baseline: retrieval: ") for c in app.caption)
     generate(app, PROMPT, max_len=40)
-    gen, (prompt, settings), kwargs = calls[-1]
-    assert prompt == PROMPT and kwargs == {"rerank": "ranker", "pool": None, "fallback": True}
-    assert settings == replace(gen.ranker_settings, max_len=40, min_len=min(gen.ranker_settings.min_len, 40))
+    gen, (prompt,), kwargs = calls[-1]
+    settings = kwargs.pop("settings")
+    ranker = gen.policy.ranker
+    assert prompt == PROMPT and kwargs == {"rerank": "ranker", "pool": ranker.pool, "fallback": True, "edit": True}
+    assert settings == replace(ranker.decoding, max_len=40, min_len=min(ranker.decoding.min_len, 40))
     result = app.session_state["result"]
     assert result.settings == settings
     gen_tab = tab(app, "Generate")

@@ -47,8 +47,8 @@ def server(folder):
 def answers_with_own_code(folder: Path) -> bool:
     """Whether the artifact's default answer is the model's own code (no train program among the
     candidates, no fallback to one), as the shipped model's is."""
-    config = read_optional_json(folder / "config.json") or {}
-    return not config.get("pool") and config.get("fallback") is False
+    default = (read_optional_json(folder / "policy.json") or {}).get("default", {})
+    return not default.get("pool") and default.get("fallback") is False
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO_ROOT
 
 from e2p.answer.bundle import verify
-from e2p.artifact.export import evaluate_artifact, fit_ranker_step, write_artifact
+from e2p.answer.policy import Policy, Request
+from e2p.artifact.export import evaluate_artifact, fit_ranker_step, load_preset, write_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +23,7 @@ MODEL_FILES = {
     "tgt_vocab.json",
     "memory.jsonl",
     "config.json",
+    "policy.json",
     "train_log.json",
 }
 STEP_FILES = {"ranker.json", "metrics.json", "samples.json"}  # what the later steps add
@@ -32,11 +34,11 @@ class Run:
 
     def __init__(self, tiny_artifacts: Path, corpus: Path):
         from e2p.data.corpus import load_corpus
-        from e2p.model.training import TrainConfig, load_weights, prepare
+        from e2p.model.training import load_weights, prepare
         from e2p.model.transformer import Seq2Seq
 
         work = tiny_artifacts.parent / "run"
-        self.cfg = TrainConfig.load(REPO_ROOT / "train/configs/tiny.json")
+        self.cfg, self.policy = load_preset(REPO_ROOT / "train/configs/tiny.json")
         self.cfg.max_epochs = 2  # as tiny_artifacts trained it (--max-epochs 2)
         self.prep = prepare(load_corpus(corpus), self.cfg)
         model = Seq2Seq(self.cfg.model_config(len(self.prep.src_vocab), len(self.prep.tgt_vocab)))
@@ -44,8 +46,17 @@ class Run:
         self.meta = json.loads((work / "checkpoint" / "meta.json").read_text())
         self.corpus = str(corpus)
 
-    def write(self, out: Path, cfg=None) -> dict:
-        return write_artifact(self.model, self.prep, cfg or self.cfg, out, corpus_path=self.corpus, meta=self.meta)
+    def write(self, out: Path, cfg=None, policy=None) -> dict:
+        return write_artifact(
+            self.model, self.prep, cfg or self.cfg, policy or self.policy, out, corpus_path=self.corpus, meta=self.meta
+        )
+
+
+def without_ranker(policy: Policy) -> Policy:
+    """`policy` with the default answer the model's own (rerank score) and no learned ranker."""
+    return replace(
+        policy, default=replace(policy.default, rerank="score", pool=0), ranker=replace(policy.ranker, pool=0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +69,7 @@ def evaluated(run, tmp_path_factory) -> tuple[Path, dict]:
     """A folder built by the three steps in order, and what evaluate_artifact returned."""
     out = tmp_path_factory.mktemp("steps") / "artifacts"
     run.write(out)
-    fit_ranker_step(run.prep, run.cfg, out, log=lambda msg: None)
+    fit_ranker_step(run.prep, run.policy, out, log=lambda msg: None)
     return out, evaluate_artifact(out, run.prep, run.cfg, log=lambda msg: None)
 
 
@@ -78,30 +89,28 @@ def test_write_artifact_writes_the_model_files_and_no_evaluation(run, tiny_artif
 
 
 def test_write_artifact_leaves_out_the_memory_without_retrieval_or_ranker(run, tmp_path):
-    cfg = replace(run.cfg, retrieval=False, rerank="score", pool=0, ranker_pool=0)
-    run.write(tmp_path / "plain", cfg)
+    run.write(tmp_path / "plain", replace(run.cfg, retrieval=False), without_ranker(run.policy))
     assert {p.name for p in (tmp_path / "plain").iterdir()} == MODEL_FILES - {"memory.jsonl"} | {"manifest.json"}
-    assert json.loads((tmp_path / "plain/config.json").read_text())["ranker_pool"] == 0
+    assert json.loads((tmp_path / "plain/policy.json").read_text())["ranker"]["pool"] == 0
 
 
 def test_fit_ranker_step_adds_the_ranker_to_the_manifest(run, tiny_artifacts, tmp_path):
     out = tmp_path / "art"
     info = run.write(out)
-    path = fit_ranker_step(run.prep, run.cfg, out, log=lambda msg: None)
+    path = fit_ranker_step(run.prep, run.policy, out, log=lambda msg: None)
     assert path == out / "ranker.json"
     assert path.read_bytes() == (tiny_artifacts / "ranker.json").read_bytes()
     manifest = verify(out)  # every file listed with its hash, the ranker too
     assert set(manifest["files"]) == MODEL_FILES | {"ranker.json"}
     assert {k: v for k, v in manifest.items() if k != "files"} == info  # the info is kept
-    assert json.loads(path.read_text())["model_offset"] == run.cfg.model_offset
 
 
 def test_fit_ranker_step_writes_nothing_where_no_ranker_is_asked_for(run, tmp_path):
-    cfg = replace(run.cfg, rerank="score", pool=0, ranker_pool=0)
+    policy = without_ranker(run.policy)
     out = tmp_path / "art"
-    run.write(out, cfg)
+    run.write(out, policy=policy)
     before = (out / "manifest.json").read_text()
-    assert fit_ranker_step(run.prep, cfg, out, log=lambda msg: None) is None
+    assert fit_ranker_step(run.prep, policy, out, log=lambda msg: None) is None
     assert not (out / "ranker.json").exists() and (out / "manifest.json").read_text() == before
 
 
@@ -132,33 +141,49 @@ def test_evaluate_artifact_adds_metrics_and_samples_of_the_test_split(run, evalu
         assert [s[key] for s in rows] == [s[key] for s in shipped_rows], key
 
 
-def test_the_own_decoding_is_written_and_read_back(run, tmp_path):
+def test_the_policy_is_written_and_read_back(run, tmp_path):
     from e2p.answer.generator import Generator
-    from e2p.artifact.export import default_decoding
-    from e2p.errors import E2PError
 
-    own = {"strategy": "beam", "beam_size": 3, "n_best": 3, "follow_example": 4.0}
-    cfg = replace(run.cfg, own_decoding=own, own_rerank="run")
-    run.write(tmp_path / "art", cfg)
-    written = json.loads((tmp_path / "art/config.json").read_text())["own"]
-    assert written["rerank"] == "run"
-    assert {k: written["decoding"][k] for k in own} == own  # the overrides ...
-    assert written["decoding"]["max_len"] == default_decoding(cfg).max_len  # ... on the default decoding
+    policy = Policy.from_preset(
+        {
+            "default": {"decoding": {"strategy": "beam", "beam_size": 3, "follow_example": 4.0}, "fallback": False},
+            "ranker": {"decoding": {"strategy": "greedy"}, "pool": 2, "model_offset": -3.0},
+            "example_pool": 4,
+        },
+        max_len=run.cfg.max_tgt,
+    )
+    run.write(tmp_path / "art", policy=policy)
     g = Generator(tmp_path / "art")
-    assert g.own_rerank == "run" and g.own_settings.follow_example == 4.0 and g.own_settings.beam_size == 3
-    assert g.default_settings == default_decoding(cfg)  # the default answer is not touched
-    with pytest.raises(E2PError, match="own_decoding"):
-        run.write(tmp_path / "bad", replace(run.cfg, own_decoding={"follow": 4.0}))
+    assert g.policy == policy and g.policy.default.decoding.n_best == 3  # a beam returns all it holds
+    assert g.policy.default.decoding.max_len == run.cfg.max_tgt and g.policy.ranker.rerank == "ranker"
+    config = json.loads((tmp_path / "art/config.json").read_text())
+    assert set(config) == {"model", "features", "train"}  # how it answers is in policy.json alone
+    fit_ranker_step(run.prep, policy, tmp_path / "art", log=lambda msg: None)
+    assert Generator(tmp_path / "art").bundle.ranker.model_offset == -3.0  # the policy's, on the ranker
+
+
+def test_an_artifact_without_a_policy_file_is_refused_with_the_rebuild_command(run, tmp_path):
+    from e2p.answer.bundle import ArtifactError, write_manifest
+    from e2p.answer.generator import Generator
+
+    out = tmp_path / "old"
+    run.write(out)
+    (out / "policy.json").unlink()
+    write_manifest(out, {})
+    with pytest.raises(ArtifactError) as err:
+        Generator(out)
+    assert "has no policy.json" in str(err.value) and "python -m train" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_example_pool_shows_the_rankers_first_example(run, tmp_path):
     from e2p.answer.generator import Generator
 
     out = tmp_path / "art"
-    run.write(out, replace(run.cfg, example_pool=4))
-    assert json.loads((out / "config.json").read_text())["features"]["example_pool"] == 4
+    run.write(out, policy=replace(run.policy, example_pool=4))
+    assert json.loads((out / "policy.json").read_text())["example_pool"] == 4
     assert Generator(out).bundle.featurizer.order is None  # no ranker.json yet: the nearest is shown
-    fit_ranker_step(run.prep, run.cfg, out, log=lambda msg: None)
+    fit_ranker_step(run.prep, run.policy, out, log=lambda msg: None)
     b = Generator(out).bundle
     picked, nearest = [], []
     for ex in run.prep.test:
@@ -170,7 +195,7 @@ def test_example_pool_shows_the_rankers_first_example(run, tmp_path):
     assert picked != nearest  # the ranker's choice is not merely the nearest
 
 
-def test_reconfigure_changes_inference_settings_only(run, evaluated, tmp_path):
+def test_reconfigure_changes_the_policy_only(run, evaluated, tmp_path):
     from e2p.answer.generator import Generator
     from e2p.artifact.export import reconfigure_artifact
     from e2p.errors import E2PError
@@ -178,17 +203,19 @@ def test_reconfigure_changes_inference_settings_only(run, evaluated, tmp_path):
     out = tmp_path / "art"
     shutil.copytree(evaluated[0], out)
     weights = (out / "weights.safetensors").read_bytes()
-    reconfigure_artifact(out, replace(run.cfg, follow_example=3.0, example_pool=4))
-    config = json.loads((out / "config.json").read_text())
-    assert config["decoding"]["follow_example"] == 3.0 and config["features"]["example_pool"] == 4
-    assert (out / "weights.safetensors").read_bytes() == weights
+    config = (out / "config.json").read_bytes()
+    default = replace(run.policy.default, decoding=replace(run.policy.default.decoding, follow_example=3.0))
+    reconfigure_artifact(out, run.cfg, replace(run.policy, default=default, example_pool=4))
+    policy = json.loads((out / "policy.json").read_text())
+    assert policy["default"]["decoding"]["follow_example"] == 3.0 and policy["example_pool"] == 4
+    assert (out / "weights.safetensors").read_bytes() == weights and (out / "config.json").read_bytes() == config
     assert not any((out / name).exists() for name in STEP_FILES)  # they judged the old settings
     assert set(verify(out)["files"]) == MODEL_FILES
-    assert Generator(out).default_settings.follow_example == 3.0
+    assert Generator(out).policy.default.decoding.follow_example == 3.0
     with pytest.raises(E2PError, match="d_model"):
-        reconfigure_artifact(out, replace(run.cfg, d_model=run.cfg.d_model * 2))
+        reconfigure_artifact(out, replace(run.cfg, d_model=run.cfg.d_model * 2), run.policy)
     with pytest.raises(E2PError, match="no artifact"):
-        reconfigure_artifact(tmp_path / "none", run.cfg)
+        reconfigure_artifact(tmp_path / "none", run.cfg, run.policy)
 
 
 def test_evaluate_only_needs_the_folder_to_evaluate(synthetic_corpus, capsys):
@@ -206,32 +233,28 @@ def test_a_default_of_the_models_own_code_keeps_the_ranker_as_the_retrieval_base
     import sys
 
     from e2p.answer.generator import Generator
-    from e2p.artifact.export import default_decoding, ranker_decoding
 
-    cfg = replace(
-        run.cfg,
-        decode_strategy="beam",
-        beam_size=2,
-        rerank="score",
-        pool=0,
-        fallback=False,
-        own_rerank="score",
-        ranker_pool=3,
-        ranker_decoding={"strategy": "greedy", "eos_penalty": 1.0},
+    policy = Policy.from_preset(
+        {
+            "default": {"decoding": {"strategy": "beam", "beam_size": 2}, "rerank": "score", "fallback": False},
+            "ranker": {"decoding": {"strategy": "greedy", "eos_penalty": 1.0}, "pool": 3},
+            "example_pool": 0,
+        },
+        max_len=run.cfg.max_tgt,
     )
     out = tmp_path / "art"
-    run.write(out, cfg)
-    fit_ranker_step(run.prep, cfg, out, log=lambda msg: None)
+    run.write(out, policy=policy)
+    fit_ranker_step(run.prep, policy, out, log=lambda msg: None)
     g = Generator(out)
-    assert (g.default_rerank, g.default_pool, g.default_fallback) == ("score", 0, False)
-    assert g.settings_for("score") == g.default_settings == default_decoding(cfg)
-    assert g.settings_for("ranker") == g.ranker_settings == ranker_decoding(cfg)
-    assert (g.ranker_settings.strategy, g.ranker_settings.eos_penalty, g.default_settings.strategy) == (
+    assert g.policy.resolve() == Request(policy.default.decoding, "score", 0, False)
+    baseline = g.policy.resolve("ranker")
+    assert baseline == Request(policy.ranker.decoding, "ranker", 3, True)
+    assert (baseline.settings.strategy, baseline.settings.eos_penalty, g.policy.default.decoding.strategy) == (
         "greedy",
         1.0,
         "beam",
     )
-    assert g.fallback_for("ranker") and not g.fallback_for("score") and g.fallback_for("score", True)
+    assert g.policy.resolve("score", fallback=True).fallback and g.policy.resolve(own=True).pool == 0
     prompt = run.prep.test[0].prompt
     own = g.generate(prompt, attention=False)  # nothing asked: the artifact's default answer
     assert own.origin == "model" and own.candidates and all(c.origin == "model" for c in own.candidates)
@@ -240,7 +263,7 @@ def test_a_default_of_the_models_own_code_keeps_the_ranker_as_the_retrieval_base
     assert ranked.settings.strategy == "greedy" and ranked.settings.eos_penalty == 1.0
     assert sum(c.origin in ("retrieval", "edited") for c in ranked.candidates) >= 3
 
-    metrics = evaluate_artifact(out, run.prep, cfg, log=lambda msg: None)
+    metrics = evaluate_artifact(out, run.prep, run.cfg, log=lambda msg: None)
     assert set(metrics) == {"model", "ranker", "model-greedy", "model-beam", "retrieval"}  # own code is the model row
     assert metrics["model"]["settings"] == "beam 2, rerank=score, no fallback"
     assert metrics["ranker"]["settings"] == "retrieval: greedy, EOS -1, rerank=ranker, pool=3"

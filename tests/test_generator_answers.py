@@ -7,8 +7,8 @@ from e2p.evaluation.report import tree_key
 from e2p.model.decoding import DecodeSettings
 
 
-def test_code_cut_at_the_length_limit_is_flagged(tiny_artifacts):
-    g = Generator(tiny_artifacts)
+def test_code_cut_at_the_length_limit_is_flagged(tiny_default_artifacts):
+    g = Generator(tiny_default_artifacts)
     cut = DecodeSettings(strategy="greedy", min_len=3, max_len=3)  # EOS is banned until the limit
     result = g.generate("write a function to add two numbers", cut, rerank="score", pool=0, fallback=False)
     assert result.tokens_are_code and len(result.tgt_tokens) == 4  # 3 tokens and <eos>
@@ -25,12 +25,13 @@ def test_code_cut_at_the_length_limit_is_flagged(tiny_artifacts):
         assert not any("length limit" in w for w in free.warnings)
 
 
-def test_the_ranker_always_has_a_pool_to_rank(tiny_artifacts):
-    g = Generator(tiny_artifacts)
-    assert g.pool_for("ranker") == g.ranker_pool > 0
-    assert g.pool_for("score") == g.default_pool and g.pool_for("ranker", 0) == 0
+def test_the_ranker_always_has_a_pool_to_rank(tiny_default_artifacts):
+    g = Generator(tiny_default_artifacts)
+    pool = g.policy.resolve("ranker").pool
+    assert pool == g.policy.ranker.pool > 0
+    assert g.policy.resolve("score").pool == g.policy.default.pool and g.policy.resolve("ranker", pool=0).pool == 0
     result = g.generate("write a function to add two numbers", rerank="ranker", attention=False)
-    assert sum(c.origin in ("retrieval", "edited") for c in result.candidates) >= g.ranker_pool
+    assert sum(c.origin in ("retrieval", "edited") for c in result.candidates) >= pool
 
 
 def test_every_source_has_words_and_retrieval_is_called_retrieval():

@@ -16,12 +16,12 @@ needs_sandbox = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize("rerank", ["run", "ranker"])
-def test_without_a_sandbox_nothing_runs_and_the_user_is_told(tiny_artifacts, sandbox_off, rerank, monkeypatch):
+def test_without_a_sandbox_nothing_runs_and_the_user_is_told(tiny_default_artifacts, sandbox_off, rerank, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a program was run without the sandbox")
 
     monkeypatch.setattr(sandbox, "_run", refuse)
-    result = Generator(tiny_artifacts).generate("write a function to add two numbers", rerank=rerank, pool=3)
+    result = Generator(tiny_default_artifacts).generate("write a function to add two numbers", rerank=rerank, pool=3)
     assert any(w.startswith("programs are not run:") for w in result.warnings)
     assert all(c.runs is None for c in result.candidates)
     assert result.code
@@ -103,13 +103,13 @@ def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
 
 @pytest.mark.parametrize("first_runs", [False, True])
 def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example(
-    tiny_artifacts, monkeypatch, first_runs
+    tiny_default_artifacts, monkeypatch, first_runs
 ):
     from dataclasses import replace
 
     from e2p.answer import generator as generator_module
 
-    g = Generator(tiny_artifacts)
+    g = Generator(tiny_default_artifacts)
     prompt = "write a function to add two numbers"
     written, real_write = [], g._write
     monkeypatch.setattr(g, "_write", lambda source, *a: written.append(source) or real_write(source, *a))
@@ -120,7 +120,7 @@ def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example
             return RunResult(returncode=0 if ok else 1, stdout="", stderr="", timed_out=False)
 
     monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: Runner())
-    settings = replace(g.default_settings, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
+    settings = replace(g.policy.default.decoding, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
     result = g.generate(prompt, settings, rerank="run", pool=0, fallback=False)
     second = g.bundle.featurizer.source(prompt, start=1)
     if first_runs:
@@ -167,7 +167,7 @@ def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_default_artifac
             return RunResult(returncode=1, stdout="", stderr="", timed_out=False)
 
     monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: Failing())
-    settings = replace(g.default_settings, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
+    settings = replace(g.policy.default.decoding, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
     result = g.generate("write a function to add two numbers", settings, rerank=rerank, pool=pool, fallback=False)
     assert calls["nearest"] == 1 and calls["inspect"] == 1, calls
     assert calls["written"] == (3 if rerank == "run" else 1)
@@ -186,8 +186,8 @@ def test_the_default_answer_end_to_end_on_a_tiny_model_configured_like_the_shipp
 
     from e2p.answer.bundle import load_bundle
 
-    config = load_bundle(tiny_default_artifacts).config
-    assert (config["rerank"], config["pool"], config["fallback"]) == ("run", 0, False)
+    default = load_bundle(tiny_default_artifacts).policy.default
+    assert (default.rerank, default.pool, default.fallback) == ("run", 0, False)
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("write a function to add two numbers\nprint hello world\nwrite a program to add 3 and 5\n")
     out = subprocess.run(

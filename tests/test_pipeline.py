@@ -61,7 +61,7 @@ def test_samples_cover_every_test_prompt(tiny_artifacts, synthetic_corpus):
 def test_generate_parses_whenever_a_candidate_parses(tiny_artifacts):
     gen = Generator(tiny_artifacts)
     prompt = "write a python function to add 123 and 456"
-    guarded = replace(gen.default_settings, syntax_guard=True)  # every model candidate parses
+    guarded = replace(gen.policy.default.decoding, syntax_guard=True)  # every model candidate parses
     for rerank in ("run", "ranker"):
         assert gen.generate(prompt, rerank=rerank).parses  # a candidate, or the retrieved example when none parsed
         result = gen.generate(prompt, guarded, rerank=rerank)
@@ -77,7 +77,7 @@ def test_generate_parses_whenever_a_candidate_parses(tiny_artifacts):
 
 def test_ranker_answers_with_a_program_that_runs(tiny_artifacts):
     gen = Generator(tiny_artifacts)
-    assert gen.default_rerank == "ranker" and (tiny_artifacts / "ranker.json").is_file()
+    assert gen.policy.default.rerank == "ranker" and (tiny_artifacts / "ranker.json").is_file()
     result = gen.generate("write a python program to print the product of 123 and 456")
     assert {c.origin for c in result.candidates} >= {"model", "retrieval", "edited"}
     assert all(c.ranker_score is not None for c in result.candidates)
@@ -197,7 +197,7 @@ def test_evaluate_cli_shows_model_and_baseline(tiny_artifacts, synthetic_corpus,
     # the same weights exported with other decoding defaults (greedy, rerank=score): another folder
     # whose row must differ from the model's
     config = json.loads((REPO_ROOT / "train/configs/tiny.json").read_text())
-    config.update(decode_strategy="greedy", beam_size=1, rerank="score", pool=0)
+    config["policy"]["default"] = {"decoding": {"strategy": "greedy"}, "rerank": "score", "pool": 0}
     cfg, other, run = tmp_path / "score.json", tmp_path / "score", tiny_artifacts.parent / "run"
     cfg.write_text(json.dumps(config))
     run_cli(*train_args(synthetic_corpus, cfg, other, run, "--export-only", "--no-eval"), check=True)

@@ -55,9 +55,11 @@ def test_a_prompt_that_asks_for_input_agrees_with_code_that_reads_it():
 
 
 def test_ranker_round_trips_and_refuses_other_features(tmp_path):
-    ranker = Ranker(weights=[0.5] * len(RANKER_FEATURES), bias=1.0, fitted_on=9, model_offset=-2.0)
+    ranker = Ranker(weights=[0.5] * len(RANKER_FEATURES), bias=1.0, fitted_on=9)
     ranker.save(tmp_path / "ranker.json")
     assert Ranker.load(tmp_path / "ranker.json") == ranker
+    # the offset of the model's own output is the artifact's policy's (policy.json), not the fit's
+    assert "model_offset" not in json.loads((tmp_path / "ranker.json").read_text())
     data = json.loads((tmp_path / "ranker.json").read_text())
     data["features"] = data["features"][:-1]
     (tmp_path / "bad.json").write_text(json.dumps(data))
@@ -116,10 +118,10 @@ def test_fit_ranker_learns_from_the_train_split_only(monkeypatch):
 
 def test_the_cli_offers_every_rerank_the_generator_knows():
     from e2p import commands, constants
-    from e2p.answer import generator
+    from e2p.answer import policy
 
     assert commands.RERANKS is constants.RERANKS  # one definition
-    assert generator.RERANKS is constants.RERANKS
+    assert policy.RERANKS is constants.RERANKS
 
 
 def test_the_cli_knows_its_choices_without_importing_torch():

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from e2p.artifact.export import inference_config, own_is_default
+from e2p.answer.policy import Policy
+from e2p.artifact.export import load_preset
 from e2p.data.features import FeatureConfig
 from e2p.evaluation.benchmark import _percentile, sandbox_cost
-from e2p.model.decoding import DecodeSettings
-from e2p.model.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,16 +25,11 @@ def shipped() -> dict:
 
 
 def test_the_default_recipe_writes_the_policy_the_shipped_artifact_answers_by(shipped):
-    cfg = TrainConfig.load(REPO / "train" / "configs" / "default.json")
-    written = inference_config(cfg)
-    for key in ("decoding", "ranker_decoding"):
-        assert DecodeSettings.from_config(shipped[key]) == DecodeSettings(**written[key]), key
-    assert DecodeSettings.from_config(shipped["own"]["decoding"]) == DecodeSettings(**written["own"]["decoding"])
-    assert shipped["own"]["rerank"] == written["own"]["rerank"] == "run"
-    for key in ("rerank", "pool", "fallback", "ranker_pool"):
-        assert shipped[key] == written[key], key
-    assert FeatureConfig.from_dict(shipped["features"]) == FeatureConfig.from_dict(written["features"])
-    assert own_is_default(cfg)  # the default answer is the model's own code
+    cfg, policy = load_preset(REPO / "train" / "configs" / "default.json")
+    assert Policy.load(REPO / "artifacts", "rebuild") == policy
+    assert FeatureConfig.from_dict(shipped["features"]) == cfg.feature_config()
+    assert policy.own_is_default and not policy.default.fallback  # the default answer is the model's own code
+    assert policy.default.rerank == "run" and policy.ranker.pool == 10 and policy.example_pool == 10
 
 
 def test_percentiles_and_the_sandbox_cost():

@@ -454,11 +454,11 @@ def test_guard_copes_with_no_repeat_ngram_bans():
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
-def test_tiny_trained_model_output_always_compiles(tiny_artifacts, strategy):
+def test_tiny_trained_model_output_always_compiles(tiny_default_artifacts, strategy):
     from e2p.answer.bundle import load_bundle
     from e2p.data.tokenizers import PLACEHOLDER
 
-    b = load_bundle(tiny_artifacts)
+    b = load_bundle(tiny_default_artifacts)
     prompts = [
         "write a python function to add 3 and 4",
         "write a python program to print the numbers from 1 to 9",

@@ -57,11 +57,31 @@ def test_the_presets_are_those_kept_and_the_ablations_resolve_by_name():
     assert full.copy and full.retrieval and full.copy_attention and shipped.copy and shipped.retrieval
     assert TrainConfig.load(config_path("ablations/ablate_no_copy")) == replace(full, copy=False)
     assert TrainConfig.load(config_path("ablations/ablate_no_retrieval")) == replace(full, retrieval=False)
+    # the defaults are the default recipe
+    assert shipped == TrainConfig()
     # the tiny model of the default-answer tests answers by the shipped rule: only its size differs
-    tiny = TrainConfig.load(CONFIGS / "tiny_default.json")
-    policy = ("rerank", "pool", "fallback", "follow_example", "examples", "syntax_guard", "eos_penalty")
-    policy += ("own_rerank", "example_pool", "ranker_pool", "ranker_decoding", "model_offset", "decode_strategy")
-    assert {k: getattr(tiny, k) for k in policy} == {k: getattr(shipped, k) for k in policy}
+    from e2p.artifact.export import load_preset
+
+    tiny, tiny_policy = load_preset(CONFIGS / "tiny_default.json")
+    shipped_policy = load_preset(CONFIGS / "default.json")[1]
+
+    def rule(policy):  # the policy but for the lengths and the beam's width, which follow the size
+        def answer(a):
+            return replace(a, decoding=replace(a.decoding, max_len=1, beam_size=1, n_best=1))
+
+        return replace(policy, default=answer(policy.default), ranker=answer(policy.ranker))
+
+    assert rule(tiny_policy) == rule(shipped_policy)
+
+
+def test_a_preset_names_no_answer_setting_outside_its_policy():
+    from e2p.model.training import MOVED_TO_POLICY
+
+    for name in sorted(MOVED_TO_POLICY):
+        with pytest.raises(E2PError, match="unknown training option"):
+            TrainConfig.from_dict({name: 1})
+        # an artifact's config.json written before policy.json existed names them: training never used them
+        assert TrainConfig.from_trained({"d_model": 64, name: 1}) == TrainConfig(d_model=64)
 
 
 @pytest.mark.parametrize("name", sorted(RETIRED_OPTIONS))
@@ -80,6 +100,7 @@ def test_the_shipped_artifacts_training_config_still_reads():
     config = json.loads((REPO_ROOT / "artifacts/config.json").read_text())
     cfg = TrainConfig.from_trained(config["train"])  # it names the retired options at their neutral values
     assert asdict(cfg) == {k: v for k, v in config["train"].items() if k not in RETIRED_OPTIONS}
+    assert cfg == TrainConfig.load(CONFIGS / "default.json")  # the default recipe trained it
 
 
 def test_batches_cover_every_pair_once_within_the_budget():
@@ -112,10 +133,9 @@ def test_training_shows_the_nearest_example_also_where_inference_ranks_a_pool(sy
     from e2p.model.training import prepare
 
     corpus = load_corpus(synthetic_corpus)
-    base = replace(TrainConfig.load(CONFIGS / "tiny.json"), example_pool=4, ranker_pool=4)
+    base = TrainConfig.load(CONFIGS / "tiny.json")
     prep = prepare(corpus, base)
     assert prep.featurizer.order is None  # the ranker orders examples at inference only
     for ex in prep.train[:20]:
         ((nearest, _),) = prep.featurizer.retriever.nearest(ex.prompt, 1, exclude_key=ex.key)
         assert prep.featurizer.source(ex.prompt, exclude_key=ex.key).neighbour == nearest
-    assert prep.train_pairs == prepare(corpus, replace(base, example_pool=0, ranker_pool=0)).train_pairs

@@ -137,10 +137,10 @@ def tiny_train_config(**kw) -> TrainConfig:
     return replace(cfg, shared_vocab=True, copy_attention=True, **kw)
 
 
-def test_plain_turns_every_speed_option_off_and_defaults_keep_todays_trainer():
+def test_plain_turns_every_speed_option_off_and_the_default_recipe_has_them_on():
     cfg = TrainConfig()
-    assert not any(getattr(cfg, name) for name in SPEED_OPTIONS)  # rebuilds stay bit-identical
-    on = with_speed_options(cfg)
+    assert all(getattr(cfg, name) for name in SPEED_OPTIONS)  # the default recipe trains with them
+    on = with_speed_options(plain(cfg))
     assert all(getattr(on, name) for name in SPEED_OPTIONS)
     off = plain(replace(on, copy_supervision=0.5))
     assert not any(getattr(off, name) for name in SPEED_OPTIONS) and off.copy_supervision == 0.0

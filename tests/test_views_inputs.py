@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from e2p.answer.policy import Answer, Policy
 from e2p.constants import RERANKS
 from e2p.model.decoding import DecodeSettings, DecodeSettingsError
 from e2p.views import inputs
@@ -80,15 +81,11 @@ def test_build_settings_follow_example_default_and_bad_values():
 
 def stand_in_generator():
     """Only what `request_options` reads from a Generator: an artifact whose default answer is the
-    model's own code (beam 5, rerank run, no fallback), with a greedy retrieval baseline."""
+    model's own code (beam 5, rerank run, no fallback), with a greedy retrieval baseline of pool 10."""
     ranker = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0, max_len=256)
-    return SimpleNamespace(
-        default_settings=DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0, max_len=256),
-        default_rerank="run",
-        ranker_settings=ranker,
-        fallback_for=lambda rerank, fallback=None: rerank == "ranker" if fallback is None else fallback,
-        model=SimpleNamespace(config=SimpleNamespace(max_len=130)),
-    )
+    default = DecodeSettings(beam_size=5, syntax_guard=True, follow_example=5.0, max_len=256)
+    policy = Policy(Answer(default, "run", 0, False), Answer(ranker, "ranker", 10, True), example_pool=10)
+    return SimpleNamespace(policy=policy, model=SimpleNamespace(config=SimpleNamespace(max_len=130)))
 
 
 def test_request_options_from_the_controls():
@@ -96,30 +93,32 @@ def test_request_options_from_the_controls():
     values = dict(
         strategy="beam", beam_size=3, temperature=0.5, top_p=0.8, max_len=40, rerank="run", follow_example=2.5
     )
-    settings, rerank, pool, fallback = inputs.request_options(gen, False, values)
+    ask = inputs.request_options(gen, False, values)
+    settings = ask.settings
     assert (settings.strategy, settings.beam_size, settings.max_len, settings.follow_example) == ("beam", 3, 40, 2.5)
     assert settings.syntax_guard and settings.eos_penalty == 0.0  # the rest: the artifact's defaults
-    assert (rerank, pool, fallback) == ("run", None, False)  # pool None: the artifact's pool for this rerank
-    # the ranker picked in the controls: the artifact's fallback for it
-    assert inputs.request_options(gen, False, {**values, "rerank": "ranker"})[1:] == ("ranker", None, True)
+    assert (ask.rerank, ask.pool, ask.fallback) == ("run", 0, False)  # the policy's default answer
+    # the ranker picked in the controls: the policy's pool and fallback for it, the controls' decoding
+    ranked = inputs.request_options(gen, False, {**values, "rerank": "ranker"})
+    assert (ranked.rerank, ranked.pool, ranked.fallback, ranked.settings) == ("ranker", 10, True, settings)
 
 
 def test_request_options_defaults_where_no_control_was_drawn():
     gen = stand_in_generator()
     ask = inputs.request_options(gen, False, {})
-    assert ask.settings == replace(gen.default_settings, max_len=128)  # the model's limit: max_len - 2
-    assert (ask.rerank, ask.pool, ask.fallback) == ("run", None, False)
+    assert ask.settings == replace(gen.policy.default.decoding, max_len=128)  # the model's limit: max_len - 2
+    assert (ask.rerank, ask.pool, ask.fallback) == ("run", 0, False)
 
 
 def test_request_options_retrieval_baseline_ignores_all_controls_but_the_length():
     gen = stand_in_generator()
     values = dict(strategy="sample", beam_size=1, temperature=0.5, top_p=0.8, max_len=40, rerank="score")
     values["follow_example"] = 3.0
-    settings, rerank, pool, fallback = inputs.request_options(gen, True, values)
-    assert settings == replace(gen.ranker_settings, max_len=40)
-    assert (rerank, pool, fallback) == ("ranker", None, True)  # the artifact's ranker pool, with its fallback
+    ask = inputs.request_options(gen, True, values)
+    assert ask.settings == replace(gen.policy.ranker.decoding, max_len=40)
+    assert (ask.rerank, ask.pool, ask.fallback) == ("ranker", 10, True)  # the policy's ranker pool, its fallback
     assert inputs.request_options(gen, True, {**values, "max_len": 10_000}).settings.max_len == 128
-    assert inputs.request_options(gen, True, {}).settings == replace(gen.ranker_settings, max_len=128)
+    assert inputs.request_options(gen, True, {}).settings == replace(gen.policy.ranker.decoding, max_len=128)
 
 
 def test_describe_request():

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from e2p.answer.policy import Answer, Policy
+from e2p.model.decoding import DecodeSettings
 from e2p.views import model_card
 
 
 def test_answer_rule_says_whether_the_model_or_the_ranker_answers():
-    model = {"decoding": {"strategy": "greedy", "syntax_guard": True}, "rerank": "score", "pool": 0}
+    model = Answer(DecodeSettings(strategy="greedy", syntax_guard=True), "score", 0)
     assert model_card.answer_rule(model) == "greedy + syntax guard, rerank=score — the model's own code"
-    ranker = {"decoding": {"strategy": "greedy"}, "rerank": "ranker", "pool": 10}
+    own = Answer(DecodeSettings(strategy="greedy"), "run", 0, fallback=False)
+    assert model_card.answer_rule(own).endswith("the model's own code, no fallback to a training program")
+    ranker = Answer(DecodeSettings(strategy="greedy"), "ranker", 10)
     assert model_card.answer_rule(ranker).startswith("retrieval: greedy, rerank=ranker, pool=10 — ")
 
 
@@ -40,13 +44,13 @@ def test_metrics_rows_and_model_card():
         "model": {"d_model": 64, "n_heads": 4, "enc_layers": 2, "dec_layers": 3},
         "features": {"copy": True, "retrieval": False},
     }
-    card = dict(model_card.model_card(config, {"epochs": 7}, 12345))
+    own = Policy(Answer(DecodeSettings(), "run", 0), Answer(DecodeSettings(strategy="greedy"), "ranker", 10))
+    card = dict(model_card.model_card(config, {"epochs": 7}, 12345, own))
     assert card["parameters"] == "12,345" and card["layers"] == "2 encoder, 3 decoder"
     assert "4 heads" in card["width"] and card["inputs"].startswith("copy")
-    # no decoding or rerank in the config: what the Generator then uses (DecodeSettings(), DEFAULT_RERANK)
-    assert card["answer"] == "beam 5, rerank=run — the model's own code"
-    config.update(decoding={"strategy": "greedy"}, rerank="ranker", pool=10)
-    assert "10 nearest training programs" in dict(model_card.model_card(config, {}, 1))["answer"]
+    assert card["answer"] == "beam 5, rerank=run — the model's own code"  # the policy's default answer
+    ranked = Policy(own.ranker, own.ranker)
+    assert "10 nearest training programs" in dict(model_card.model_card(config, {}, 1, ranked))["answer"]
     assert model_card.rebuild_command().startswith("python -m train")
 
 

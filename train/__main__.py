@@ -4,7 +4,7 @@ Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run i
 interruption and it resumes), then build the artifact folder in steps (e2p.artifact.export): write the model's
 files, fit the ranker, evaluate on the test split (metrics and samples; --no-eval skips it), in
 runs/<config>/artifacts unless --out says otherwise (`--out artifacts` replaces the shipped model).
-`--evaluate-only --out DIR` re-evaluates a trained artifact after a change of inference settings only.
+`--evaluate-only --out DIR` re-evaluates a trained artifact after a change of its answer policy only.
 Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
 """
 
@@ -49,8 +49,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--evaluate-only",
         action="store_true",
-        help="skip training and writing the model: give the artifact in --out the config's inference "
-        "settings (decoding, answer choice, example_pool), refit the ranker and evaluate it again",
+        help="skip training and writing the model: give the artifact in --out the config's answer policy "
+        '(its "policy" section: decoding, answer choice, example_pool), refit the ranker and evaluate it again',
     )
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -87,11 +87,17 @@ def main(argv=None) -> int:
     import torch.distributed as dist
 
     from e2p.answer.bundle import replaceable_files
-    from e2p.artifact.export import evaluate_artifact, fit_ranker_step, reconfigure_artifact, write_artifact
+    from e2p.artifact.export import (
+        evaluate_artifact,
+        fit_ranker_step,
+        load_preset,
+        reconfigure_artifact,
+        write_artifact,
+    )
     from e2p.data.corpus import load_corpus
     from e2p.errors import E2PError
     from e2p.evaluation.report import bleu_metric
-    from e2p.model.training import TrainConfig, prepare, run_training
+    from e2p.model.training import prepare, run_training
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,7 +110,7 @@ def main(argv=None) -> int:
         path = config_path(args.config)
         if not path.is_file():
             raise E2PError(f"no training config {args.config!r}: expected a preset in {CONFIGS} or a .json file")
-        cfg = TrainConfig.load(path)
+        cfg, policy = load_preset(path)
         if args.evaluate_only and (args.out is None or args.no_eval or args.export_only):
             raise E2PError(
                 "--evaluate-only needs --out (the artifact to re-evaluate), without --no-eval or --export-only"
@@ -128,8 +134,8 @@ def main(argv=None) -> int:
             f"vocab src {len(prep.src_vocab)} tgt {len(prep.tgt_vocab)}"
         )
         if args.evaluate_only:
-            reconfigure_artifact(out, cfg)
-            fit_ranker_step(prep, cfg, out, log=log)
+            reconfigure_artifact(out, cfg, policy)
+            fit_ranker_step(prep, policy, out, log=log)
             evaluate_artifact(out, prep, cfg, log=log)
             log(f"re-evaluated {out} with the inference settings of {path}")
             return 0
@@ -144,8 +150,8 @@ def main(argv=None) -> int:
             from e2p.model.training import load_weights
 
             model = load_weights(result["model"].cpu(), work / "best.safetensors")
-            info = write_artifact(model, prep, cfg, out, corpus_path=args.data, meta=result["meta"])
-            fit_ranker_step(prep, cfg, out, log=log)
+            info = write_artifact(model, prep, cfg, policy, out, corpus_path=args.data, meta=result["meta"])
+            fit_ranker_step(prep, policy, out, log=log)
             if not args.no_eval:
                 evaluate_artifact(out, prep, cfg, log=log)
             log(f"wrote {out} (best epoch {info.get('best_epoch')}, {info.get('training_seconds')} s)")

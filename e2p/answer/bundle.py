@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -17,10 +17,11 @@ from ..data.retrieval import Retriever
 from ..data.vocab import Vocab
 from ..errors import E2PError
 from ..model.transformer import ModelConfig, Seq2Seq
+from .policy import Policy, PolicyError
 from .ranking import Ranker, RankerFeatures
 
 REBUILD = REBUILD_COMMAND
-REQUIRED = ("config.json", "weights.safetensors", "src_vocab.json", "tgt_vocab.json")
+REQUIRED = ("config.json", "policy.json", "weights.safetensors", "src_vocab.json", "tgt_vocab.json")
 MANIFEST = "manifest.json"
 
 
@@ -171,8 +172,9 @@ class Bundle:
     featurizer: Featurizer
     src_vocab: Vocab
     tgt_vocab: Vocab
-    config: dict
+    config: dict  # config.json: the model's shape, its features and the training config
     manifest: dict
+    policy: Policy  # policy.json: how it answers
     ranker: Ranker | None = None  # the learned choice among retrieved programs (ranker.json)
     ranker_features: RankerFeatures | None = None
     retriever: Retriever | None = None  # over memory.jsonl, the train split
@@ -182,11 +184,17 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
     """The artifact in `folder`; with `check` (the default) only after `verify`: every file read
     here is listed in the manifest with its sha256, and no file there goes unlisted."""
     folder = Path(folder)
+    try:
+        # before `verify`: an artifact written before policy.json existed gets this sentence, not "not listed"
+        policy = Policy.load(folder, REBUILD) if folder.is_dir() else None
+    except PolicyError as err:
+        raise ArtifactError(str(err)) from None
     manifest = verify(folder) if check else read_json(folder / MANIFEST)
     config = read_json(folder / "config.json")
     try:
         model_cfg = ModelConfig.from_dict(config["model"])
-        feat_cfg = FeatureConfig.from_dict(config["features"])
+        # the example shown at inference is the policy's; the features as trained show the nearest
+        feat_cfg = replace(FeatureConfig.from_dict(config["features"]), example_pool=policy.example_pool)
     except (KeyError, TypeError) as err:
         raise ArtifactError(f"{folder / 'config.json'} lacks {err}. Rebuild with: {REBUILD}") from None
     src_vocab = Vocab.load(folder / "src_vocab.json")
@@ -215,7 +223,10 @@ def load_bundle(folder: str | Path, check: bool = True) -> Bundle:
                 raise ArtifactError(
                     f"{folder / 'ranker.json'} cannot be used: {err}. Rebuild with: {REBUILD}"
                 ) from None
+            ranker.model_offset = policy.model_offset
             ranker_features = RankerFeatures(examples)
     order = ranker.order_for(ranker_features) if ranker is not None and feat_cfg.example_pool else None
     featurizer = Featurizer(feat_cfg, retriever if feat_cfg.retrieval else None, order)
-    return Bundle(folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, ranker, ranker_features, retriever)
+    return Bundle(
+        folder, model, featurizer, src_vocab, tgt_vocab, config, manifest, policy, ranker, ranker_features, retriever
+    )

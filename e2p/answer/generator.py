@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, RANKER_POOL, RERANKS
 from ..data.placeholders import restore_code
 from ..data.tokenizers import PLACEHOLDER, decode_code
 from ..data.vocab import Vocab
@@ -66,39 +65,7 @@ class GenerationResult:
 class Generator:
     def __init__(self, folder: str | Path = "artifacts", check: bool = True):
         self.bundle: Bundle = load_bundle(folder, check=check)
-        decoding = self.bundle.config.get("decoding", {})
-        self.default_settings = DecodeSettings.from_config(decoding) if decoding else DecodeSettings()
-        self.default_rerank = self.bundle.config.get("rerank", DEFAULT_RERANK)
-        # the model's own code (no retrieved candidates, no fallback); older artifacts name none
-        own = self.bundle.config.get("own") or {}
-        self.own_settings = (
-            DecodeSettings.from_config(own["decoding"]) if own.get("decoding") else self.default_settings
-        )
-        self.own_rerank = own.get("rerank", DEFAULT_OWN_RERANK)
-        self.default_pool = int(self.bundle.config.get("pool", 0))
-        self.default_fallback = bool(self.bundle.config.get("fallback", True))
-        # rerank="ranker" ranks retrieved programs: without a pool it would have nothing to rank
-        self.ranker_pool = int(self.bundle.config.get("ranker_pool", self.default_pool or RANKER_POOL))
-        # the model's candidates beside them in the retrieval baseline; older artifacts name none
-        ranker = self.bundle.config.get("ranker_decoding")
-        self.ranker_settings = DecodeSettings.from_config(ranker) if ranker else self.default_settings
-
-    def pool_for(self, rerank: str, pool: int | None = None) -> int:
-        """The pool a request uses: the one asked for, else the artifact's for this rerank."""
-        if pool is not None:
-            return pool
-        return self.ranker_pool if rerank == "ranker" else self.default_pool
-
-    def settings_for(self, rerank: str) -> DecodeSettings:
-        """The artifact's decoding for this rerank: the retrieval baseline's for "ranker", else the default."""
-        return self.ranker_settings if rerank == "ranker" else self.default_settings
-
-    def fallback_for(self, rerank: str, fallback: bool | None = None) -> bool:
-        """Whether a request falls back to the nearest train example's code where no candidate parses:
-        the one asked for, else always for the retrieval baseline and the artifact's choice otherwise."""
-        if fallback is not None:
-            return fallback
-        return True if rerank == "ranker" else self.default_fallback
+        self.policy = self.bundle.policy
 
     @property
     def model(self):
@@ -117,19 +84,12 @@ class Generator:
         """`pool`: the code of the `pool` nearest train examples and (with `edit`) those programs
         with this prompt's values put in join the candidates, scored by the model; rerank="ranker"
         orders them by the learned ranker.
-        `fallback`: where no candidate parses, return the nearest train example's code instead
-        (None: `fallback_for(rerank)`).
+        `fallback`: where no candidate parses, return the nearest train example's code instead.
         `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit).
-        Settings, rerank and pool left out are the artifact's for the rerank used."""
+        What is left out is the artifact's policy's for the rerank used (`Policy.resolve`)."""
         started = time.perf_counter()
-        rerank = rerank or self.default_rerank
-        settings = settings or self.settings_for(rerank)
-        pool = self.pool_for(rerank, pool)
-        fallback = self.fallback_for(rerank, fallback)
-        if not isinstance(pool, int) or pool < 0:
-            raise E2PError(f"pool must be a whole number >= 0, got {pool!r}")
-        if rerank not in RERANKS:
-            raise E2PError(f"rerank must be one of {', '.join(RERANKS)}, got {rerank!r}")
+        ask = self.policy.resolve(rerank, pool=pool, fallback=fallback, edit=edit)
+        settings, rerank, pool, fallback = settings or ask.settings, ask.rerank, ask.pool, ask.fallback
         prompt = (prompt or "").strip()
         if not prompt:
             raise E2PError(

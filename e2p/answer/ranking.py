@@ -148,7 +148,7 @@ class Ranker:
     bias: float
     fitted_on: int = 0  # train prompts used
     # Added to the score of the model's own output, which the train split cannot judge fairly
-    # (the model learnt those prompts): chosen on the valid split.
+    # (the model learnt those prompts): the artifact's policy sets it (chosen on the valid split).
     model_offset: float = 0.0
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
@@ -169,7 +169,6 @@ class Ranker:
             "weights": self.weights,
             "bias": self.bias,
             "fitted_on": self.fitted_on,
-            "model_offset": self.model_offset,
         }
         Path(path).write_text(json.dumps(data, indent=1))
 
@@ -182,5 +181,4 @@ class Ranker:
             weights=[float(w) for w in data["weights"]],
             bias=float(data["bias"]),
             fitted_on=int(data.get("fitted_on", 0)),
-            model_offset=float(data.get("model_offset", 0.0)),
         )

@@ -21,6 +21,7 @@ from dataclasses import replace
 import torch
 
 from ..answer.generator import Generator
+from ..answer.policy import Request
 from ..constants import CORPUS_PATH
 from ..data.corpus import load_corpus
 from ..data.vocab import Vocab
@@ -51,11 +52,11 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def _time_generate(generator, prompts, settings, rerank="parse", pool=0, fallback=True) -> list[float]:
+def _time_generate(generator, prompts, ask: Request) -> list[float]:
     out = []
     for prompt in prompts:
         start = time.perf_counter()
-        generator.generate(prompt, settings, rerank=rerank, attention=False, pool=pool, fallback=fallback)
+        generator.generate(prompt, attention=False, **ask.kwargs())
         out.append(1000 * (time.perf_counter() - start))
     return out
 
@@ -217,30 +218,23 @@ def run_benchmark(
     few = prompts[: max(1, min(len(prompts), uncached))]
     # plain greedy and beam search under the artifact's rules for the model's candidates beside retrieved
     # programs (the syntax guard, its EOS penalty), without following the example
-    base = replace(generator.ranker_settings, follow_example=0.0, examples=1)
-    greedy = replace(base, strategy="greedy", n_best=1)
-    beam5 = replace(base, strategy="beam", beam_size=5, n_best=5)
+    policy = generator.policy
+    base = replace(policy.ranker.decoding, follow_example=0.0, examples=1)
+    greedy = Request(replace(base, strategy="greedy", n_best=1), "parse", 0, True)
+    beam5 = Request(replace(base, strategy="beam", beam_size=5, n_best=5), "parse", 0, True)
 
     log(f"timing {len(prompts)} test prompts, {threads} thread(s)")
     g_cached = _time_generate(generator, prompts, greedy)
     b_cached = _time_generate(generator, prompts, beam5)
-    rerank = generator.default_rerank
-    shipped = _time_generate(
-        generator,
-        prompts,
-        generator.default_settings,
-        rerank,
-        generator.default_pool,
-        fallback=generator.fallback_for(rerank),
-    )
+    shipped = _time_generate(generator, prompts, policy.resolve())
     # the retrieval baseline (--rerank ranker), interleaved in time with the default above as far as a
     # second pass allows; the same prompts and sandbox
-    ranker = _time_generate(generator, prompts, generator.ranker_settings, "ranker", generator.pool_for("ranker"))
-    # the model's own code (--own): its own decoding, no retrieved candidates, no fallback
-    own = _time_generate(generator, prompts, generator.own_settings, generator.own_rerank, 0, fallback=False)
+    ranker = _time_generate(generator, prompts, policy.resolve("ranker"))
+    # the model's own code (--own): no retrieved candidates, no fallback
+    own = _time_generate(generator, prompts, policy.resolve(own=True))
     log(f"timing {len(few)} prompts without the cache")
-    g_plain = _time_generate(generator, few, replace(greedy, use_cache=False))
-    b_plain = _time_generate(generator, few, replace(beam5, use_cache=False))
+    g_plain = _time_generate(generator, few, replace(greedy, settings=replace(greedy.settings, use_cache=False)))
+    b_plain = _time_generate(generator, few, replace(beam5, settings=replace(beam5.settings, use_cache=False)))
     # 200 tokens, or as many as a smaller model's positions allow ("forced_tokens" says which)
     forced = min(forced_tokens, generator.model.config.max_len - 2)
     log(f"timing {forced}-token greedy decoding")

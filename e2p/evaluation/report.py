@@ -7,6 +7,7 @@ import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..answer.policy import Request
 from ..data.corpus import Example
 from ..data.placeholders import restore_code
 from ..data.retrieval import Retriever
@@ -42,29 +43,23 @@ class Answers:
     origins: list | None = None
 
 
-def system_label(settings: DecodeSettings, rerank: str, pool: int, fallback: bool = True, edit: bool = True) -> str:
+def system_label(ask: Request) -> str:
     """A system's settings column in the evaluation tables: the decoding (`describe`), and whether
     it keeps the fallback to a train program and the edited programs."""
-    return describe(settings, rerank, pool) + ("" if fallback else ", no fallback") + ("" if edit else ", no edits")
+    return (
+        describe(ask.settings, ask.rerank, ask.pool)
+        + ("" if ask.fallback else ", no fallback")
+        + ("" if ask.edit else ", no edits")
+    )
 
 
-def model_answers(
-    generator,
-    examples: list[Example],
-    settings: DecodeSettings,
-    rerank: str,
-    pool: int = 0,
-    progress: bool = False,
-    fallback: bool | None = None,
-    edit: bool = True,
-) -> Answers:
+def model_answers(generator, examples: list[Example], ask: Request, progress: bool = False) -> Answers:
+    """What `generator` answers to each example's prompt, asked with `ask`."""
     from tqdm import tqdm
 
     codes, origins = [], []
     for ex in tqdm(examples, desc="generating", disable=not progress, leave=False, mininterval=5):
-        result = generator.generate(
-            ex.prompt, settings, rerank=rerank, attention=False, pool=pool, fallback=fallback, edit=edit
-        )
+        result = generator.generate(ex.prompt, attention=False, **ask.kwargs())
         codes.append(result.code)
         origins.append(result.origins if result.origin == "model" else None)
     return Answers(codes, origins)

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from ..constants import DEFAULT_OWN_RERANK, DEFAULT_RERANK, EXPERIMENTS_PAGE, RANKER_POOL, REBUILD_COMMAND
+from ..constants import EXPERIMENTS_PAGE, REBUILD_COMMAND
 from ..data.corpus import Corpus, Example
 from ..data.features import CODE, SEP, FeatureConfig, Featurizer
 from ..data.placeholders import all_placeholders
@@ -36,83 +36,62 @@ from .transformer import ModelConfig, Seq2Seq
 OPERATORS = ["(", ")", ":", "=", ",", ".", "[", "]", "+", "==", "%", "-", "*", "/", "{", "}"]
 
 
-# The speed options that keep the maths (see TrainConfig) stay off by default until a model trained
-# with them is measured on valid: the shipped artifact's rebuild stays bit-identical meanwhile.
-FAST_DEFAULT = False
-
-
 @dataclass
 class TrainConfig:
+    """Model, data, loss and optimisation: how a run trains. Its defaults are the default recipe
+    (train/configs/default.json); how the artifact answers is its policy (e2p.answer.policy)."""
+
     # model (see ModelConfig for what each means)
     d_model: int = 256
     n_heads: int = 8
-    enc_layers: int = 3
+    enc_layers: int = 2
     dec_layers: int = 3
-    d_ff: int = 1024
-    dropout: float = 0.2  # small data: more dropout than the paper's 0.1
+    d_ff: int = 512
+    dropout: float = 0.1
     pre_norm: bool = True
     tie_output: bool = True
-    shared_vocab: bool = False  # one vocabulary and embedding table for prompt and code
-    copy_attention: bool = False  # pointer-generator output (needs shared_vocab)
+    shared_vocab: bool = True  # one vocabulary and embedding table for prompt and code
+    copy_attention: bool = True  # pointer-generator output (needs shared_vocab)
     # features
     copy: bool = True
     retrieval: bool = True
-    max_src: int = 256
+    max_src: int = 200
     max_tgt: int = 256
-    example_pool: int = 0  # inference: show the ranker's first among this many nearest (FeatureConfig;
-    # training shows the nearest)
     min_freq: int = 2  # rarer tokens become <unk>
     # loss: the original design weights keywords, layout tokens and common operators
     label_smoothing: float = 0.1
     keyword_weight: float = 1.0
     layout_weight: float = 1.0
     operator_weight: float = 1.0
-    copy_supervision: float = 0.0  # weight of the copy loss (`loss.copy_supervision_loss`): where
+    copy_supervision: float = 0.5  # weight of the copy loss (`loss.copy_supervision_loss`): where
     # the target token is in the source the gate is taught to copy and the pointer to find it (needs
     # copy_attention and fused_loss)
     score_unk: bool = True  # False: <unk> targets cost nothing (pretraining: words outside the vocabulary)
-    init_from: str = ""  # folder of pretrained weights (`python -m train.pretrain`) to start from
+    init_from: str = "artifacts/pretrained"  # folder of pretrained weights (`python -m train.pretrain`)
+    # to start from ("": from scratch)
     # optimisation
     lr: float = 7e-4
     warmup_steps: int = 300
     weight_decay: float = 0.01
     clip: float = 1.0
-    batch_tokens: int = 6000  # target tokens per batch (length-bucketed)
-    max_epochs: int = 40
-    patience: int = 8  # epochs without a better valid metric before stopping
+    batch_tokens: int = 1500  # target tokens per batch (length-bucketed)
+    max_epochs: int = 18
+    patience: int = 6  # epochs without a better valid metric before stopping
     min_epochs: int = 8  # never stop earlier: an early model's greedy output is too noisy to judge
-    time_budget_min: float = 38.0  # stop starting new epochs after this
+    time_budget_min: float = 40.0  # stop starting new epochs after this
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
     valid_every: int = 1
     seed: int = 1234
     # speed: `python -m e2p.evaluation.benchmark` times this trainer against `plain(cfg)` (all four off, which is
     # bit-identical with the trainer before them) side by side
-    fast_dropout: bool = FAST_DEFAULT  # CPU dropout masks from numpy's SFC64 (p rounded to 2^-16) and
+    fast_dropout: bool = True  # CPU dropout masks from numpy's SFC64 (p rounded to 2^-16) and
     # explicit attention maths with dropout, instead of bernoulli_ and SDPA's unfused fallback: same
     # maths and distribution, another random stream (so not bit-identical with a run without it)
-    fused_loss: bool = FAST_DEFAULT  # score only non-pad target positions, and run the copy
+    fused_loss: bool = True  # score only non-pad target positions, and run the copy
     # mixture and the label-smoothed loss as one autograd function: same maths
-    fused_adamw: bool = FAST_DEFAULT  # torch's fused AdamW kernel: same update, fewer kernel calls
-    reuse_memory: bool = FAST_DEFAULT  # glibc: keep freed memory in the process (mallopt) so that
+    fused_adamw: bool = True  # torch's fused AdamW kernel: same update, fewer kernel calls
+    reuse_memory: bool = True  # glibc: keep freed memory in the process (mallopt) so that
     # each step's big temporaries reuse warm pages instead of faulting in fresh ones; process-wide
-    # the artifact's default decoding
-    decode_strategy: str = "beam"
-    beam_size: int = 5
-    syntax_guard: bool = False  # decode only code that stays valid Python (e2p.model.syntax_guard)
-    eos_penalty: float = 0.0  # subtracted from EOS's log-prob: > 0 writes longer code
-    follow_example: float = 0.0  # weight (log) on continuing the retrieved example (DecodeSettings)
-    examples: int = 1  # where nothing written with the retrieved example runs, write again with the next one
-    own_decoding: dict = field(default_factory=dict)  # the model's own code (`--own`: no retrieved
-    # candidates, no fallback): DecodeSettings fields that differ from the default decoding's
-    own_rerank: str = DEFAULT_OWN_RERANK  # how the model's own candidates are ordered ("run": the first that runs)
-    rerank: str = DEFAULT_RERANK  # "run": candidates that parse, then run cleanly in the sandbox, come first
-    pool: int = 0  # also rank the code of this many nearest train examples, scored by the model
-    fallback: bool = True  # where no candidate parses, answer with the nearest train example's code
-    ranker_pool: int = RANKER_POOL  # the learned ranker (ranker.json, the retrieval baseline `--rerank
-    # ranker`) chooses among this many retrieved programs; 0: no ranker is fitted
-    ranker_decoding: dict = field(default_factory=dict)  # the model's candidates beside them under
-    # `--rerank ranker`: DecodeSettings fields that differ from the default decoding's
-    model_offset: float = 0.0  # rerank="ranker": bonus for the model's own output (chosen on valid)
 
     def model_config(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:
         return ModelConfig(
@@ -138,13 +117,12 @@ class TrainConfig:
             retrieval=self.retrieval,
             max_src=self.max_src,
             max_tgt=self.max_tgt,
-            example_pool=self.example_pool,
         )
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"name", "description"})
+        unknown = sorted(set(data) - known - {"name", "description", "policy"})
         if unknown:
             raise E2PError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -161,7 +139,7 @@ class TrainConfig:
                 f"({EXPERIMENTS_PAGE}): train it again without it (the shipped model: {REBUILD_COMMAND})"
             )
 
-        return cls.from_dict(drop_retired(data, RETIRED_OPTIONS, refuse))
+        return cls.from_dict(drop_retired(drop_retired(data, MOVED_TO_POLICY, refuse), RETIRED_OPTIONS, refuse))
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -185,17 +163,15 @@ RETIRED_OPTIONS = {
     "ema_decay": 0.0,
     "bf16": False,
 }
-
-
-# ----------------------------------------------------------------------------- data
-
-
-# TrainConfig fields that only shape inference (how sources are built at inference, decoding and the
-# choice of answer): `python -m train --evaluate-only` may change them without training again.
-INFERENCE_FIELDS = frozenset(
+# What training configs named before the answer policy had a file of its own (policy.json,
+# e2p.answer.policy): they never shaped training, so a run's config that names them loads without them.
+MOVED_TO_POLICY = dict.fromkeys(
     "decode_strategy beam_size syntax_guard eos_penalty follow_example examples own_decoding own_rerank rerank "
     "pool fallback ranker_pool ranker_decoding model_offset example_pool".split()
 )
+
+
+# ----------------------------------------------------------------------------- data
 
 
 @dataclass
@@ -211,11 +187,6 @@ class Prepared:
     train_pairs: list[tuple[list[int], list[int]]]
     valid_pairs: list[tuple[list[int], list[int]]]
     corpus_stats: dict = field(default_factory=dict)
-
-
-def ranker_pool(cfg: TrainConfig) -> int:
-    """How many retrieved programs the learned ranker ranks; 0: the artifact has no ranker."""
-    return cfg.pool if cfg.rerank == "ranker" else cfg.ranker_pool
 
 
 def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:

@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
+from ..answer.policy import Request
 from ..model.decoding import DecodeSettings, DecodeSettingsError, describe
 
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
@@ -118,46 +118,33 @@ def build_settings(
     return replace(defaults, **changes)
 
 
-class Request(NamedTuple):
-    """What one generation is asked with: `Generator.generate(prompt, settings, rerank=rerank,
-    pool=pool, fallback=fallback)`."""
-
-    settings: DecodeSettings
-    rerank: str
-    pool: int | None  # None: the artifact's pool for this rerank (`Generator.pool_for`)
-    fallback: bool  # where no candidate parses, answer with the nearest training example's code
-
-
 def request_options(gen, baseline: bool, values: Mapping) -> Request:
-    """The request the app's controls mean. `values`: the widget values by key (the session
-    state; a missing key means the artifact's default).
+    """The request the app's controls mean (`Policy.resolve`, then the controls' decoding). `values`:
+    the widget values by key (the session state; a missing key means the artifact's default).
 
-    `baseline`: the retrieval baseline, as `e2p generate --rerank ranker` asks for it: the artifact's
-    decoding for it (`gen.ranker_settings`, of the controls only the maximum length applies), the
-    learned ranker over the model's code and the nearest training programs (the artifact's ranker
-    pool), falling back to the nearest training example's code where nothing parses. Otherwise the
-    controls, starting from the artifact's default answer. Reads gen.default_settings, default_rerank,
-    ranker_settings, fallback_for and model.config.max_len.
+    `baseline`: the retrieval baseline, as `e2p generate --rerank ranker` asks for it: the policy's
+    answer for it, of the controls only the maximum length applies. Otherwise the controls, which
+    start from the policy's default answer, and the rerank chosen.
     """
     model_max_len = gen.model.config.max_len - 2
-    base = gen.ranker_settings if baseline else gen.default_settings
-    max_len = values.get("max_len", min(base.max_len, MAX_LEN_CAP))
     if baseline:
-        max_len = cap_length(max_len, model_max_len)
-        settings = replace(base, max_len=max_len, min_len=min(base.min_len, max_len))
-        return Request(settings, "ranker", None, gen.fallback_for("ranker"))
+        ask = gen.policy.resolve("ranker")
+        base = ask.settings
+        max_len = cap_length(values.get("max_len", min(base.max_len, MAX_LEN_CAP)), model_max_len)
+        return replace(ask, settings=replace(base, max_len=max_len, min_len=min(base.min_len, max_len)))
+    ask = gen.policy.resolve(values.get("rerank"))
+    base = gen.policy.default.decoding  # what the controls show
     settings = build_settings(
         base,
         strategy=values.get("strategy", base.strategy),
         beam_size=values.get("beam_size", base.beam_size),
         temperature=values.get("temperature", base.temperature),
         top_p=values.get("top_p", base.top_p),
-        max_len=max_len,
+        max_len=values.get("max_len", min(base.max_len, MAX_LEN_CAP)),
         model_max_len=model_max_len,
         follow_example=values.get("follow_example", base.follow_example),
     )
-    rerank = values.get("rerank", gen.default_rerank)
-    return Request(settings, rerank, None, gen.fallback_for(rerank))
+    return replace(ask, settings=settings)
 
 
 def describe_request(settings: DecodeSettings, rerank: str, pool: int, fallback: bool = True) -> str:

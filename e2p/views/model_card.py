@@ -7,9 +7,9 @@ and `e2p.constants` (for the rebuild command).
 
 from __future__ import annotations
 
-from ..constants import DEFAULT_RERANK
+from ..answer.policy import Answer, Policy
 from ..constants import REBUILD_COMMAND as REBUILD
-from ..model.decoding import DecodeSettings, describe
+from ..model.decoding import describe
 
 METRIC_COLUMNS = (  # metrics.json key, table header
     ("bleu", "BLEU"),
@@ -71,8 +71,8 @@ def unmeasured_note(metrics: dict | None) -> str | None:
     return f"Runs and exec match are unavailable for {', '.join(off)}: programs were not run{why}."
 
 
-def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str, str]]:
-    """(field, value) rows describing the model: architecture, size, training run."""
+def model_card(config: dict, manifest: dict, parameters: int, policy: Policy) -> list[tuple[str, str]]:
+    """(field, value) rows describing the model: architecture, size, how it answers, training run."""
     model = config.get("model", {})
     feats = config.get("features", {})
     train = config.get("train", {})
@@ -100,7 +100,7 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
             )
             or "prompt only",
         ),
-        ("answer", answer_rule(config)),
+        ("answer", answer_rule(policy.default)),
         ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, " f"code ≤ {feats.get('max_tgt', '?')}"),
         (
             "training",
@@ -120,21 +120,17 @@ def model_card(config: dict, manifest: dict, parameters: int) -> list[tuple[str,
     return rows
 
 
-def answer_rule(config: dict) -> str:
-    """How the shipped decoding picks the code it shows, in one line."""
-    settings = DecodeSettings.from_config(config.get("decoding", {}))
-    rerank, pool = config.get("rerank", DEFAULT_RERANK), config.get("pool", 0)
-    text = describe(settings, rerank, pool)
-    if rerank == "ranker":
+def answer_rule(answer: Answer) -> str:
+    """How an answer of the policy (its default) picks the code it shows, in one line."""
+    text = describe(answer.decoding, answer.rerank, answer.pool)
+    if answer.rerank == "ranker":
         text += (
-            f" — the model's output and the {pool} nearest training programs (and those with the prompt's "
-            "values put in), ordered by a ranker fitted on the train split; the first that parses and runs "
-            "cleanly wins"
+            f" — the model's output and the {answer.pool} nearest training programs (and those with the "
+            "prompt's values put in), ordered by a ranker fitted on the train split; the first that parses "
+            "and runs cleanly wins"
         )
-    elif not pool:
-        text += " — the model's own code" + (
-            "" if config.get("fallback", True) else ", no fallback to a training program"
-        )
+    elif not answer.pool:
+        text += " — the model's own code" + ("" if answer.fallback else ", no fallback to a training program")
     return text
 
 
