@@ -18,10 +18,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from e2p.answer.answer_policy import RUN_TIMEOUT_S
 from e2p.answer.generator import Generator, set_threads
 from e2p.constants import RERANKS
-from e2p.sandbox.runner import describe_limits, sandbox_status
-from e2p.views import attention, gallery, generate, inputs, model_card
+from e2p.sandbox.runner import describe_limits, run_code, sandbox_status
+from e2p.views import attention, gallery, generate, inputs, model_card, run_panel
 from e2p.views import origin_view as ov
 from e2p.views.code_html import confidence_html, diff_html
 from e2p.views.figures import (
@@ -129,7 +130,7 @@ def artifact_error_page(folder: Path, err: Exception) -> None:
     st.title("e2p — the model could not be loaded")
     st.error(generate.error_sentence(err, "while loading the model"))
     st.markdown(
-        f"The app reads its model from `{folder}` (set `{inputs.ENV_FOLDER}` to use "
+        f"The app reads its model from the `{plain(folder.name)}` folder (set `{inputs.ENV_FOLDER}` to use "
         "another folder). Rebuild the artifacts from the repository root with:"
     )
     st.code(model_card.rebuild_command(), language="bash")
@@ -157,7 +158,8 @@ def generate_view(gen: Generator, folder: Path) -> None:
     unavailable = generate.execution_notice(status, result.warnings if result is not None else ())
     if unavailable:
         st.info(unavailable)
-    st.caption(generate.execution_text(status, describe_limits()))
+    with st.expander("What runs, and where", icon=":material/shield:"):
+        st.caption(generate.execution_text(status, describe_limits()))
     notice = st.session_state.get("notice")
     if notice:
         (st.warning if notice[0] == "warning" else st.error)(notice[1])
@@ -265,13 +267,14 @@ def show_result(result) -> None:
     for warning in result.warnings:
         st.warning(warning)
     st.caption(f"Result for: {plain(result.prompt[:300])}{'…' if len(result.prompt) > 300 else ''}")
-    if result.parses:
-        st.success("The code parses.")
-    else:
+    if not result.parses:
         line, msg = result.error
         st.error(f"The code does not parse: line {line}: {plain(msg)}")
     st.markdown(ov.origin_sentence(result.origin, result.tokens_are_code))
     st.code(result.formatted, language="python", line_numbers=True)
+    if result.added:
+        st.caption(plain(ov.added_sentence(result.added)))
+    show_run(result)
     st.download_button(
         "Download .py", result.formatted, file_name="generated.py", mime="text/x-python", key="download_code"
     )
@@ -279,7 +282,11 @@ def show_result(result) -> None:
     m1.metric("Latency", f"{result.seconds:.2f} s")
     m2.metric("Tokens", len(result.tgt_tokens) - 1)
     probs = result.token_probs
-    m3.metric("Mean confidence", f"{sum(probs) / len(probs):.0%}" if probs else "—")
+    m3.metric(
+        "Model's confidence",
+        f"{sum(probs) / len(probs):.0%}" if probs else "—",
+        help="The model's mean probability for its own tokens: how sure it was, not whether the code is right.",
+    )
     m4.metric("Source", ORIGIN_LABELS.get(result.origin, result.origin), help=ORIGIN_HELP.get(result.origin))
     how = st.session_state.get("result_how")
     st.caption(how[1] if how and how[0] is result else inputs.describe_settings(result.settings))
@@ -317,9 +324,87 @@ def show_result(result) -> None:
                     for i, c in enumerate(result.candidates)
                 ],
                 hide_index=True,
+                row_height=120,
+                column_config={"code": st.column_config.TextColumn("code", width="large")},
             )
+            for i, c in enumerate(result.candidates):
+                st.caption(f"Candidate {i + 1} ({ORIGIN_LABELS.get(c.origin, c.origin)})")
+                st.code(c.code, language="python")
     if result.neighbour_prompt:
         st.caption(f"Nearest training prompt (the model edits its code): {plain(result.neighbour_prompt)}")
+
+
+RUN_LIMIT = run_panel.RunLimit(runs=5, window=60.0)
+STATUS_BOX = {"printed": st.success, "nothing": st.warning, "raised": st.error, "stopped": st.error, "not run": st.info}
+
+
+def show_status(code: str, run, budget_spent: bool = False) -> None:
+    status = sandbox_status()
+    verdict = run_panel.run_status(code, run, "" if status.available else status.reason, budget_spent)
+    STATUS_BOX[verdict.kind](plain(verdict.text[:1].upper() + verdict.text[1:]))
+    if run is not None:
+        for label, text in run_panel.run_details(run):
+            if label == "output":
+                st.caption("Output")
+                st.code(text, language="text")
+            else:
+                st.caption(f"{label.capitalize()}: {plain(text)}")
+
+
+def show_run(result) -> None:
+    """Under the answer: its sandbox run, a Run button for the code as edited, and the example it followed."""
+    st.subheader("What the code does")
+    budget_spent = result.run is None and any(c.runs is not None for c in result.candidates)
+    show_status(result.code, result.run, budget_spent)
+    with st.form("run_form", border=True):
+        edited = st.text_area(
+            "Edit the code and run it again in the sandbox",
+            value=result.code,
+            height=min(400, 40 + 22 * result.code.count("\n")),
+            key=f"edit_{id(result)}",
+        )
+        pressed = st.form_submit_button("Run", icon=":material/play_arrow:")
+    if pressed:
+        run_edited(edited)
+    shown = st.session_state.get("edited_run")
+    if shown and shown[0] is result:
+        st.caption("Your edited code, run in the sandbox:")
+        show_status(shown[1], shown[2])
+    if result.neighbour_code is not None:
+        with st.expander("The training example it followed, and what the model changed", expanded=False):
+            st.caption(f"Training prompt: {plain(result.neighbour_prompt or '')}")
+            diff = run_panel.example_diff(result.neighbour_code, result.code)
+            st.code(diff or "(the same code)", language="diff")
+            key = f"example_run_{id(result)}"
+            if key not in st.session_state and sandbox_status().available:
+                st.session_state[key] = run_code(result.neighbour_code, RUN_TIMEOUT_S)
+            st.caption("The example's own run:")
+            show_status(result.neighbour_code, st.session_state.get(key))
+
+
+def run_edited(code: str) -> None:
+    """Run the user's edited code in the sandbox (never on the server), within the Run limit."""
+    import time
+
+    state = st.session_state
+    now = time.monotonic()
+    times = state.get("run_times", [])
+    wait = RUN_LIMIT.wait(times, now)
+    if wait > 0:
+        st.warning(RUN_LIMIT.refusal(wait))
+        return
+    status = sandbox_status()
+    if not status.available:
+        st.info(plain(f"Not run: the sandbox is off ({status.reason})."))
+        return
+    state["run_times"] = RUN_LIMIT.record(times, now)
+    try:
+        run = run_code(code, RUN_TIMEOUT_S)
+    except Exception as err:
+        log.exception("e2p app: a Run failed")
+        st.error(generate.error_sentence(err, "while running the code"))
+        return
+    state["edited_run"] = (state.get("result"), code, run)
 
 
 def show_origins(result, pieces: list[str]) -> None:
@@ -333,7 +418,11 @@ def show_origins(result, pieces: list[str]) -> None:
         "token for the copy gate (the vocabulary's share of the output at that step) and the "
         "probability each route gave it."
     )
-    st.html(ov.legend_html() + ov.origins_html(pieces, result.origins))
+    st.html(
+        ov.legend_html()
+        + ov.origins_html(pieces, result.origins)
+        + (ov.added_html(result.added) if result.added else "")
+    )
     st.caption(f"Of {len(pieces)} tokens: {ov.origin_summary(result.origins)}")
 
 
@@ -350,6 +439,8 @@ def attention_view(gen: Generator, folder: Path) -> None:
         "positions they attend to. ↵ newline, ⇥ indent, ⇤ dedent. Zoom by dragging; "
         "save a PNG with the camera icon."
     )
+    with st.expander("The code these maps explain", expanded=False):
+        st.code(result.formatted, language="python", line_numbers=True)
     attention_explorer(result)
 
 
@@ -372,6 +463,10 @@ def attention_widgets(result) -> None:
     )
     maps, rows, cols = attention.attention_parts(result, kind)
     n_layers, n_heads = maps.shape[:2]
+    # Another kind may have fewer layers: keep the chosen layer where it exists, else its last.
+    state = st.session_state
+    if state.get("att_layer") not in (None, attention.ALL) and state["att_layer"] >= n_layers:
+        state["att_layer"] = n_layers - 1
     prompt = attention.source_parts(result.src_tokens)["prompt"]
     # Opens on the cross-attention head most peaked over the prompt (used only while the key is unset).
     pick = ov.peaked_head(attention.attention_parts(result, "cross")[0], prompt)
@@ -396,6 +491,9 @@ def attention_widgets(result) -> None:
         format_func=lambda x: "mean of heads" if x == attention.MEAN else f"head {x}",
     )
     layer, head = attention.layer_head(layer, head)
+    shown = "all layers (mean)" if layer is None else f"layer {layer}"
+    shown += "" if layer is None else (", mean of heads" if head is None else f", head {head}")
+    st.caption(f"Showing {attention.ATTENTION_KINDS[kind]}: {shown}.")
     st.caption(ov.pick_caption(pick, layer, head))
     show_example = False
     if kind != "decoder" and len(attention.source_parts(result.src_tokens)) > 1:
@@ -482,7 +580,12 @@ def samples_view(gen: Generator, folder: Path) -> None:
     summary = gallery.gallery_summary(samples, decoding)
     s1, s2, s3, s4 = st.columns(4)
     s1.metric("Test prompts", summary["samples"])
-    s2.metric("Mean BLEU", f"{summary['mean BLEU']:.1f}")
+    s2.metric(
+        "Mean sentence BLEU",
+        f"{summary['mean BLEU']:.1f}",
+        help="The mean of each sample's own BLEU: not the corpus BLEU of the Model view, which pools every "
+        "sample's n-grams before scoring.",
+    )
     s3.metric("Parse", f"{summary['parses']:.0%}")
     s4.metric("Pass (exact or exec match)", f"{summary['passed']:.0%}")
     kept = gallery.filter_samples(samples, decoding, status, query, min_bleu)
@@ -539,7 +642,7 @@ def model_view(gen: Generator, folder: Path) -> None:
         if note:
             st.caption(note)
         st.plotly_chart(
-            metrics_bar(model_card.metric_bars(metrics), ["BLEU", "parse %", "exec match %"]),
+            metrics_bar(model_card.metric_bars(metrics), ["corpus BLEU", "parse %", "exec match %"]),
             key="model_bars",
             config=plotly_config("e2p-test-metrics"),
         )
@@ -548,7 +651,7 @@ def model_view(gen: Generator, folder: Path) -> None:
     st.subheader("Rebuild")
     st.markdown("From the repository root (resumes from its checkpoint if interrupted):")
     st.code(model_card.rebuild_command(), language="bash")
-    st.caption(f"Artifacts: `{folder}`")
+    st.caption(f"Artifacts: the `{plain(folder.name)}` folder (set `{inputs.ENV_FOLDER}` to use another).")
 
 
 # ---------------------------------------------------------------- main

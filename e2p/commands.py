@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from .constants import CORPUS_PATH as DEFAULT_DATA
 from .constants import EXPERIMENTS_PAGE, REMOVED_RERANKS, RERANKS
@@ -39,6 +40,22 @@ def register(sub) -> None:
         "which is added where the model's rerank is another",
     )
     ev.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    ev.add_argument(
+        "--functional",
+        metavar="FILE",
+        nargs="?",
+        const="suite",
+        default=None,
+        help="instead of the corpus split, the functional suite FILE (JSON lines of tasks with checks, "
+        "../shared/EVAL.md; without FILE the project's own, e2p/evaluation/functional.jsonl): every "
+        "answer runs in the sandbox; pass@1 and the failure kinds of each system",
+    )
+    ev.add_argument(
+        "--half",
+        choices=["all", "tune", "held-out"],
+        default="all",
+        help="with --functional: only the tasks of EVAL.md's tune or held-out half (default: all)",
+    )
     ev.add_argument(
         "--allow-other-corpus",
         action="store_true",
@@ -237,6 +254,8 @@ def check_corpus(generator, folder: str, data: str, sha256: str, allow_other: bo
 
 
 def _evaluate(args) -> None:
+    if args.functional is not None:
+        return _evaluate_functional(args)
     from .answer.bundle import sha256_file
     from .data.corpus import load_corpus
     from .evaluation.report import (
@@ -294,6 +313,56 @@ def _evaluate(args) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
+
+
+def _evaluate_functional(args) -> None:
+    """`evaluate --functional`: each system answers every task's prompt; the answers run in the sandbox."""
+    from .evaluation.functional import SUITE_PATH, failure_counts, load_suite, run_suite, split_suite
+    from .evaluation.report import model_answers, system_label
+
+    path = SUITE_PATH if args.functional == "suite" else Path(args.functional)
+    tasks = split_suite(load_suite(path), args.half)[: args.limit]
+    if not tasks:
+        raise E2PError(f"{path} has no tasks in the {args.half} half")
+    generator = _load(args.artifacts)
+    asks = {"model": request_from_args(args, generator)}
+    if args.ranker_row and generator.bundle.ranker is not None and asks["model"].rerank != "ranker":
+        asks["ranker"] = generator.policy.resolve("ranker")
+    for item in args.also:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise E2PError(f"--also takes NAME=FOLDER, got {item!r}")
+        asks[name] = (_load(folder), None)
+    prompts = [SimpleNamespace(prompt=t.prompt) for t in tasks]
+    systems = {}
+    for name, ask in asks.items():
+        gen, ask = ask if isinstance(ask, tuple) else (generator, ask)
+        ask = ask or gen.policy.resolve()
+        print(f"generating with {name} ({system_label(ask)}) on {len(tasks)} tasks", file=sys.stderr)
+        systems[name] = (model_answers(gen, prompts, ask, progress=sys.stderr.isatty()).codes, system_label(ask))
+    if generator.bundle.retriever is not None:  # the nearest train prompt's code, from the artifact's memory
+        codes = [generator.bundle.retriever.baseline(t.prompt) for t in tasks]
+        systems["retrieval"] = (codes, "nearest train prompt (TF-IDF) code")
+    report = {"suite": str(path), "half": args.half, "n": len(tasks), "systems": {}}
+    for name, (codes, label) in systems.items():
+        outcomes = run_suite(codes, tasks)
+        passed = sum(o.passed for o in outcomes)
+        report["systems"][name] = {
+            "passed": passed,
+            "pass_at_1": round(passed / len(tasks), 4),
+            "settings": label,
+            "failures": failure_counts(outcomes),
+            "tasks": {
+                t.task_id: {"passed": o.passed, "failure": o.failure, "detail": o.detail, "code": code}
+                for t, o, code in zip(tasks, outcomes, codes)
+            },
+        }
+    print(f"functional suite {path} ({args.half} half, {len(tasks)} tasks): pass@1, one answer per task")
+    for name, row in report["systems"].items():
+        kinds = ", ".join(f"{k} {v}" for k, v in row["failures"].items()) or "none"
+        print(f"  {name:<10} {row['passed']:>4}/{len(tasks)}  {100 * row['pass_at_1']:5.1f}%  failures: {kinds}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 def _bench(args) -> None:

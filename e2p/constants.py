@@ -13,4 +13,4 @@ EXPERIMENTS_PAGE = "docs/experiments.md"
 # The corpus (EVAL.md), relative to the repository root, where the commands are run from.
 CORPUS_PATH = "../shared/data/english_python_data.txt"
 # How to rebuild the shipped artifacts, as every message that asks for a rebuild says it.
-REBUILD_COMMAND = f"python -m train --data {CORPUS_PATH} --out artifacts"
+REBUILD_COMMAND = f"python -m train --data {CORPUS_PATH} --config default --out artifacts"

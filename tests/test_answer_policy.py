@@ -43,6 +43,29 @@ def test_run_tries_candidates_by_score_only_until_one_runs():
     assert [code for _, code, _ in ranked][-1] == codes[0]  # what does not parse comes last
 
 
+def test_run_prefers_code_that_prints_and_completes_a_function_never_called():
+    quiet = "x = 1\n"  # runs cleanly, shows nothing
+    add = "def add(a, b):\n    return a + b\n"  # defined, never called: run with a call added
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.2)]
+    completed_add = add + "\nprint(add(15, 27))\n"
+    runner = FakeRunner({quiet: "", completed_add: "42\n"})
+    ranked = rank("write a python program to add 15 and 27", hyps, [quiet, add], ["model"] * 2, "run", runner=runner)
+    assert runner.ran == [quiet, completed_add]  # the quiet one did not stop the search
+    first = ranked[0][2]
+    assert first.code == add and first.runs and first.shows and first.added == "print(add(15, 27))"
+    assert first.run.stdout == "42\n" and ranked[1][2].runs and ranked[1][2].shows is False
+
+
+def test_run_puts_a_function_first_where_the_prompt_asks_for_one():
+    script, func = "print(2 + 3)\n", "def add(a, b):\n    return a + b\n"
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.5)]
+    runner = FakeRunner({script: "5\n", func + "\nprint(add(5, 3))\n": "8\n"})
+    ranked = rank(
+        "write a python function to add two numbers", hyps, [script, func], ["model"] * 2, "run", runner=runner
+    )
+    assert ranked[0][1] == func and len(runner.ran) == 1  # tried first, and it did what was asked
+
+
 def test_score_keeps_the_model_order_and_parse_puts_parsing_code_first():
     codes = ["print(\n", "print(2)\n", "print(3)\n"]
     hyps = [SimpleNamespace(score=s) for s in (0.0, -0.5, -0.1)]

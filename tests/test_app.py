@@ -18,6 +18,8 @@ import pytest
 from models import made_up_result
 
 from e2p.answer.bundle import REBUILD
+from e2p.sandbox.runner import sandbox_status
+from e2p.views import inputs
 from e2p.views import origin_view as ov
 from e2p.views.attention import ALL, MEAN, WINDOW, source_parts
 from e2p.views.figures import axis_labels
@@ -165,7 +167,12 @@ def test_generate_shows_code_status_latency_confidence(app):
     codes = [c.value.strip() for c in gen_tab.get("code")]
     assert result.formatted.strip() in codes
     assert result.parses and result.error is None  # a train-like prompt: a candidate or the fallback parses
-    assert any("The code parses" in s.value for s in app.success) and not app.error
+    # the status is about running, never about parsing
+    statuses = [unescaped(e.value) for kind in ("success", "warning", "error", "info") for e in gen_tab.get(kind)]
+    assert not any("parses" in s for s in statuses)
+    assert any(
+        s.startswith(("Ran and printed", "Ran but printed nothing", "Raised", "Stopped", "Not run")) for s in statuses
+    )
     labels = {m.label: m.value for m in app.metric}
     assert labels["Latency"].endswith(" s") and float(labels["Latency"][:-2]) > 0
     assert [d.proto.label for d in gen_tab.get("download_button")][:1] == ["Download .py"]
@@ -284,7 +291,8 @@ def test_decoding_controls_reach_the_generator(app):
 
 def test_follow_slider_reaches_the_settings(app):
     slider = app.slider(key="follow_example")
-    assert slider.label == "Follow the retrieved example" and (slider.min, slider.max, slider.step) == (0.0, 8.0, 0.5)
+    assert slider.label == "Follow the retrieved example"
+    assert (slider.min, slider.max, slider.step) == (0.0, inputs.MAX_FOLLOW, 0.5)
     assert not slider.disabled
     generate(app, PROMPT, strategy="greedy", max_len=12, follow_example=3.5)
     assert app.session_state["result"].settings.follow_example == 3.5
@@ -793,3 +801,137 @@ def test_widget_values_survive_switching_views(app):
     open_view(app, "Model")
     open_view(app, "Generate")
     assert app.checkbox(key="baseline").value is True and app.radio(key="strategy").disabled
+
+
+# ------------------------------------------------------------------ what the code does (the run panel)
+
+
+def shown_result(app, code: str, run):
+    """The app's last answer with `code` and its run replaced, drawn again: the status under it."""
+    from dataclasses import replace
+
+    result = app.session_state["result"]
+    app.session_state["result"] = replace(result, code=code, formatted=code, run=run, added=None)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    gen_tab = tab(app, "Generate")
+    return [unescaped(e.value) for kind in ("success", "warning", "error", "info") for e in gen_tab.get(kind)]
+
+
+def unescaped(markdown: str) -> str:
+    """Text the app wrote through `plain` (every ASCII punctuation mark backslash-escaped), as shown."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox cannot isolate here")
+def test_the_run_panel_says_what_the_code_did(app):
+    from e2p.sandbox.runner import RunResult
+
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    assert "What the code does" in [h.value for h in tab(app, "Generate").get("subheader")]
+    # the answer's own run, as the server made it to choose it
+    if result.run is not None and result.run.ok and result.run.stdout.strip():
+        assert any(s.startswith("Ran and printed") for s in shown_result(app, result.code, result.run))
+    printed = shown_result(app, "print(42)\n", RunResult(0, "42\n", "", False))
+    assert any(s.startswith("Ran and printed 42") for s in printed)
+    never = shown_result(app, "def fib(n):\n    return n\n", RunResult(0, "", "", False))
+    assert any("printed nothing: `fib` is defined and never called" in s for s in never), never
+    trace = 'Traceback (most recent call last):\n  File "main.py", line 3, in <module>\n'
+    trace += "NameError: name 'x' is not defined\n"
+    raised = shown_result(app, "a = 1\nb = 2\nprint(x)\n", RunResult(1, "", trace, False))
+    assert any(s.startswith("Raised NameError on line 3") for s in raised), raised
+    labels = [m.label for m in tab(app, "Generate").get("metric")]
+    assert "Model's confidence" in labels and "Mean confidence" not in labels
+    # a line the completion rule added is said to be the rule's, under the code and among the token marks
+    from dataclasses import replace
+
+    app.session_state["result"] = replace(result, added="print(add(15, 27))")
+    app.run()
+    gen_tab = tab(app, "Generate")
+    assert any("was added by a rule, not written by the model" in unescaped(c.value) for c in gen_tab.get("caption"))
+    if result.origins is not None and result.tokens_are_code:
+        assert any("e2p-added" in h for h in texts(gen_tab, "html"))
+
+
+def test_the_run_panel_says_when_nothing_ran(app, sandbox_off):
+    generate(app, PROMPT)
+    shown = [unescaped(e.value) for e in tab(app, "Generate").get("info")]
+    assert any(s.startswith("Not run: the sandbox is off") for s in shown), shown
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox cannot isolate here")
+def test_run_runs_the_edited_code_in_the_sandbox_within_a_limit(app, monkeypatch):
+    from e2p.sandbox import runner
+
+    calls = []
+    real = runner._run
+    monkeypatch.setattr(runner, "_run", lambda code, timeout: calls.append(code) or real(code, timeout))
+    generate(app, PROMPT)
+    calls.clear()
+    area = [t for t in app.text_area if t.label.startswith("Edit the code")][0]
+    area.input("print(6 * 7)\nprint(undefined)\n")
+    [b for b in app.button if b.label == "Run"][0].click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert calls and calls[-1] == "print(6 * 7)\nprint(undefined)\n"  # through the sandbox's runner
+    gen_tab = tab(app, "Generate")
+    assert any(unescaped(e.value).startswith("Raised NameError on line 2") for e in gen_tab.get("error"))
+    assert "42" in [c.value for c in gen_tab.get("code")]
+    for _ in range(5):  # past the limit: said on the page, nothing more runs
+        [b for b in app.button if b.label == "Run"][0].click()
+        app.run()
+    assert any("runs a minute" in unescaped(w.value) for w in tab(app, "Generate").get("warning"))
+    assert len(calls) <= 5
+
+
+# ------------------------------------------------------------------ polish (issue 28)
+
+
+def test_switching_the_attention_kind_keeps_the_layer_where_it_exists(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    dec_layers, enc_layers = result.attention["decoder"].shape[0], result.attention["encoder"].shape[0]
+    attention_tab = open_view(app, "Attention")
+    assert result.formatted.strip() in [c.value.strip() for c in attention_tab.get("code")]  # the code it explains
+    app.radio(key="att_kind").set_value("decoder").run()
+    app.selectbox(key="att_layer").set_value(0).run()
+    app.radio(key="att_kind").set_value("encoder").run()
+    assert app.selectbox(key="att_layer").value == 0  # layer 0 exists in both: kept
+    captions = [unescaped(c.value) for c in tab(app, "Attention").get("caption")]
+    assert any(c.startswith("Showing Encoder self-attention") and ": layer 0" in c for c in captions), captions
+    if dec_layers > enc_layers:
+        app.radio(key="att_kind").set_value("decoder").run()
+        app.selectbox(key="att_layer").set_value(dec_layers - 1).run()
+        app.radio(key="att_kind").set_value("encoder").run()
+        assert not app.exception and app.selectbox(key="att_layer").value == enc_layers - 1  # its last
+
+
+def test_every_figure_says_what_it_is_and_the_model_card_shows_no_server_path(app, artifacts):
+    gallery = open_view(app, "Samples")
+    labels = [m.label for m in gallery.get("metric")]
+    assert "Mean sentence BLEU" in labels and "Mean BLEU" not in labels
+    model = open_view(app, "Model")
+    table = model.get("dataframe")[0].value
+    assert "corpus BLEU" in table.columns
+    shown = [str(e.value) for kind in ("caption", "markdown", "code") for e in model.get(kind)]
+    assert not any(str(artifacts.resolve()) in text for text in shown)  # no server path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert REBUILD in [c.value for c in model.get("code")] and REBUILD in readme
+
+
+def test_no_deploy_button_and_no_usage_statistics():
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer" and config["browser"]["gatherUsageStats"] is False
+
+
+def test_the_candidates_show_their_code_readably(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    if len(result.candidates) > 1:
+        codes = [c.value.strip() for c in tab(app, "Generate").get("code")]
+        assert all(c.code.strip() in codes for c in result.candidates)  # each candidate as code, lines kept

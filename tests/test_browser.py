@@ -182,3 +182,45 @@ def test_a_prompt_is_shown_as_typed_and_fetches_nothing(server, browser):
         page.close()
         listener.shutdown()
     assert hits == []
+
+
+def test_the_run_panel_run_button_and_example_diff(folder, server, browser, tmp_path):
+    """Issue 28 in a real browser: the answer and its run start above the fold at 1400×1000; a Run of
+    edited code runs it in the sandbox (its working folder is the sandbox's, /home/sandbox) and shows
+    its output and a "raised …" status; the example the answer followed shows as a diff."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Generate").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.get_by_label("Describe the code you want").fill(PROMPT)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text(f"Result for: {PROMPT}").wait_for(timeout=60_000)
+    wait_idle(page)
+    code = page.locator('[data-testid="stCode"]').first
+    assert code.bounding_box()["y"] < 1000, "the answer starts below the fold"
+    page.get_by_role("heading", name="What the code does").wait_for(timeout=10_000)
+    status = re.compile(r"^(Ran and printed|Ran but printed nothing|Raised|Stopped|Not run)")
+    assert page.get_by_text(status).count() >= 1, "no run status under the answer"
+    assert page.get_by_text("The code parses").count() == 0
+    page.screenshot(path=str(tmp_path / "5-run-panel.png"), full_page=False)
+
+    area = page.get_by_label("Edit the code and run it again in the sandbox")
+    area.fill("import os\nprint(os.getcwd())\nprint(missing)\n")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Raised NameError on line 3").wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.get_by_text("/home/sandbox", exact=True).count() >= 1  # its output: run in the sandbox
+    page.screenshot(path=str(tmp_path / "6-run-edited.png"), full_page=True)
+
+    expander = page.get_by_text("The training example it followed", exact=False)
+    if expander.count():
+        expander.first.click()
+        page.get_by_text("--- training example", exact=False).first.wait_for(timeout=10_000)
+        page.screenshot(path=str(tmp_path / "7-example-diff.png"), full_page=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for shot in tmp_path.glob("*.png"):
+        shutil.copy(shot, SCREENS / shot.name)
+    assert not errors, errors
+    page.close()

@@ -449,3 +449,15 @@ def _compiles(code: str) -> bool:
         return True
     except SyntaxError:
         return False
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_a_deadline_ends_the_search_as_the_length_limit_does(model, strategy):
+    s = DecodeSettings(strategy=strategy, beam_size=3, n_best=3, min_len=40, max_len=40, seed=0)
+    free = decode(model, [5, 6, 7], s, **IDS)
+    assert all(len(h.tokens) == 40 and not h.timed_out for h in free)  # EOS banned until the limit
+    # a deadline already past: one step, then only EOS is left
+    cut = decode(model, [5, 6, 7], s, **IDS, deadline=time.monotonic() - 1.0)
+    assert cut and all(h.timed_out and h.hit_max_len and len(h.tokens) == 1 for h in cut)
+    late = decode(model, [5, 6, 7], s, **IDS, deadline=time.monotonic() + 60.0)
+    assert [h.tokens for h in late] == [h.tokens for h in free] and not any(h.timed_out for h in late)

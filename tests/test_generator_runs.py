@@ -110,16 +110,17 @@ def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example
     from e2p.answer import generator as generator_module
 
     g = Generator(tiny_default_artifacts)
-    prompt = "write a function to add two numbers"
+    prompt = "write a program to add two numbers"  # asks for no function: any code that runs and prints does it
     written, real_write = [], g._write
     monkeypatch.setattr(g, "_write", lambda source, *a: written.append(source) or real_write(source, *a))
 
-    class Runner:  # every candidate of the first writing fails (unless first_runs), every later one runs
+    class Runner:  # every candidate of the first writing fails (unless first_runs), every later one runs and prints
         def run(self, code):
             ok = first_runs or len(written) > 1
-            return RunResult(returncode=0 if ok else 1, stdout="", stderr="", timed_out=False)
+            return RunResult(returncode=0 if ok else 1, stdout="5\n" if ok else "", stderr="", timed_out=False)
 
-    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: Runner())
+    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings, *a: Runner())
+    monkeypatch.setattr(generator_module, "WRITE_S", 600.0)  # what is counted here, not a loaded machine's clock
     settings = replace(g.policy.default.decoding, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
     result = g.generate(prompt, settings, rerank="run", pool=0, fallback=False)
     second = g.bundle.featurizer.source(prompt, start=1)
@@ -166,7 +167,8 @@ def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_default_artifac
         def run(self, code):
             return RunResult(returncode=1, stdout="", stderr="", timed_out=False)
 
-    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings: Failing())
+    monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings, *a: Failing())
+    monkeypatch.setattr(generator_module, "WRITE_S", 600.0)  # what is counted here, not a loaded machine's clock
     settings = replace(g.policy.default.decoding, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
     result = g.generate("write a function to add two numbers", settings, rerank=rerank, pool=pool, fallback=False)
     assert calls["nearest"] == 1 and calls["inspect"] == 1, calls

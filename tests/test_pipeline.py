@@ -11,6 +11,7 @@ from conftest import REPO_ROOT, evaluate_args, run_cli, train_args
 from safetensors.torch import load_file
 
 from e2p.answer.bundle import ArtifactError, load_bundle, verify
+from e2p.answer.completion import completed
 from e2p.answer.generator import Generator
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,10 @@ def test_generate_parses_whenever_a_candidate_parses(tiny_artifacts):
         assert [c for c in result.candidates if c.origin == "model"]
         assert all(c.parses for c in result.candidates if c.origin == "model")
         assert result.parses and result.candidates[0].parses
-        assert result.code == result.candidates[0].code and result.origin == result.candidates[0].origin
+        # the first candidate's code, with the completion line its run added where it added one
+        first = result.candidates[0]
+        assert result.code == (completed(first.code, prompt)[0] if first.added else first.code)
+        assert result.origin == first.origin and result.added == first.added
     T, S = len(result.tgt_tokens), len(result.src_tokens)
     assert result.attention["cross"].shape[2:] == (T, S)
     assert result.attention["decoder"].shape[2:] == (T, T)

@@ -12,7 +12,7 @@ from e2p.answer.policy import DEFAULT_PRESET, Answer, Policy, PolicyError, Reque
 from e2p.errors import E2PError
 from e2p.model.decoding import DecodeSettings
 
-BEAM = DecodeSettings(strategy="beam", beam_size=5, syntax_guard=True, follow_example=5.0, examples=2)
+BEAM = DecodeSettings(strategy="beam", beam_size=5, syntax_guard=True, follow_example=20.0, examples=2)
 GREEDY = DecodeSettings(strategy="greedy", syntax_guard=True, eos_penalty=1.0)
 SHIPPED = Policy(Answer(BEAM, "run", 0, False), Answer(GREEDY, "ranker", 10, True), example_pool=10, model_offset=-10)
 
@@ -50,7 +50,7 @@ def test_a_policy_round_trips_through_its_file(tmp_path):
     SHIPPED.save(tmp_path)
     assert Policy.load(tmp_path, "REBUILD") == SHIPPED
     data = json.loads((tmp_path / "policy.json").read_text())
-    assert data["ranker"]["model_offset"] == -10 and data["default"]["decoding"]["follow_example"] == 5.0
+    assert data["ranker"]["model_offset"] == -10 and data["default"]["decoding"]["follow_example"] == 20.0
     (tmp_path / "policy.json").write_text("{}")
     with pytest.raises(PolicyError, match="not an answer policy"):
         Policy.load(tmp_path, "REBUILD")

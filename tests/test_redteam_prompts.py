@@ -16,6 +16,7 @@ from synthetic import write_rows
 from test_placeholders import assert_values_only_in_strings
 
 from e2p.answer import generator as gen_module
+from e2p.answer.completion import completed
 from e2p.answer.generator import Generator
 from e2p.data.placeholders import MAX_NUMBER_CHARS, abstract_prompt
 from e2p.sandbox import runner as sandbox
@@ -109,8 +110,8 @@ def test_hostile_prompts_reach_code_only_as_string_constants(folder, request, ru
                 assert "9" * (MAX_NUMBER_CHARS + 1) not in code  # the 2,000-digit number stays out
             ran = {code for code, _ in calls[before:]}
             for c in result.candidates:
-                if c.runs is not None:
-                    assert c.code in ran, (rerank, c.code)  # ran, and through the sandbox's runner
+                if c.runs is not None:  # ran (with its completion line, where it has one) through the sandbox's runner
+                    assert completed(c.code, result.prompt)[0] in ran or c.code in ran, (rerank, c.code)
             if rerank == "run" and available:
                 assert len(calls) > before  # something did run: the checks above mean something
     for _, result in calls:

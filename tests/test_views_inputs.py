@@ -66,7 +66,7 @@ def test_build_settings_rejects_bad_values():
         inputs.build_settings(DecodeSettings(), "nucleus", 1, 1.0, 0.9, 20)
 
 
-@pytest.mark.parametrize("asked, used", [(0, 0.0), (3.5, 3.5), (8, 8.0), (-1, 0.0), (20, inputs.MAX_FOLLOW)])
+@pytest.mark.parametrize("asked, used", [(0, 0.0), (3.5, 3.5), (8, 8.0), (-1, 0.0), (30, inputs.MAX_FOLLOW)])
 def test_build_settings_follow_example_is_clamped(asked, used):
     s = inputs.build_settings(DecodeSettings(follow_example=2.0), "greedy", 1, 1.0, 0.9, 20, follow_example=asked)
     assert s.follow_example == used and isinstance(s.follow_example, float)

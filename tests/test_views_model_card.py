@@ -39,7 +39,7 @@ def test_metrics_rows_and_model_card():
     }
     rows = model_card.metrics_rows(metrics)
     assert [r["system"] for r in rows] == ["model", "retrieval"]
-    assert rows[0]["BLEU"] == 40.1 and rows[0]["parses"] == 90.0 and rows[1]["exec match"] is None
+    assert rows[0]["corpus BLEU"] == 40.1 and rows[0]["parses"] == 90.0 and rows[1]["exec match"] is None
     config = {
         "model": {"d_model": 64, "n_heads": 4, "enc_layers": 2, "dec_layers": 3},
         "features": {"copy": True, "retrieval": False},
@@ -77,7 +77,7 @@ def test_unmeasured_runs_in_metrics():
     rows = model_card.metrics_rows(metrics)
     assert rows[0]["exec match"] is None and rows[0]["runs"] is None and rows[1]["exec match"] == 50.0
     bars = model_card.metric_bars(metrics)
-    assert bars["model"] == {"BLEU": 40.0, "parse %": 90.0, "exec match %": None}
+    assert bars["model"] == {"corpus BLEU": 40.0, "parse %": 90.0, "exec match %": None}
     assert bars["retrieval"]["exec match %"] == 50.0
     assert model_card.unmeasured_note(metrics) == (
         "Runs and exec match are unavailable for model: programs were " "not run (bubblewrap (bwrap) is not installed)."

@@ -1,5 +1,6 @@
 """The app's origin helpers: who wrote the code, token origin marks, the head the Attention view opens on."""
 
+import html
 import re
 from html.parser import HTMLParser
 
@@ -153,3 +154,13 @@ def test_pick_caption_says_why_or_which_head_it_would_open_on():
     assert opened.startswith("Opened on layer 1, head 2:") and "0.62" in opened and "least flat" in opened
     other = ov.pick_caption(pick, 0, None)
     assert not other.startswith("Opened") and "layer 1, head 2" in other
+
+
+def test_a_line_added_by_rule_is_marked_as_the_rules_not_the_models():
+    line = "print(add(15, 27))"
+    marked = ov.added_html(line)
+    assert 'class="e2p-origin e2p-added"' in marked and "added by rule, not by the model" in marked
+    assert html.escape(line) in marked
+    assert "<script>" not in ov.added_html("print('<script>')")  # escaped like every token
+    sentence = ov.added_sentence(line)
+    assert line in sentence and "not written by the model" in sentence

@@ -7,14 +7,20 @@ orchestrates; the rules are here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
 from ..syntax import syntax_error
+from .completion import completed
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
+# One request's work on an idle machine: the model writes for at most WRITE_S seconds (all its
+# writings together; a search still going then ends as at the length limit), and the request's runs
+# end by REQUEST_S, so that no answer takes more than about 10 s.
+WRITE_S = 6.0
+REQUEST_S = 9.5
 
 
 @dataclass(frozen=True)
@@ -26,16 +32,20 @@ class Candidate:
     origin: str = "model"  # "model": found by the search; "retrieval": a train example's code, scored by the model;
     # "edited": a train example's code with this prompt's values put in (e2p.answer.edit)
     ranker_score: float | None = None  # the ranker's score (rerank="ranker")
+    shows: bool | None = None  # its run printed something (None where it was not run)
+    added: str | None = None  # the completion line its run added (e2p.answer.completion), where it ran cleanly
+    run: RunResult | None = field(default=None, repr=False, compare=False)  # its sandbox run (the completed program)
 
 
-def runner_for(rerank: str, warnings: list[str]) -> RunBudget | None:
-    """The sandbox budget of one request where `rerank` runs candidates; None where it does not
-    or where the sandbox cannot isolate (then `warnings` says that nothing was run)."""
+def runner_for(rerank: str, warnings: list[str], left: float = REQUEST_S) -> RunBudget | None:
+    """The sandbox budget of one request where `rerank` runs candidates (at most `left` seconds, the
+    request's time left); None where it does not or where the sandbox cannot isolate (then
+    `warnings` says that nothing was run)."""
     if rerank not in ("run", "ranker"):
         return None
     status = sandbox_status()
     if status.available:
-        return RunBudget(RUN_BUDGET_S, RUN_TIMEOUT_S)
+        return RunBudget(max(0.0, min(RUN_BUDGET_S, left)), RUN_TIMEOUT_S)
     warnings.append(f"{status.notice}; the answer was chosen without running anything")
     return None
 
@@ -60,7 +70,7 @@ def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudg
     if rerank == "ranker" and scores is not None:
         return rank_by_ranker(prompt, hyps, codes, origins, scores, runner)
     if rerank in ("run", "ranker"):  # "ranker" without a ranker file: like "run"
-        return first_that_runs(hyps, codes, origins, runner)
+        return first_that_runs(hyps, codes, origins, runner, prompt)
     rows = [
         (h, code, Candidate(code, h.score, syntax_error(code) is None, None, origin))
         for h, code, origin in zip(hyps, codes, origins)
@@ -70,23 +80,44 @@ def rank(prompt, hyps, codes, origins, rerank: str, scores=None, runner: RunBudg
     return sorted(rows, key=lambda r: (not r[2].parses, -r[2].score))  # "parse"
 
 
-def first_that_runs(hyps, codes, origins, runner: RunBudget | None):
-    """Parsing first, then by the model score; candidates run in that order only until one runs
-    cleanly (or the budget is spent), and the first that did not fail goes first. Those never run
-    keep runs=None."""
+def first_that_runs(hyps, codes, origins, runner: RunBudget | None, prompt: str = ""):
+    """Parsing first, then by the model score. Candidates run in that order, each completed where it
+    defines a function it never calls (a printed call with the prompt's values: `completion`), until
+    one runs cleanly and prints something (or the budget is spent); that one goes first, else the
+    first that ran cleanly, else the first that did not fail. Those never run keep runs=None."""
     rows = [
         (h, code, Candidate(code, h.score, syntax_error(code) is None, None, origin))
         for h, code, origin in zip(hyps, codes, origins)
     ]
-    rows.sort(key=lambda r: (not r[2].parses, -r[2].score))
+    # code that defines a function first where the prompt asks for one
+    rows.sort(key=lambda r: (not r[2].parses, not fits_request(prompt, r[1]), -r[2].score))
     for i, (h, code, cand) in enumerate(rows):
         if runner is None or not cand.parses:
             break
-        runs = _ran(runner.run(code))
-        rows[i] = (h, code, replace(cand, runs=runs))
-        if runs is not False:  # ran cleanly, or nothing more may run
+        program, line = completed(code, prompt)
+        result = runner.run(program)
+        runs = _ran(result)
+        shows = None if result is None else bool(runs and result.stdout.strip())
+        rows[i] = (h, code, replace(cand, runs=runs, shows=shows, added=line if runs else None, run=result))
+        if runs is None or (shows and fits_request(prompt, code)):  # no more runs, or this one does it
             break
-    return sorted(rows, key=lambda r: (not r[2].parses, r[2].runs is False))  # stable: keeps the order
+    return sorted(rows, key=lambda r: judged(r[2], prompt))  # stable: keeps the order among equals
+
+
+def judged(cand: Candidate, prompt: str) -> tuple[bool, bool, int]:
+    """How good a candidate is by the "run" rule, lowest best: it parses, defines a function where the
+    prompt asks for one, and ran cleanly and printed (`outcome_rank`)."""
+    return (not cand.parses, not fits_request(prompt, cand.code), outcome_rank(cand))
+
+
+def settled(cand: Candidate, prompt: str) -> bool:
+    """Whether writing again cannot do better by the "run" rule (or may not run anything more)."""
+    return cand.parses and (cand.runs is None or judged(cand, prompt) == (False, False, 0))
+
+
+def outcome_rank(cand: Candidate) -> int:
+    """0 ran cleanly and printed, 1 ran cleanly and printed nothing, 2 not run, 3 failed."""
+    return {True: 1 - bool(cand.shows), None: 2, False: 3}[cand.runs]
 
 
 def rank_by_ranker(prompt, hyps, codes, origins, scores, runner: RunBudget | None):

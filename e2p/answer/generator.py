@@ -21,11 +21,14 @@ from ..errors import E2PError
 from ..formatting import format_code
 from ..model.decoding import DecodeSettings, decode, score_targets
 from ..model.origins import TokenOrigin, origins_from_routes
+from ..sandbox.runner import RunResult
 from ..syntax import syntax_error
-from .answer_policy import Candidate, rank, ranker_scores, runner_for
+from .answer_policy import REQUEST_S, WRITE_S, Candidate, judged, rank, ranker_scores, runner_for, settled
 from .bundle import Bundle, load_bundle
+from .completion import completed
 from .edit import adapt_literals, fill_inputs
 
+MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
 
 
@@ -57,9 +60,12 @@ class GenerationResult:
     settings: DecodeSettings | None = None
     warnings: list[str] = field(default_factory=list)
     neighbour_prompt: str | None = None
+    neighbour_code: str | None = None  # the code of the training example the answer was written with
     tokens_are_code: bool = True  # False where the code is the fallback, not what tgt_tokens spell
     origins: list[TokenOrigin] | None = None  # per generated token: written, copied from the prompt or
     # from the retrieved example, with the copy gate (None without copy attention or tokens_are_code)
+    added: str | None = None  # a line the completion rule added after the model's code (e2p.answer.completion)
+    run: RunResult | None = field(default=None, repr=False)  # the sandbox run of `code` made to choose it
 
 
 class Generator:
@@ -88,6 +94,7 @@ class Generator:
         `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit).
         What is left out is the artifact's policy's for the rerank used (`Policy.resolve`)."""
         started = time.perf_counter()
+        deadline = time.monotonic() + WRITE_S  # the model's writing ends by then (`decode`'s deadline)
         ask = self.policy.resolve(rerank, pool=pool, fallback=fallback, edit=edit)
         settings, rerank, pool, fallback = settings or ask.settings, ask.rerank, ask.pool, ask.fallback
         prompt = (prompt or "").strip()
@@ -119,7 +126,7 @@ class Generator:
         max_len = min(settings.max_len, b.model.config.max_len - 2)
         settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
         mapping = source.slots.mapping()
-        hyps, codes = self._write(source, src_ids, settings)
+        hyps, codes = self._write(source, src_ids, settings, deadline, prompt)
         origins = ["model"] * len(hyps)
         values = None
         if pool and b.retriever is not None:
@@ -147,20 +154,20 @@ class Generator:
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
-        runner = runner_for(rerank, warnings)
+        runner = runner_for(rerank, warnings, REQUEST_S - (time.perf_counter() - started))
         ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
         for start in range(1, writings):
             first = ranked[0][2]
-            if first.parses and first.runs is not False:  # ran cleanly, or nothing more may run
+            if settled(first, prompt):  # it does what was asked as far as running shows, or no more runs
                 break
-            # Nothing the model wrote with this example ran: write again with the next one shown.
+            # Nothing the model wrote with this example ran and printed: write again with the next one shown.
             other = b.featurizer.source_of(retrieved, start)
-            if other.neighbour is None:
+            if other.neighbour is None or deadline - time.monotonic() < MIN_WRITE_S:
                 break
             other_ids = b.src_vocab.encode(other.tokens)
-            more, more_codes = self._write(other, other_ids, settings)
+            more, more_codes = self._write(other, other_ids, settings, deadline, prompt)
             again = rank(prompt, more, more_codes, ["model"] * len(more), rerank, None, runner)
-            if again[0][2].runs or (again[0][2].parses and not first.parses):
+            if judged(again[0][2], prompt) < judged(first, prompt):
                 ranked, source, src_ids = again + ranked, other, other_ids
             else:
                 ranked += again
@@ -172,7 +179,15 @@ class Generator:
         shown = lambda toks: [mapping.get(t, t) for t in toks]  # noqa: E731
         out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
         tokens_are_code = best_code == best_cand.code
-        if tokens_are_code and best_hyp.hit_max_len:
+        added = best_cand.added if tokens_are_code else None
+        if added is not None:  # the completion line its run added, marked as the rule's in the views
+            best_code = completed(best_code, prompt)[0]
+        if tokens_are_code and best_hyp.timed_out:
+            warnings.append(
+                f"the request's time limit ({WRITE_S:g} s of writing) ended the code after "
+                f"{len(best_hyp.tokens)} tokens: it may stop short of what was asked"
+            )
+        elif tokens_are_code and best_hyp.hit_max_len:
             warnings.append(
                 f"the code reached the length limit of {settings.max_len} tokens: it may stop short "
                 f"of what was asked (a longer --max-len lets it go on)"
@@ -206,11 +221,16 @@ class Generator:
             settings=settings,
             warnings=warnings,
             neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
+            neighbour_code=source.neighbour.code if source.neighbour else None,
             tokens_are_code=tokens_are_code,
             origins=origins,
+            added=added,
+            run=best_cand.run if tokens_are_code else None,
         )
 
-    def _write(self, source, src_ids: list[int], settings: DecodeSettings) -> tuple[list, list[str]]:
+    def _write(
+        self, source, src_ids: list[int], settings: DecodeSettings, deadline=None, prompt: str = ""
+    ) -> tuple[list, list[str]]:
         """The model's hypotheses for one source, and their code with the prompt's values put back."""
         b = self.bundle
         mapping = source.slots.mapping()
@@ -227,10 +247,22 @@ class Generator:
             banned_ids=tuple(unfilled),
             vocab_tokens=b.tgt_vocab.tokens,
             # the whole example: the source holds only what fits in max_src, and following a cut
-            # example would end the code where the cut is
-            example_ids=b.tgt_vocab.encode(list(source.example_tokens)),
+            # example would end the code where the cut is; with this prompt's values put in where
+            # the example's own prompt named others (e2p.answer.edit), so that following it keeps them
+            example_ids=b.tgt_vocab.encode(self._followed(source, prompt)),
+            deadline=deadline,
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
+
+    def _followed(self, source, prompt: str) -> list[str]:
+        """The example's target tokens the decoding follows: its code, or where the prompt's values
+        can be put in for the values its own prompt named, that edited code (abstracted again, so
+        the prompt's values are the placeholders the model copies)."""
+        ex = source.neighbour
+        if ex is None:
+            return list(source.example_tokens)
+        edited = adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)
+        return list(source.example_tokens) if edited is None else self.bundle.featurizer.target(edited, source.slots)
 
 
 def set_threads(n: int = 1) -> None:

@@ -29,7 +29,7 @@ POLICY_FILE = "policy.json"
 # defaults (max_len is the recipe's max_tgt; a beam returns all its hypotheses).
 DEFAULT_PRESET = {
     "default": {
-        "decoding": {"strategy": "beam", "beam_size": 5, "syntax_guard": True, "follow_example": 5.0, "examples": 2},
+        "decoding": {"strategy": "beam", "beam_size": 5, "syntax_guard": True, "follow_example": 20.0, "examples": 2},
         "rerank": "run",
         "pool": 0,
         "fallback": False,

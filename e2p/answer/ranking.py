@@ -155,9 +155,11 @@ class Ranker:
         return rows @ np.asarray(self.weights) + self.bias
 
     def order(self, features: RankerFeatures, prompt: str, hits: list[tuple[Example, float]]) -> list[Example]:
-        """The retrieved examples (best similarity first), best score first; ties keep their rank."""
+        """The retrieved examples (best similarity first), those that define a function first where the
+        prompt asks for one (`fits_request`), then best score first; ties keep their rank."""
         scores = self.scores(features.rows(prompt, hits))
-        return [hits[i][0] for i in np.argsort(-scores, kind="stable")]
+        ranked = [hits[i][0] for i in np.argsort(-scores, kind="stable")]
+        return sorted(ranked, key=lambda ex: not fits_request(prompt, ex.code))  # stable
 
     def order_for(self, features: RankerFeatures):
         """`order` over `features`' memory, as `Featurizer` takes it: (prompt, hits) -> examples."""

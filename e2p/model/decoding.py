@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +153,7 @@ class Hypothesis:
     eos_logprob: float = 0.0  # log-prob of the final EOS
     hit_max_len: bool = False  # True when EOS was forced at max_len (output may be cut)
     cut: bool = False  # syntax guard: cut back to its longest prefix that compiles (see module doc)
+    timed_out: bool = False  # the request's time limit ended the search here (the code may stop short)
 
 
 # --------------------------------------------------------------------------- log-prob rules
@@ -201,8 +203,11 @@ class LogProbRules:
         eos_penalty: float = 0.0,
         follow: float = 0.0,
         example_ids: Sequence[int] = (),
+        deadline: float | None = None,
     ):
         self.min_len, self.max_len = min_len, max_len
+        self.deadline = deadline  # time.monotonic() by which the search ends (None: no limit)
+        self.timed_out = False
         self.eos_id = eos_id
         self.banned = (
             [pad_id, bos_id] + ([unk_id] if unk_id is not None else []) + [i for i in banned_ids if i != eos_id]
@@ -211,6 +216,15 @@ class LogProbRules:
         self.eos_penalty = eos_penalty
         self.follow = follow
         self.example = list(example_ids)
+
+    def at_deadline(self, step: int, s: DecodeSettings) -> DecodeSettings:
+        """`s`, or where the request's time is spent, `s` ending at this step: only EOS is left (under
+        the guard the code is cut back to what compiles), as at max_len. Step 0 always runs."""
+        if self.deadline is None or step == 0 or step >= s.max_len or time.monotonic() < self.deadline:
+            return s
+        self.timed_out = True
+        self.max_len, self.min_len = step, min(self.min_len, step)
+        return replace(s, max_len=step, min_len=min(s.min_len, step))
 
     def apply(self, lprobs: Tensor, prefixes: list[list[int]]) -> Tensor:
         """lprobs (N, V) for N rows whose generated tokens so far are prefixes[i]."""
@@ -489,6 +503,7 @@ def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
     hyp = _start(guard)
     last = torch.full((1,), bos_id, dtype=torch.long, device=state.tokens.device)
     for step in range(s.max_len + 1):
+        s = rules.at_deadline(step, s)
         raw, state = model.step(last, state)  # (1, V)
         lprobs = rules.apply(raw, [hyp.tokens])
         tok = int(lprobs[0].argmax())
@@ -517,6 +532,7 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
     last = torch.full((1,), bos_id, dtype=torch.long, device=scores.device)
     finished: list[Hypothesis] = []
     for step in range(s.max_len + 1):
+        s = rules.at_deadline(step, s)
         raw, state = model.step(last, state)  # (N, V)
         lprobs = rules.apply(raw, [b.tokens for b in beams])
         wanted = lprobs.argmax(dim=-1).tolist() if guard is not None else []  # each row's best token
@@ -594,6 +610,7 @@ def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
     last = torch.full((N,), bos_id, dtype=torch.long, device=device)
     finished: list[Hypothesis] = []
     for step in range(s.max_len + 1):
+        s = rules.at_deadline(step, s)
         raw, state = model.step(last, state)  # (n, V)
         lprobs = rules.apply(raw, [h.tokens for h in alive])
         lprobs = _guard_masks(lprobs, raw, alive, guard, rules, step, s.max_len)
@@ -651,6 +668,7 @@ def decode(
     banned_ids: tuple[int, ...] = (),
     vocab_tokens: Sequence[str] | None = None,
     example_ids: Sequence[int] = (),
+    deadline: float | None = None,
 ) -> list[Hypothesis]:
     """Decode one source; returns the n-best hypotheses, best (highest score) first.
 
@@ -659,6 +677,7 @@ def decode(
     (e.g. copy placeholders the prompt has no value for) are never emitted.
     `vocab_tokens`: the target vocabulary's tokens, by id; needed for `settings.syntax_guard`.
     `example_ids`: the retrieved example's code (target ids) that `settings.follow_example` follows.
+    `deadline`: a `time.monotonic()` time by which the search ends as at max_len (hypotheses `timed_out`).
     """
     rules = LogProbRules(
         min_len=settings.min_len,
@@ -672,6 +691,7 @@ def decode(
         eos_penalty=settings.eos_penalty,
         follow=settings.follow_example,
         example_ids=example_ids,
+        deadline=deadline,
     )
     guard = None
     if settings.syntax_guard:
@@ -685,7 +705,10 @@ def decode(
     quiet = guard.quiet() if guard is not None else contextlib.nullcontext()
     with evaluating(model), torch.inference_mode(), quiet:
         state = _encode_one(model, src_ids, settings)
-        return _STRATEGY_FNS[settings.strategy](model, state, rules, settings, bos_id, eos_id, guard)
+        hyps = _STRATEGY_FNS[settings.strategy](model, state, rules, settings, bos_id, eos_id, guard)
+    for h in hyps:
+        h.timed_out = rules.timed_out
+    return hyps
 
 
 def greedy_batch(

@@ -25,7 +25,7 @@ from ..constants import EXPERIMENTS_PAGE, REBUILD_COMMAND
 from ..data.corpus import Corpus, Example
 from ..data.features import CODE, SEP, FeatureConfig, Featurizer
 from ..data.placeholders import all_placeholders
-from ..data.retrieval import Retriever
+from ..data.retrieval import Retriever, says_nothing
 from ..data.tokenizers import DEDENT, INDENT, NL
 from ..data.vocab import Vocab
 from ..errors import E2PError
@@ -191,6 +191,13 @@ class Prepared:
 
 def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
     train, valid, test = (corpus.split(s) for s in ("train", "valid", "test"))
+    # The split is the heading's as written (EVAL.md); then train examples whose prompt says nothing
+    # beyond boilerplate leave the training pairs and the memory, as they leave retrieval.
+    said = [ex for ex in train if not says_nothing(ex.prompt)]
+    stats = corpus.stats()
+    if len(said) < len(train):
+        stats["left_out"] = {"train prompt says nothing beyond boilerplate": len(train) - len(said)}
+    train = said
     if not train or not valid:
         raise E2PError("the corpus has no train or valid examples: it is too small to train on")
     retriever = Retriever(train) if cfg.retrieval else None
@@ -209,7 +216,7 @@ def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
         return [(src_vocab.encode(s), tgt_vocab.encode(t)[: cfg.max_tgt]) for s, t in pairs]
 
     train_ids, valid_ids = ids(train_tok), ids(valid_tok)
-    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, train_ids, valid_ids, corpus.stats())
+    return Prepared(train, valid, test, featurizer, src_vocab, tgt_vocab, train_ids, valid_ids, stats)
 
 
 def token_weights(cfg: TrainConfig, vocab: Vocab) -> torch.Tensor | None:

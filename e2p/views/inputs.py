@@ -19,7 +19,7 @@ from ..model.decoding import DecodeSettings, DecodeSettingsError, describe
 ENV_FOLDER = "E2P_ARTIFACTS"  # environment variable naming the artifact folder
 MAX_LEN_CAP = 256  # most output tokens the app lets a user ask for (bounds a request's work)
 MAX_BEAM = 8
-MAX_FOLLOW = 8.0  # strongest "follow the retrieved example" weight the app offers (0: off)
+MAX_FOLLOW = 20.0  # strongest "follow the retrieved example" weight the app offers (0: off)
 
 # What the app's "Pick among candidates by" shows for each of RERANKS (one label per rerank).
 RERANK_LABELS = {

@@ -12,7 +12,7 @@ from ..constants import REBUILD_COMMAND as REBUILD
 from ..model.decoding import describe
 
 METRIC_COLUMNS = (  # metrics.json key, table header
-    ("bleu", "BLEU"),
+    ("bleu", "corpus BLEU"),
     ("parse_rate", "parses"),
     ("exact_match", "exact match"),
     ("exec_match", "exec match"),
@@ -50,7 +50,7 @@ def metric_bars(metrics: dict | None) -> dict[str, dict[str, float | None]]:
     for system, values in (metrics or {}).items():
         parse, exec_match = _number(values.get("parse_rate")), _number(values.get("exec_match"))
         bars[system] = {
-            "BLEU": _number(values.get("bleu")),
+            "corpus BLEU": _number(values.get("bleu")),
             "parse %": None if parse is None else 100 * parse,
             "exec match %": None if exec_match is None else 100 * exec_match,
         }

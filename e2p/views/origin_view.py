@@ -120,6 +120,30 @@ def origins_html(pieces: list[str], origins: list[TokenOrigin]) -> str:
     )
 
 
+ADDED_STYLE = OriginStyle(
+    "e2p-added", "background-color: #e6f4ea; border-bottom: 2px double #1e7b34;", "double underline"
+)
+
+
+def added_sentence(line: str) -> str:
+    """Under the code: the line a rule added, said to be the rule's (plain text, no Markdown)."""
+    return (
+        f"The last line, {line}, was added by a rule, not written by the model: the model's code defines "
+        "a function and never calls it, so the rule calls it with the prompt's values and prints the result."
+    )
+
+
+def added_html(line: str) -> str:
+    """The completion line (e2p.answer.completion), marked as added by rule, after the marked tokens."""
+    style = ADDED_STYLE
+    span = (
+        f'<span class="e2p-origin {style.css_class}" title="added by rule, not by the model" '
+        f'style="{style.css} {_SPAN}">{html.escape(line)}</span>'
+    )
+    legend = f"<small>added by rule, not by the model ({style.line})</small>"
+    return f'<div class="e2p-added-line" style="{MONO}; white-space: pre; line-height: 1.7;">{span} {legend}</div>'
+
+
 def origin_summary(origins: list[TokenOrigin]) -> str:
     """One line: the share of the tokens from each origin."""
     split = origin_split([origins])
