@@ -30,7 +30,9 @@ from e2p.views.inputs import ENV_FOLDER, EXAMPLE_PROMPTS, read_optional_json
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "streamlit_app.py"
 TIMEOUT = 90  # seconds per AppTest run (a cold model load plus one generation on a busy CPU)
-PROMPT = "write a python function to add 3 and 12"
+PROMPT = (
+    "write a python function to check if 12 is even"  # a prompt that answers quickly (the app tests generate often)
+)
 
 # ------------------------------------------------------------------ artifacts fixture
 
@@ -204,7 +206,8 @@ def test_generate_marks_where_each_token_came_from(copy_app, monkeypatch):
     marks = [h for h in texts(gen_tab, "html") if "e2p-origins" in h]
     assert len(marks) == 1 and "e2p-origin-legend" in marks[0]
     tokens = result.tgt_tokens[:-1]
-    assert marks[0] == ov.legend_html() + ov.origins_html(confidence_pieces(tokens), result.origins)
+    added = ov.added_html(result.added) if result.added else ""  # a completion line, marked as the rule's
+    assert marks[0] == ov.legend_html() + ov.origins_html(confidence_pieces(tokens), result.origins) + added
     first = result.origins[0]
     assert f"gate {first.gate:.2f}: {first.gate:.0%} vocabulary" in marks[0]
     summary = f"Of {len(tokens)} tokens: {ov.origin_summary(result.origins)}"
@@ -258,7 +261,8 @@ def test_code_that_does_not_parse_shows_where(app, monkeypatch):
     bad = "x = 1\nif x\n    pass\n"
 
     def unparsable(self, *args, **kwargs):  # the model's answer, as if no candidate parsed
-        return replace(real(self, *args, **kwargs), code=bad, formatted=bad, parses=False, error=(2, "expected ':'"))
+        answer = real(self, *args, **kwargs)
+        return replace(answer, code=bad, formatted=bad, parses=False, error=(2, "expected ':'"), run=None, added=None)
 
     monkeypatch.setattr(Generator, "generate", unparsable)
     generate(app, PROMPT)
@@ -890,6 +894,7 @@ def test_run_runs_the_edited_code_in_the_sandbox_within_a_limit(app, monkeypatch
 # ------------------------------------------------------------------ polish (issue 28)
 
 
+@pytest.mark.slow  # another full generation in the app; the fast tier keeps the run panel's
 def test_switching_the_attention_kind_keeps_the_layer_where_it_exists(app):
     generate(app, PROMPT)
     result = app.session_state["result"]
@@ -909,6 +914,7 @@ def test_switching_the_attention_kind_keeps_the_layer_where_it_exists(app):
         assert not app.exception and app.selectbox(key="att_layer").value == enc_layers - 1  # its last
 
 
+@pytest.mark.slow  # another full generation in the app; the fast tier keeps the run panel's
 def test_every_figure_says_what_it_is_and_the_model_card_shows_no_server_path(app, artifacts):
     gallery = open_view(app, "Samples")
     labels = [m.label for m in gallery.get("metric")]
@@ -929,6 +935,7 @@ def test_no_deploy_button_and_no_usage_statistics():
     assert config["client"]["toolbarMode"] == "viewer" and config["browser"]["gatherUsageStats"] is False
 
 
+@pytest.mark.slow  # another full generation in the app; the fast tier keeps the run panel's
 def test_the_candidates_show_their_code_readably(app):
     generate(app, PROMPT)
     result = app.session_state["result"]
