@@ -360,7 +360,7 @@ def show_run(result) -> None:
         edited = st.text_area(
             "Edit the code and run it again in the sandbox",
             value=result.code,
-            height=min(400, 40 + 22 * result.code.count("\n")),
+            height=max(100, min(400, 40 + 22 * result.code.count("\n"))),  # Streamlit wants at least 68 px
             key=f"edit_{id(result)}",
         )
         pressed = st.form_submit_button("Run", icon=":material/play_arrow:")

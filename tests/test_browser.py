@@ -85,6 +85,7 @@ def test_type_prompt_generate_and_see_attention(folder, server, browser, tmp_pat
     seconds = time.monotonic() - started
     assert code.inner_text().strip(), "no code shown"
     wait_idle(page)  # the code can show while the script still renders what follows it
+    page.locator(".e2p-confidence").first.wait_for(timeout=30_000)  # below the run panel: drawn last
     assert page.locator(".e2p-confidence").count() == 1
     page.get_by_role("heading", name="Where each token came from").wait_for(timeout=10_000)
     marks = page.locator(".e2p-origins .e2p-origin")
