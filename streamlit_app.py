@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -384,8 +385,6 @@ def show_run(result) -> None:
 
 def run_edited(code: str) -> None:
     """Run the user's edited code in the sandbox (never on the server), within the Run limit."""
-    import time
-
     state = st.session_state
     now = time.monotonic()
     times = state.get("run_times", [])

@@ -274,24 +274,11 @@ def _evaluate(args) -> None:
     if not examples:
         raise E2PError(f"the {args.split} split of {args.data} is empty")
     systems = {}
-    folders = [("model", args.artifacts)]
-    for item in args.also:
-        name, _, folder = item.partition("=")
-        if not folder:
-            raise E2PError(f"--also takes NAME=FOLDER, got {item!r}")
-        folders.append((name, folder))
-    generators = [(name, folder, _load(folder)) for name, folder in folders]
-    for name, folder, generator in generators:  # every check before the long part
+
+    def same_corpus(name, folder, generator):  # every check before the long part
         check_corpus(generator, folder, args.data, corpus_sha256, args.allow_other_corpus)
-    # the flags are the model's; the other rows answer as their artifacts do by default
-    runs = [
-        (name, folder, generator, request_from_args(args, generator, name == "model"))
-        for name, folder, generator in generators
-    ]
-    name, folder, generator = generators[0]
-    if args.ranker_row and generator.bundle.ranker is not None and runs[0][3].rerank != "ranker":
-        # the retrieval baseline the model's default replaced: the ranker over the same weights
-        runs.insert(1, ("ranker", folder, generator, generator.policy.resolve("ranker")))
+
+    runs = systems_to_run(args, same_corpus)
     for name, folder, generator, ask in runs:
         print(
             f"generating with {name} ({folder}: {describe(ask.settings, ask.rerank, ask.pool)}) on {len(examples)} "
@@ -315,6 +302,32 @@ def _evaluate(args) -> None:
     print(json.dumps(report))
 
 
+def systems_to_run(args, check=None) -> list[tuple]:
+    """(name, folder, generator, request) of each system `evaluate` runs: the model with the command
+    line's flags, the learned ranker over the same weights (unless --no-ranker-row, or the model's
+    rerank is the ranker), and each --also folder answering as its artifact does by default.
+    `check(name, folder, generator)` runs on every loaded artifact before anything is generated."""
+    folders = [("model", args.artifacts)]
+    for item in args.also:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise E2PError(f"--also takes NAME=FOLDER, got {item!r}")
+        folders.append((name, folder))
+    generators = [(name, folder, _load(folder)) for name, folder in folders]
+    for name, folder, generator in generators:
+        if check is not None:
+            check(name, folder, generator)
+    runs = [
+        (name, folder, generator, request_from_args(args, generator, name == "model"))
+        for name, folder, generator in generators
+    ]
+    name, folder, generator = generators[0]
+    if args.ranker_row and generator.bundle.ranker is not None and runs[0][3].rerank != "ranker":
+        # the retrieval baseline the model's default replaced: the ranker over the same weights
+        runs.insert(1, ("ranker", folder, generator, generator.policy.resolve("ranker")))
+    return runs
+
+
 def _evaluate_functional(args) -> None:
     """`evaluate --functional`: each system answers every task's prompt; the answers run in the sandbox."""
     from .evaluation.functional import SUITE_PATH, failure_counts, load_suite, run_suite, split_suite
@@ -324,22 +337,13 @@ def _evaluate_functional(args) -> None:
     tasks = split_suite(load_suite(path), args.half)[: args.limit]
     if not tasks:
         raise E2PError(f"{path} has no tasks in the {args.half} half")
-    generator = _load(args.artifacts)
-    asks = {"model": request_from_args(args, generator)}
-    if args.ranker_row and generator.bundle.ranker is not None and asks["model"].rerank != "ranker":
-        asks["ranker"] = generator.policy.resolve("ranker")
-    for item in args.also:
-        name, _, folder = item.partition("=")
-        if not folder:
-            raise E2PError(f"--also takes NAME=FOLDER, got {item!r}")
-        asks[name] = (_load(folder), None)
+    runs = systems_to_run(args)
     prompts = [SimpleNamespace(prompt=t.prompt) for t in tasks]
     systems = {}
-    for name, ask in asks.items():
-        gen, ask = ask if isinstance(ask, tuple) else (generator, ask)
-        ask = ask or gen.policy.resolve()
-        print(f"generating with {name} ({system_label(ask)}) on {len(tasks)} tasks", file=sys.stderr)
+    for name, folder, gen, ask in runs:
+        print(f"generating with {name} ({folder}: {system_label(ask)}) on {len(tasks)} tasks", file=sys.stderr)
         systems[name] = (model_answers(gen, prompts, ask, progress=sys.stderr.isatty()).codes, system_label(ask))
+    generator = runs[0][2]
     if generator.bundle.retriever is not None:  # the nearest train prompt's code, from the artifact's memory
         codes = [generator.bundle.retriever.baseline(t.prompt) for t in tasks]
         systems["retrieval"] = (codes, "nearest train prompt (TF-IDF) code")

@@ -65,13 +65,19 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
-def test_type_prompt_generate_and_see_attention(folder, server, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def open_app(browser, server: str, height: int):
+    """A page on the app at 1400 × `height`, loaded and idle, and the list its script errors go to."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("tab", name="Generate").wait_for(timeout=60_000)
     wait_idle(page)
+    return page, errors
+
+
+def test_type_prompt_generate_and_see_attention(folder, server, browser, tmp_path):
+    page, errors = open_app(browser, server, 1600)
     page.screenshot(path=str(tmp_path / "0-start.png"), full_page=True)
 
     area = page.get_by_label("Describe the code you want")
@@ -189,12 +195,7 @@ def test_the_run_panel_run_button_and_example_diff(folder, server, browser, tmp_
     """Issue 28 in a real browser: the answer and its run start above the fold at 1400×1000; a Run of
     edited code runs it in the sandbox (its working folder is the sandbox's, /home/sandbox) and shows
     its output and a "raised …" status; the example the answer followed shows as a diff."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server, wait_until="domcontentloaded")
-    page.get_by_role("tab", name="Generate").wait_for(timeout=60_000)
-    wait_idle(page)
+    page, errors = open_app(browser, server, 1000)
     page.get_by_label("Describe the code you want").fill(PROMPT)
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text(f"Result for: {PROMPT}").wait_for(timeout=60_000)

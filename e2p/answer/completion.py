@@ -110,9 +110,12 @@ def completion(code: str, prompt: str) -> str | None:
     return f"print({call})" if _returns_value(func) else call
 
 
+def with_line(code: str, line: str) -> str:
+    """`code` with the completion line `line` after it: the program that ran, and the answer shown."""
+    return code.rstrip("\n") + "\n\n" + line + "\n"
+
+
 def completed(code: str, prompt: str) -> tuple[str, str | None]:
     """(`code` with the completion line added, the line) or (`code`, None) where none is needed."""
     line = completion(code, prompt)
-    if line is None:
-        return code, None
-    return code.rstrip("\n") + "\n\n" + line + "\n", line
+    return (code, None) if line is None else (with_line(code, line), line)

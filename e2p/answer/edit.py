@@ -142,3 +142,9 @@ def _same(a, b, renames: dict[str, str]) -> bool:
         elif not _same(x, y, renames):
             return False
     return True
+
+
+def edit_to_prompt(prompt: str, example: Example) -> str | None:
+    """`example.code` edited to `prompt`: its prompt's values replaced (`adapt_literals`), else the
+    prompt's values put into the inputs it names at the top (`fill_inputs`); None where neither applies."""
+    return adapt_literals(prompt, example) or fill_inputs(prompt, example.code)

@@ -25,8 +25,8 @@ from ..sandbox.runner import RunResult
 from ..syntax import syntax_error
 from .answer_policy import REQUEST_S, WRITE_S, Candidate, judged, rank, ranker_scores, runner_for, settled
 from .bundle import Bundle, load_bundle
-from .completion import completed
-from .edit import adapt_literals, fill_inputs
+from .completion import with_line
+from .edit import edit_to_prompt
 
 MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
@@ -135,7 +135,7 @@ class Generator:
             edited = [
                 (replace(ex, code=code), sim, rank)
                 for rank, (ex, sim) in enumerate(found)
-                if edit and (code := adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)) is not None
+                if edit and (code := edit_to_prompt(prompt, ex)) is not None
             ]
             targets = [
                 b.tgt_vocab.encode(b.featurizer.target(ex.code, source.slots))[:max_len] for ex, *_ in found + edited
@@ -181,7 +181,7 @@ class Generator:
         tokens_are_code = best_code == best_cand.code
         added = best_cand.added if tokens_are_code else None
         if added is not None:  # the completion line its run added, marked as the rule's in the views
-            best_code = completed(best_code, prompt)[0]
+            best_code = with_line(best_code, added)
         if tokens_are_code and best_hyp.timed_out:
             warnings.append(
                 f"the request's time limit ({WRITE_S:g} s of writing) ended the code after "
@@ -261,8 +261,8 @@ class Generator:
         ex = source.neighbour
         if ex is None:
             return list(source.example_tokens)
-        edited = adapt_literals(prompt, ex) or fill_inputs(prompt, ex.code)
-        return list(source.example_tokens) if edited is None else self.bundle.featurizer.target(edited, source.slots)
+        code = edit_to_prompt(prompt, ex)
+        return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
 
 
 def set_threads(n: int = 1) -> None:

@@ -141,16 +141,21 @@ class Policy:
     def from_dict(cls, data: dict) -> "Policy":
         """A policy as policy.json stores it (every decoding field written out)."""
         try:
-            ranker = dict(data["ranker"])
-            offset = float(ranker.pop("model_offset", 0.0))
-            return cls(
-                default=_answer(data["default"], {}),
-                ranker=_answer(ranker, {}),
-                example_pool=_pool(data.get("example_pool", 0), "example_pool"),
-                model_offset=offset,
-            )
+            return cls._of(data["default"], data["ranker"], data.get("example_pool", 0), {})
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PolicyError(f"not an answer policy ({type(err).__name__}: {err})") from None
+
+    @classmethod
+    def _of(cls, default: dict, ranker: dict, example_pool, decoding_defaults: dict) -> "Policy":
+        """The policy of two answer sections (the ranker's holding `model_offset`) and `example_pool`."""
+        ranker = dict(ranker)
+        offset = float(ranker.pop("model_offset", 0.0))
+        return cls(
+            default=_answer(default, decoding_defaults),
+            ranker=_answer(ranker, decoding_defaults),
+            example_pool=_pool(example_pool, "example_pool"),
+            model_offset=offset,
+        )
 
     @classmethod
     def load(cls, folder: str | Path, rebuild: str) -> "Policy":
@@ -176,14 +181,8 @@ class Policy:
         sections = {**DEFAULT_PRESET, **preset}
         defaults = {"max_len": max_len}
         try:
-            ranker = dict(sections["ranker"])
-            offset = float(ranker.pop("model_offset", 0.0))
-            return cls(
-                default=_answer(sections["default"], defaults),
-                ranker=_answer({**ranker, "rerank": "ranker"}, defaults),
-                example_pool=_pool(sections["example_pool"], "example_pool") if retrieval else 0,
-                model_offset=offset,
-            )
+            ranker = {**sections["ranker"], "rerank": "ranker"}
+            return cls._of(sections["default"], ranker, sections["example_pool"] if retrieval else 0, defaults)
         except (TypeError, ValueError, AttributeError, DecodeSettingsError) as err:
             raise PolicyError(f"the preset's policy: {err}") from None
 
