@@ -1,12 +1,22 @@
 """How the generator runs candidates: only in the sandbox, within a budget, or not at all."""
 
+import ast
+import json
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
+from conftest import run_cli
 
 from e2p.answer import answer_policy
+from e2p.answer import generator as generator_module
+from e2p.answer.bundle import load_bundle
 from e2p.answer.generator import Generator
+from e2p.data.retrieval import Retriever
+from e2p.model.transformer import Seq2Seq
 from e2p.sandbox import runner as sandbox
 from e2p.sandbox.runner import RunBudget, RunResult
 
@@ -66,12 +76,23 @@ def test_budget_spent_means_no_more_runs():
     assert budget.run("print(1)") is None
 
 
+def test_evaluation_answers_do_not_depend_on_the_clock(tiny_default_artifacts, monkeypatch):
+    """A request's writing ends at WRITE_S; evaluation (time_limit=False) writes to max_len whatever
+    the machine's load, so that its figures and samples are reproducible."""
+
+    g = Generator(tiny_default_artifacts)
+    prompt = "write a function to add two numbers"
+    settings = replace(g.policy.default.decoding, strategy="greedy", examples=1, min_len=5)
+    whole = g.generate(prompt, settings, rerank="score", pool=0, fallback=False, attention=False, time_limit=False)
+    monkeypatch.setattr(generator_module, "WRITE_S", 0.0)  # a machine so loaded the limit is already past
+    cut = g.generate(prompt, settings, rerank="score", pool=0, fallback=False, attention=False)
+    assert any("time limit" in w for w in cut.warnings) and len(cut.tgt_tokens) < len(whole.tgt_tokens)
+    again = g.generate(prompt, settings, rerank="score", pool=0, fallback=False, attention=False, time_limit=False)
+    assert again.tgt_tokens == whole.tgt_tokens and not any("time limit" in w for w in again.warnings)
+
+
 @pytest.mark.slow  # two CLI processes; the fast tier runs the CLI in the default-answer test below
 def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
-    import ast
-    import json
-
-    from conftest import run_cli
 
     prompts = tiny_artifacts.parent / "prompts.txt"
     prompts.write_text('write a function to add two numbers\nprint the sum of 3 and 4 (\nsort a list "x\\"\n')
@@ -105,9 +126,6 @@ def test_the_cli_decodes_under_the_syntax_guard(tiny_artifacts):
 def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example(
     tiny_default_artifacts, monkeypatch, first_runs
 ):
-    from dataclasses import replace
-
-    from e2p.answer import generator as generator_module
 
     g = Generator(tiny_default_artifacts)
     prompt = "write a program to add two numbers"  # asks for no function: any code that runs and prints does it
@@ -120,9 +138,9 @@ def test_where_nothing_written_runs_the_model_writes_again_with_the_next_example
             return RunResult(returncode=0 if ok else 1, stdout="5\n" if ok else "", stderr="", timed_out=False)
 
     monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings, *a: Runner())
-    monkeypatch.setattr(generator_module, "WRITE_S", 600.0)  # what is counted here, not a loaded machine's clock
     settings = replace(g.policy.default.decoding, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
-    result = g.generate(prompt, settings, rerank="run", pool=0, fallback=False)
+    # time_limit off: what is counted here, not a loaded machine's clock
+    result = g.generate(prompt, settings, rerank="run", pool=0, fallback=False, time_limit=False)
     second = g.bundle.featurizer.source(prompt, start=1)
     if first_runs:
         assert len(written) == 1 and result.neighbour_prompt == written[0].neighbour.prompt
@@ -143,11 +161,6 @@ def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_default_artifac
     """The prompt is prepared and its examples retrieved and ranked once, also where the model writes
     again with the next example, and the views (attention maps, token origins) come from one
     teacher-forced pass over the answer."""
-    from dataclasses import replace
-
-    from e2p.answer import generator as generator_module
-    from e2p.data.retrieval import Retriever
-    from e2p.model.transformer import Seq2Seq
 
     calls = {"nearest": 0, "inspect": 0, "written": 0}
 
@@ -168,9 +181,10 @@ def test_a_request_retrieves_once_and_reads_the_answer_once(tiny_default_artifac
             return RunResult(returncode=1, stdout="", stderr="", timed_out=False)
 
     monkeypatch.setattr(generator_module, "runner_for", lambda rerank, warnings, *a: Failing())
-    monkeypatch.setattr(generator_module, "WRITE_S", 600.0)  # what is counted here, not a loaded machine's clock
     settings = replace(g.policy.default.decoding, strategy="beam", beam_size=2, n_best=2, examples=3, syntax_guard=True)
-    result = g.generate("write a function to add two numbers", settings, rerank=rerank, pool=pool, fallback=False)
+    result = g.generate(
+        "write a function to add two numbers", settings, rerank=rerank, pool=pool, fallback=False, time_limit=False
+    )
     assert calls["nearest"] == 1 and calls["inspect"] == 1, calls
     assert calls["written"] == (3 if rerank == "run" else 1)
     assert result.attention  # the maps of that one pass
@@ -182,11 +196,6 @@ def test_the_default_answer_end_to_end_on_a_tiny_model_configured_like_the_shipp
 ):
     """`e2p generate --batch` with nothing asked on a model whose policy is the shipped one: every
     answer is the model's own code (no train program, no fallback), and parses (the syntax guard)."""
-    import json
-    import subprocess
-    import sys
-
-    from e2p.answer.bundle import load_bundle
 
     default = load_bundle(tiny_default_artifacts).policy.default
     assert (default.rerank, default.pool, default.fallback) == ("run", 0, False)

@@ -37,15 +37,16 @@ class Candidate:
     run: RunResult | None = field(default=None, repr=False, compare=False)  # its sandbox run (the completed program)
 
 
-def runner_for(rerank: str, warnings: list[str], left: float = REQUEST_S) -> RunBudget | None:
+def runner_for(rerank: str, warnings: list[str], left: float | None = REQUEST_S) -> RunBudget | None:
     """The sandbox budget of one request where `rerank` runs candidates (at most `left` seconds, the
-    request's time left); None where it does not or where the sandbox cannot isolate (then
-    `warnings` says that nothing was run)."""
+    request's time left; None: no limit on the runs together, each still RUN_TIMEOUT_S); None where
+    it does not or where the sandbox cannot isolate (then `warnings` says that nothing was run)."""
     if rerank not in ("run", "ranker"):
         return None
     status = sandbox_status()
     if status.available:
-        return RunBudget(max(0.0, min(RUN_BUDGET_S, left)), RUN_TIMEOUT_S)
+        total = None if left is None else max(0.0, min(RUN_BUDGET_S, left))
+        return RunBudget(total, RUN_TIMEOUT_S)
     warnings.append(f"{status.notice}; the answer was chosen without running anything")
     return None
 

@@ -86,15 +86,20 @@ class Generator:
         pool: int | None = None,
         fallback: bool | None = None,
         edit: bool = True,
+        time_limit: bool = True,
     ) -> GenerationResult:
         """`pool`: the code of the `pool` nearest train examples and (with `edit`) those programs
         with this prompt's values put in join the candidates, scored by the model; rerank="ranker"
         orders them by the learned ranker.
         `fallback`: where no candidate parses, return the nearest train example's code instead.
         `edit`: also rank the pooled programs with this prompt's values put in (e2p.answer.edit).
+        `time_limit`: end the writing after WRITE_S seconds and the runs after REQUEST_S. Evaluation
+        turns it off so that its answers do not depend on how loaded the machine is (max_len still
+        bounds the writing, RUN_TIMEOUT_S each run).
         What is left out is the artifact's policy's for the rerank used (`Policy.resolve`)."""
         started = time.perf_counter()
-        deadline = time.monotonic() + WRITE_S  # the model's writing ends by then (`decode`'s deadline)
+        # the model's writing ends by then (`decode`'s deadline)
+        deadline = time.monotonic() + WRITE_S if time_limit else None
         ask = self.policy.resolve(rerank, pool=pool, fallback=fallback, edit=edit)
         settings, rerank, pool, fallback = settings or ask.settings, ask.rerank, ask.pool, ask.fallback
         prompt = (prompt or "").strip()
@@ -154,7 +159,7 @@ class Generator:
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
-        runner = runner_for(rerank, warnings, REQUEST_S - (time.perf_counter() - started))
+        runner = runner_for(rerank, warnings, REQUEST_S - (time.perf_counter() - started) if time_limit else None)
         ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
         for start in range(1, writings):
             first = ranked[0][2]
@@ -162,7 +167,7 @@ class Generator:
                 break
             # Nothing the model wrote with this example ran and printed: write again with the next one shown.
             other = b.featurizer.source_of(retrieved, start)
-            if other.neighbour is None or deadline - time.monotonic() < MIN_WRITE_S:
+            if other.neighbour is None or (deadline is not None and deadline - time.monotonic() < MIN_WRITE_S):
                 break
             other_ids = b.src_vocab.encode(other.tokens)
             more, more_codes = self._write(other, other_ids, settings, deadline, prompt)

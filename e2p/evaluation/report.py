@@ -59,7 +59,7 @@ def model_answers(generator, examples: list[Example], ask: Request, progress: bo
 
     codes, origins = [], []
     for ex in tqdm(examples, desc="generating", disable=not progress, leave=False, mininterval=5):
-        result = generator.generate(ex.prompt, attention=False, **ask.kwargs())
+        result = generator.generate(ex.prompt, attention=False, time_limit=False, **ask.kwargs())
         codes.append(result.code)
         origins.append(result.origins if result.origin == "model" else None)
     return Answers(codes, origins)

@@ -180,19 +180,21 @@ def run_code(code: str, timeout: float = 5.0) -> RunResult:
 
 class RunBudget:
     """Runs for one request: each at most `per_run` seconds, all of them (queueing included)
-    at most `total` seconds. `run` gives None once the budget is spent."""
+    at most `total` seconds (None: no limit on the total). `run` gives None once the budget is spent."""
 
-    def __init__(self, total: float = 5.0, per_run: float = 2.0):
-        self.deadline = time.monotonic() + total
+    def __init__(self, total: float | None = 5.0, per_run: float = 2.0):
+        self.deadline = None if total is None else time.monotonic() + total
         self.per_run = per_run
 
     @property
     def left(self) -> float:
+        if self.deadline is None:
+            return self.per_run
         return max(self.deadline - time.monotonic(), 0.0)
 
     def run(self, code: str) -> RunResult | None:
         _require_sandbox()
-        if not _SLOTS.acquire(timeout=self.left):
+        if not _SLOTS.acquire(timeout=-1 if self.deadline is None else self.left):
             return None
         try:
             left = self.left
