@@ -18,12 +18,17 @@ pytestmark = pytest.mark.slow  # ~35 s on the 2 shared cores (two trainer proces
 LIMIT_S = 240  # the whole call, tiny phases; a hang (e.g. a trainer worker that never answers) fails here
 
 PHASES = ("greedy", "beam5", "default", "ranker", "own")
-LATENCIES = [f"{phase}_ms_{q}" for phase in PHASES for q in ("p50", "p95")] + [
-    "greedy_nocache_ms_p50",
-    "beam5_nocache_ms_p50",
-    "greedy200_ms_cached",
-    "greedy200_ms_nocache",
-]
+LATENCIES = (
+    [f"{phase}_ms_{q}" for phase in PHASES for q in ("p50", "p95")]
+    + [
+        "greedy_nocache_ms_p50",
+        "beam5_nocache_ms_p50",
+        "greedy200_ms_cached",
+        "greedy200_ms_nocache",
+        "decode_floor_ms",
+    ]
+    + [f"{case}_ms_per_token{path}" for case in ("greedy", "greedy_guard", "beam5_guard") for path in ("", "_eager")]
+)
 RATIOS = [
     "default_vs_ranker_p50",
     "own_vs_ranker_p50",
@@ -31,7 +36,8 @@ RATIOS = [
     "beam5_cache_speedup",
     "cache_speedup_200",
 ]
-RATIOS += ["train_speedup", "train_speedup_median_batch"]
+RATIOS += ["train_speedup", "train_speedup_median_batch", "greedy_vs_floor"]
+RATIOS += [f"{case}_speedup" for case in ("greedy", "greedy_guard", "beam5_guard")]
 
 
 @contextmanager
@@ -80,6 +86,8 @@ def test_the_benchmark_times_every_phase_with_the_sizes_asked(figures):
     assert said[0] == "timing 2 test prompts, 1 thread(s)"
     assert "timing 1 prompts without the cache" in said and "timing 8-token greedy decoding" in said
     assert any(line.startswith("timing 1 training steps of 2 trainers") for line in said)
+    # the fast decoder step writes what the reference step writes, on every timed prompt
+    assert result["fast_vs_eager_prompts"] == 2 and result["fast_vs_eager_differ"] == 0
 
 
 @pytest.mark.parametrize("key", LATENCIES)

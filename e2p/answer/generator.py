@@ -234,9 +234,10 @@ class Generator:
         )
 
     def _write(
-        self, source, src_ids: list[int], settings: DecodeSettings, deadline=None, prompt: str = ""
+        self, source, src_ids: list[int], settings: DecodeSettings, deadline=None, prompt: str = "", eager=False
     ) -> tuple[list, list[str]]:
-        """The model's hypotheses for one source, and their code with the prompt's values put back."""
+        """The model's hypotheses for one source, and their code with the prompt's values put back.
+        `eager`: decode with `Seq2Seq.step`, the reference path (the benchmark compares the two)."""
         b = self.bundle
         mapping = source.slots.mapping()
         # A placeholder the prompt holds no value for would reach the code as an undefined name.
@@ -256,6 +257,7 @@ class Generator:
             # the example's own prompt named others (e2p.answer.edit), so that following it keeps them
             example_ids=b.tgt_vocab.encode(self._followed(source, prompt)),
             deadline=deadline,
+            eager=eager,
         )
         return hyps, [decode_code(restore_code(b.tgt_vocab.decode(h.tokens), source.slots)) for h in hyps]
 

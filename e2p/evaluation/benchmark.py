@@ -74,6 +74,101 @@ def _time_forced(generator, prompts, tokens: int, use_cache: bool) -> list[float
     return out
 
 
+def arithmetic_floor_ms(model, repeats: int = 300) -> float:
+    """The arithmetic floor of one decoder step, ms: batch-1 `F.linear` with every matrix a step
+    multiplies by (each decoder layer's self-attention q, k, v and output, cross-attention q and
+    output, both feed-forward matrices; the output layer; with copy attention its query and gate),
+    one after another, median over `repeats` steps. Nothing else a step does is counted."""
+    weights = []
+    for layer in model.decoder:
+        sa, ca = layer.self_attn, layer.cross_attn
+        weights += [sa.q_proj, sa.k_proj, sa.v_proj, sa.out_proj, ca.q_proj, ca.out_proj, layer.ff.fc1, layer.ff.fc2]
+    weights.append(model.lm_head)
+    if model.config.copy_attention:
+        weights += [model.copy_q, model.copy_gate]
+    pairs = [(m.weight.detach(), None if m.bias is None else m.bias.detach()) for m in weights]
+    inputs = {w.size(1): torch.randn(1, w.size(1)) for w, _ in pairs}
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for w, b in pairs:
+                torch.nn.functional.linear(inputs[w.size(1)], w, b)
+            times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def _time_steps(generator, prompts, settings: DecodeSettings, eager: bool) -> tuple[float, list]:
+    """(ms per decoder step, the hypotheses): `prompts` decoded with `settings`, the fast or the
+    eager (`Seq2Seq.step`) path; a step is one token for every live row (greedy: one token)."""
+    b = generator.bundle
+    total, steps, outs = 0.0, 0, []
+    for prompt in prompts:
+        src_ids = b.src_vocab.encode(b.featurizer.source(prompt).tokens)
+        start = time.perf_counter()
+        hyps = decode(
+            b.model,
+            src_ids,
+            settings,
+            bos_id=Vocab.bos_id,
+            eos_id=Vocab.eos_id,
+            pad_id=Vocab.pad_id,
+            vocab_tokens=b.tgt_vocab.tokens,
+            eager=eager,
+        )
+        total += time.perf_counter() - start
+        steps += max(len(h.tokens) for h in hyps) + 1  # the last step wrote EOS
+        outs.append([h.tokens for h in hyps])
+    return 1000 * total / max(steps, 1), outs
+
+
+def decoding_speed(generator, prompts: list[str], tokens: int = 200, rounds: int = 2) -> dict:
+    """ms per decoder step of the fast path (e2p.model.fast_decoder) and the eager one
+    (`Seq2Seq.step`, the path before it) in the same run, alternating `rounds` times, for
+    greedy decoding forced to `tokens` tokens with the syntax guard off and on, and beam 5 under the
+    guard (forced as long); beside `arithmetic_floor_ms`. Also how many of the `prompts` got
+    different candidate lists from the two paths (they agree to about 1e-5 in log-prob)."""
+    cases = {
+        "greedy": DecodeSettings(strategy="greedy", min_len=tokens, max_len=tokens),
+        "greedy_guard": DecodeSettings(strategy="greedy", min_len=tokens, max_len=tokens, syntax_guard=True),
+        "beam5_guard": DecodeSettings(
+            strategy="beam", beam_size=5, n_best=5, min_len=tokens, max_len=tokens, syntax_guard=True
+        ),
+    }
+    timed: dict[str, dict[bool, list[float]]] = {name: {True: [], False: []} for name in cases}
+    floor = []
+    for _ in range(rounds):
+        floor.append(arithmetic_floor_ms(generator.model))
+        for name, settings in cases.items():
+            for eager in (False, True):
+                timed[name][eager].append(_time_steps(generator, prompts, settings, eager)[0])
+    out = {"decode_floor_ms": round(min(floor), 3)}
+    for name in cases:
+        fast, eager = min(timed[name][False]), min(timed[name][True])
+        out[f"{name}_ms_per_token"] = round(fast, 3)
+        out[f"{name}_ms_per_token_eager"] = round(eager, 3)
+        out[f"{name}_speedup"] = round(eager / fast, 2)
+    out["greedy_vs_floor"] = round(out["greedy_ms_per_token"] / out["decode_floor_ms"], 2)
+    return out
+
+
+def candidates_agree(generator, prompts: list[str], ask: Request) -> dict:
+    """The prompts whose candidate lists differ between the fast and the eager path, each written
+    as the generator writes with `ask`'s settings (its first example followed); none expected."""
+    b = generator.bundle
+    differ = []
+    for prompt in prompts:
+        source = b.featurizer.source(prompt)
+        src_ids = b.src_vocab.encode(source.tokens)
+        lists = [
+            [h.tokens for h in generator._write(source, src_ids, ask.settings, None, prompt, eager)[0]]
+            for eager in (False, True)
+        ]
+        if lists[0] != lists[1]:
+            differ.append(prompt)
+    return {"fast_vs_eager_prompts": len(prompts), "fast_vs_eager_differ": len(differ), "differ_prompts": differ}
+
+
 def _train_worker(conn, cfg_dict: dict, threads: int, vocabs: tuple[int, int], weights, batches) -> None:
     """One trainer in its own process (so that process-wide settings such as `reuse_memory` stay
     its own): build the model and optimizer, then time one `train_step` per batch index received."""
@@ -240,6 +335,10 @@ def run_benchmark(
     log(f"timing {forced}-token greedy decoding")
     f_cached = _time_forced(generator, few[:forced_prompts], forced, True)
     f_plain = _time_forced(generator, few[:forced_prompts], forced, False)
+    log(f"timing decoder steps: the fast path and the eager one, {forced} tokens")
+    steps = decoding_speed(generator, few[:forced_prompts], forced)
+    log(f"comparing the fast and the eager path's candidates on {len(prompts)} prompts")
+    agree = candidates_agree(generator, prompts, policy.resolve())
     log("timing sandbox runs")
     sandbox = sandbox_cost(sandbox_runs)
     log("timing training steps: the plain and the configured trainer side by side")
@@ -272,6 +371,8 @@ def run_benchmark(
         "greedy200_ms_cached": round(mean(f_cached), 1),
         "greedy200_ms_nocache": round(mean(f_plain), 1),
         "cache_speedup_200": round(mean(f_plain) / mean(f_cached), 2),
+        **steps,
+        **agree,
         **train,
         **sandbox,
     }

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from e2p.constants import REBUILD_COMMAND
 from e2p.errors import E2PError
+from e2p.model.fast_decoder import fast_decoder_for
 from e2p.model.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
 from e2p.model.transformer import Seq2Seq, evaluating
 from e2p.retired import drop_retired
@@ -216,6 +217,7 @@ class LogProbRules:
         self.eos_penalty = eos_penalty
         self.follow = follow
         self.example = list(example_ids)
+        self._positions: dict[tuple[int, ...], frozenset[int]] = {}  # follow_positions by prefix
 
     def at_deadline(self, step: int, s: DecodeSettings) -> DecodeSettings:
         """`s`, or where the request's time is spent, `s` ending at this step: only EOS is left (under
@@ -256,13 +258,24 @@ class LogProbRules:
         model's own distribution (so the result is still one: log-probs, alternatives and beam
         scores stay comparable)."""
         for row, toks in enumerate(prefixes):
-            nxt = [t for t in follow_tokens(toks, self.example, self.eos_id) if not math.isinf(float(out[row, t]))]
+            where = self._where(toks)
+            nxt = {self.example[j] if j < len(self.example) else self.eos_id for j in where}
+            nxt = [t for t in sorted(nxt) if not math.isinf(float(out[row, t]))]
             if not nxt:
                 continue
             mass = float(lprobs[row, nxt].float().exp().sum().clamp(max=1.0))
             out[row, nxt] += self.follow
             out[row] -= math.log1p(mass * math.expm1(self.follow))
             out[row].clamp_(max=0.0)  # rounding must not lift a probability above one
+
+    def _where(self, toks: list[int]) -> frozenset[int]:
+        """follow_positions of `toks`, from the (remembered) positions of its prefix: every row's
+        prefix was a row one step before, so each step costs one lookup, not a search."""
+        key = tuple(toks)
+        if key not in self._positions:
+            before = self._where(toks[:-1]) if toks else None
+            self._positions[key] = follow_positions(toks, self.example, before)
+        return self._positions[key]
 
     @staticmethod
     def _ngram_bans(toks: list[int], n: int) -> set[int]:
@@ -276,23 +289,29 @@ FOLLOW_MIN = 2  # output tokens that must match the example before the rule appl
 FOLLOW_MAX = 12  # the longest match looked for: enough to tell repeated lines apart
 
 
-def follow_tokens(prefix: list[int], example: list[int], eos_id: int) -> list[int]:
-    """The tokens that come next in `example` after the longest suffix of `prefix` (at least
-    FOLLOW_MIN tokens, or all of a shorter prefix) found in it; `eos_id` where that match ends the
-    example. Empty where the output has left the example."""
+def follow_positions(prefix: list[int], example: list[int], before: frozenset[int] | None = None) -> frozenset[int]:
+    """Where in `example` the output `prefix` stands: the indices j such that example[j] would come
+    next (j == len(example): the example is done). `before`: the positions of prefix[:-1]. Where the
+    last token continued the example from there, the output is just past it: the position advances,
+    so a phrase the example repeats (`(s - a) * (s - b)`) is followed in order, not from wherever its
+    last tokens occur. Otherwise (the start, or back on the example after leaving it) the longest
+    suffix of `prefix` (at least FOLLOW_MIN tokens, or all of a shorter prefix) found in the example
+    decides. Empty where the output has left the example."""
     if not example:
-        return []
+        return frozenset()
     if not prefix:
-        return [example[0]]
+        return frozenset({0})
+    if before:
+        moved = frozenset(j + 1 for j in before if j < len(example) and example[j] == prefix[-1])
+        if moved:
+            return moved
     shortest = min(FOLLOW_MIN, len(prefix))
     for m in range(min(FOLLOW_MAX, len(prefix), len(example)), shortest - 1, -1):
         key = prefix[-m:]
-        found = {
-            example[j] if j < len(example) else eos_id for j in range(m, len(example) + 1) if example[j - m : j] == key
-        }
+        found = frozenset(j for j in range(m, len(example) + 1) if example[j - m : j] == key)
         if found:
-            return sorted(found)
-    return []
+            return found
+    return frozenset()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -381,7 +400,10 @@ def nucleus_filter(probs: Tensor, top_p: float) -> Tensor:
     return kept / kept.sum(dim=-1, keepdim=True)
 
 
-def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
+def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings, eager: bool = False):
+    """(stepper, state): what `step(last, state)` is called on, and the state after encoding.
+    With the cache and not `eager`, the stepper is the model's FastDecoder (same maths, fewer
+    operations); otherwise the model itself (`Seq2Seq.step`, the reference)."""
     cfg = model.config
     if not src_ids:
         raise DecodeSettingsError("cannot decode an empty source")
@@ -392,7 +414,10 @@ def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings):
     device = model.lm_head.weight.device
     src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
     memory, src_pad, _ = model.encode(src)
-    return model.init_state(memory, src_pad, use_cache=settings.use_cache, src=src)
+    if settings.use_cache and not eager:
+        fast = fast_decoder_for(model)
+        return fast, fast.init_state(memory, src_pad, src, capacity=settings.max_len + 1)
+    return model, model.init_state(memory, src_pad, use_cache=settings.use_cache, src=src)
 
 
 # --------------------------------------------------------------------------- syntax guard
@@ -501,7 +526,7 @@ def _start(guard: SyntaxGuard | None) -> _Partial:
 
 def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
     hyp = _start(guard)
-    last = torch.full((1,), bos_id, dtype=torch.long, device=state.tokens.device)
+    last = torch.full((1,), bos_id, dtype=torch.long, device=state.device)
     for step in range(s.max_len + 1):
         s = rules.at_deadline(step, s)
         raw, state = model.step(last, state)  # (1, V)
@@ -528,7 +553,7 @@ def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
 def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
     K = s.beam_size
     beams = [_start(guard)]  # starts with one row; the first step fans out to K
-    scores = torch.zeros(1, device=state.tokens.device)  # (N,) raw log-prob sums
+    scores = torch.zeros(1, device=state.device)  # (N,) raw log-prob sums
     last = torch.full((1,), bos_id, dtype=torch.long, device=scores.device)
     finished: list[Hypothesis] = []
     for step in range(s.max_len + 1):
@@ -598,7 +623,7 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
 
 
 def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
-    device = state.tokens.device
+    device = state.device
     gen = torch.Generator(device=device)
     if s.seed is None:
         gen.seed()
@@ -669,6 +694,7 @@ def decode(
     vocab_tokens: Sequence[str] | None = None,
     example_ids: Sequence[int] = (),
     deadline: float | None = None,
+    eager: bool = False,
 ) -> list[Hypothesis]:
     """Decode one source; returns the n-best hypotheses, best (highest score) first.
 
@@ -678,6 +704,7 @@ def decode(
     `vocab_tokens`: the target vocabulary's tokens, by id; needed for `settings.syntax_guard`.
     `example_ids`: the retrieved example's code (target ids) that `settings.follow_example` follows.
     `deadline`: a `time.monotonic()` time by which the search ends as at max_len (hypotheses `timed_out`).
+    `eager`: step with `Seq2Seq.step` (the reference) instead of its FastDecoder (e2p.model.fast_decoder).
     """
     rules = LogProbRules(
         min_len=settings.min_len,
@@ -704,8 +731,8 @@ def decode(
         guard = SyntaxGuard.for_vocab(vocab_tokens, eos_id)
     quiet = guard.quiet() if guard is not None else contextlib.nullcontext()
     with evaluating(model), torch.inference_mode(), quiet:
-        state = _encode_one(model, src_ids, settings)
-        hyps = _STRATEGY_FNS[settings.strategy](model, state, rules, settings, bos_id, eos_id, guard)
+        stepper, state = _encode_one(model, src_ids, settings, eager)
+        hyps = _STRATEGY_FNS[settings.strategy](stepper, state, rules, settings, bos_id, eos_id, guard)
     for h in hyps:
         h.timed_out = rules.timed_out
     return hyps

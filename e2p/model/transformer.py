@@ -376,6 +376,10 @@ class DecoderState:
         """How many tokens have been fed (= position of the next one)."""
         return self.tokens.size(1)
 
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
     def reorder(self, index: Tensor) -> "DecoderState":
         """New state whose row i is this state's row index[i] (beam back-pointers).
 

@@ -1,0 +1,230 @@
+"""One decoder step with as few Python-level operations as the arithmetic allows.
+
+`Seq2Seq.step` is the reference: readable modules, one call each, a growing key/value cache.
+For batch-1 (and beam-5) decoding on a CPU most of its time is spent outside the arithmetic:
+module calls, dropout calls that do nothing in eval mode, head splitting, concatenation. This
+module computes the same step from the same weights, fused once when it is built:
+
+- the self-attention Q, K and V projections are one matrix (one matrix-vector product, not three);
+- the key/value cache is a preallocated buffer written in place (no concatenation per step);
+- the cross-attention and copy-attention keys are projected, scaled and transposed once, and the
+  source padding becomes one additive bias;
+- attention over one query is two small batched products and a softmax (no fused kernel to
+  dispatch for a single row).
+
+The maths is the model's; only the order of floating-point additions differs, so scores agree
+with `Seq2Seq.step` to about 1e-5, and a choice can differ only where two scores are that close
+(`decoding.decode(..., eager=True)` takes the reference path; `bench` counts such differences).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class _Layer:
+    qkv_w: Tensor  # (3C, C): self-attention q, k, v projections stacked
+    qkv_b: Tensor  # (3C,)
+    self_out_w: Tensor
+    self_out_b: Tensor
+    cross_q_w: Tensor
+    cross_q_b: Tensor
+    cross_out_w: Tensor
+    cross_out_b: Tensor
+    fc1_w: Tensor
+    fc1_b: Tensor
+    fc2_w: Tensor
+    fc2_b: Tensor
+    norms: tuple  # three (weight, bias, eps): self, cross, feed-forward sublayers
+
+
+def _norm(m) -> tuple:
+    return (m.weight, m.bias, m.eps)
+
+
+@dataclass
+class FastState:
+    """Per-row decoding state of `FastDecoder` (rows = hypotheses)."""
+
+    length: int  # tokens fed so far (= position of the next one)
+    keys: list[Tensor]  # per layer (B, H, capacity, D), filled up to `length`
+    values: list[Tensor]
+    cross_keys_t: list[Tensor]  # per layer (B, H, D, S), pre-scaled by 1/sqrt(D)
+    cross_values: list[Tensor]  # per layer (B, H, S, D)
+    src_bias: Tensor  # (B, 1, 1, S): 0 where the source is a token, -inf at its padding
+    src_ids: Tensor | None  # (B, S), copy attention
+    copy_keys_t: Tensor | None  # (B, C, S), pre-scaled
+    copy_bias: Tensor | None  # (B, 1, S)
+
+    @property
+    def device(self) -> torch.device:
+        return self.src_bias.device
+
+    def reorder(self, index: Tensor) -> "FastState":
+        """Row i of the new state is row index[i] of this one (beam back-pointers)."""
+        n = self.length
+
+        def pick_cache(buf: Tensor) -> Tensor:
+            out = buf.new_empty((index.numel(),) + tuple(buf.shape[1:]))
+            out[:, :, :n] = buf[:, :, :n].index_select(0, index)  # only what is filled
+            return out
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            # one source for every row (batch 1): shared, broadcast by the products in `step`
+            return t if t is None or t.size(0) == 1 else t.index_select(0, index)
+
+        return FastState(
+            length=n,
+            keys=[pick_cache(k) for k in self.keys],
+            values=[pick_cache(v) for v in self.values],
+            cross_keys_t=[pick(k) for k in self.cross_keys_t],
+            cross_values=[pick(v) for v in self.cross_values],
+            src_bias=pick(self.src_bias),
+            src_ids=pick(self.src_ids),
+            copy_keys_t=pick(self.copy_keys_t),
+            copy_bias=pick(self.copy_bias),
+        )
+
+
+class FastDecoder:
+    """`init_state(memory, src_pad, src, capacity)` then `step(tokens_last, state)`, as
+    `Seq2Seq.init_state` / `Seq2Seq.step` (cached mode), for a model in eval mode."""
+
+    def __init__(self, model):
+        cfg = model.config
+        self.model = model
+        self.cfg = cfg
+        self.H, self.D = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.scale = 1.0 / math.sqrt(self.D)
+        with torch.no_grad():
+            self.layers = []
+            for layer in model.decoder:
+                sa, ca = layer.self_attn, layer.cross_attn
+                self.layers.append(
+                    _Layer(
+                        qkv_w=torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).contiguous(),
+                        qkv_b=torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias]).contiguous(),
+                        self_out_w=sa.out_proj.weight,
+                        self_out_b=sa.out_proj.bias,
+                        cross_q_w=ca.q_proj.weight,
+                        cross_q_b=ca.q_proj.bias,
+                        cross_out_w=ca.out_proj.weight,
+                        cross_out_b=ca.out_proj.bias,
+                        fc1_w=layer.ff.fc1.weight,
+                        fc1_b=layer.ff.fc1.bias,
+                        fc2_w=layer.ff.fc2.weight,
+                        fc2_b=layer.ff.fc2.bias,
+                        norms=(_norm(layer.sub_self.norm), _norm(layer.sub_cross.norm), _norm(layer.sub_ff.norm)),
+                    )
+                )
+            self.embed = model.tgt_embed.weight
+            self.embed_scale = math.sqrt(cfg.d_model)
+            self.positions = model.positions
+            self.final_norm = _norm(model.dec_norm) if cfg.pre_norm else None
+            self.lm_w = model.lm_head.weight
+            if cfg.copy_attention:
+                self.copy_q_w = model.copy_q.weight
+                self.gate_w, self.gate_b = model.copy_gate.weight, model.copy_gate.bias
+
+    def weights(self) -> list[Tensor]:
+        """Every matrix one step multiplies a row vector by (the arithmetic floor of a step)."""
+        out = []
+        for ly in self.layers:
+            out += [ly.qkv_w, ly.self_out_w, ly.cross_q_w, ly.cross_out_w, ly.fc1_w, ly.fc2_w]
+        out.append(self.lm_w)
+        if self.cfg.copy_attention:
+            out += [self.copy_q_w, self.gate_w]
+        return out
+
+    @torch.inference_mode()
+    def init_state(self, memory: Tensor, src_pad: Tensor, src: Tensor | None, capacity: int) -> FastState:
+        """memory (B, S, C) from `Seq2Seq.encode`; room for `capacity` tokens (BOS included)."""
+        B, S, C = memory.shape
+        H, D = self.H, self.D
+        cross_k, cross_v = [], []
+        for layer in self.model.decoder:
+            k, v = layer.cross_attn.project_kv(memory)  # (B, H, S, D)
+            cross_k.append((k * self.scale).transpose(-2, -1).contiguous())
+            cross_v.append(v.contiguous())
+        bias = torch.zeros(B, 1, 1, S, dtype=memory.dtype).masked_fill_(src_pad[:, None, None, :], float("-inf"))
+        copy_keys_t = copy_bias = None
+        if self.cfg.copy_attention:
+            copy_keys_t = (self.model.copy_k(memory) * (1.0 / math.sqrt(C))).transpose(1, 2).contiguous()
+            copy_bias = bias[:, 0]  # (B, 1, S)
+        empty = [memory.new_empty(B, H, capacity, D) for _ in self.layers]
+        return FastState(
+            length=0,
+            keys=empty,
+            values=[memory.new_empty(B, H, capacity, D) for _ in self.layers],
+            cross_keys_t=cross_k,
+            cross_values=cross_v,
+            src_bias=bias,
+            src_ids=src,
+            copy_keys_t=copy_keys_t,
+            copy_bias=copy_bias,
+        )
+
+    @torch.inference_mode()
+    def step(self, tokens_last: Tensor, state: FastState) -> tuple[Tensor, FastState]:
+        """tokens_last (B,) -> next-token log-probs (B, V); the state's cache is written in place
+        (the state is returned for symmetry with `Seq2Seq.step`)."""
+        t = state.length
+        B = tokens_last.size(0)
+        H, D = self.H, self.D
+        pre = self.cfg.pre_norm
+        x = F.embedding(tokens_last, self.embed) * self.embed_scale + self.positions.pe[t]  # (B, C)
+        for i, ly in enumerate(self.layers):
+            (n1w, n1b, e1), (n2w, n2b, e2), (n3w, n3b, e3) = ly.norms
+            C = x.size(-1)
+            h = F.layer_norm(x, (C,), n1w, n1b, e1) if pre else x
+            q, k, v = torch.addmm(ly.qkv_b, h, ly.qkv_w.t()).view(B, 3, H, D).unbind(1)  # 3 x (B, H, D)
+            keys, values = state.keys[i], state.values[i]
+            keys[:, :, t] = k
+            values[:, :, t] = v
+            att = torch.matmul((q * self.scale).unsqueeze(2), keys[:, :, : t + 1].transpose(-2, -1))  # (B,H,1,t+1)
+            y = torch.matmul(att.softmax(-1), values[:, :, : t + 1]).view(B, C)
+            x = x + torch.addmm(ly.self_out_b, y, ly.self_out_w.t())
+            if not pre:
+                x = F.layer_norm(x, (C,), n1w, n1b, e1)
+            h = F.layer_norm(x, (C,), n2w, n2b, e2) if pre else x
+            q = torch.addmm(ly.cross_q_b, h, ly.cross_q_w.t()).view(B, H, 1, D)
+            att = torch.matmul(q, state.cross_keys_t[i]).add_(state.src_bias)  # (B, H, 1, S)
+            y = torch.matmul(att.softmax(-1), state.cross_values[i]).view(B, C)
+            x = x + torch.addmm(ly.cross_out_b, y, ly.cross_out_w.t())
+            if not pre:
+                x = F.layer_norm(x, (C,), n2w, n2b, e2)
+            h = F.layer_norm(x, (C,), n3w, n3b, e3) if pre else x
+            f = torch.addmm(ly.fc1_b, h, ly.fc1_w.t()).relu_()
+            x = x + torch.addmm(ly.fc2_b, f, ly.fc2_w.t())
+            if not pre:
+                x = F.layer_norm(x, (C,), n3w, n3b, e3)
+        if self.final_norm is not None:
+            w, b, eps = self.final_norm
+            x = F.layer_norm(x, (x.size(-1),), w, b, eps)
+        logits = torch.mm(x, self.lm_w.t())  # (B, V)
+        state.length = t + 1
+        if not self.cfg.copy_attention:
+            return F.log_softmax(logits, dim=-1), state
+        q = torch.mm(x, self.copy_q_w.t()).unsqueeze(1)  # (B, 1, C)
+        att = torch.matmul(q, state.copy_keys_t).add_(state.copy_bias).softmax(-1)[:, 0]  # (B, S)
+        gate = torch.sigmoid(torch.addmm(self.gate_b, x, self.gate_w.t()))  # (B, 1)
+        probs = logits.softmax(-1).mul_(gate)
+        probs.scatter_add_(-1, state.src_ids.expand(B, -1), att.mul_(1 - gate))
+        return F.log_softmax(probs.clamp_min_(1e-9).log_(), dim=-1), state
+
+
+def fast_decoder_for(model) -> FastDecoder:
+    """The model's FastDecoder, built once and again only after its weights change (training
+    updates them in place, which bumps every updated tensor's version counter)."""
+    versions = tuple(p._version for p in model.parameters())
+    cached = getattr(model, "_fast_decoder", None)
+    if cached is None or cached[0] != versions:
+        cached = (versions, FastDecoder(model))
+        object.__setattr__(model, "_fast_decoder", cached)  # not a module attribute: not saved
+    return cached[1]

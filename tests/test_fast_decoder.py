@@ -1,0 +1,79 @@
+"""The fast decoder step (e2p.model.fast_decoder) against the reference `Seq2Seq.step`."""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+import models  # noqa: E402
+
+from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
+from e2p.model.fast_decoder import FastDecoder, fast_decoder_for  # noqa: E402
+
+IDS = dict(bos_id=1, eos_id=2, pad_id=0)
+SRC = [5, 9, 7, 11, 6, 2]
+
+SHAPES = {
+    "pre-norm, copy attention (the shipped model's shape)": dict(
+        share_embeddings=True, copy_attention=True, tie_output=True
+    ),
+    "post-norm, separate vocabularies (the original design's shape)": dict(pre_norm=False),
+}
+
+
+@pytest.fixture(params=list(SHAPES), scope="module")
+def model(request):
+    vocab = 30
+    return models.tiny_model(vocab, seed=3, **SHAPES[request.param])
+
+
+def test_each_step_agrees_with_the_reference(model):
+    """Log-probs of every step of a beam of 3 rows, reordered between steps as a beam does."""
+    src = torch.tensor([SRC])
+    fast = FastDecoder(model)
+    with torch.inference_mode():
+        memory, src_pad, _ = model.encode(src)
+        ref_state = model.init_state(memory, src_pad, src=src)
+        fast_state = fast.init_state(memory, src_pad, src, capacity=12)
+        last = torch.tensor([1])
+        for step in range(10):
+            ref, ref_state = model.step(last, ref_state)
+            got, fast_state = fast.step(last, fast_state)
+            assert torch.allclose(got, ref, atol=1e-5), step
+            index = torch.tensor([0, 0, 0]) if step == 0 else torch.tensor([2, 0, 0])  # fan out, then reorder
+            ref_state, fast_state = ref_state.reorder(index), fast_state.reorder(index)
+            last = ref[index].topk(3, dim=-1).indices[torch.arange(3), torch.arange(3)]
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_decoding_gives_the_reference_candidates(model, strategy):
+    settings = DecodeSettings(strategy=strategy, beam_size=4, n_best=4, num_samples=4, seed=7, max_len=20)
+    for src in (SRC, [9, 9, 4, 2], [7, 2]):
+        fast = decode(model, src, settings, **IDS)
+        ref = decode(model, src, settings, **IDS, eager=True)
+        assert [h.tokens for h in fast] == [h.tokens for h in ref]
+        for f, r in zip(fast, ref):
+            assert f.score == pytest.approx(r.score, abs=1e-4)
+
+
+def test_the_fast_decoder_follows_the_weights():
+    """Training updates the weights in place: the fused copy is built again, never stale."""
+    model = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True)
+    first = fast_decoder_for(model)
+    assert fast_decoder_for(model) is first  # unchanged weights: built once
+    with torch.no_grad():
+        model.decoder[0].self_attn.k_proj.weight.add_(0.5)
+    again = fast_decoder_for(model)
+    assert again is not first
+    assert torch.equal(again.layers[0].qkv_w[32:64], model.decoder[0].self_attn.k_proj.weight)  # d_model 32
+    settings = DecodeSettings(strategy="greedy", max_len=15)
+    fast, ref = decode(model, SRC, settings, **IDS), decode(model, SRC, settings, **IDS, eager=True)
+    assert fast[0].tokens == ref[0].tokens
+
+
+def test_weights_are_every_matrix_a_step_multiplies_by():
+    model = models.tiny_model(30, seed=0, share_embeddings=True, copy_attention=True)
+    fast = FastDecoder(model)
+    C, F_, V, L = 32, 64, 30, 2
+    step_macs = sum(w.numel() for w in fast.weights())
+    assert step_macs == L * (3 * C * C + C * C + C * C + C * C + C * F_ + F_ * C) + V * C + C * C + C
