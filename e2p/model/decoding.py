@@ -256,17 +256,26 @@ class LogProbRules:
     def _follow(self, out: Tensor, lprobs: Tensor, prefixes: list[list[int]]) -> None:
         """Weight each row's continuation of the example by exp(follow), renormalised over the
         model's own distribution (so the result is still one: log-probs, alternatives and beam
-        scores stay comparable)."""
-        for row, toks in enumerate(prefixes):
-            where = self._where(toks)
-            nxt = {self.example[j] if j < len(self.example) else self.eos_id for j in where}
-            nxt = [t for t in sorted(nxt) if not math.isinf(float(out[row, t]))]
-            if not nxt:
-                continue
-            mass = float(lprobs[row, nxt].float().exp().sum().clamp(max=1.0))
-            out[row, nxt] += self.follow
-            out[row] -= math.log1p(mass * math.expm1(self.follow))
-            out[row].clamp_(max=0.0)  # rounding must not lift a probability above one
+        scores stay comparable). All rows at once: a handful of tensor operations per step."""
+        rows, toks = [], []
+        for row, prefix in enumerate(prefixes):
+            nxt = {self.example[j] if j < len(self.example) else self.eos_id for j in self._where(prefix)}
+            rows += [row] * len(nxt)
+            toks += sorted(nxt)
+        if not rows:
+            return
+        r, t = torch.tensor(rows), torch.tensor(toks)
+        on = ~torch.isinf(out[r, t])  # a token already banned stays banned
+        r, t = r[on], t[on]
+        if not len(r):
+            return
+        mass = torch.zeros(out.size(0)).index_add_(0, r, lprobs[r, t].float().exp()).clamp_(max=1.0)
+        shift = torch.log1p(mass.double() * math.expm1(self.follow)).float()  # (N,): 0 where nothing follows
+        out[r, t] += self.follow
+        out -= shift[:, None]
+        has = torch.zeros(out.size(0), dtype=torch.bool)
+        has[r] = True
+        out[has] = out[has].clamp(max=0.0)  # rounding must not lift a probability above one
 
     def _where(self, toks: list[int]) -> frozenset[int]:
         """follow_positions of `toks`, from the (remembered) positions of its prefix: every row's

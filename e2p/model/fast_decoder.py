@@ -67,12 +67,20 @@ class FastState:
         return self.src_bias.device
 
     def reorder(self, index: Tensor) -> "FastState":
-        """Row i of the new state is row index[i] of this one (beam back-pointers)."""
+        """Row i of the new state is row index[i] of this one (beam back-pointers). The caches are
+        rewritten in place where the number of rows stays (only what is filled is copied)."""
         n = self.length
+        rows = self.keys[0].size(0) if self.keys else 0
+        if index.numel() == rows and torch.equal(index, torch.arange(rows)):
+            return self  # every row continues itself
 
         def pick_cache(buf: Tensor) -> Tensor:
+            picked = buf[:, :, :n].index_select(0, index)
+            if index.numel() == buf.size(0):
+                buf[:, :, :n] = picked
+                return buf
             out = buf.new_empty((index.numel(),) + tuple(buf.shape[1:]))
-            out[:, :, :n] = buf[:, :, :n].index_select(0, index)  # only what is filled
+            out[:, :, :n] = picked
             return out
 
         def pick(t: Tensor | None) -> Tensor | None:
