@@ -56,6 +56,18 @@ def test_run_prefers_code_that_prints_and_completes_a_function_never_called():
     assert first.run.stdout == "42\n" and ranked[1][2].runs and ranked[1][2].shows is False
 
 
+def test_an_empty_answer_is_never_chosen_for_running_cleanly():
+    """A writing cut off at once (a loaded machine's time limit) leaves empty code: it parses and
+    would run cleanly, doing nothing. It is not run, and a program that failed goes before it."""
+    fails, empty, comment = "print(1 / 0)\n", "", "# nothing here\n"
+    hyps = [SimpleNamespace(score=s) for s in (-0.5, 0.0, -0.1)]
+    runner = FakeRunner({fails: None})
+    ranked = rank("write a program to print 1 / 0", hyps, [fails, empty, comment], ["model"] * 3, "run", runner=runner)
+    assert runner.ran == [fails]
+    assert ranked[0][1] == fails and ranked[0][2].runs is False
+    assert {code: c.runs for _, code, c in ranked} == {fails: False, empty: None, comment: None}
+
+
 def test_run_puts_a_function_first_where_the_prompt_asks_for_one():
     script, func = "print(2 + 3)\n", "def add(a, b):\n    return a + b\n"
     hyps = [SimpleNamespace(score=s) for s in (0.0, -0.5)]
@@ -101,7 +113,7 @@ def test_run_runs_in_the_sandbox(tiny_default_artifacts):
         "write a python function to add two numbers",
         DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=40, syntax_guard=True),
         rerank="run",
-        pool=0,
+        pool=3,  # the tiny model's own writing may be empty (never run): the pooled programs are programs
     )
     ran = [c for c in result.candidates if c.runs is not None]
     assert ran, "run must run the candidates that parse, best first, until one runs cleanly"

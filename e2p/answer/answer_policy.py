@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
-from ..syntax import syntax_error
+from ..syntax import parse_tree, syntax_error
 from .completion import completed
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 
@@ -91,9 +91,9 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None, prompt: str 
         for h, code, origin in zip(hyps, codes, origins)
     ]
     # code that defines a function first where the prompt asks for one
-    rows.sort(key=lambda r: (not r[2].parses, not fits_request(prompt, r[1]), -r[2].score))
+    rows.sort(key=lambda r: (not is_program(r[2]), not fits_request(prompt, r[1]), -r[2].score))
     for i, (h, code, cand) in enumerate(rows):
-        if runner is None or not cand.parses:
+        if runner is None or not is_program(cand):
             break
         program, line = completed(code, prompt)
         result = runner.run(program)
@@ -108,12 +108,21 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None, prompt: str 
 def judged(cand: Candidate, prompt: str) -> tuple[bool, bool, int]:
     """How good a candidate is by the "run" rule, lowest best: it parses, defines a function where the
     prompt asks for one, and ran cleanly and printed (`outcome_rank`)."""
-    return (not cand.parses, not fits_request(prompt, cand.code), outcome_rank(cand))
+    return (not is_program(cand), not fits_request(prompt, cand.code), outcome_rank(cand))
+
+
+def is_program(cand: Candidate) -> bool:
+    """It parses and holds a statement: an empty answer (a writing cut off at once on a loaded
+    machine) runs cleanly and does nothing, and must never be chosen for running cleanly."""
+    if not cand.parses:
+        return False
+    tree = parse_tree(cand.code)
+    return tree is not None and bool(tree.body)
 
 
 def settled(cand: Candidate, prompt: str) -> bool:
     """Whether writing again cannot do better by the "run" rule (or may not run anything more)."""
-    return cand.parses and (cand.runs is None or judged(cand, prompt) == (False, False, 0))
+    return is_program(cand) and (cand.runs is None or judged(cand, prompt) == (False, False, 0))
 
 
 def outcome_rank(cand: Candidate) -> int:

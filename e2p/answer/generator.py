@@ -28,7 +28,8 @@ from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
 
-MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left
+MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left (and as much
+# as the first writing took)
 MAX_PROMPT_CHARS = 2000  # the model reads at most max_prompt tokens; this bounds the work before that
 
 
@@ -131,7 +132,9 @@ class Generator:
         max_len = min(settings.max_len, b.model.config.max_len - 2)
         settings = replace(settings, max_len=max_len, min_len=min(settings.min_len, max_len))
         mapping = source.slots.mapping()
+        wrote = time.monotonic()
         hyps, codes = self._write(source, src_ids, settings, deadline, prompt)
+        wrote = time.monotonic() - wrote  # a writing with another example takes about as long
         origins = ["model"] * len(hyps)
         values = None
         if pool and b.retriever is not None:
@@ -167,7 +170,9 @@ class Generator:
                 break
             # Nothing the model wrote with this example ran and printed: write again with the next one shown.
             other = b.featurizer.source_of(retrieved, start)
-            if other.neighbour is None or (deadline is not None and deadline - time.monotonic() < MIN_WRITE_S):
+            if other.neighbour is None or (
+                deadline is not None and deadline - time.monotonic() < max(MIN_WRITE_S, wrote)
+            ):
                 break
             other_ids = b.src_vocab.encode(other.tokens)
             more, more_codes = self._write(other, other_ids, settings, deadline, prompt)
