@@ -7,6 +7,7 @@ import tempfile
 import pytest
 from test_sandbox_redteam import require_sandbox
 
+from e2p.sandbox import runner
 from e2p.sandbox.runner import (
     FILE_SIZE_LIMIT,
     OUTPUT_CAP,
@@ -15,6 +16,7 @@ from e2p.sandbox.runner import (
     run_code,
     run_many,
 )
+from e2p.sandbox.timing import sandbox_timings
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +112,43 @@ def test_run_many_keeps_order():
     codes = [f"import time; time.sleep({0.2 if i == 0 else 0}); print({i})" for i in range(4)]
     assert [r.stdout for r in run_many(codes, timeout=3)] == [f"{i}\n" for i in range(4)]
     assert run_many([]) == []
+
+
+def test_sandbox_timings_reports_each_figure():
+    timings = sandbox_timings(n=2)  # the figures themselves depend on the machine: not asserted
+    assert timings["available"] is True, timings["reason"]
+    for key in ("plain_ms", "bwrap_ms", "sandbox_ms", "sandbox_vs_plain", "sandbox_minus_bwrap_ms"):
+        assert isinstance(timings[key], float) and timings[key] == timings[key], key  # a number, not NaN
+    assert timings["plain_ms"] > 0 and timings["bwrap_ms"] > 0 and timings["sandbox_ms"] > 0
+
+
+class TestNeedingNoBubblewrap:
+    @pytest.fixture(autouse=True)
+    def _sandbox_here(self) -> None:
+        """These run wherever the tests do."""
+
+    def test_sandbox_timings_without_a_sandbox_says_so(self, monkeypatch):
+        monkeypatch.setattr(runner, "sandbox_status", lambda: runner.SandboxStatus(False, "switched off here", "off"))
+        timings = sandbox_timings(n=2)
+        assert timings["available"] is False and timings["reason"] == "switched off here"
+        assert timings["sandbox_ms"] is None and timings["sandbox_vs_plain"] is None
+
+    def test_only_editable_hooks_the_sandbox_cannot_import_from_are_hidden(self, tmp_path, monkeypatch):
+        packages, outside, inside = tmp_path / "site-packages", tmp_path / "src", tmp_path / "venv" / "src"
+        packages.mkdir()
+        for name, source in (("away", outside), ("here", inside)):
+            (packages / f"__editable__.{name}-1.0.pth").write_text(
+                f"import __editable___{name}_1_0_finder; __editable___{name}_1_0_finder.install()\n"
+            )
+            (packages / f"__editable___{name}_1_0_finder.py").write_text(
+                f"MAPPING: dict[str, str] = {{'{name}': '{source / name}'}}\nNAMESPACES: dict[str, list[str]] = {{}}\n"
+            )
+        (packages / "__editable__.odd-1.0.pth").write_text(str(outside) + "\n")  # a path line: left alone
+        monkeypatch.setattr(runner.site, "getsitepackages", lambda: [str(packages)])
+        bound = ((str(packages), str(packages)), (str(tmp_path / "venv"), str(tmp_path / "venv")))
+        monkeypatch.setattr(runner, "_python_folders", lambda: bound)
+        runner._unreachable_editable_hooks.cache_clear()
+        try:
+            assert runner._unreachable_editable_hooks() == (str(packages / "__editable__.away-1.0.pth"),)
+        finally:
+            runner._unreachable_editable_hooks.cache_clear()

@@ -37,7 +37,7 @@ class Support:
 
 
 class RunCgroup:
-    """One run's cgroup: made with its limits, joined by the run's first process, removed after."""
+    """One run's cgroup: made with its limits, joined by bubblewrap (so all of the run), removed after."""
 
     def __init__(self, support: Support, memory_bytes: int, max_tasks: int):
         self.version = support.version
@@ -61,7 +61,25 @@ class RunCgroup:
             for folder in reversed(made):
                 _rmdir(folder)
             raise
-        self.procs_files = tuple(os.path.join(folder, "cgroup.procs").encode() for folder in self.dirs)
+
+    def enter(self) -> None:
+        """Move the calling thread, alone, into the cgroup (cgroup v1, whose controllers take
+        threads one by one): what it starts from then on is in it from birth. A thread moving
+        itself is cheap; moving another process (`add`) takes a lock whose first taking after a
+        quiet spell waits out an RCU grace period, ~10 ms on a busy machine."""
+        for folder in self.dirs:
+            _write(folder, "tasks", 0)  # 0: the writing thread
+
+    def leave(self) -> None:
+        """Move the calling thread back to the server's own cgroups (those above e2p-sandbox/)."""
+        for folder in self.dirs:
+            _write(os.path.dirname(os.path.dirname(folder)), "tasks", 0)
+
+    def add(self, *pids: int) -> None:
+        """Move processes (each with all its threads) into the cgroup, in every hierarchy."""
+        for folder in self.dirs:
+            for pid in pids:  # one pid per write(): the kernel takes one at a time
+                _write(folder, "cgroup.procs", pid)
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed a process of the run for going over the memory limit."""
@@ -86,7 +104,8 @@ class RunCgroup:
     def close(self) -> None:
         """Kill whatever of the run is left, then remove the cgroup."""
         deadline = time.monotonic() + 2.0
-        while (pids := self.pids()) and time.monotonic() < deadline:
+        # Never the server: a thread of it that failed to `leave` would list it here (v1).
+        while (pids := [pid for pid in self.pids() if pid != os.getpid()]) and time.monotonic() < deadline:
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -95,17 +114,6 @@ class RunCgroup:
             time.sleep(0.005)
         for folder in self.dirs:
             _rmdir(folder)
-
-
-def join(procs_files: tuple[bytes, ...]) -> None:
-    """Move the calling process into the cgroup (between fork and exec: os calls only)."""
-    pid = str(os.getpid()).encode()
-    for path in procs_files:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, pid)
-        finally:
-            os.close(fd)
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,31 +10,49 @@ process, command line or zombie of ours in the run), so killing it ends everythi
 
 A server running as root also gives each run a uid of its own (`uid_lease`), a memory + pids
 cgroup (`run_cgroup`) that bounds the run as a whole, and a working folder with an inode cap
-(a tmpfs it mounts itself in a private mount namespace: bwrap 0.8 cannot cap inodes). It enters
+(a tmpfs it mounts itself where the host never sees it: bwrap 0.8 cannot cap inodes). It enters
 the namespaces as root and drops to that uid with `setpriv`. A server running as an ordinary
 user uses an unprivileged user namespace instead (uid 65534), with per-process limits unless it
 can make cgroups. Where bubblewrap is missing, cannot create its namespaces, or the filter
 cannot be built, nothing runs: `run_code` raises `SandboxUnavailable`. Linux only.
+
+A run costs little more than bubblewrap itself (docs/sandbox-speed.md):
+- bubblewrap is started with vfork: no `preexec_fn`, which made Python fork the whole server
+  (torch and all);
+- what that child did before exec is done by the server while bubblewrap holds the run's first
+  process just before it execs the program, waiting for the seccomp filter on a pipe: bubblewrap
+  and that process go into the run's cgroup, the process gets its limits (prlimit), and only
+  then is the filter written. No filter, no program: should the server die first, bubblewrap
+  reads an empty filter and gives up;
+- a root server's capped tmpfs is mounted by a thread with a mount namespace of its own
+  (`_Launcher`), which starts bubblewrap;
+- the program reaches bubblewrap in a memfd (`--ro-bind-data`): no host file or folder per run.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import ctypes
 import functools
+import itertools
+import json
 import math
 import os
+import queue
+import re
 import resource
+import select
 import selectors
 import shutil
 import signal
+import site
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 from ..errors import E2PError
 from . import run_cgroup
@@ -219,53 +237,174 @@ def _require_sandbox() -> None:
 
 def _run(code: str, timeout: float) -> RunResult:
     iso = isolation()
-    with (
-        tempfile.TemporaryDirectory(prefix="e2p-run-", ignore_cleanup_errors=True) as root,
-        contextlib.ExitStack() as cleanup,
-    ):
-        script_dir = os.path.join(root, "script")
-        os.mkdir(script_dir)
-        with open(os.path.join(script_dir, "main.py"), "wb") as f:
-            # surrogatepass: text that is not valid Unicode still reaches Python, which
-            # rejects it as a SyntaxError like any other broken program.
-            f.write(code.encode("utf-8", "surrogatepass"))
-        os.chmod(os.path.join(script_dir, "main.py"), 0o644)  # readable by the sandbox's user
-        for folder in (root, script_dir):
-            os.chmod(folder, 0o755)
+    with contextlib.ExitStack() as cleanup:
+        fds = cleanup.enter_context(_Fds())
         work = None
         try:
-            if iso.privileged:
-                work = os.path.join(root, "work")  # the inode-capped tmpfs goes here, in the run's mount namespace
-                os.mkdir(work, 0o700)
-                uid = cleanup.enter_context(leased_uid())
-            else:
-                uid = SANDBOX_UID
+            uid = cleanup.enter_context(leased_uid()) if iso.privileged else SANDBOX_UID
             group = None
             if iso.cgroups.available:
                 group = run_cgroup.RunCgroup(iso.cgroups, MEMORY_LIMIT, PROCESS_LIMIT + 1)  # + bwrap itself
                 cleanup.callback(group.close)  # before the uid's lease ends: nothing of the run outlives it
-            filter_fd = _filter_pipe()
-            cleanup.callback(os.close, filter_fd)
-            setup = functools.partial(
-                _child_setup,
-                _limits(timeout),
-                group.procs_files if group else (),
-                work.encode() if work else None,
-            )
-            proc = subprocess.Popen(
-                _command(script_dir, work, uid, filter_fd),
-                env={},  # the server's environment never reaches the launcher, let alone the code
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                pass_fds=(filter_fd,),
-                preexec_fn=setup,
-            )
+            pipes = fds.script(code), fds.pipe(), fds.pipe()  # the program, bwrap's --info-fd, its --seccomp
+            if iso.privileged:  # the inode-capped tmpfs, mounted in the launcher's namespace (see _Launcher)
+                work = os.path.join(_STAGING, f"run-{next(_RUN_NAMES)}")
+            command = _command(pipes[0], work, uid, pipes[2][0], pipes[1][1])
+            start = functools.partial(_start, fds, pipes, command, work, group, _limits(timeout))
+            if work is not None or (group is not None and group.version == 1):
+                launcher = _launcher()
+                if work is not None:  # once the run is over (harmless where it was never mounted)
+                    cleanup.callback(launcher.post, functools.partial(_unmount, work))
+                proc, problem = launcher.call(start)
+            else:
+                proc, problem = start()
         except (OSError, subprocess.SubprocessError, E2PError) as e:
             return RunResult(None, "", f"e2p sandbox: could not start bubblewrap: {e}", False)
-        return _collect(proc, timeout, group)
+        result = _collect(proc, timeout, group)
+        return replace(result, returncode=None, stderr=problem + result.stderr) if problem else result
+
+
+def _start(
+    fds: _Fds, pipes, command: list[str], work: str | None, group: run_cgroup.RunCgroup | None, limits
+) -> tuple[subprocess.Popen, str]:
+    """Start bubblewrap, and let the run begin once it is in its cgroup and under its limits;
+    bubblewrap and what went wrong, if anything (the run then never starts). In the launcher
+    thread where the run has a working folder to mount or a v1 cgroup to be born in."""
+    script, (info_read, info_write), (filter_read, filter_write) = pipes
+    handed = (script, filter_read, info_write)
+    try:
+        if work is not None:
+            os.mkdir(work, 0o700)
+            _mount(b"tmpfs", work, _TMPFS_OPTIONS)
+            for name in ("home", "tmp"):  # which bwrap binds as the working folder and /tmp
+                folder = os.path.join(work, name)
+                os.mkdir(folder)
+                os.chmod(folder, 0o1777)  # mkdir's mode goes through the umask
+        if group is not None and group.version == 1:
+            # This thread steps into the cgroup, starts bubblewrap there and steps out at once:
+            # cheap, where moving bubblewrap in after costs ~10 ms (see RunCgroup.enter). Nothing of
+            # the server's may stay in a run's cgroup (its end kills what is there); should
+            # leaving fail, RunCgroup.close still spares the server.
+            group.enter()
+            try:
+                proc = _popen(command, handed)
+            finally:
+                group.leave()
+            group = None  # all of the run is in it from birth
+        else:
+            proc = _popen(command, handed)
+    finally:
+        fds.close(*handed)  # bubblewrap has its own; the info pipe ends once it has written to it
+    problem = ""
+    try:
+        if group is not None:
+            # The first move into a cgroup waits out an RCU grace period (ms): start it now,
+            # while bubblewrap sets up. Its first process is moved too (if it was cloned first).
+            group.add(proc.pid)
+        child = _child_pid(info_read)
+        if child is not None:  # else bubblewrap stopped before making the run: its stderr says why
+            _admit(proc.pid, child, group, limits, filter_write)
+    except OSError as e:
+        problem = f"e2p sandbox: the run could not be set up, so it did not start: {e}\n"
+    finally:
+        fds.close(filter_write)  # without the filter written, the run's first process gives up
+    return proc, problem
+
+
+class _Fds:
+    """A run's file descriptors, each closed exactly once (a second close could hit another thread's fd)."""
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+
+    def pipe(self) -> tuple[int, int]:
+        read, write = os.pipe()
+        self.open |= {read, write}
+        return read, write
+
+    def script(self, code: str) -> int:
+        """The program's text in a memfd, for `bwrap --ro-bind-data`: no host file or folder per run."""
+        fd = os.memfd_create("e2p-main.py", os.MFD_CLOEXEC)
+        self.open.add(fd)
+        # surrogatepass: text that is not valid Unicode still reaches Python, which
+        # rejects it as a SyntaxError like any other broken program.
+        data = memoryview(code.encode("utf-8", "surrogatepass"))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)  # bubblewrap reads it from the start (the offset is shared)
+        return fd
+
+    def close(self, *fds: int) -> None:
+        for fd in fds:
+            if fd in self.open:
+                self.open.discard(fd)
+                os.close(fd)
+
+    def __enter__(self) -> _Fds:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(*list(self.open))
+
+
+def _popen(command: list[str], handed: tuple[int, ...]) -> subprocess.Popen:
+    """Start bubblewrap. No preexec_fn, user= or group= here: any of them makes Python fork the
+    whole server (torch and all: ~10 ms, and copy-on-write faults after) instead of vfork
+    (CPython 3.11 _posixsubprocess); process_group= and pass_fds= keep vfork. A process group of
+    its own, not a session: setsid moves the child to an autogroup of its own, which cost ms
+    here (bwrap --new-session gives the program a session of its own anyway)."""
+    return subprocess.Popen(
+        command,
+        env={},  # the server's environment never reaches the launcher, let alone the code
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        process_group=0,  # so that os.killpg(proc.pid) reaches bubblewrap
+        pass_fds=handed,
+    )
+
+
+_START_LIMIT_S = 10.0  # bubblewrap writes the pid within ms of starting; never wait forever
+
+
+def _child_pid(info_read: int) -> int | None:
+    """The pid `bwrap --info-fd` writes ({"child-pid": N}) once it has cloned the run's first
+    process; None where bubblewrap closed the pipe without (it failed before: its stderr says why)."""
+    data, deadline = b"", time.monotonic() + _START_LIMIT_S
+    while (left := deadline - time.monotonic()) > 0 and select.select([info_read], [], [], left)[0]:
+        chunk = os.read(info_read, 4096)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return int(json.loads(data)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _admit(bwrap: int, child: int, group: run_cgroup.RunCgroup | None, limits, filter_write: int) -> None:
+    """Let the run start: its first process into its cgroup and under its limits (exec passes
+    them on), then the filter, which that process waits for just before it execs the program:
+    nothing of the program has run yet."""
+    if _parent(child) != bwrap:  # gone already, and its pid maybe another process's by now
+        raise OSError(f"bubblewrap's first process ({child}) is gone")
+    if group is not None:
+        group.add(child)  # bwrap starts nothing more (--as-pid-1): all of the run is counted
+    for res, soft, hard in limits:
+        resource.prlimit(child, res, (soft, hard))
+    program = bpf_program()
+    if os.write(filter_write, program) != len(program):  # a few hundred bytes: one atomic pipe write
+        raise OSError("the seccomp filter could not be handed to bubblewrap")
+
+
+def _parent(pid: int) -> int | None:
+    """The parent pid of `pid` (/proc/PID/stat), None where it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _filter_pipe() -> int:
@@ -279,41 +418,118 @@ def _filter_pipe() -> int:
     return read
 
 
-def _child_setup(limits, procs_files: tuple[bytes, ...], work: bytes | None) -> None:
-    # Runs in the child between fork and exec, maybe while other threads exist: os calls only.
-    run_cgroup.join(procs_files)  # bwrap and all it starts are counted from here on
-    if work is not None:
-        _mount_private_tmpfs(work)
-    _set_limits(limits)
-
-
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC.unshare.argtypes = (ctypes.c_int,)
 _LIBC.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-_CLONE_NEWNS, _MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x20000, 2, 4, 0x4000, 1 << 18
+_LIBC.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_CLONE_NEWNS, _MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE, _MS_SLAVE = 0x20000, 2, 4, 0x4000, 1 << 18, 1 << 19
+_MNT_DETACH = 2
 _TMPFS_OPTIONS = f"size={WORKDIR_LIMIT},nr_inodes={WORKDIR_FILES},mode=1777".encode()
+# Where a root server's runs' working folders are mounted: a host folder that only ever shows
+# empty there, as the launcher mounts a tmpfs of its own on it, in its namespace alone.
+_STAGING = "/run/e2p-sandbox/work"
+_RUN_NAMES = itertools.count()
 
 
-def _mount_private_tmpfs(work: bytes) -> None:
-    """Mount the run's tmpfs on `work` in a mount namespace of this process alone, with the
-    working folder (`home`) and /tmp (`tmp`) in it, which bwrap binds: the host never sees it, and
-    it goes when the run's last process does."""
+def _os_error(what: str) -> OSError:
+    errno = ctypes.get_errno()
+    return OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source: bytes, target: str, options: bytes) -> None:
+    """A tmpfs on `target` in the calling thread's mount namespace, private: nothing mounted or
+    unmounted there afterwards reaches a copy of it (a run's namespace) or the other way round."""
+    target_b = target.encode()
     if (
-        _LIBC.unshare(_CLONE_NEWNS) != 0
-        # private first: on a shared / the mount would propagate to the host's namespace
-        or _LIBC.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0
-        or _LIBC.mount(b"tmpfs", work, b"tmpfs", _MS_NOSUID | _MS_NODEV, _TMPFS_OPTIONS) != 0
+        _LIBC.mount(source, target_b, b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0
+        or _LIBC.mount(None, target_b, None, _MS_PRIVATE, None) != 0
     ):
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"the working folder cannot be mounted: {os.strerror(errno)}")
-    for name in (b"home", b"tmp"):
-        folder = os.path.join(work, name)
-        os.mkdir(folder)
-        os.chmod(folder, 0o1777)  # mkdir's mode goes through the umask
+        raise _os_error(f"{target} cannot be mounted")
 
 
-def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> list[str]:
-    """The bwrap command line that runs `script_dir`/main.py as `uid`."""
+class _Launcher:
+    """A thread that starts runs where the server itself should not be: in a mount namespace of
+    its own (a root server), and for a moment in the run's cgroup (v1, `RunCgroup.enter`).
+
+    Each run's working folder is a tmpfs with an inode cap (bwrap 0.8 cannot cap inodes), which
+    the host must never see. It used to be mounted in a private namespace made between fork and
+    exec, which made Python fork the whole server. A thread can leave the process's mount
+    namespace alone (unshare(CLONE_NEWNS) acts on the calling thread), and what it starts
+    inherits its namespace: bubblewrap copies it, mount included, when it clones the run's
+    first process; the launcher unmounts its own copy when the run is over. The thread lives as
+    long as the server: bwrap's --die-with-parent watches the thread that started it, not the
+    process."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        ready: Future = Future()
+        threading.Thread(target=self._serve, args=(ready,), name="e2p-sandbox-launcher", daemon=True).start()
+        ready.result()  # OSError where the namespace cannot be made
+
+    def _serve(self, ready: Future) -> None:
+        try:
+            if os.geteuid() == 0:  # only root mounts working folders (and may make a namespace)
+                os.makedirs(_STAGING, mode=0o700, exist_ok=True)
+                # Slave: the host's later mounts still show here; this thread's never reach the host.
+                if _LIBC.unshare(_CLONE_NEWNS) != 0 or _LIBC.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None):
+                    raise _os_error("the sandbox's mount namespace cannot be made")
+                _mount(b"e2p-staging", _STAGING, b"size=1m,mode=0700")
+        except OSError as e:
+            ready.set_exception(e)
+            return
+        ready.set_result(None)
+        while True:
+            job, done = self._jobs.get()
+            try:
+                result = job()
+            except BaseException as e:  # handed to the caller, whatever it is
+                if done is not None:
+                    done.set_exception(e)
+            else:
+                if done is not None:
+                    done.set_result(result)
+
+    def call(self, job):
+        """`job()` run in the launcher thread; its result, or its exception raised here."""
+        done: Future = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def post(self, job) -> None:
+        """`job()` to be run in the launcher thread; no waiting for it (nor word of its failure)."""
+        self._jobs.put((job, None))
+
+
+_LAUNCHER: list[_Launcher] = []
+_LAUNCHER_LOCK = threading.Lock()
+
+
+def _launcher() -> _Launcher:
+    with _LAUNCHER_LOCK:
+        if not _LAUNCHER:
+            _LAUNCHER.append(_Launcher())
+        return _LAUNCHER[0]
+
+
+def _forget_launcher() -> None:
+    global _LAUNCHER_LOCK
+    _LAUNCHER.clear()  # a forked server has no launcher thread: it starts its own
+    _LAUNCHER_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_launcher)
+
+
+def _unmount(work: str) -> None:
+    """(In the launcher thread) take `work`'s tmpfs out of the launcher's namespace."""
+    _LIBC.umount2(work.encode(), _MNT_DETACH)  # fails harmlessly where it was never mounted
+    with contextlib.suppress(OSError):
+        os.rmdir(work)
+
+
+def _command(script_fd: int, work: str | None, uid: int, filter_fd: int, info_fd: int | None = None) -> list[str]:
+    """The bwrap command line that runs the program read from `script_fd` as `uid`; bwrap's own
+    options end at the first `--`. With `info_fd`, bwrap writes its first process's pid there."""
     privileged = isolation().privileged
     cmd = [
         "bwrap",
@@ -330,6 +546,8 @@ def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> lis
         "--seccomp",
         str(filter_fd),
     ]
+    if info_fd is not None:
+        cmd += ["--info-fd", str(info_fd)]
     if not privileged:
         cmd += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
     cmd += [
@@ -369,11 +587,15 @@ def _command(script_dir: str, work: str | None, uid: int, filter_fd: int) -> lis
     # After /tmp: an environment under /tmp (a virtualenv there) must stay visible.
     for source, target in _python_folders():
         cmd += _parents(target) + ["--ro-bind", source, target]
+    for pth in _unreachable_editable_hooks():  # see there
+        cmd += ["--ro-bind", "/dev/null", pth]  # a device on a nodev mount: unreadable, so site skips it
+    # The program, copied by bwrap into a read-only tmpfs of its own: no host file per run.
+    scripts = os.path.dirname(_SCRIPT)
     cmd += [
-        *_parents(os.path.dirname(_SCRIPT)),
-        "--ro-bind",
-        script_dir,
-        os.path.dirname(_SCRIPT),
+        *_parents(scripts),
+        *("--perms", "0755", "--tmpfs", scripts),
+        *("--perms", "0444", "--ro-bind-data", str(script_fd), _SCRIPT),
+        *("--remount-ro", scripts),
         "--chdir",
         _WORKDIR,
         "--",
@@ -429,6 +651,59 @@ def _python_folders() -> tuple[tuple[str, str], ...]:
     return tuple((source, target) for target, source in found.items())
 
 
+@functools.lru_cache(maxsize=1)
+def _unreachable_editable_hooks() -> tuple[str, ...]:
+    """The server's editable installs (setuptools' `__editable__.*.pth` import hooks) whose
+    sources lie outside all the sandbox binds, as this project's own when installed with
+    `pip install -e .`: no program could import them there anyway, and their hook costs every
+    run's interpreter ~15 ms at startup (site imports pathlib, importlib.util, ... to install
+    it). Hidden (unreadable inside, which site takes as no hook) only where each hook of the file
+    maps nothing but such sources; any other .pth, and every package that can be imported, stays
+    as it is."""
+    visible = ["/usr", *(target for _, target in _python_folders())]
+
+    def seen_inside(path: str) -> bool:
+        return any(p == root or p.startswith(root + "/") for p in {path, os.path.realpath(path)} for root in visible)
+
+    hidden = []
+    for folder in site.getsitepackages():
+        try:
+            names = sorted(os.listdir(folder)) if seen_inside(folder) else []  # else nothing to hide
+        except OSError:
+            continue
+        for name in names:
+            if not (name.startswith("__editable__.") and name.endswith(".pth")):
+                continue
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    lines = [line.strip() for line in f if line.strip()]
+                sources = [path for line in lines for path in _editable_sources(folder, line)]
+            except (OSError, ValueError, SyntaxError, AttributeError, TypeError):  # not as expected: left alone
+                continue
+            if lines and not any(seen_inside(path) for path in sources):
+                hidden.append(os.path.join(folder, name))
+    return tuple(hidden)
+
+
+def _editable_sources(folder: str, line: str) -> list[str]:
+    """The source folders a setuptools editable hook line (`import M; M.install()`) maps
+    packages to, from M's MAPPING and NAMESPACES; ValueError for any other line."""
+    match = re.fullmatch(r"import (__editable___\w+_finder); \1\.install\(\)", line)
+    if match is None:
+        raise ValueError(line)
+    with open(os.path.join(folder, match[1] + ".py")) as f:
+        tree = ast.parse(f.read())
+    sources = []
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [None])[0]
+        if isinstance(target, ast.Name) and target.id in ("MAPPING", "NAMESPACES") and node.value is not None:
+            for value in ast.literal_eval(node.value).values():
+                sources += [value] if isinstance(value, str) else list(value)
+    if not sources:
+        raise ValueError(f"no MAPPING in {match[1]}")
+    return sources
+
+
 def _limits(timeout: float) -> list[tuple[int, int, int]]:
     cpu = math.ceil(timeout) + 1
     nproc = PROCESS_LIMIT
@@ -453,12 +728,6 @@ def _limits(timeout: float) -> list[tuple[int, int, int]]:
             soft = min(soft, hard)
         limits.append((res, soft, hard))
     return limits
-
-
-def _set_limits(limits: list[tuple[int, int, int]]) -> None:
-    # Runs in the child between fork and exec, maybe while other threads exist: keep it tiny.
-    for res, soft, hard in limits:
-        resource.setrlimit(res, (soft, hard))
 
 
 def _tasks_of_this_user() -> int | None:
