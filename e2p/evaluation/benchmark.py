@@ -41,7 +41,7 @@ from ..model.training import (
     train_step,
     with_speed_options,
 )
-from ..sandbox.runner import run_code, sandbox_status
+from ..sandbox.timing import sandbox_timings
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -262,32 +262,6 @@ def train_side_by_side(train_config: dict, data: str, steps: int = 16, threads: 
     return result
 
 
-PROBE = "print(6 * 7)"  # a fixed, harmless program: the only one ever run outside the sandbox
-
-
-def sandbox_cost(runs: int = 20) -> dict:
-    """Wall ms per run of one tiny program in the sandbox against a plain `python -I`
-    subprocess (the pre-sandbox runner), interleaved so that machine load hits both alike."""
-    import subprocess
-
-    if not sandbox_status().available:
-        return {"sandbox_unavailable": sandbox_status().reason}
-    boxed, plain = [], []
-    for _ in range(runs):
-        start = time.perf_counter()
-        assert run_code(PROBE).stdout == "42\n"
-        boxed.append(1000 * (time.perf_counter() - start))
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-I", "-c", PROBE], capture_output=True, stdin=subprocess.DEVNULL, check=True)
-        plain.append(1000 * (time.perf_counter() - start))
-    return {
-        "sandbox_run_ms_p50": round(statistics.median(boxed), 1),
-        "subprocess_run_ms_p50": round(statistics.median(plain), 1),
-        "sandbox_overhead_ms_p50": round(statistics.median(boxed) - statistics.median(plain), 1),
-        "sandbox_cost_ratio": round(statistics.median(boxed) / statistics.median(plain), 2),
-    }
-
-
 def run_benchmark(
     artifacts: str,
     data: str,
@@ -340,7 +314,8 @@ def run_benchmark(
     log(f"comparing the fast and the eager path's candidates on {len(prompts)} prompts")
     agree = candidates_agree(generator, prompts, policy.resolve())
     log("timing sandbox runs")
-    sandbox = sandbox_cost(sandbox_runs)
+    # a plain `python -I`, bubblewrap alone and a sandbox run of print(6 * 7), alternating
+    sandbox = {k if k.startswith("sandbox") else f"sandbox_{k}": v for k, v in sandbox_timings(sandbox_runs).items()}
     log("timing training steps: the plain and the configured trainer side by side")
     train = train_side_by_side(generator.bundle.config["train"], data, train_steps, threads=threads, log=log)
 

@@ -278,12 +278,10 @@ class LogProbRules:
         out[has] = out[has].clamp(max=0.0)  # rounding must not lift a probability above one
 
     def _where(self, toks: list[int]) -> frozenset[int]:
-        """follow_positions of `toks`, from the (remembered) positions of its prefix: every row's
-        prefix was a row one step before, so each step costs one lookup, not a search."""
+        """follow_positions of `toks`, remembered: a beam asks again for the prefixes it keeps."""
         key = tuple(toks)
         if key not in self._positions:
-            before = self._where(toks[:-1]) if toks else None
-            self._positions[key] = follow_positions(toks, self.example, before)
+            self._positions[key] = follow_positions(toks, self.example)
         return self._positions[key]
 
     @staticmethod
@@ -298,22 +296,16 @@ FOLLOW_MIN = 2  # output tokens that must match the example before the rule appl
 FOLLOW_MAX = 12  # the longest match looked for: enough to tell repeated lines apart
 
 
-def follow_positions(prefix: list[int], example: list[int], before: frozenset[int] | None = None) -> frozenset[int]:
+def follow_positions(prefix: list[int], example: list[int]) -> frozenset[int]:
     """Where in `example` the output `prefix` stands: the indices j such that example[j] would come
-    next (j == len(example): the example is done). `before`: the positions of prefix[:-1]. Where the
-    last token continued the example from there, the output is just past it: the position advances,
-    so a phrase the example repeats (`(s - a) * (s - b)`) is followed in order, not from wherever its
-    last tokens occur. Otherwise (the start, or back on the example after leaving it) the longest
-    suffix of `prefix` (at least FOLLOW_MIN tokens, or all of a shorter prefix) found in the example
-    decides. Empty where the output has left the example."""
+    next (j == len(example): the example is done), after the longest suffix of `prefix` (at least
+    FOLLOW_MIN tokens, or all of a shorter prefix) found in it. Empty where the output has left the
+    example. (Keeping the place where the output last followed, so that a repeated phrase is taken
+    in order, was measured and not kept: docs/experiments.md.)"""
     if not example:
         return frozenset()
     if not prefix:
         return frozenset({0})
-    if before:
-        moved = frozenset(j + 1 for j in before if j < len(example) and example[j] == prefix[-1])
-        if moved:
-            return moved
     shortest = min(FOLLOW_MIN, len(prefix))
     for m in range(min(FOLLOW_MAX, len(prefix), len(example)), shortest - 1, -1):
         key = prefix[-m:]
