@@ -69,3 +69,22 @@ def test_following_a_cut_example_keeps_to_it_past_the_cut(tiny_default_artifacts
         attention=False,
     )
     assert tree_key(kept.code) == tree_key(shown.neighbour.code)  # not the program cut four tokens short
+
+
+def test_explaining_later_gives_what_one_pass_gives(tiny_default_artifacts, sandbox_off):
+    """The app shows the code first (generate(explain=False)), then where its tokens came from and
+    the attention maps (explain): the same as a request that does it all at once."""
+    import numpy as np
+
+    g = Generator(tiny_default_artifacts)
+    prompt = "write a python function to add 3 and 4"
+    settings = DecodeSettings(strategy="greedy", max_len=30, syntax_guard=True)
+    whole = g.generate(prompt, settings, rerank="score", pool=0)
+    quick = g.generate(prompt, settings, rerank="score", pool=0, attention=False, explain=False)
+    assert quick.code == whole.code and quick.origins is None and quick.attention == {}
+    later = g.explain(quick)
+    assert later.origins == whole.origins and later.code == quick.code
+    assert set(later.attention) == {"encoder", "decoder", "cross"}
+    for kind, maps in whole.attention.items():
+        assert np.allclose(later.attention[kind], maps, atol=1e-6), kind
+    assert g.explain(quick, attention=False).attention == {}

@@ -67,6 +67,9 @@ class GenerationResult:
     # from the retrieved example, with the copy gate (None without copy attention or tokens_are_code)
     added: str | None = None  # a line the completion rule added after the model's code (e2p.answer.completion)
     run: RunResult | None = field(default=None, repr=False)  # the sandbox run of `code` made to choose it
+    src_ids: tuple[int, ...] = field(default=(), repr=False)  # the encoder input and the written tokens, as
+    tgt_ids: tuple[int, ...] = field(default=(), repr=False)  # ids: what `Generator.explain` reads again
+    prompt_len: int = field(default=0, repr=False)  # source tokens that are the prompt (before the example)
 
 
 class Generator:
@@ -88,6 +91,7 @@ class Generator:
         fallback: bool | None = None,
         edit: bool = True,
         time_limit: bool = True,
+        explain: bool = True,
     ) -> GenerationResult:
         """`pool`: the code of the `pool` nearest train examples and (with `edit`) those programs
         with this prompt's values put in join the candidates, scored by the model; rerank="ranker"
@@ -97,6 +101,8 @@ class Generator:
         `time_limit`: end the writing after WRITE_S seconds and the runs after REQUEST_S. Evaluation
         turns it off so that its answers do not depend on how loaded the machine is (max_len still
         bounds the writing, RUN_TIMEOUT_S each run).
+        `explain`: also where each token came from (and with `attention`, the maps): one teacher-forced
+        pass. The app leaves it for `explain` after the code is on screen.
         What is left out is the artifact's policy's for the rerank used (`Policy.resolve`)."""
         started = time.perf_counter()
         # the model's writing ends by then (`decode`'s deadline)
@@ -203,7 +209,7 @@ class Generator:
                 f"of what was asked (a longer --max-len lets it go on)"
             )
         origins, maps = None, {}
-        if tokens_are_code or attention:
+        if explain and (tokens_are_code or attention):
             # One teacher-forced pass for every view. Decoder input <bos> + tokens: row t is the step
             # that predicted token t (the last, <eos>).
             views = b.model.inspect(src_ids, [Vocab.bos_id] + best_hyp.tokens, maps=attention)
@@ -236,7 +242,25 @@ class Generator:
             origins=origins,
             added=added,
             run=best_cand.run if tokens_are_code else None,
+            src_ids=tuple(src_ids),
+            tgt_ids=tuple(best_hyp.tokens),
+            prompt_len=source.prompt_len,
         )
+
+    def explain(self, result: GenerationResult, attention: bool = True) -> GenerationResult:
+        """`result` with where each of its tokens came from (where they are its code) and, with
+        `attention`, every attention map: the teacher-forced pass `generate(explain=False)` left out."""
+        if not result.src_ids:
+            return result
+        b = self.bundle
+        views = b.model.inspect(list(result.src_ids), [Vocab.bos_id] + list(result.tgt_ids), maps=attention)
+        origins = result.origins
+        if result.tokens_are_code:
+            origins = origins_from_routes(
+                views.get("routes"), list(result.src_ids), list(result.tgt_ids), result.prompt_len
+            )
+        maps = {k: views[k] for k in ("encoder", "decoder", "cross")} if attention else result.attention
+        return replace(result, origins=origins, attention=maps)
 
     def _write(
         self, source, src_ids: list[int], settings: DecodeSettings, deadline=None, prompt: str = "", eager=False
