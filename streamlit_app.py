@@ -23,7 +23,7 @@ from e2p.answer.answer_policy import RUN_TIMEOUT_S
 from e2p.answer.generator import Generator, set_threads
 from e2p.constants import RERANKS
 from e2p.sandbox.runner import describe_limits, run_code, sandbox_status
-from e2p.views import attention, gallery, generate, inputs, model_card, run_panel
+from e2p.views import attention, compare, gallery, generate, inputs, model_card, run_panel
 from e2p.views import origin_view as ov
 from e2p.views.code_html import confidence_html, diff_html
 from e2p.views.figures import (
@@ -38,7 +38,7 @@ from e2p.views.figures import (
 from e2p.views.plain_text import plain
 
 APP_DIR = Path(__file__).resolve().parent
-VIEWS = ("Generate", "Attention", "Samples", "Model")
+VIEWS = ("Generate", "Attention", "Samples", "Compare", "Model")
 ORIGIN_LABELS = {"model": "model", "retrieval": "retrieved", "edited": "edited"}
 ORIGIN_HELP = {
     "model": "written by the model",
@@ -106,7 +106,8 @@ def run_request(gen: Generator) -> None:
     try:
         ask = inputs.request_options(gen, bool(state.get("baseline", False)), state)
         with st.spinner("Generating…"):
-            result = gen.generate(prompt, **ask.kwargs())
+            # the code first: where its tokens came from and the attention maps come after it is on screen
+            result = gen.generate(prompt, attention=False, explain=False, **ask.kwargs())
     except Exception as err:
         log.exception("e2p app: generation failed")
         state["notice"] = ("error", generate.error_sentence(err, "while generating"))
@@ -165,7 +166,7 @@ def generate_view(gen: Generator, folder: Path) -> None:
     if notice:
         (st.warning if notice[0] == "warning" else st.error)(notice[1])
     if result is not None:
-        show_result(result)
+        show_result(gen, result, snippet=not gen.policy.runs)
 
 
 def prompt_form(gen: Generator) -> None:
@@ -264,7 +265,29 @@ def prompt_form(gen: Generator) -> None:
         st.form_submit_button("Generate", type="primary", on_click=request_generation)
 
 
-def show_result(result) -> None:
+def explained(gen: Generator, result):
+    """`result` with its token origins and attention maps, computed once (after the code is shown);
+    the session keeps the explained one."""
+    if not result.src_ids or result.attention:
+        return result
+    new = gen.explain(result)
+    state = st.session_state
+    if state.get("result") is result:
+        state["result"] = new
+    how = state.get("result_how")
+    if how and how[0] is result:
+        state["result_how"] = (new, how[1])
+    return new
+
+
+def result_key(result) -> str:
+    """The same for a result before and after `explained` (widget and run keys must not change)."""
+    return f"{abs(hash((result.prompt, result.code, result.seconds)))}"
+
+
+def show_result(gen: Generator, result, snippet: bool = False) -> None:
+    """The answer and everything about it; `snippet`: the artifact's answers are snippets, never run.
+    The code and its run are drawn first; the views that need the model's teacher-forced pass after."""
     for warning in result.warnings:
         st.warning(warning)
     st.caption(f"Result for: {plain(result.prompt[:300])}{'…' if len(result.prompt) > 300 else ''}")
@@ -275,10 +298,11 @@ def show_result(result) -> None:
     st.code(result.formatted, language="python", line_numbers=True)
     if result.added:
         st.caption(plain(ov.added_sentence(result.added)))
-    show_run(result)
+    show_run(result, snippet)
     st.download_button(
         "Download .py", result.formatted, file_name="generated.py", mime="text/x-python", key="download_code"
     )
+    result = explained(gen, result)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Latency", f"{result.seconds:.2f} s")
     m2.metric("Tokens", len(result.tgt_tokens) - 1)
@@ -339,9 +363,9 @@ RUN_LIMIT = run_panel.RunLimit(runs=5, window=60.0)
 STATUS_BOX = {"printed": st.success, "nothing": st.warning, "raised": st.error, "stopped": st.error, "not run": st.info}
 
 
-def show_status(code: str, run, budget_spent: bool = False) -> None:
+def show_status(code: str, run, budget_spent: bool = False, snippet: bool = False) -> None:
     status = sandbox_status()
-    verdict = run_panel.run_status(code, run, "" if status.available else status.reason, budget_spent)
+    verdict = run_panel.run_status(code, run, "" if status.available else status.reason, budget_spent, snippet)
     STATUS_BOX[verdict.kind](plain(verdict.text[:1].upper() + verdict.text[1:]))
     if run is not None:
         for label, text in run_panel.run_details(run):
@@ -352,23 +376,24 @@ def show_status(code: str, run, budget_spent: bool = False) -> None:
                 st.caption(f"{label.capitalize()}: {plain(text)}")
 
 
-def show_run(result) -> None:
-    """Under the answer: its sandbox run, a Run button for the code as edited, and the example it followed."""
+def show_run(result, snippet: bool = False) -> None:
+    """Under the answer: its sandbox run, a Run button for the code as edited, and the example it followed;
+    for a snippet (`snippet`), "snippet: not run" instead of the answer's and the example's runs."""
     st.subheader("What the code does")
     budget_spent = result.run is None and any(c.runs is not None for c in result.candidates)
-    show_status(result.code, result.run, budget_spent)
+    show_status(result.code, result.run, budget_spent, snippet)
     with st.form("run_form", border=True):
         edited = st.text_area(
             "Edit the code and run it again in the sandbox",
             value=result.code,
             height=max(100, min(400, 40 + 22 * result.code.count("\n"))),  # Streamlit wants at least 68 px
-            key=f"edit_{id(result)}",
+            key=f"edit_{result_key(result)}",
         )
         pressed = st.form_submit_button("Run", icon=":material/play_arrow:")
     if pressed:
         run_edited(edited)
     shown = st.session_state.get("edited_run")
-    if shown and shown[0] is result:
+    if shown and shown[0] is not None and result_key(shown[0]) == result_key(result):
         st.caption("Your edited code, run in the sandbox:")
         show_status(shown[1], shown[2])
     if result.neighbour_code is not None:
@@ -376,11 +401,11 @@ def show_run(result) -> None:
             st.caption(f"Training prompt: {plain(result.neighbour_prompt or '')}")
             diff = run_panel.example_diff(result.neighbour_code, result.code)
             st.code(diff or "(the same code)", language="diff")
-            key = f"example_run_{id(result)}"
-            if key not in st.session_state and sandbox_status().available:
+            key = f"example_run_{result_key(result)}"
+            if key not in st.session_state and sandbox_status().available and not snippet:
                 st.session_state[key] = run_code(result.neighbour_code, RUN_TIMEOUT_S)
             st.caption("The example's own run:")
-            show_status(result.neighbour_code, st.session_state.get(key))
+            show_status(result.neighbour_code, st.session_state.get(key), snippet=snippet)
 
 
 def run_edited(code: str) -> None:
@@ -427,6 +452,8 @@ def show_origins(result, pieces: list[str]) -> None:
 
 def attention_view(gen: Generator, folder: Path) -> None:
     result = st.session_state.get("result")
+    if result is not None:
+        result = explained(gen, result)
     if result is None or not result.attention:
         st.info(
             "Generate some code first (Generate view, or open a sample's attention from the "
@@ -587,6 +614,7 @@ def samples_view(gen: Generator, folder: Path) -> None:
     )
     s3.metric("Parse", f"{summary['parses']:.0%}")
     s4.metric("Pass (exact or exec match)", f"{summary['passed']:.0%}")
+    beside = original_samples(folder)
     kept = gallery.filter_samples(samples, decoding, status, query, min_bleu)
     pages = gallery.page_count(len(kept))
     number = 1
@@ -603,11 +631,15 @@ def samples_view(gen: Generator, folder: Path) -> None:
             expanded=len(kept) == 1,
             icon=STATUS_ICONS[gallery.sample_status(sample, decoding)],
         ):
-            left, right = st.columns(2)
+            other = beside.get((sample.get("prompt", ""), sample.get("line", 0))) if beside else None
+            left, right, *third = st.columns(3 if other is not None else 2)
             left.markdown("**Reference**")
             left.code(sample.get("reference", ""), language="python")
             right.markdown(f"**Generated ({decoding})**")
             right.code(gallery.sample_code(sample, decoding), language="python")
+            if other is not None:
+                third[0].markdown(f"**{compare.NAMES['original']} ({decoding})**")
+                third[0].code(gallery.sample_code(other, decoding), language="python")
             st.caption("Diff: − reference, + generated")
             st.html(diff_html(sample.get("reference", ""), gallery.sample_code(sample, decoding)))
             st.caption(gallery.metric_line(gallery.sample_metrics(sample, decoding)))
@@ -620,6 +652,84 @@ def samples_view(gen: Generator, folder: Path) -> None:
             )
 
 
+def original_samples(folder: Path) -> dict | None:
+    """For the main model, the original design's answers to the same test prompts, where the user
+    asks to see them beside (None otherwise)."""
+    original = next((m for m in shipped() if m.key == "original"), None)
+    if original is None or current_model().key != "main" or original.folder == folder:
+        return None
+    label = f"Beside the {compare.NAMES['original'].lower()}'s answers"
+    if not st.toggle(label, key="gal_beside", persist_state=PERSIST):
+        return None
+    data = load_json(str(original.folder / "samples.json"), inputs.folder_stamp(original.folder))
+    return compare.by_prompt(data.get("samples", [])) if isinstance(data, dict) else None
+
+
+def compare_view(gen: Generator, folder: Path) -> None:
+    models = shipped()
+    st.caption(
+        "One prompt through every shipped model, each answering as it does by default: its code, what "
+        "running it did (a CoNaLa answer is a snippet, not run), where its tokens came from and how long it took."
+    )
+    with st.form("compare_form", border=True):
+        st.text_input(
+            "Prompt to compare", key="compare_text", placeholder="e.g. write a python function to reverse a string"
+        )
+        pressed = st.form_submit_button("Compare", type="primary")
+    state = st.session_state
+    if pressed:
+        prompt = inputs.prepare_prompt(state.get("compare_text", ""))
+        if prompt is None:
+            st.warning("Please type a description of the code you want first.")
+            return
+        status = sandbox_status()
+        rows = []
+        with st.spinner(f"Asking {len(models)} models…"):
+            for model in models:
+                try:
+                    other = load_generator(str(model.folder), inputs.folder_stamp(model.folder))
+                    rows.append(compare.compare_row(model, other, prompt, "" if status.available else status.reason))
+                except Exception as err:
+                    log.exception("e2p app: %s could not answer", model.folder)
+                    rows.append(
+                        compare.CompareRow(model, None, 0.0, None, "", generate.error_sentence(err, "while generating"))
+                    )
+        state["compare_rows"] = rows
+    rows = state.get("compare_rows")
+    if not rows:
+        return
+    st.caption(f"Result for: {plain(next((r.result.prompt for r in rows if r.result), ''))}")
+    for col, row in zip(st.columns(len(rows)), rows):
+        with col:
+            st.markdown(f"**{row.model.name}**")
+            st.caption(row.model.about)
+            if row.result is None:
+                st.error(row.error)
+                continue
+            st.code(row.result.formatted, language="python")
+            STATUS_BOX[row.status.kind](plain(row.status.text[:1].upper() + row.status.text[1:]))
+            where = plain(row.origins) if row.origins else "not the model's own"
+            st.caption(f"{row.seconds:.2f} s · tokens: {where}")
+            st.button(
+                "Open its attention",
+                key=f"compare_attention_{row.model.key}",
+                on_click=open_compared,
+                args=(row.model.key,),
+                icon=":material/grid_on:",
+            )
+
+
+def open_compared(key: str) -> None:
+    """Show a compared answer in the Attention view, with its model chosen."""
+    state = st.session_state
+    row = next(r for r in state.get("compare_rows", []) if r.model.key == key)
+    if state.get("model") != key:
+        model_changed()
+        state["model"] = key
+    state["result"] = row.result
+    state["view"] = "Attention"
+
+
 def model_view(gen: Generator, folder: Path) -> None:
     bundle = gen.bundle
     st.subheader("Model card")
@@ -628,10 +738,11 @@ def model_view(gen: Generator, folder: Path) -> None:
     log = load_json(str(folder / "train_log.json"), inputs.folder_stamp(folder))
     if log:
         st.plotly_chart(training_curves(log), key="model_curves", config=plotly_config("e2p-training-curves"))
-    metrics = bundle.manifest.get("test_metrics") or load_json(
+    split = "dev" if bundle.config.get("train", {}).get("split") == "conala" else "test"  # CoNaLa: dev
+    metrics = bundle.manifest.get(f"{split}_metrics") or load_json(
         str(folder / "metrics.json"), inputs.folder_stamp(folder)
     )
-    st.subheader("Test metrics")
+    st.subheader(f"{split.capitalize()} metrics")
     if metrics:
         st.dataframe(model_card.metrics_rows(metrics), hide_index=True)
         st.caption(
@@ -656,9 +767,44 @@ def model_view(gen: Generator, folder: Path) -> None:
 # ---------------------------------------------------------------- main
 
 
+def shipped() -> list:
+    return compare.shipped_models(inputs.artifact_folder(APP_DIR))
+
+
+def current_model():
+    """The model the user chose (the main model until then)."""
+    models = shipped()
+    key = st.session_state.get("model")
+    return next((m for m in models if m.key == key), models[0] if models else None)
+
+
+MODEL_KEYS = ("result", "result_how", "notice", "edited_run", "att_token", "att_start", "att_layer", "att_head")
+DECODING_KEYS = ("strategy", "beam_size", "follow_example", "temperature", "top_p", "max_len", "rerank", "baseline")
+
+
+def model_changed() -> None:
+    """Another model: its own answers, and its own defaults in the decoding controls."""
+    for key in MODEL_KEYS + DECODING_KEYS:
+        st.session_state.pop(key, None)
+
+
+def model_picker(models) -> None:
+    if len(models) < 2:
+        return
+    st.selectbox(
+        "Model",
+        [m.key for m in models],
+        format_func=lambda key: next(m.name for m in models if m.key == key),
+        key="model",
+        on_change=model_changed,
+        help="Every view shows the chosen model: its answers, attention, samples and card.",
+    )
+
+
 def main() -> None:
     st.set_page_config(page_title="e2p — English to Python", page_icon="🐍", layout="wide")
-    folder = inputs.artifact_folder(APP_DIR)
+    chosen = current_model()
+    folder = chosen.folder if chosen is not None else inputs.artifact_folder(APP_DIR)
     try:
         gen = load_generator(str(folder), inputs.folder_stamp(folder))
     except Exception as err:
@@ -668,10 +814,12 @@ def main() -> None:
     with plain_errors("while drawing the page"):
         run_request(gen)
         header(gen)
+        model_picker(shipped())
         # Stateful tabs: "Open its attention" can switch view, and only the open view is drawn
         # (and sent to the browser); widget values persist while their view is hidden.
         tabs = st.tabs(VIEWS, key="view", on_change="rerun")
-        for name, tab, draw in zip(VIEWS, tabs, (generate_view, attention_view, samples_view, model_view)):
+        views = (generate_view, attention_view, samples_view, compare_view, model_view)
+        for name, tab, draw in zip(VIEWS, tabs, views):
             if tab.open:
                 with tab, plain_errors(f"in the {name} view"):
                     draw(gen, folder)

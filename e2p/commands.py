@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+from .constants import CONALA_PATH, EXPERIMENTS_PAGE, REMOVED_RERANKS, RERANKS, SNIPPET_LABEL, SNIPPET_REASON
 from .constants import CORPUS_PATH as DEFAULT_DATA
-from .constants import EXPERIMENTS_PAGE, REMOVED_RERANKS, RERANKS
 from .errors import E2PError
 
 
@@ -22,8 +22,18 @@ def register(sub) -> None:
     gen.set_defaults(func=_generate)
 
     ev = sub.add_parser("evaluate", help="EVAL.md metrics for the model and the retrieval baseline")
-    ev.add_argument("--data", default=DEFAULT_DATA, help=f"corpus path (default {DEFAULT_DATA})")
-    ev.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    ev.add_argument(
+        "--data",
+        default=None,
+        help=f"corpus path (default {DEFAULT_DATA}; for an artifact trained on CoNaLa, {CONALA_PATH})",
+    )
+    ev.add_argument(
+        "--split",
+        default=None,
+        choices=["train", "valid", "test", "dev"],
+        help="the split to answer (default: test; dev for an artifact trained on CoNaLa, whose test split is "
+        "measured from outside the project)",
+    )
     ev.add_argument(
         "--also",
         action="append",
@@ -210,6 +220,8 @@ def _generate(args) -> None:
             print(f"e2p: warning: {warning}", file=sys.stderr)
         if result.origin != "model":
             print(f"e2p: note: {ORIGIN_TEXT.get(result.origin, result.origin)}", file=sys.stderr)
+        if not generator.policy.runs:
+            print(f"e2p: note: {SNIPPET_LABEL}: {SNIPPET_REASON}", file=sys.stderr)
         print(result.formatted.rstrip("\n"))
         return
     path = Path(args.batch)
@@ -231,6 +243,8 @@ def _generate(args) -> None:
             }
             if r.warnings:
                 row["warnings"] = r.warnings
+            if not generator.policy.runs:
+                row["note"] = SNIPPET_LABEL
         except E2PError as err:
             row = {"prompt": line, "code": "", "parses": False, "seconds": 0.0, "error": str(err)}
         print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -258,6 +272,7 @@ def _evaluate(args) -> None:
         return _evaluate_functional(args)
     from .answer.bundle import sha256_file
     from .data.corpus import load_corpus
+    from .evaluation.metrics import not_run
     from .evaluation.report import (
         as_json,
         describe,
@@ -268,7 +283,18 @@ def _evaluate(args) -> None:
         table,
     )
 
-    corpus = load_corpus(args.data)
+    rule = artifact_split_rule(args.artifacts)
+    conala = rule == "conala"
+    if args.data is None:
+        args.data = CONALA_PATH if conala else DEFAULT_DATA
+    if args.split is None:
+        args.split = "dev" if conala else "test"
+    if conala and args.split == "test":
+        raise E2PError(
+            f"{args.artifacts} was trained on CoNaLa, whose test split is not in the corpus here: it is measured "
+            "from outside the project. Evaluate on dev (the default)"
+        )
+    corpus = load_corpus(args.data, rule)
     corpus_sha256 = sha256_file(args.data)
     examples = corpus.split(args.split)[: args.limit]
     if not examples:
@@ -288,7 +314,9 @@ def _evaluate(args) -> None:
         answers = model_answers(generator, examples, ask, progress=sys.stderr.isatty())
         systems[name] = (answers, system_label(ask))
     systems["retrieval"] = (retrieval_codes(corpus.split("train"), examples), "nearest train prompt (TF-IDF) code")
-    results = evaluate_systems(examples, systems, train=corpus.split("train"))
+    # snippets (a policy that runs nothing) are not run, nor are their references
+    profiles = None if runs[0][2].policy.runs else not_run(len(examples))
+    results = evaluate_systems(examples, systems, profiles, train=corpus.split("train"), conala=conala)
     print(table(results))
     report = {
         "split": args.split,
@@ -300,6 +328,16 @@ def _evaluate(args) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
+
+
+def artifact_split_rule(folder: str) -> str:
+    """How the corpus of the artifact in `folder` was split (its config's `split`: "conala" for CoNaLa),
+    read before the artifact is loaded and checked; "eval" where it cannot be read (loading says why)."""
+    try:
+        rule = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))["train"].get("split", "eval")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "eval"
+    return rule if isinstance(rule, str) else "eval"
 
 
 def systems_to_run(args, check=None) -> list[tuple]:

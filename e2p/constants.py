@@ -12,5 +12,10 @@ REMOVED_RERANKS = ("consensus", "example", "near", "output", "agree")
 EXPERIMENTS_PAGE = "docs/experiments.md"
 # The corpus (EVAL.md), relative to the repository root, where the commands are run from.
 CORPUS_PATH = "../shared/data/english_python_data.txt"
+# CoNaLa's train file (EVAL.md), the corpus of artifacts/conala.
+CONALA_PATH = "../shared/data/conala/train.jsonl"
 # How to rebuild the shipped artifacts, as every message that asks for a rebuild says it.
 REBUILD_COMMAND = f"python -m train --data {CORPUS_PATH} --config default --out artifacts"
+# What an answer of a policy that runs nothing (`"runs": false`: CoNaLa's snippets) is labelled, and why.
+SNIPPET_LABEL = "snippet: not run"
+SNIPPET_REASON = "it uses names defined elsewhere (a snippet, as in its corpus), so running it says nothing"

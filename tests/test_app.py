@@ -149,7 +149,7 @@ def texts(block, kind: str) -> list[str]:
 
 
 def test_views_and_controls(app):
-    assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]
+    assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Compare", "Model"]
     generate_button(app)
     examples = [b for b in app.button if (b.key or "").startswith("example_")]
     assert [b.label for b in examples] == list(EXAMPLE_PROMPTS)
@@ -237,13 +237,18 @@ def test_without_copy_attention_the_view_says_so(app, monkeypatch):
 
     from e2p.answer.generator import Generator
 
-    real = Generator.generate
+    real, explain = Generator.generate, Generator.explain
     monkeypatch.setattr(
         Generator,
         "generate",
         lambda self, *args, **kwargs: replace(
             real(self, *args, **kwargs), origin="model", tokens_are_code=True, origins=None
         ),
+    )
+    monkeypatch.setattr(  # a model without copy attention: explaining adds maps, no origins
+        Generator,
+        "explain",
+        lambda self, result, attention=True: replace(explain(self, result, attention), origins=None),
     )
     generate(app, PROMPT)
     no_traceback(app)
@@ -334,6 +339,7 @@ def test_the_default_answer_is_the_models_own_and_the_baseline_is_retrieval(app,
     gen, (prompt,), kwargs = calls[-1]
     settings = kwargs.pop("settings")
     default = gen.policy.default
+    assert kwargs.pop("explain") is False and kwargs.pop("attention") is False  # the code first, explained after
     assert kwargs == {"rerank": default.rerank, "pool": default.pool, "fallback": default.fallback, "edit": True}
     assert settings == replace(default.decoding, max_len=40, min_len=min(default.decoding.min_len, 40))
     if default.pool == 0:  # an artifact whose default is the model's own code, as the shipped one
@@ -351,6 +357,7 @@ def test_the_default_answer_is_the_models_own_and_the_baseline_is_retrieval(app,
     gen, (prompt,), kwargs = calls[-1]
     settings = kwargs.pop("settings")
     ranker = gen.policy.ranker
+    assert kwargs.pop("explain") is False and kwargs.pop("attention") is False
     assert prompt == PROMPT and kwargs == {"rerank": "ranker", "pool": ranker.pool, "fallback": True, "edit": True}
     assert settings == replace(ranker.decoding, max_len=40, min_len=min(ranker.decoding.min_len, 40))
     result = app.session_state["result"]
@@ -732,7 +739,13 @@ def test_unexpected_error_in_a_view_is_one_sentence(app, monkeypatch, caplog, vi
     errors = [e.value for e in tab(app, view).get("error")]
     assert len(errors) == 1 and errors[0].startswith(f"Something went wrong in the {view} view"), errors
     assert "secret" not in errors[0] and "secret internals" in caplog.text
-    assert [t.label for t in app.tabs] == ["Generate", "Attention", "Samples", "Model"]  # the rest still works
+    assert [t.label for t in app.tabs] == [
+        "Generate",
+        "Attention",
+        "Samples",
+        "Compare",
+        "Model",
+    ]  # the rest still works
 
 
 def test_app_says_programs_are_not_run_without_the_sandbox(sandbox_off, app):

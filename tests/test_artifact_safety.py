@@ -256,11 +256,28 @@ def test_evaluate_refuses_another_corpus_unless_allowed(tiny_artifacts, syntheti
 SHIPPED = sorted(p.parent for p in (REPO_ROOT / "artifacts").glob("**/memory.jsonl"))
 
 
+def conala_rule(eval_rule):
+    """EVAL.md's CoNaLa split, computed apart from e2p.data.corpus: dev where the key's sha256 % 10 == 0."""
+    import hashlib
+
+    key, _ = eval_rule
+    return lambda prompt: "dev" if int(hashlib.sha256(key(prompt).encode()).hexdigest(), 16) % 10 == 0 else "train"
+
+
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
-def test_every_shipped_memory_row_is_a_train_example(folder, full_corpus, eval_rule):
+def test_every_shipped_memory_row_is_a_train_example(folder, request, eval_rule):
     """The retrieval memory holds train examples only, by EVAL.md's rule computed apart from
-    e2p.data.corpus, each the corpus's own example at the line it names (no prompt rewritten)."""
-    _, split = eval_rule
+    e2p.data.corpus (CoNaLa's for an artifact trained on it), each the corpus's own example at the line
+    it names (no prompt rewritten)."""
+    if json.loads((folder / "config.json").read_text())["train"].get("split") == "conala":
+        from e2p.constants import CONALA_PATH
+        from e2p.data.corpus import load_corpus
+
+        if not (REPO_ROOT / CONALA_PATH).is_file():
+            pytest.skip(f"CoNaLa's train file not found at {CONALA_PATH}")
+        full_corpus, split = load_corpus(REPO_ROOT / CONALA_PATH, "conala"), conala_rule(eval_rule)
+    else:
+        full_corpus, split = request.getfixturevalue("full_corpus"), eval_rule[1]
     rows = [json.loads(line) for line in (folder / "memory.jsonl").read_text(encoding="utf-8").splitlines()]
     by_line = {ex.line: ex for ex in full_corpus.examples}
     assert rows

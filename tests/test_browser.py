@@ -226,3 +226,28 @@ def test_the_run_panel_run_button_and_example_diff(folder, server, browser, tmp_
         shutil.copy(shot, SCREENS / shot.name)
     assert not errors, errors
     page.close()
+
+
+def test_compare_shows_every_shipped_model_side_by_side(folder, server, browser, tmp_path):
+    """Issue 31 in a real browser: the Compare view asks every shipped model (the main model and the
+    model folders inside its folder) and shows one answer each, under the model's name."""
+    from e2p.views.compare import shipped_models
+
+    models = shipped_models(folder)
+    page, errors = open_app(browser, server, 1000)
+    page.get_by_role("tab", name="Compare").click()
+    box = page.get_by_label("Prompt to compare")
+    box.wait_for(timeout=30_000)
+    box.fill("write a python function to add two numbers")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.get_by_text("Result for: write a python function to add two numbers").wait_for(timeout=90_000)
+    wait_idle(page)
+    for model in models:
+        assert page.get_by_text(model.name, exact=True).count() >= 1, model.name
+    assert page.locator('[data-testid="stCode"]').count() >= len(models)
+    assert page.get_by_role("button", name="Open its attention").count() == len(models)
+    page.screenshot(path=str(tmp_path / "8-compare.png"), full_page=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "8-compare.png", SCREENS / "8-compare.png")
+    assert not errors, errors
+    page.close()

@@ -202,7 +202,11 @@ def test_pretrain_then_fine_tune_from_its_weights(library, synthetic_corpus, tmp
     )
     assert f"starting from the pretrained weights in {pre}" in out.stdout
 
-    other = tmp_path / "other.json"  # another vocabulary (min_freq): refused with a clear message
+    # another vocabulary (min_freq): its rows are mapped by token from the pretrained vocabulary kept beside
+    # the weights (tests/test_conala.py); without that vocabulary, refused with a clear message
+    assert (pre / "vocab.json").is_file()
+    (pre / "vocab.json").unlink()
+    other = tmp_path / "other.json"
     other.write_text(json.dumps({**fine, "init_from": str(pre), "min_freq": 1}))
     bad = run_cli(
         "train",

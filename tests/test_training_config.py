@@ -38,6 +38,7 @@ def test_the_presets_are_those_kept_and_the_ablations_resolve_by_name():
 
     names = {str(p.relative_to(CONFIGS).with_suffix("")) for p in PRESETS}
     assert names == {
+        "conala",
         "default",
         "original",
         "pretrain",
@@ -99,7 +100,10 @@ def test_retired_options_are_refused_in_a_preset_and_dropped_from_an_old_run_at_
 def test_the_shipped_artifacts_training_config_still_reads():
     config = json.loads((REPO_ROOT / "artifacts/config.json").read_text())
     cfg = TrainConfig.from_trained(config["train"])  # it names the retired options at their neutral values
-    assert asdict(cfg) == {k: v for k, v in config["train"].items() if k not in RETIRED_OPTIONS}
+    # options added after it was built take their defaults, which are how it was trained (EVAL.md's split)
+    added = {k: v for k, v in asdict(TrainConfig()).items() if k not in config["train"]}
+    assert added == {"split": "eval", "threads": 0}
+    assert asdict(cfg) == {k: v for k, v in config["train"].items() if k not in RETIRED_OPTIONS} | added
     assert cfg == TrainConfig.load(CONFIGS / "default.json")  # the default recipe trained it
 
 

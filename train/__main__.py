@@ -2,7 +2,8 @@
 
 Thin over e2p: read the corpus, prepare sequences, train with checkpoints (run it again after an
 interruption and it resumes), then build the artifact folder in steps (e2p.artifact.export): write the model's
-files, fit the ranker, evaluate on the test split (metrics and samples; --no-eval skips it), in
+files, fit the ranker, evaluate on the test split (dev for CoNaLa, `"split": "conala"`: metrics and
+samples; --no-eval skips it), in
 runs/<config>/artifacts unless --out says otherwise (`--out artifacts` replaces the shipped model).
 `--evaluate-only --out DIR` re-evaluates a trained artifact after a change of its answer policy only.
 Under `torchrun --nproc_per_node=N -m train ...` it trains with DistributedDataParallel.
@@ -53,7 +54,9 @@ def parse_args(argv=None):
         '(its "policy" section: decoding, answer choice, example_pool), refit the ranker and evaluate it again',
     )
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's epoch limit")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: the config's threads, else all cores)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -99,8 +102,6 @@ def main(argv=None) -> int:
     from e2p.evaluation.report import bleu_metric
     from e2p.model.training import prepare, run_training
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
@@ -111,6 +112,8 @@ def main(argv=None) -> int:
         if not path.is_file():
             raise E2PError(f"no training config {args.config!r}: expected a preset in {CONFIGS} or a .json file")
         cfg, policy = load_preset(path)
+        if args.threads or cfg.threads:  # the command line's, else the config's
+            torch.set_num_threads(args.threads or cfg.threads)
         if args.evaluate_only and (args.out is None or args.no_eval or args.export_only):
             raise E2PError(
                 "--evaluate-only needs --out (the artifact to re-evaluate), without --no-eval or --export-only"
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
             (work / "best.safetensors").unlink(missing_ok=True)
         if distributed:
             dist.barrier()
-        corpus = load_corpus(args.data)
+        corpus = load_corpus(args.data, cfg.split)
         log(f"corpus: {corpus.stats()}")
         prep = prepare(corpus, cfg)
         log(

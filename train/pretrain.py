@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     from e2p.errors import E2PError
     from e2p.model.training import (
         PRETRAINED_INFO,
+        PRETRAINED_VOCAB,
         PRETRAINED_WEIGHTS,
         Prepared,
         load_weights,
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
             "threads": torch.get_num_threads(),
         }
         (out / PRETRAINED_INFO).write_text(json.dumps(info, indent=1))
+        prep.src_vocab.save(out / PRETRAINED_VOCAB)  # a run on another vocabulary maps its rows by token
         if licence is not None:
             (out / "LICENSE-source.md").write_text(licence)
         print(f"wrote {out} ({meta['epoch']} epochs, {meta['seconds']:.0f} s)")

@@ -168,7 +168,8 @@ class Generator:
             origins += ["retrieval"] * len(found) + ["edited"] * len(edited)
             if rerank == "ranker" and b.ranker is not None and found:
                 values = ranker_scores(b, prompt, codes[:n_model], found, edited)
-        runner = runner_for(rerank, warnings, REQUEST_S - (time.perf_counter() - started) if time_limit else None)
+        left = REQUEST_S - (time.perf_counter() - started) if time_limit else None
+        runner = runner_for(rerank, warnings, left) if self.policy.runs else None  # snippets never run
         ranked = rank(prompt, hyps, codes, origins, rerank, values, runner)
         for start in range(1, writings):
             first = ranked[0][2]

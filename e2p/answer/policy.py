@@ -6,7 +6,9 @@ names two answers:
 - `default`: what `e2p generate`, the app and `evaluate` give unless asked otherwise;
 - `ranker`: the retrieval baseline (`--rerank ranker`): the learned ranker over the model's candidates
   and the nearest training programs, with `model_offset` added to the model's own (chosen on valid);
-and `example_pool`: the example the model is shown is the learned ranker's first among that many nearest.
+and `example_pool`: the example the model is shown is the learned ranker's first among that many nearest;
+and `runs`: false where answers are snippets that use names defined elsewhere (CoNaLa), which running
+says nothing about: nothing runs to choose them, and they are labelled "snippet: not run".
 
 `Policy.resolve` turns (the policy, a user's overrides) into a `Request`; the CLI, the app, `evaluate`,
 `bench` and the generator itself ask it, and nothing else decides a default.
@@ -18,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..constants import RERANKS
+from ..constants import RERANKS, SNIPPET_LABEL, SNIPPET_REASON  # noqa: F401  (re-exported)
 from ..errors import E2PError
 from ..model.decoding import DecodeSettings, DecodeSettingsError
 
@@ -40,6 +42,7 @@ DEFAULT_PRESET = {
         "model_offset": -10.0,
     },
     "example_pool": 10,
+    "runs": True,
 }
 
 
@@ -89,6 +92,7 @@ class Policy:
     ranker: Answer  # rerank "ranker"; pool 0: the artifact has no learned ranker
     example_pool: int = 0  # 0: the example shown is the nearest by prompt similarity
     model_offset: float = 0.0
+    runs: bool = True  # False: answers are snippets, chosen without running anything (SNIPPET_LABEL)
 
     @property
     def own_is_default(self) -> bool:
@@ -130,6 +134,7 @@ class Policy:
             "default": self.default.to_dict(),
             "ranker": {**self.ranker.to_dict(), "model_offset": self.model_offset},
             "example_pool": self.example_pool,
+            **({} if self.runs else {"runs": False}),  # files of policies that run keep their keys
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -141,20 +146,23 @@ class Policy:
     def from_dict(cls, data: dict) -> "Policy":
         """A policy as policy.json stores it (every decoding field written out)."""
         try:
-            return cls._of(data["default"], data["ranker"], data.get("example_pool", 0), {})
+            return cls._of(data["default"], data["ranker"], data.get("example_pool", 0), {}, data.get("runs", True))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PolicyError(f"not an answer policy ({type(err).__name__}: {err})") from None
 
     @classmethod
-    def _of(cls, default: dict, ranker: dict, example_pool, decoding_defaults: dict) -> "Policy":
-        """The policy of two answer sections (the ranker's holding `model_offset`) and `example_pool`."""
+    def _of(cls, default: dict, ranker: dict, example_pool, decoding_defaults: dict, runs=True) -> "Policy":
+        """The policy of two answer sections (the ranker's holding `model_offset`), `example_pool` and `runs`."""
         ranker = dict(ranker)
         offset = float(ranker.pop("model_offset", 0.0))
+        if not isinstance(runs, bool):
+            raise PolicyError(f"runs must be true or false, got {runs!r}")
         return cls(
             default=_answer(default, decoding_defaults),
             ranker=_answer(ranker, decoding_defaults),
             example_pool=_pool(example_pool, "example_pool"),
             model_offset=offset,
+            runs=runs,
         )
 
     @classmethod
@@ -182,7 +190,8 @@ class Policy:
         defaults = {"max_len": max_len}
         try:
             ranker = {**sections["ranker"], "rerank": "ranker"}
-            return cls._of(sections["default"], ranker, sections["example_pool"] if retrieval else 0, defaults)
+            pool = sections["example_pool"] if retrieval else 0
+            return cls._of(sections["default"], ranker, pool, defaults, sections["runs"])
         except (TypeError, ValueError, AttributeError, DecodeSettingsError) as err:
             raise PolicyError(f"the preset's policy: {err}") from None
 

@@ -3,7 +3,8 @@ calls them in this order:
 
 1. `write_artifact`: weights, vocabularies, retrieval memory, config, training log and manifest;
 2. `fit_ranker_step`: the learned ranker (ranker.json), where the config asks for one;
-3. `evaluate_artifact`: the test evaluation (metrics.json) and the gallery (samples.json).
+3. `evaluate_artifact`: the test evaluation (metrics.json) and the gallery (samples.json); on the dev
+   split for a corpus split by CoNaLa's rule, whose test split is measured from outside the project.
 
 Each step leaves a folder whose manifest lists every file in it, so the folder verifies after any step.
 """
@@ -20,8 +21,9 @@ import torch
 from ..answer.bundle import git_commit, read_manifest, replaceable_files, sha256_file, write_manifest, write_memory
 from ..answer.generator import Generator
 from ..answer.policy import Policy, Request
+from ..data.corpus import CONALA_LICENCE, CONALA_NOTICE
 from ..errors import E2PError
-from ..evaluation.metrics import profile_references
+from ..evaluation.metrics import not_run, profile_references
 from ..evaluation.report import as_json, evaluate_systems, model_answers, retrieval_codes, system_label, table
 from ..model.decoding import DecodeSettings
 from ..model.training import Prepared, TrainConfig, save_weights
@@ -41,6 +43,9 @@ def load_preset(path: str | Path) -> tuple[TrainConfig, Policy]:
     return cfg, Policy.from_preset(data.get("policy"), max_len=cfg.max_tgt, retrieval=cfg.retrieval)
 
 
+RUN_ONLY = {"threads"}  # training options that shape how fast a run goes, not what it trains
+
+
 def trained_config(model, cfg: TrainConfig) -> dict:
     """config.json: the model's shape, how its sources are built, and the training config."""
     return {"model": model.config.to_dict(), "features": cfg.feature_config().to_dict(), "train": asdict(cfg)}
@@ -54,7 +59,7 @@ def reconfigure_artifact(out: Path, cfg: TrainConfig, policy: Policy) -> None:
     if not path.is_file():
         raise E2PError(f"{out} holds no artifact to re-evaluate: train it first")
     trained = TrainConfig.from_trained(json.loads(path.read_text()).get("train", {}))
-    differ = sorted(f for f, value in asdict(cfg).items() if getattr(trained, f) != value)
+    differ = sorted(f for f, value in asdict(cfg).items() if getattr(trained, f) != value and f not in RUN_ONLY)
     if differ:
         raise E2PError(
             f"{out} was trained with other values of {', '.join(differ)} than the config gives: only "
@@ -94,7 +99,12 @@ def write_artifact(
     (out / "config.json").write_text(json.dumps(trained_config(model, cfg), indent=2))
     policy.save(out)
     (out / "train_log.json").write_text(json.dumps(meta.get("log", []), indent=1))
+    licence = {}
+    if cfg.split == "conala":  # derived data of a CC BY-SA corpus: its licence and attribution travel with it
+        (out / LICENCE_FILE).write_text(CONALA_NOTICE)
+        licence = {"licence": f"{CONALA_LICENCE} (CoNaLa, Yin et al. 2018, and Stack Overflow): see {LICENCE_FILE}"}
     info = {
+        **licence,
         "corpus_sha256": sha256_file(corpus_path),
         "corpus_stats": prep.corpus_stats,
         "epochs": len(meta.get("log", [])),
@@ -106,6 +116,15 @@ def write_artifact(
     }
     write_manifest(out, info)
     return info
+
+
+LICENCE_FILE = "LICENSE.md"
+
+
+def evaluated_split(cfg: TrainConfig) -> str:
+    """The split an artifact is evaluated on when built: dev for CoNaLa (its test split is measured
+    from outside the project), else test."""
+    return "dev" if cfg.split == "conala" else "test"
 
 
 def fit_ranker_step(prep: Prepared, policy: Policy, out: Path, log=print) -> Path | None:
@@ -123,12 +142,19 @@ def fit_ranker_step(prep: Prepared, policy: Policy, out: Path, log=print) -> Pat
 
 
 def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) -> dict:
-    """Evaluate the artifact in `out` on the test split: metrics.json (every system's figures),
-    samples.json (each test prompt's answers) and the metrics in the manifest. Returns the metrics."""
+    """Evaluate the artifact in `out` on the test split (dev for CoNaLa, with CoNaLa's BLEU beside
+    sacrebleu's, nothing run): metrics.json (every system's figures), samples.json (each prompt's
+    answers) and the metrics in the manifest (`test_metrics`, or `dev_metrics`). Returns the metrics."""
     generator = Generator(out)
-    test = prep.test
-    log(f"evaluating on {len(test)} test prompts (references run in the sandbox)")
-    profiles = profile_references([ex.code for ex in test])
+    split = evaluated_split(cfg)
+    test = prep.valid if split == "dev" else prep.test
+    conala = cfg.split == "conala"
+    if generator.policy.runs:
+        log(f"evaluating on {len(test)} {split} prompts (references run in the sandbox)")
+        profiles = profile_references([ex.code for ex in test])
+    else:  # snippets: running them says nothing
+        log(f"evaluating on {len(test)} {split} prompts (snippets: nothing is run)")
+        profiles = not_run(len(test))
     greedy = DecodeSettings(strategy="greedy", max_len=cfg.max_tgt)
     beam = DecodeSettings(strategy="beam", beam_size=5, n_best=5, max_len=cfg.max_tgt)
     # (samples.json key, metrics name, settings, rerank, pool, fallback): the shipped decoding, the
@@ -140,13 +166,12 @@ def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) ->
         runs.append(("ranker", "ranker", policy.resolve("ranker")))
     if not policy.own_is_default:
         runs.append(("own", "model-own", policy.resolve(own=True)))
-    runs += [
-        ("greedy", "model-greedy", Request(greedy, "score", 0, True)),
-        ("beam", "model-beam", Request(beam, "run", 0, True)),
-    ]
+    runs.append(("greedy", "model-greedy", Request(greedy, "score", 0, True)))
+    if policy.runs:  # where nothing runs, plain beam search is the default answer but for its fallback
+        runs.append(("beam", "model-beam", Request(beam, "run", 0, True)))
     systems = {name: (model_answers(generator, test, ask, progress=True), system_label(ask)) for _, name, ask in runs}
     systems["retrieval"] = (retrieval_codes(prep.train, test), "nearest train prompt (TF-IDF) code")
-    results = evaluate_systems(test, systems, profiles, train=prep.train)
+    results = evaluate_systems(test, systems, profiles, train=prep.train, conala=conala)
     log(table(results))
     metrics = as_json(results)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -164,5 +189,5 @@ def evaluate_artifact(out: Path, prep: Prepared, cfg: TrainConfig, log=print) ->
     ]
     decodings = {key: by_name[name].settings for key, name in keys}
     (out / "samples.json").write_text(json.dumps({"decoding": decodings, "samples": samples}, indent=1))
-    refresh_manifest(out, test_metrics=metrics)
+    refresh_manifest(out, **{f"{split}_metrics": metrics})
     return metrics

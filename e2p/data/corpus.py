@@ -20,6 +20,30 @@ from ..errors import E2PError
 from ..syntax import compiles, parses
 
 SPLITS = ("train", "valid", "test")
+# How a corpus is split (../shared/EVAL.md): "eval", the main corpus's rule (train/valid/test); "conala",
+# CoNaLa's (a tenth of its train file as dev, the tuning split; its test split is measured from outside
+# the project, so none here). The splits each rule has, the tuning one second.
+SPLIT_RULES = {"eval": SPLITS, "conala": ("train", "dev")}
+# What an artifact built on CoNaLa carries beside its weights (LICENSE.md): the corpus's licence and
+# attribution, which its weights and memory (derived data) share.
+CONALA_LICENCE = "CC BY-SA 4.0"
+CONALA_NOTICE = """\
+# Licence of this artifact: CC BY-SA 4.0
+
+The weights, vocabularies, retrieval memory (memory.jsonl), ranker and samples in this folder are
+derived from CoNaLa, the CMU Code/Natural Language Challenge corpus, annotated train split v1.1:
+Pengcheng Yin, Bowen Deng, Edgar Chen, Bogdan Vasilescu and Graham Neubig, "Learning to Mine
+Aligned Code and Natural Language Pairs from Stack Overflow", MSR 2018
+(https://conala-corpus.github.io/). Its intents and snippets come from Stack Overflow questions and
+answers, contributed by Stack Overflow users under CC BY-SA 4.0.
+
+This folder is shared under the same licence, Creative Commons Attribution-ShareAlike 4.0
+International (https://creativecommons.org/licenses/by-sa/4.0/): you may share and adapt it, also
+commercially, provided you give appropriate credit (to CoNaLa, Yin et al. 2018, and Stack Overflow
+and its users), indicate changes, and distribute your contributions under the same licence.
+Changes: the snippets were cleaned and de-duplicated and a model was trained on them by e2p
+(`python -m train --data ../shared/data/conala/train.jsonl --config conala --out artifacts/conala`).
+"""
 
 # Comment openings that mark a remark inside code, never an instruction.
 _CODE_REMARK = re.compile(
@@ -71,11 +95,22 @@ class Corpus:
     duplicates: int
     dropped: Counter = field(default_factory=Counter)
     repaired: Counter = field(default_factory=Counter)
+    rule: str = "eval"  # how it is split: a key of SPLIT_RULES
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return SPLIT_RULES[self.rule]
 
     def split(self, name: str) -> list[Example]:
-        if name not in SPLITS:
-            raise E2PError(f"unknown split {name!r}: choose one of {', '.join(SPLITS)}")
-        return [ex for ex in self.examples if ex.split == name]
+        """The examples of split `name`. Under the CoNaLa rule "valid" is its dev split (what training
+        tunes on) and "test" is empty (CoNaLa's test split is measured from outside the project)."""
+        if self.rule == "conala" and name in ("valid", "test"):
+            if name == "test":
+                return []
+            name = "dev"
+        if name not in self.splits:
+            raise E2PError(f"unknown split {name!r}: choose one of {', '.join(self.splits)}")
+        return [ex for ex in self.examples if split_of(ex.key, self.rule) == name]
 
     def stats(self) -> dict:
         return {
@@ -85,7 +120,8 @@ class Corpus:
             "duplicates": self.duplicates,
             "dropped": dict(sorted(self.dropped.items())),
             "repaired": dict(sorted(self.repaired.items())),
-            "splits": {name: len(self.split(name)) for name in SPLITS},
+            "splits": {name: len(self.split(name)) for name in self.splits},
+            **({"split_rule": self.rule} if self.rule != "eval" else {}),
         }
 
 
@@ -96,9 +132,15 @@ def prompt_key(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", key).strip()
 
 
-def split_of(key: str) -> str:
-    bucket = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 20
-    return {0: "test", 1: "valid"}.get(bucket, "train")
+def split_of(key: str, rule: str = "eval") -> str:
+    """The split of a prompt key by `rule` (EVAL.md): "eval", sha256 bucket % 20 = 0 test, 1 valid, else
+    train; "conala", bucket % 10 = 0 dev, else train."""
+    digest = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+    if rule == "conala":
+        return "dev" if digest % 10 == 0 else "train"
+    if rule != "eval":
+        raise E2PError(f"unknown split rule {rule!r}: choose one of {', '.join(SPLIT_RULES)}")
+    return {0: "test", 1: "valid"}.get(digest % 20, "train")
 
 
 # ----------------------------------------------------------------------------- headings
@@ -425,7 +467,9 @@ def corpus_from_text(text: str, source: str = "<text>") -> Corpus:
     return _deduplicated(headings, kept, dropped, repaired)
 
 
-def _deduplicated(headings: int, kept: list[Example], dropped: Counter, repaired: Counter) -> Corpus:
+def _deduplicated(
+    headings: int, kept: list[Example], dropped: Counter, repaired: Counter, rule: str = "eval"
+) -> Corpus:
     """One copy of each exact duplicate: same prompt key and same code AST."""
     unique, seen = [], set()
     for ex in kept:
@@ -440,11 +484,13 @@ def _deduplicated(headings: int, kept: list[Example], dropped: Counter, repaired
         duplicates=len(kept) - len(unique),
         dropped=dropped,
         repaired=repaired,
+        rule=rule,
     )
 
 
-def read_jsonl(path: str | Path) -> Corpus:
-    """A corpus of `{"prompt": ..., "code": ...}` lines, cleaned and de-duplicated the same way."""
+def read_jsonl(path: str | Path, rule: str = "eval") -> Corpus:
+    """A corpus of `{"prompt": ..., "code": ...}` lines, cleaned and de-duplicated the same way, split
+    by `rule` (SPLIT_RULES)."""
     text = read_text(path)
     dropped, repaired, kept = Counter(), Counter(), []
     for n, line in enumerate(text.splitlines(), 1):
@@ -463,9 +509,16 @@ def read_jsonl(path: str | Path) -> Corpus:
             dropped["empty"] += 1
         else:
             kept.append(Example(prompt=prompt.strip(), code=clean, line=n))
-    return _deduplicated(len(kept) + sum(dropped.values()), kept, dropped, repaired)
+    return _deduplicated(len(kept) + sum(dropped.values()), kept, dropped, repaired, rule)
 
 
-def load_corpus(path: str | Path) -> Corpus:
-    """Read either format: `.jsonl` files as JSON lines, anything else as the capstone text."""
-    return read_jsonl(path) if str(path).endswith(".jsonl") else read_corpus(path)
+def load_corpus(path: str | Path, rule: str = "eval") -> Corpus:
+    """Read either format: `.jsonl` files as JSON lines, anything else as the capstone text; split by
+    `rule` (SPLIT_RULES: "conala" for CoNaLa's train file, as the conala preset says)."""
+    if rule not in SPLIT_RULES:
+        raise E2PError(f"unknown split rule {rule!r}: choose one of {', '.join(SPLIT_RULES)}")
+    if str(path).endswith(".jsonl"):
+        return read_jsonl(path, rule)
+    corpus = read_corpus(path)
+    corpus.rule = rule
+    return corpus

@@ -3,7 +3,10 @@
 "print the sum of 15 and 27" becomes "print the sum of NUM0 and NUM1"; where the code uses 15
 and 27 it holds NUM0 and NUM1 too, and after decoding the placeholders are put back. So the model
 learns *where* a prompt's values go rather than the values themselves, and values it never saw
-still reach the code.
+still reach the code. A value in backticks (CoNaLa's intents: "sort list `my_list`", "the format
+`%Y-%m-%d`") is a name where it is an identifier, even a short or plain one (`df`, `s`), a number
+where it is a numeral, a string where it is no Python expression; an expression (`[1, 2]`) keeps
+its text, whose own quoted strings, numbers and names are slots as anywhere else.
 
 Prompt text is hostile until shown otherwise, so values go back only in forms that cannot change
 how the code around them is read: a quoted value only as a whole string literal written by
@@ -13,10 +16,12 @@ keyword, builtin, standard module or dunder).
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 from .tokenizers import CONT, DEDENT, INDENT, NL, STR_CLOSE_PREFIX, STR_OPEN_PREFIX, code_tokens, split_string
@@ -27,6 +32,7 @@ MAX_NUMBER_CHARS = 20  # longer numbers stay prompt text (train prompts hold at 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\w)")
 _NUMERAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _QUOTED = re.compile(r"""(?<!\w)(["'])([^"'\n]{1,80}?)\1(?!\w)""")
+_BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | set(sys.stdlib_module_names)
 
@@ -66,6 +72,17 @@ class Slots:
         return bool(self.numbers or self.strings or self.names)
 
 
+def _is_expression(text: str) -> bool:
+    """Whether `text` reads as one Python expression (parsed, never run)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text.strip(), mode="eval")
+        return True
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+
+
 def all_placeholders() -> list[str]:
     return [f"{kind}{i}" for kind in ("NUM", "STR", "NAME") for i in range(MAX_SLOTS)]
 
@@ -85,6 +102,18 @@ def abstract_prompt(prompt: str) -> tuple[str, Slots]:
         name = slot(slots.strings, m.group(2), "STR")
         return f" {name} " if name else m.group(0)
 
+    def backticked(m: re.Match) -> str:
+        value = m.group(1).strip()
+        if is_safe_name(value) and not re.fullmatch(r"(NUM|STR|NAME)\d+", value):
+            name = slot(slots.names, value, "NAME")
+        elif is_numeral(value):
+            name = slot(slots.numbers, value, "NUM")
+        elif value and not _is_expression(value):
+            name = slot(slots.strings, m.group(1), "STR")
+        else:  # an expression, or a reserved word: its text stays, the later passes read inside it
+            return m.group(0)
+        return f" {name} " if name else m.group(0)
+
     def number(m: re.Match) -> str:
         name = slot(slots.numbers, m.group(0), "NUM") if is_numeral(m.group(0)) else None
         return name or m.group(0)
@@ -95,7 +124,8 @@ def abstract_prompt(prompt: str) -> tuple[str, Slots]:
         name = slot(slots.names, m.group(0), "NAME")
         return name or m.group(0)
 
-    text = _QUOTED.sub(quoted, prompt)
+    text = _BACKTICKED.sub(backticked, prompt)
+    text = _QUOTED.sub(quoted, text)
     text = _NUMBER.sub(number, text)
     text = _WORD.sub(word, text)
     return re.sub(r"\s+", " ", text).strip(), slots

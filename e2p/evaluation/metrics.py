@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import re
 import tokenize
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import sacrebleu
@@ -57,6 +59,47 @@ def _sentence_bleu_joined(hyp: str, ref: str) -> float:
     return sacrebleu.sentence_bleu(hyp, [ref], tokenize="none").score
 
 
+# ----------------------------------------------------------------------------- CoNaLa's BLEU (EVAL.md)
+
+_CONALA_SPLIT = re.compile(r"([^A-Za-z0-9_])")
+_CONALA_CAMEL = re.compile(r"([a-z])([A-Z])")
+
+
+def conala_tokens(code: str) -> list[str]:
+    """CoNaLa's tokens of a snippet: a space around every character outside [A-Za-z0-9_], `aB` split
+    into `a B`, whitespace collapsed, and both quote characters mapped to a backtick."""
+    text = _CONALA_SPLIT.sub(r" \1 ", code)
+    text = _CONALA_CAMEL.sub(r"\1 \2", text)
+    text = re.sub(r"\s+", " ", text).replace('"', "`").replace("'", "`")
+    return [tok for tok in text.split(" ") if tok]
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def conala_bleu(hyps: list[str], refs: list[str], max_order: int = 4) -> float:
+    """CoNaLa's corpus BLEU (0-100) over `conala_tokens`: one reference a hypothesis, n-gram precisions
+    clipped by the reference and pooled over the corpus for n = 1..4, their geometric mean (0 where
+    one of them is 0: no smoothing), times the brevity penalty exp(1 - r/c) where the hypotheses are
+    shorter in all (c < r; c, r: total hypothesis and reference lengths)."""
+    _check_same_length(hyps, refs)
+    matches, possible = [0] * max_order, [0] * max_order
+    c = r = 0
+    for hyp, ref in zip(hyps, refs):
+        h, t = conala_tokens(hyp), conala_tokens(ref)
+        c, r = c + len(h), r + len(t)
+        for n in range(1, max_order + 1):
+            ref_counts = _ngrams(t, n)
+            matches[n - 1] += sum(min(k, ref_counts[g]) for g, k in _ngrams(h, n).items())
+            possible[n - 1] += max(0, len(h) - n + 1)
+    if c == 0 or not all(possible) or not all(matches):
+        return 0.0
+    log_mean = sum(math.log(m / p) for m, p in zip(matches, possible)) / max_order
+    penalty = 1.0 if c >= r else math.exp(1 - r / c)
+    return 100 * penalty * math.exp(log_mean)
+
+
 def exact_match(hyp: str, ref: str) -> bool:
     """Same AST (so layout, comments and quote style do not matter)."""
     hyp_tree, ref_tree = parse_tree(hyp), parse_tree(ref)
@@ -106,6 +149,12 @@ def profile_references(refs: list[str], timeout: float = 5.0, workers: int = 2) 
     return profiles
 
 
+def not_run(n: int) -> list[ReferenceProfile]:
+    """The profiles of `n` references that are not run (snippets: running them says nothing), so that
+    runs and exec match are reported unavailable."""
+    return [ReferenceProfile(runs=None, executable=None, stdout="") for _ in range(n)]
+
+
 @dataclass
 class EvalReport:
     n: int
@@ -120,11 +169,14 @@ class EvalReport:
     # exec_match (None: reference not executable)
     per_example: list[dict] = field(default_factory=list, repr=False)
     runs_unavailable: str | None = None  # why runs and exec match are not measured
+    conala_bleu: float | None = None  # CoNaLa's BLEU (0-100), where asked for (a CoNaLa artifact)
 
     def to_dict(self, per_example: bool = False) -> dict:
         d = asdict(self)
         if not per_example:
             del d["per_example"]
+        if d["conala_bleu"] is None:  # reports of the main corpus keep their keys
+            del d["conala_bleu"]
         return d
 
 
@@ -134,8 +186,10 @@ def evaluate(
     profiles: list[ReferenceProfile] | None = None,
     timeout: float = 5.0,
     workers: int = 2,
+    conala: bool = False,
 ) -> EvalReport:
-    """All metrics for one generation per reference; `profiles` saves re-running references."""
+    """All metrics for one generation per reference; `profiles` saves re-running references. `conala`:
+    CoNaLa's BLEU too (`conala_bleu`), beside sacrebleu's."""
     _check_same_length(hyps, refs)
     if profiles is None:
         profiles = profile_references(refs, timeout, workers)
@@ -182,6 +236,7 @@ def evaluate(
         n_runs=n_runs,
         per_example=per_example,
         runs_unavailable=unavailable,
+        conala_bleu=conala_bleu(hyps, refs) if conala else None,
     )
 
 

@@ -16,7 +16,7 @@ from ..data.vocab import Vocab
 from ..model.decoding import DecodeSettings, describe, greedy_batch  # noqa: F401  (describe: re-exported)
 from ..model.origins import origin_split
 from ..syntax import parse_tree
-from .metrics import EvalReport, ReferenceProfile, bleu, evaluate, profile_references
+from .metrics import EvalReport, ReferenceProfile, bleu, conala_bleu, evaluate, profile_references
 
 if TYPE_CHECKING:  # training imports torch's trainer: only its types are needed here
     from ..model.training import Prepared, TrainConfig
@@ -82,9 +82,11 @@ def evaluate_systems(
     systems: dict[str, tuple[list[str] | Answers, str]],
     profiles: list[ReferenceProfile] | None = None,
     train: list[Example] | None = None,
+    conala: bool = False,
 ) -> list[SystemResult]:
     """`systems` maps a name to (generated codes or Answers, settings text); references run once
-    for all. With `train`, each system's share of answers that are a train program is measured."""
+    for all. With `train`, each system's share of answers that are a train program is measured;
+    with `conala`, CoNaLa's BLEU beside sacrebleu's."""
     refs = [ex.code for ex in examples]
     profiles = profiles if profiles is not None else profile_references(refs)
     out = []
@@ -95,7 +97,7 @@ def evaluate_systems(
             SystemResult(
                 name,
                 answers.codes,
-                evaluate(answers.codes, refs, profiles),
+                evaluate(answers.codes, refs, profiles, conala=conala),
                 settings,
                 train_copies=None if train is None else train_copy_rate(answers.codes, train),
                 origins=origin_split(answers.origins) if answers.origins else None,
@@ -123,16 +125,21 @@ def table(results: list[SystemResult]) -> str:
     if not results:
         return "(no systems)"
     r0 = results[0].report
+    conala = any(res.report.conala_bleu is not None for res in results)  # CoNaLa's BLEU first, where measured
     head = (
-        f"{'system':<14} {'BLEU':>6} {'parse':>7} {'exact':>7} {'exec match':>11} {'runs':>11} "
+        (f"{'system':<14} {'CoNaLa BLEU':>11} " if conala else f"{'system':<14} ")
+        + f"{'BLEU':>6} {'parse':>7} {'exact':>7} {'exec match':>11} {'runs':>11} "
         f"{'train copy':>11}   n={r0.n}, executable={r0.n_executable}, runnable={r0.n_runs}"
     )
     lines = [head, "-" * len(head)]
     for res in results:
         r = res.report
         copies = f"{'-':>11}" if res.train_copies is None else _percent(res.train_copies, 10)
+        first = f"{res.name:<14} " + (
+            (f"{'-':>11} " if r.conala_bleu is None else f"{r.conala_bleu:11.1f} ") if conala else ""
+        )
         lines.append(
-            f"{res.name:<14} {r.bleu:6.1f} {_percent(r.parse_rate, 6)} {_percent(r.exact_match, 6)} "
+            f"{first}{r.bleu:6.1f} {_percent(r.parse_rate, 6)} {_percent(r.exact_match, 6)} "
             f"{_percent(r.exec_match, 10)} {_percent(r.runs_rate, 10)} {copies}   {res.settings}"
         )
     for res in results:
@@ -163,8 +170,10 @@ def as_json(results: list[SystemResult]) -> dict:
 
 def bleu_metric(prep: Prepared, cfg: TrainConfig, batch: int = 32, max_len: int = 160):
     """The valid-split metric that picks the best checkpoint: a function of the model giving the BLEU
-    of its batched greedy output on `prep.valid`. Greedy output is capped at `max_len` tokens (95% of
-    the code is shorter): an early model that never stops would otherwise spend most of the epoch here."""
+    of its batched greedy output on `prep.valid` (CoNaLa's BLEU where the corpus is split by CoNaLa's
+    rule). Greedy output is capped at `max_len` tokens (95% of the code is shorter): an early model that
+    never stops would otherwise spend most of the epoch here."""
+    score = conala_bleu if cfg.split == "conala" else bleu
     sources = [prep.featurizer.source(ex.prompt, exclude_key=ex.key) for ex in prep.valid]
     src_ids = [prep.src_vocab.encode(s.tokens) for s in sources]
     refs = [ex.code for ex in prep.valid]
@@ -184,6 +193,6 @@ def bleu_metric(prep: Prepared, cfg: TrainConfig, batch: int = 32, max_len: int 
             for out, src in zip(outs, sources[start : start + batch]):
                 hyps.append(decode_code(restore_code(prep.tgt_vocab.decode(out), src.slots)))
         model.train()
-        return bleu(hyps, refs)
+        return score(hyps, refs)
 
     return metric

@@ -52,6 +52,9 @@ class TrainConfig:
     tie_output: bool = True
     shared_vocab: bool = True  # one vocabulary and embedding table for prompt and code
     copy_attention: bool = True  # pointer-generator output (needs shared_vocab)
+    # data
+    split: str = "eval"  # how the corpus is split (e2p.data.corpus.SPLIT_RULES): "eval" (EVAL.md's
+    # train/valid/test), "conala" (CoNaLa's train file: a tenth as dev, tuned on; no test split here)
     # features
     copy: bool = True
     retrieval: bool = True
@@ -82,6 +85,9 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0  # mid-epoch checkpoints, so a kill loses little
     valid_every: int = 1
     seed: int = 1234
+    threads: int = 0  # torch's CPU threads for the run (0: all cores). One thread keeps its pace on a machine
+    # that other work shares: torch's threads wait on each other at every operation, and where another
+    # process takes a core they wait for it (here 2 threads ran 10x slower beside one other job)
     # speed: `python -m e2p.evaluation.benchmark` times this trainer against `plain(cfg)` (all four off, which is
     # bit-identical with the trainer before them) side by side
     fast_dropout: bool = True  # CPU dropout masks from numpy's SFC64 (p rounded to 2^-16) and
@@ -190,6 +196,11 @@ class Prepared:
 
 
 def prepare(corpus: Corpus, cfg: TrainConfig) -> Prepared:
+    if corpus.rule != cfg.split:
+        raise E2PError(
+            f"the corpus was split by the {corpus.rule!r} rule and the config asks for {cfg.split!r}: "
+            "read it with load_corpus(path, cfg.split)"
+        )
     train, valid, test = (corpus.split(s) for s in ("train", "valid", "test"))
     # The split is the heading's as written (EVAL.md); then train examples whose prompt says nothing
     # beyond boilerplate leave the training pairs and the memory, as they leave retrieval.
@@ -460,7 +471,15 @@ def run_training(
     resume = (ckpt / "meta.json").exists()
     if not resume and cfg.init_from:
         load_pretrained(model, Path(cfg.init_from), prep.src_vocab)
-        log(f"starting from the pretrained weights in {cfg.init_from}")
+        carried = getattr(model, "pretrained_tokens", len(prep.src_vocab))
+        log(
+            f"starting from the pretrained weights in {cfg.init_from}"
+            + (
+                ""
+                if carried == len(prep.src_vocab)
+                else f" ({carried} of {len(prep.src_vocab)} tokens' rows carried over)"
+            )
+        )
     if resume:
         meta.update(_load_checkpoint(ckpt, model, optimizer))
         log(f"resuming from {ckpt}: epoch {meta['epoch'] + 1}, batch {meta['batch']}, step {meta['step']}")
@@ -568,21 +587,50 @@ def save_weights(model, path: Path, dtype: torch.dtype | None = None) -> None:
 PRETRAINED_WEIGHTS, PRETRAINED_INFO = "weights.safetensors", "pretrained.json"
 
 
+PRETRAINED_VOCAB = "vocab.json"  # the vocabulary the pretrained weights were built on
+VOCAB_TENSORS = ("src_embed.weight", "tgt_embed.weight", "lm_head.weight")  # one row per token
+
+
 def load_pretrained(model: Seq2Seq, folder: Path, vocab: Vocab) -> Seq2Seq:
-    """Start from `python -m train.pretrain`'s weights; they must share this run's vocabulary and shape."""
+    """Start from `python -m train.pretrain`'s weights; they must share this run's shape. On the same
+    vocabulary every tensor is loaded; on another (a run on another corpus, e.g. CoNaLa) the rows of
+    the tokens both vocabularies hold are carried over by token, the other rows keep their fresh
+    initialisation, and every other tensor is loaded (this needs the pretrained vocabulary,
+    `vocab.json` beside the weights). `model.pretrained_tokens` says how many rows were carried."""
     try:
         info = json.loads((folder / PRETRAINED_INFO).read_text())
     except (OSError, ValueError) as err:
         raise E2PError(f"no pretrained weights in {folder}: {err}; run python -m train.pretrain") from None
-    if info.get("vocab_sha256") != vocab.digest():
-        raise E2PError(
-            f"the pretrained weights in {folder} were built on another vocabulary: "
-            "rerun python -m train.pretrain with this corpus and config"
-        )
-    shape = {k: v for k, v in model.config.to_dict().items() if k != "dropout"}
-    if {k: v for k, v in info.get("model", {}).items() if k != "dropout"} != shape:
+    same_vocab = info.get("vocab_sha256") == vocab.digest()
+    old_vocab = None
+    if not same_vocab:
+        path = folder / PRETRAINED_VOCAB
+        old_vocab = Vocab.load(path) if path.is_file() else None
+        if old_vocab is None or old_vocab.digest() != info.get("vocab_sha256"):
+            raise E2PError(
+                f"the pretrained weights in {folder} were built on another vocabulary and the folder holds "
+                f"not that vocabulary ({PRETRAINED_VOCAB}) to map it by token: rerun python -m train.pretrain "
+                "with this corpus and config"
+            )
+    # the positions are computed, not learned: a run on another corpus may cover other lengths
+    ignore = ("dropout",) if same_vocab else ("dropout", "src_vocab", "tgt_vocab", "max_len")
+    shape = {k: v for k, v in model.config.to_dict().items() if k not in ignore}
+    if {k: v for k, v in info.get("model", {}).items() if k not in ignore} != shape:
         raise E2PError(f"the pretrained weights in {folder} are for another model shape: {info.get('model')}")
     state = {k: v.float() for k, v in load_file(str(folder / PRETRAINED_WEIGHTS)).items()}
+    if same_vocab:
+        model.pretrained_tokens = len(vocab)
+        return model.load_weights(state)
+    own = model.state_dict()
+    pairs = [(i, old_vocab.index[tok]) for i, tok in enumerate(vocab.tokens) if tok in old_vocab.index]
+    new_rows = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+    old_rows = torch.tensor([j for _, j in pairs], dtype=torch.long)
+    for name in VOCAB_TENSORS:
+        if name in state and name in own:
+            mapped = own[name].detach().clone()
+            mapped[new_rows] = state[name][old_rows]
+            state[name] = mapped
+    model.pretrained_tokens = len(pairs)
     return model.load_weights(state)
 
 

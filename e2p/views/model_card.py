@@ -39,6 +39,8 @@ def metrics_rows(metrics: dict | None) -> list[dict]:
             elif key == "bleu" and value is not None:
                 value = round(value, 1)
             row[header] = value
+        if _number(values.get("conala_bleu")) is not None:  # a CoNaLa artifact: CoNaLa's own BLEU too
+            row["CoNaLa BLEU"] = round(values["conala_bleu"], 1)
         row["settings"] = values.get("settings", "")
         rows.append(row)
     return rows
@@ -100,7 +102,7 @@ def model_card(config: dict, manifest: dict, parameters: int, policy: Policy) ->
             )
             or "prompt only",
         ),
-        ("answer", answer_rule(policy.default)),
+        ("answer", answer_rule(policy.default) + ("" if policy.runs else "; snippets, never run")),
         ("lengths", f"source ≤ {feats.get('max_src', '?')} tokens, " f"code ≤ {feats.get('max_tgt', '?')}"),
         (
             "training",
@@ -110,9 +112,15 @@ def model_card(config: dict, manifest: dict, parameters: int, policy: Policy) ->
         ),
         (
             "data",
-            f"{splits.get('train', '?')} train / {splits.get('valid', '?')} valid / "
-            f"{splits.get('test', '?')} test examples",
+            (
+                f"{splits.get('train', '?')} train / {splits.get('dev', '?')} dev examples (CoNaLa; its test "
+                "split is measured from outside the project)"
+                if "dev" in splits
+                else f"{splits.get('train', '?')} train / {splits.get('valid', '?')} valid / "
+                f"{splits.get('test', '?')} test examples"
+            ),
         ),
+        *([("licence", str(manifest["licence"]))] if manifest.get("licence") else []),
         ("corpus sha256", str(manifest.get("corpus_sha256", "?"))[:16] + "…"),
         ("commit", str(manifest.get("commit") or "unknown")),
         ("created", str(manifest.get("created") or "unknown")),

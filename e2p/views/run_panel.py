@@ -1,7 +1,8 @@
 """What the app says about running an answer: a status about running, never about parsing ("ran and
 printed 42", "ran but printed nothing: `fib` is defined and never called", "raised NameError on
-line 3", "not run: the sandbox is off"), the run's output and error line, the example the answer
-followed as a diff, and the limit on the Run button.
+line 3", "not run: the sandbox is off", "snippet: not run" for an artifact whose answers are snippets),
+the run's output and error line, the example the answer followed as a diff, and the limit on the Run
+button.
 
 No Streamlit, and nothing runs here: the runs themselves are the sandbox's (`e2p.sandbox.runner`).
 """
@@ -14,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ..answer.probe import uncalled_functions
+from ..constants import SNIPPET_LABEL, SNIPPET_REASON
 from ..sandbox.runner import RunResult
 
 # "  File "/home/sandbox/main.py", line 3, in <module>": the last frame in the user's program
@@ -61,9 +63,14 @@ def _first_line(text: str, limit: int = 80) -> str:
     return first[:limit] + ("…" if more else "")
 
 
-def run_status(code: str, run: RunResult | None, sandbox_reason: str = "", budget_spent: bool = False) -> RunStatus:
+def run_status(
+    code: str, run: RunResult | None, sandbox_reason: str = "", budget_spent: bool = False, snippet: bool = False
+) -> RunStatus:
     """The status line of an answer's run. `sandbox_reason`: why programs are not run here (empty
-    where they are); `budget_spent`: the request's run budget ran out before this answer ran."""
+    where they are); `budget_spent`: the request's run budget ran out before this answer ran;
+    `snippet`: the artifact's answers are snippets, which are not run (its policy's `runs` is false)."""
+    if run is None and snippet:
+        return RunStatus("not run", f"{SNIPPET_LABEL}: {SNIPPET_REASON}", False)
     if run is None:
         if sandbox_reason:
             return RunStatus("not run", f"not run: the sandbox is off ({sandbox_reason})", False)

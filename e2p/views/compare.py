@@ -1,0 +1,86 @@
+"""Which models the app serves, and one prompt through each of them, side by side.
+
+The shipped models are the artifact folder the app reads (the main model) and every model folder
+inside it (`original/`: the original capstone design; `conala/`: the recipe trained on CoNaLa).
+No Streamlit here: `compare_row` gives what the Compare view draws for one model's answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..answer.generator import GenerationResult
+from .origin_view import origin_summary
+from .run_panel import RunStatus, run_status
+
+MODEL_FILES = ("weights.safetensors", "config.json", "policy.json")  # what makes a folder a model
+NAMES = {  # how the app names each shipped model; another folder is named after itself
+    "main": "Main model",
+    "original": "Original design",
+    "conala": "CoNaLa model",
+}
+ABOUT = {
+    "main": "the shipped model: retrieve-and-edit with copy attention, trained on the English→Python corpus",
+    "original": "the capstone's original design: a plain Transformer without retrieval or copying",
+    "conala": "the same recipe trained on CoNaLa (Stack Overflow intents and one-line snippets)",
+}
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    key: str  # "main" for the folder itself, else the sub-folder's name
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return NAMES.get(self.key, self.key)
+
+    @property
+    def about(self) -> str:
+        return ABOUT.get(self.key, f"the model in {self.folder.name}/")
+
+
+def is_model_folder(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in MODEL_FILES)
+
+
+def shipped_models(root: str | Path) -> list[ShippedModel]:
+    """The model in `root` first (where it is one), then each model folder inside it, by name
+    (`pretrained/`, weights for training only, has no policy and is left out)."""
+    root = Path(root)
+    found = [ShippedModel("main", root)] if is_model_folder(root) else []
+    if root.is_dir():
+        found += [
+            ShippedModel(sub.name, sub) for sub in sorted(root.iterdir()) if sub.is_dir() and is_model_folder(sub)
+        ]
+    return found
+
+
+@dataclass
+class CompareRow:
+    """One model's answer to the compared prompt, as the Compare view shows it."""
+
+    model: ShippedModel
+    result: GenerationResult | None
+    seconds: float
+    status: RunStatus | None  # its run, or "snippet: not run" (None where it failed)
+    origins: str  # where its tokens came from, in one line ("" where unknown)
+    error: str = ""  # the one sentence said where this model could not answer
+
+
+def compare_row(model: ShippedModel, generator, prompt: str, sandbox_reason: str = "") -> CompareRow:
+    """`generator` (the model's) answers `prompt` with its default policy; the time it took."""
+    started = time.perf_counter()
+    result = generator.generate(prompt, **generator.policy.resolve().kwargs())
+    seconds = time.perf_counter() - started
+    snippet = not generator.policy.runs
+    status = run_status(result.code, result.run, sandbox_reason=sandbox_reason, snippet=snippet)
+    origins = origin_summary(result.origins) if result.origins else ""
+    return CompareRow(model, result, seconds, status, origins)
+
+
+def by_prompt(samples: list[dict]) -> dict[tuple[str, int], dict]:
+    """Another model's test samples by (prompt, corpus line), to show beside this model's."""
+    return {(s.get("prompt", ""), s.get("line", 0)): s for s in samples if isinstance(s, dict)}
