@@ -242,6 +242,10 @@ def test_compare_shows_every_shipped_model_side_by_side(folder, server, browser,
     page.get_by_role("button", name="Compare", exact=True).click()
     page.get_by_text("Result for: write a python function to add two numbers").wait_for(timeout=90_000)
     wait_idle(page)
+    # one code block and one way into the attention maps per model, drawn after the caption
+    page.locator('[data-testid="stCode"]').nth(len(models) - 1).wait_for(timeout=30_000)
+    page.get_by_role("button", name="Open its attention").nth(len(models) - 1).wait_for(timeout=30_000)
+    wait_idle(page)
     for model in models:
         assert page.get_by_text(model.name, exact=True).count() >= 1, model.name
     assert page.locator('[data-testid="stCode"]').count() >= len(models)

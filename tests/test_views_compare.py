@@ -47,3 +47,29 @@ def test_a_snippet_model_says_snippet_not_run(tiny_default_artifacts, tmp_path):
     row = compare_row(shipped_models(tmp_path)[0], gen, "convert a list `x` to a string")
     assert row.status.kind == "not run" and row.status.text.startswith("snippet: not run")
     assert row.result.run is None
+
+
+def test_an_answer_its_rule_did_not_run_is_run_in_the_sandbox(tiny_default_artifacts, monkeypatch):
+    """The original design ranks by score and runs nothing: Compare runs its answer (sandbox only)."""
+    from e2p.views import compare
+
+    ran = []
+    monkeypatch.setattr(compare, "run_code", lambda code, timeout: ran.append(code) or sandbox_result("7\n"))
+    gen = Generator(tiny_default_artifacts)
+    monkeypatch.setattr(gen, "generate", lambda prompt, **kw: made_up(prompt))
+    row = compare_row(shipped_models(tiny_default_artifacts)[0], gen, "write a program to print 7")
+    assert ran == ["print(7)\n"] and row.run.stdout == "7\n" and row.status.text == "ran and printed 7"
+    off = compare_row(shipped_models(tiny_default_artifacts)[0], gen, "print 7", sandbox_reason="switched off")
+    assert ran == ["print(7)\n"] and off.status.kind == "not run"  # where the sandbox cannot isolate: nothing runs
+
+
+def sandbox_result(stdout):
+    from e2p.sandbox.runner import RunResult
+
+    return RunResult(returncode=0, stdout=stdout, stderr="", timed_out=False)
+
+
+def made_up(prompt):
+    from models import made_up_result
+
+    return made_up_result(["print", "7"], ["print", "(", "7", ")"], prompt=prompt, code="print(7)\n")

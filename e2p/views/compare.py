@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..answer.answer_policy import RUN_TIMEOUT_S
 from ..answer.generator import GenerationResult
+from ..sandbox.runner import RunResult, run_code
 from .origin_view import origin_summary
 from .run_panel import RunStatus, run_status
 
@@ -68,17 +70,24 @@ class CompareRow:
     status: RunStatus | None  # its run, or "snippet: not run" (None where it failed)
     origins: str  # where its tokens came from, in one line ("" where unknown)
     error: str = ""  # the one sentence said where this model could not answer
+    run: RunResult | None = None  # the run the status is about (the answer's own, or one made here)
 
 
 def compare_row(model: ShippedModel, generator, prompt: str, sandbox_reason: str = "") -> CompareRow:
-    """`generator` (the model's) answers `prompt` with its default policy; the time it took."""
+    """`generator` (the model's) answers `prompt` with its default policy; the time it took. An answer
+    its rule did not run (the original design ranks by score) is run here, in the sandbox only, so
+    that every program shows what it does; a snippet never runs. `sandbox_reason`: why nothing may
+    run here (empty where the sandbox can isolate)."""
     started = time.perf_counter()
     result = generator.generate(prompt, **generator.policy.resolve().kwargs())
     seconds = time.perf_counter() - started
     snippet = not generator.policy.runs
-    status = run_status(result.code, result.run, sandbox_reason=sandbox_reason, snippet=snippet)
+    run = result.run
+    if run is None and not snippet and not sandbox_reason and result.code.strip():
+        run = run_code(result.code, RUN_TIMEOUT_S)
+    status = run_status(result.code, run, sandbox_reason=sandbox_reason, snippet=snippet)
     origins = origin_summary(result.origins) if result.origins else ""
-    return CompareRow(model, result, seconds, status, origins)
+    return CompareRow(model, result, seconds, status, origins, run=run)
 
 
 def by_prompt(samples: list[dict]) -> dict[tuple[str, int], dict]:
