@@ -140,7 +140,10 @@ def artifact_error_page(folder: Path, err: Exception) -> None:
 
 
 def header(gen: Generator) -> None:
-    st.title("e2p — English → Python")
+    title, picker = st.columns([4, 1], vertical_alignment="bottom")
+    title.title("e2p — English → Python")
+    with picker:
+        model_picker(shipped())
     manifest = gen.bundle.manifest
     st.caption(
         f"A {gen.model.num_parameters():,}-parameter Transformer trained on CPU "
@@ -814,7 +817,6 @@ def main() -> None:
     with plain_errors("while drawing the page"):
         run_request(gen)
         header(gen)
-        model_picker(shipped())
         # Stateful tabs: "Open its attention" can switch view, and only the open view is drawn
         # (and sent to the browser); widget values persist while their view is hidden.
         tabs = st.tabs(VIEWS, key="view", on_change="rerun")

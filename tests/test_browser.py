@@ -201,7 +201,14 @@ def test_the_run_panel_run_button_and_example_diff(folder, server, browser, tmp_
     page.get_by_text(f"Result for: {PROMPT}").wait_for(timeout=60_000)
     wait_idle(page)
     code = page.locator('[data-testid="stCode"]').first
-    assert code.bounding_box()["y"] < 1000, "the answer starts below the fold"
+    code.wait_for(state="visible", timeout=10_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    box = code.bounding_box()
+    if box["y"] >= 1000:  # keep what the page looked like, for the failure's reader
+        page.screenshot(path=str(tmp_path / "below-the-fold.png"), full_page=True)
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "below-the-fold.png", SCREENS / "below-the-fold.png")
+    assert box["y"] < 1000, f"the answer starts below the fold (y {box['y']:.0f}; the page: {SCREENS})"
     page.get_by_role("heading", name="What the code does").wait_for(timeout=10_000)
     status = re.compile(r"^(Ran and printed|Ran but printed nothing|Raised|Stopped|Not run)")
     assert page.get_by_text(status).count() >= 1, "no run status under the answer"
