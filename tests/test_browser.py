@@ -65,6 +65,13 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
+def keep_screens(tmp_path: Path) -> None:
+    """Copy the test's screenshots to SCREENS, where the last run's stay for a reader."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for shot in tmp_path.glob("*.png"):
+        shutil.copy(shot, SCREENS / shot.name)
+
+
 def open_app(browser, server: str, height: int):
     """A page on the app at 1400 × `height`, loaded and idle, and the list its script errors go to."""
     page = browser.new_page(viewport={"width": 1400, "height": height})
@@ -143,9 +150,7 @@ def test_type_prompt_generate_and_see_attention(folder, server, browser, tmp_pat
     page.locator(".js-plotly-plot:visible").first.wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "4-model.png"), full_page=True)
 
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    for shot in tmp_path.glob("*.png"):
-        shutil.copy(shot, SCREENS / shot.name)
+    keep_screens(tmp_path)
     assert not errors, errors
     page.close()
     print(f"prompt to code in {seconds:.2f} s (browser, including the click round trip)")
@@ -206,8 +211,7 @@ def test_the_run_panel_run_button_and_example_diff(folder, server, browser, tmp_
     box = code.bounding_box()
     if box["y"] >= 1000:  # keep what the page looked like, for the failure's reader
         page.screenshot(path=str(tmp_path / "below-the-fold.png"), full_page=True)
-        SCREENS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / "below-the-fold.png", SCREENS / "below-the-fold.png")
+        keep_screens(tmp_path)
     assert box["y"] < 1000, f"the answer starts below the fold (y {box['y']:.0f}; the page: {SCREENS})"
     page.get_by_role("heading", name="What the code does").wait_for(timeout=10_000)
     status = re.compile(r"^(Ran and printed|Ran but printed nothing|Raised|Stopped|Not run)")
@@ -228,9 +232,7 @@ def test_the_run_panel_run_button_and_example_diff(folder, server, browser, tmp_
         expander.first.click()
         page.get_by_text("--- training example", exact=False).first.wait_for(timeout=10_000)
         page.screenshot(path=str(tmp_path / "7-example-diff.png"), full_page=True)
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    for shot in tmp_path.glob("*.png"):
-        shutil.copy(shot, SCREENS / shot.name)
+    keep_screens(tmp_path)
     assert not errors, errors
     page.close()
 
@@ -258,7 +260,6 @@ def test_compare_shows_every_shipped_model_side_by_side(folder, server, browser,
     assert page.locator('[data-testid="stCode"]').count() >= len(models)
     assert page.get_by_role("button", name="Open its attention").count() == len(models)
     page.screenshot(path=str(tmp_path / "8-compare.png"), full_page=True)
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(tmp_path / "8-compare.png", SCREENS / "8-compare.png")
+    keep_screens(tmp_path)
     assert not errors, errors
     page.close()

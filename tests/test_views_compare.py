@@ -3,15 +3,16 @@
 import dataclasses
 import shutil
 
+from e2p.answer.bundle import REQUIRED
 from e2p.answer.generator import Generator
 from e2p.answer.policy import Policy
-from e2p.views.compare import MODEL_FILES, compare_row, shipped_models
+from e2p.views.compare import compare_row, shipped_models
 
 
 def test_the_main_model_comes_first_then_each_model_folder_inside(tmp_path):
     for folder in (tmp_path, tmp_path / "original", tmp_path / "conala"):
         folder.mkdir(exist_ok=True)
-        for name in MODEL_FILES:
+        for name in REQUIRED:
             (folder / name).write_text("{}")
     (tmp_path / "pretrained").mkdir()  # weights for training only: no policy, not a model the app serves
     (tmp_path / "pretrained" / "weights.safetensors").write_text("")

@@ -61,17 +61,32 @@ def _time_generate(generator, prompts, ask: Request) -> list[float]:
     return out
 
 
-def _time_forced(generator, prompts, tokens: int, use_cache: bool) -> list[float]:
-    """ms to decode exactly `tokens` tokens greedily (EOS banned until then)."""
+def _timed_decodes(generator, prompts, settings: DecodeSettings, eager: bool = False) -> list[tuple[float, int]]:
+    """(ms, decoder steps) of decoding each of `prompts` with `settings`, on the fast or the eager
+    (`Seq2Seq.step`) path; a step is one token for every live row, the last one writing EOS."""
     b = generator.bundle
-    settings = DecodeSettings(strategy="greedy", min_len=tokens, max_len=tokens, use_cache=use_cache)
     out = []
     for prompt in prompts:
         src_ids = b.src_vocab.encode(b.featurizer.source(prompt).tokens)
         start = time.perf_counter()
-        decode(b.model, src_ids, settings, bos_id=Vocab.bos_id, eos_id=Vocab.eos_id, pad_id=Vocab.pad_id)
-        out.append(1000 * (time.perf_counter() - start))
+        hyps = decode(
+            b.model,
+            src_ids,
+            settings,
+            bos_id=Vocab.bos_id,
+            eos_id=Vocab.eos_id,
+            pad_id=Vocab.pad_id,
+            vocab_tokens=b.tgt_vocab.tokens,
+            eager=eager,
+        )
+        out.append((1000 * (time.perf_counter() - start), max(len(h.tokens) for h in hyps) + 1))
     return out
+
+
+def _time_forced(generator, prompts, tokens: int, use_cache: bool) -> list[float]:
+    """ms to decode exactly `tokens` tokens greedily (EOS banned until then)."""
+    settings = DecodeSettings(strategy="greedy", min_len=tokens, max_len=tokens, use_cache=use_cache)
+    return [ms for ms, _ in _timed_decodes(generator, prompts, settings)]
 
 
 def arithmetic_floor_ms(model, repeats: int = 300) -> float:
@@ -98,28 +113,10 @@ def arithmetic_floor_ms(model, repeats: int = 300) -> float:
     return statistics.median(times)
 
 
-def _time_steps(generator, prompts, settings: DecodeSettings, eager: bool) -> tuple[float, list]:
-    """(ms per decoder step, the hypotheses): `prompts` decoded with `settings`, the fast or the
-    eager (`Seq2Seq.step`) path; a step is one token for every live row (greedy: one token)."""
-    b = generator.bundle
-    total, steps, outs = 0.0, 0, []
-    for prompt in prompts:
-        src_ids = b.src_vocab.encode(b.featurizer.source(prompt).tokens)
-        start = time.perf_counter()
-        hyps = decode(
-            b.model,
-            src_ids,
-            settings,
-            bos_id=Vocab.bos_id,
-            eos_id=Vocab.eos_id,
-            pad_id=Vocab.pad_id,
-            vocab_tokens=b.tgt_vocab.tokens,
-            eager=eager,
-        )
-        total += time.perf_counter() - start
-        steps += max(len(h.tokens) for h in hyps) + 1  # the last step wrote EOS
-        outs.append([h.tokens for h in hyps])
-    return 1000 * total / max(steps, 1), outs
+def _ms_per_step(generator, prompts, settings: DecodeSettings, eager: bool) -> float:
+    """ms per decoder step over `prompts` (`_timed_decodes`), all prompts together."""
+    timed = _timed_decodes(generator, prompts, settings, eager)
+    return sum(ms for ms, _ in timed) / max(sum(steps for _, steps in timed), 1)
 
 
 def decoding_speed(generator, prompts: list[str], tokens: int = 200, rounds: int = 2) -> dict:
@@ -141,7 +138,7 @@ def decoding_speed(generator, prompts: list[str], tokens: int = 200, rounds: int
         floor.append(arithmetic_floor_ms(generator.model))
         for name, settings in cases.items():
             for eager in (False, True):
-                timed[name][eager].append(_time_steps(generator, prompts, settings, eager)[0])
+                timed[name][eager].append(_ms_per_step(generator, prompts, settings, eager))
     out = {"decode_floor_ms": round(min(floor), 3)}
     for name in cases:
         fast, eager = min(timed[name][False]), min(timed[name][True])

@@ -217,7 +217,6 @@ class LogProbRules:
         self.eos_penalty = eos_penalty
         self.follow = follow
         self.example = list(example_ids)
-        self._positions: dict[tuple[int, ...], frozenset[int]] = {}  # follow_positions by prefix
 
     def at_deadline(self, step: int, s: DecodeSettings) -> DecodeSettings:
         """`s`, or where the request's time is spent, `s` ending at this step: only EOS is left (under
@@ -259,7 +258,10 @@ class LogProbRules:
         scores stay comparable). All rows at once: a handful of tensor operations per step."""
         rows, toks = [], []
         for row, prefix in enumerate(prefixes):
-            nxt = {self.example[j] if j < len(self.example) else self.eos_id for j in self._where(prefix)}
+            nxt = {
+                self.example[j] if j < len(self.example) else self.eos_id
+                for j in follow_positions(prefix, self.example)
+            }
             rows += [row] * len(nxt)
             toks += sorted(nxt)
         if not rows:
@@ -276,13 +278,6 @@ class LogProbRules:
         has = torch.zeros(out.size(0), dtype=torch.bool)
         has[r] = True
         out[has] = out[has].clamp(max=0.0)  # rounding must not lift a probability above one
-
-    def _where(self, toks: list[int]) -> frozenset[int]:
-        """follow_positions of `toks`, remembered: a beam asks again for the prefixes it keeps."""
-        key = tuple(toks)
-        if key not in self._positions:
-            self._positions[key] = follow_positions(toks, self.example)
-        return self._positions[key]
 
     @staticmethod
     def _ngram_bans(toks: list[int], n: int) -> set[int]:

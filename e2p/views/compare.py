@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..answer.answer_policy import RUN_TIMEOUT_S
+from ..answer.bundle import REQUIRED
 from ..answer.generator import GenerationResult
 from ..sandbox.runner import RunResult, run_code
 from .origin_view import origin_summary
 from .run_panel import RunStatus, run_status
 
-MODEL_FILES = ("weights.safetensors", "config.json", "policy.json")  # what makes a folder a model
 NAMES = {  # how the app names each shipped model; another folder is named after itself
     "main": "Main model",
     "original": "Original design",
@@ -45,7 +45,8 @@ class ShippedModel:
 
 
 def is_model_folder(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in MODEL_FILES)
+    """It holds every file the loader requires (a model the app can serve)."""
+    return all((folder / name).is_file() for name in REQUIRED)
 
 
 def shipped_models(root: str | Path) -> list[ShippedModel]:
