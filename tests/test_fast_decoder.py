@@ -65,7 +65,8 @@ def test_the_fast_decoder_follows_the_weights():
         model.decoder[0].self_attn.k_proj.weight.add_(0.5)
     again = fast_decoder_for(model)
     assert again is not first
-    assert torch.equal(again.layers[0].qkv_w[32:64], model.decoder[0].self_attn.k_proj.weight)  # d_model 32
+    # d_model 32, stored (in, out)
+    assert torch.equal(again.layers[0].qkv_w[:, 32:64], model.decoder[0].self_attn.k_proj.weight.t())
     settings = DecodeSettings(strategy="greedy", max_len=15)
     fast, ref = decode(model, SRC, settings, **IDS), decode(model, SRC, settings, **IDS, eager=True)
     assert fast[0].tokens == ref[0].tokens
@@ -77,3 +78,20 @@ def test_weights_are_every_matrix_a_step_multiplies_by():
     C, F_, V, L = 32, 64, 30, 2
     step_macs = sum(w.numel() for w in fast.weights())
     assert step_macs == L * (3 * C * C + C * C + C * C + C * C + C * F_ + F_ * C) + V * C + C * C + C
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_greedy_and_beam_5_give_the_reference_candidates(model, strategy):
+    """The decoding loops as the benchmark runs them: beam 5 with its n-best, greedy forced long
+    (min_len) and with an EOS penalty (the rules' one additive bias), every candidate as the reference's."""
+    settings = DecodeSettings(strategy=strategy, beam_size=5, n_best=5, min_len=12, max_len=25, eos_penalty=0.3)
+    for src in (SRC, [9, 9, 4, 2], [7, 2], [3, 4, 5, 6, 7, 8, 9, 10, 11]):
+        fast = decode(model, src, settings, **IDS, unk_id=3)
+        ref = decode(model, src, settings, **IDS, unk_id=3, eager=True)
+        assert [h.tokens for h in fast] == [h.tokens for h in ref]
+        assert len(fast) == (5 if strategy == "beam" else 1)
+        for f, r in zip(fast, ref):
+            assert f.score == pytest.approx(r.score, abs=1e-4)
+            assert f.token_logprobs == pytest.approx(r.token_logprobs, abs=1e-4)
+            assert [[i for i, _ in a] for a in f.alternatives] == [[i for i, _ in a] for a in r.alternatives]
+            assert 3 not in f.tokens and 0 not in f.tokens and 1 not in f.tokens  # unk, pad, bos banned

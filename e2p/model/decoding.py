@@ -230,9 +230,7 @@ class LogProbRules:
     def apply(self, lprobs: Tensor, prefixes: list[list[int]]) -> Tensor:
         """lprobs (N, V) for N rows whose generated tokens so far are prefixes[i]."""
         step = len(prefixes[0]) if prefixes else 0  # all rows have the same length
-        out = lprobs.clone()
-        out[:, self.banned] = float("-inf")
-        out[:, self.eos_id] -= self.eos_penalty
+        out = lprobs + self._bias(lprobs)  # the banned ids -inf, EOS less its penalty: one operation
         if step < self.min_len:
             out[:, self.eos_id] = float("-inf")
         if step >= self.max_len:  # only EOS is left
@@ -251,6 +249,16 @@ class LogProbRules:
         if dead.any():
             out[dead, self.eos_id] = lprobs[dead, self.eos_id]
         return out
+
+    def _bias(self, lprobs: Tensor) -> Tensor:
+        """(V,): -inf at every banned id, -eos_penalty at EOS, 0 elsewhere (built once per shape)."""
+        key = (lprobs.size(-1), lprobs.dtype, lprobs.device)
+        if getattr(self, "_bias_key", None) != key:
+            bias = torch.zeros(key[0], dtype=key[1], device=key[2])
+            bias[self.banned] = float("-inf")
+            bias[self.eos_id] -= self.eos_penalty
+            self._bias_key, self._bias_value = key, bias
+        return self._bias_value
 
     def _follow(self, out: Tensor, lprobs: Tensor, prefixes: list[list[int]]) -> None:
         """Weight each row's continuation of the example by exp(follow), renormalised over the
@@ -527,8 +535,19 @@ def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
         s = rules.at_deadline(step, s)
         raw, state = model.step(last, state)  # (1, V)
         lprobs = rules.apply(raw, [hyp.tokens])
-        tok = int(lprobs[0].argmax())
         new, refused = None, (0, 0)
+        if guard is None:  # one top-k and one read back: the token, its log-prob, the alternatives
+            top_p, top_i = lprobs.topk(min(N_ALTERNATIVES, lprobs.size(-1)), dim=-1)
+            ids, lps, probs = top_i[0].tolist(), top_p[0].tolist(), top_p[0].exp().tolist()
+            tok, lp = ids[0], lps[0]
+            if len(lps) > 1 and lps[1] == lp:  # a tie: argmax's choice (its first index), as elsewhere
+                tok = int(lprobs[0].argmax())
+            if tok == eos_id:
+                return [_end(hyp, lp, s, guard)]
+            hyp = hyp.extend(tok, lp, list(zip(ids, probs)), raw[0, eos_id].item(), new, refused)
+            last = top_i[0, :1] if tok == ids[0] else torch.tensor([tok], device=last.device)
+            continue
+        tok = int(lprobs[0].argmax())
         if guard is not None:
             wanted, forced = tok, step >= s.max_len
             lprobs = _guard_masks(lprobs, raw, [hyp], guard, rules, step, s.max_len)

@@ -7,10 +7,19 @@ module computes the same step from the same weights, fused once when it is built
 
 - the self-attention Q, K and V projections are one matrix (one matrix-vector product, not three);
 - the key/value cache is a preallocated buffer written in place (no concatenation per step);
-- the cross-attention and copy-attention keys are projected, scaled and transposed once, and the
-  source padding becomes one additive bias;
-- attention over one query is two small batched products and a softmax (no fused kernel to
-  dispatch for a single row).
+- every matrix is stored transposed, (in, out) and contiguous, which a row vector is measurably
+  faster to multiply by (the output layer most: it is the largest);
+- the output layer, the copy query and the copy gate are one matrix (one product, then slices);
+- the cross-attention and copy-attention keys are projected and scaled once, and the source
+  padding becomes one additive bias;
+- attention (self and cross) is one `scaled_dot_product_attention` call per layer, and the
+  functional wrappers (F.layer_norm, F.embedding) are skipped for the aten calls beneath them.
+
+Measured on the shipped model (2 cores shared, one thread): the step alone 1.2-1.6x faster than
+the version before these last four points, greedy decoding 1.4-1.7x. `torch.compile` (inductor,
+static shapes, with and without cpp_wrapper / freezing) and `torch.jit.trace` + freeze of the same
+step were measured and not kept: no faster than this within the noise, 20-30 s to compile (10-20 s
+again in a new process even with a warm on-disk cache) and ~0.15 ms of guard/wrapper cost per call.
 
 The maths is the model's; only the order of floating-point additions differs, so scores agree
 with `Seq2Seq.step` to about 1e-5, and a choice can differ only where two scores are that close
@@ -55,7 +64,7 @@ class FastState:
     length: int  # tokens fed so far (= position of the next one)
     keys: list[Tensor]  # per layer (B, H, capacity, D), filled up to `length`
     values: list[Tensor]
-    cross_keys_t: list[Tensor]  # per layer (B, H, D, S), pre-scaled by 1/sqrt(D)
+    cross_keys: list[Tensor]  # per layer (B, H, S, D), pre-scaled by 1/sqrt(D)
     cross_values: list[Tensor]  # per layer (B, H, S, D)
     src_bias: Tensor  # (B, 1, 1, S): 0 where the source is a token, -inf at its padding
     src_ids: Tensor | None  # (B, S), copy attention
@@ -91,7 +100,7 @@ class FastState:
             length=n,
             keys=[pick_cache(k) for k in self.keys],
             values=[pick_cache(v) for v in self.values],
-            cross_keys_t=[pick(k) for k in self.cross_keys_t],
+            cross_keys=[pick(k) for k in self.cross_keys],
             cross_values=[pick(v) for v in self.cross_values],
             src_bias=pick(self.src_bias),
             src_ids=pick(self.src_ids),
@@ -110,44 +119,50 @@ class FastDecoder:
         self.cfg = cfg
         self.H, self.D = cfg.n_heads, cfg.d_model // cfg.n_heads
         self.scale = 1.0 / math.sqrt(self.D)
+
+        def t(w: Tensor) -> Tensor:  # (out, in) -> (in, out), contiguous: a row vector times it is
+            return w.detach().t().contiguous()  # measurably cheaper than times a transposed view
+
         with torch.no_grad():
             self.layers = []
             for layer in model.decoder:
                 sa, ca = layer.self_attn, layer.cross_attn
                 self.layers.append(
                     _Layer(
-                        qkv_w=torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]).contiguous(),
+                        qkv_w=t(torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight])),
                         qkv_b=torch.cat([sa.q_proj.bias, sa.k_proj.bias, sa.v_proj.bias]).contiguous(),
-                        self_out_w=sa.out_proj.weight,
-                        self_out_b=sa.out_proj.bias,
-                        cross_q_w=ca.q_proj.weight,
-                        cross_q_b=ca.q_proj.bias,
-                        cross_out_w=ca.out_proj.weight,
-                        cross_out_b=ca.out_proj.bias,
-                        fc1_w=layer.ff.fc1.weight,
-                        fc1_b=layer.ff.fc1.bias,
-                        fc2_w=layer.ff.fc2.weight,
-                        fc2_b=layer.ff.fc2.bias,
+                        self_out_w=t(sa.out_proj.weight),
+                        self_out_b=sa.out_proj.bias.detach(),
+                        cross_q_w=t(ca.q_proj.weight),
+                        cross_q_b=ca.q_proj.bias.detach(),
+                        cross_out_w=t(ca.out_proj.weight),
+                        cross_out_b=ca.out_proj.bias.detach(),
+                        fc1_w=t(layer.ff.fc1.weight),
+                        fc1_b=layer.ff.fc1.bias.detach(),
+                        fc2_w=t(layer.ff.fc2.weight),
+                        fc2_b=layer.ff.fc2.bias.detach(),
                         norms=(_norm(layer.sub_self.norm), _norm(layer.sub_cross.norm), _norm(layer.sub_ff.norm)),
                     )
                 )
-            self.embed = model.tgt_embed.weight
+            self.embed = model.tgt_embed.weight.detach()
             self.embed_scale = math.sqrt(cfg.d_model)
             self.positions = model.positions
             self.final_norm = _norm(model.dec_norm) if cfg.pre_norm else None
-            self.lm_w = model.lm_head.weight
+            # the output layer and, with copy attention, the copy query and the gate: one product
+            head = [model.lm_head.weight]
             if cfg.copy_attention:
-                self.copy_q_w = model.copy_q.weight
-                self.gate_w, self.gate_b = model.copy_gate.weight, model.copy_gate.bias
+                head += [model.copy_q.weight, model.copy_gate.weight]
+                self.gate_b = model.copy_gate.bias.detach()
+            self.head_w = t(torch.cat(head))  # (C, V [+ C + 1])
+            self.V = model.lm_head.weight.size(0)
 
     def weights(self) -> list[Tensor]:
-        """Every matrix one step multiplies a row vector by (the arithmetic floor of a step)."""
+        """Every matrix one step multiplies a row vector by (the arithmetic floor of a step), each
+        stored (in, out)."""
         out = []
         for ly in self.layers:
             out += [ly.qkv_w, ly.self_out_w, ly.cross_q_w, ly.cross_out_w, ly.fc1_w, ly.fc2_w]
-        out.append(self.lm_w)
-        if self.cfg.copy_attention:
-            out += [self.copy_q_w, self.gate_w]
+        out.append(self.head_w)
         return out
 
     @torch.inference_mode()
@@ -158,19 +173,18 @@ class FastDecoder:
         cross_k, cross_v = [], []
         for layer in self.model.decoder:
             k, v = layer.cross_attn.project_kv(memory)  # (B, H, S, D)
-            cross_k.append((k * self.scale).transpose(-2, -1).contiguous())
+            cross_k.append((k * self.scale).contiguous())
             cross_v.append(v.contiguous())
         bias = torch.zeros(B, 1, 1, S, dtype=memory.dtype).masked_fill_(src_pad[:, None, None, :], float("-inf"))
         copy_keys_t = copy_bias = None
         if self.cfg.copy_attention:
             copy_keys_t = (self.model.copy_k(memory) * (1.0 / math.sqrt(C))).transpose(1, 2).contiguous()
             copy_bias = bias[:, 0]  # (B, 1, S)
-        empty = [memory.new_empty(B, H, capacity, D) for _ in self.layers]
         return FastState(
             length=0,
-            keys=empty,
+            keys=[memory.new_empty(B, H, capacity, D) for _ in self.layers],
             values=[memory.new_empty(B, H, capacity, D) for _ in self.layers],
-            cross_keys_t=cross_k,
+            cross_keys=cross_k,
             cross_values=cross_v,
             src_bias=bias,
             src_ids=src,
@@ -186,45 +200,46 @@ class FastDecoder:
         B = tokens_last.size(0)
         H, D = self.H, self.D
         pre = self.cfg.pre_norm
-        x = F.embedding(tokens_last, self.embed) * self.embed_scale + self.positions.pe[t]  # (B, C)
+        addmm, norm, sdpa = torch.addmm, torch.layer_norm, F.scaled_dot_product_attention
+        x = torch.embedding(self.embed, tokens_last).mul_(self.embed_scale).add_(self.positions.pe[t])  # (B, C)
+        C = x.size(-1)
+        shape = (C,)
         for i, ly in enumerate(self.layers):
             (n1w, n1b, e1), (n2w, n2b, e2), (n3w, n3b, e3) = ly.norms
-            C = x.size(-1)
-            h = F.layer_norm(x, (C,), n1w, n1b, e1) if pre else x
-            q, k, v = torch.addmm(ly.qkv_b, h, ly.qkv_w.t()).view(B, 3, H, D).unbind(1)  # 3 x (B, H, D)
+            h = norm(x, shape, n1w, n1b, e1) if pre else x
+            q, k, v = addmm(ly.qkv_b, h, ly.qkv_w).view(B, 3, H, D).unbind(1)  # 3 x (B, H, D)
             keys, values = state.keys[i], state.values[i]
             keys[:, :, t] = k
             values[:, :, t] = v
-            att = torch.matmul((q * self.scale).unsqueeze(2), keys[:, :, : t + 1].transpose(-2, -1))  # (B,H,1,t+1)
-            y = torch.matmul(att.softmax(-1), values[:, :, : t + 1]).view(B, C)
-            x = x + torch.addmm(ly.self_out_b, y, ly.self_out_w.t())
+            y = sdpa(q.unsqueeze(2), keys[:, :, : t + 1], values[:, :, : t + 1], scale=self.scale)  # (B,H,1,D)
+            x = x + addmm(ly.self_out_b, y.view(B, C), ly.self_out_w)
             if not pre:
-                x = F.layer_norm(x, (C,), n1w, n1b, e1)
-            h = F.layer_norm(x, (C,), n2w, n2b, e2) if pre else x
-            q = torch.addmm(ly.cross_q_b, h, ly.cross_q_w.t()).view(B, H, 1, D)
-            att = torch.matmul(q, state.cross_keys_t[i]).add_(state.src_bias)  # (B, H, 1, S)
-            y = torch.matmul(att.softmax(-1), state.cross_values[i]).view(B, C)
-            x = x + torch.addmm(ly.cross_out_b, y, ly.cross_out_w.t())
+                x = norm(x, shape, n1w, n1b, e1)
+            h = norm(x, shape, n2w, n2b, e2) if pre else x
+            q = addmm(ly.cross_q_b, h, ly.cross_q_w).view(B, H, 1, D)
+            # keys pre-scaled: scale 1; the source padding is an additive -inf bias
+            y = sdpa(q, state.cross_keys[i], state.cross_values[i], attn_mask=state.src_bias, scale=1.0)
+            x = x + addmm(ly.cross_out_b, y.view(B, C), ly.cross_out_w)
             if not pre:
-                x = F.layer_norm(x, (C,), n2w, n2b, e2)
-            h = F.layer_norm(x, (C,), n3w, n3b, e3) if pre else x
-            f = torch.addmm(ly.fc1_b, h, ly.fc1_w.t()).relu_()
-            x = x + torch.addmm(ly.fc2_b, f, ly.fc2_w.t())
+                x = norm(x, shape, n2w, n2b, e2)
+            h = norm(x, shape, n3w, n3b, e3) if pre else x
+            x = x + addmm(ly.fc2_b, addmm(ly.fc1_b, h, ly.fc1_w).relu_(), ly.fc2_w)
             if not pre:
-                x = F.layer_norm(x, (C,), n3w, n3b, e3)
+                x = norm(x, shape, n3w, n3b, e3)
         if self.final_norm is not None:
             w, b, eps = self.final_norm
-            x = F.layer_norm(x, (x.size(-1),), w, b, eps)
-        logits = torch.mm(x, self.lm_w.t())  # (B, V)
+            x = norm(x, shape, w, b, eps)
+        out = torch.mm(x, self.head_w)  # (B, V [+ C + 1])
         state.length = t + 1
+        V = self.V
         if not self.cfg.copy_attention:
-            return F.log_softmax(logits, dim=-1), state
-        q = torch.mm(x, self.copy_q_w.t()).unsqueeze(1)  # (B, 1, C)
+            return out.log_softmax(-1), state
+        logits, q = out[:, :V], out[:, V : V + C].unsqueeze(1)  # (B, V), (B, 1, C)
         att = torch.matmul(q, state.copy_keys_t).add_(state.copy_bias).softmax(-1)[:, 0]  # (B, S)
-        gate = torch.sigmoid(torch.addmm(self.gate_b, x, self.gate_w.t()))  # (B, 1)
+        gate = out[:, V + C :].add(self.gate_b).sigmoid_()  # (B, 1)
         probs = logits.softmax(-1).mul_(gate)
         probs.scatter_add_(-1, state.src_ids.expand(B, -1), att.mul_(1 - gate))
-        return F.log_softmax(probs.clamp_min_(1e-9).log_(), dim=-1), state
+        return probs.clamp_min_(1e-9).log_().log_softmax(-1), state
 
 
 def fast_decoder_for(model) -> FastDecoder:
