@@ -118,3 +118,24 @@ def test_run_runs_in_the_sandbox(tiny_default_artifacts):
     ran = [c for c in result.candidates if c.runs is not None]
     assert ran, "run must run the candidates that parse, best first, until one runs cleanly"
     assert all(c.parses for c in ran)
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here")
+def test_code_that_stops_to_read_the_input_the_prompt_asks_for_is_settled():
+    """A sandbox run has no user to type: code that reads the input the prompt asks for ends there
+    with EOFError. That is as far as running can show it works, so no second writing replaces it;
+    where the prompt asks for no input, the same stop is a failure."""
+    from e2p.answer.answer_policy import RunBudget, settled
+
+    reads = 'n = int(input("Enter a number: "))\nprint("even" if n % 2 == 0 else "odd")\n'
+    broken = "print(undefined_name)\n"
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.2)]
+    asks = "write a program that reads a number from the user and prints whether it is even or odd"
+    ranked = rank(asks, hyps, [reads, broken], ["model"] * 2, "run", runner=RunBudget(None, 2.0))
+    first = ranked[0][2]
+    assert first.code == reads and first.runs is False and "EOFError" in first.run.stderr
+    assert settled(first, asks)
+    assert [c.code for _, _, c in ranked if c.runs is not None] == [reads]  # the rest need not run
+    plain = "write a program to print whether 7 is even or odd"
+    ranked = rank(plain, hyps, [reads, broken], ["model"] * 2, "run", runner=RunBudget(None, 2.0))
+    assert not settled(ranked[0][2], plain)

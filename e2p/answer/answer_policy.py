@@ -100,7 +100,8 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None, prompt: str 
         runs = _ran(result)
         shows = None if result is None else bool(runs and result.stdout.strip())
         rows[i] = (h, code, replace(cand, runs=runs, shows=shows, added=line if runs else None, run=result))
-        if runs is None or (shows and fits_request(prompt, code)):  # no more runs, or this one does it
+        done = shows or waits_for_input(rows[i][2], prompt)
+        if runs is None or (done and fits_request(prompt, code)):  # no more runs, or this one does it
             break
     return sorted(rows, key=lambda r: judged(r[2], prompt))  # stable: keeps the order among equals
 
@@ -108,7 +109,7 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None, prompt: str 
 def judged(cand: Candidate, prompt: str) -> tuple[bool, bool, int]:
     """How good a candidate is by the "run" rule, lowest best: it parses, defines a function where the
     prompt asks for one, and ran cleanly and printed (`outcome_rank`)."""
-    return (not is_program(cand), not fits_request(prompt, cand.code), outcome_rank(cand))
+    return (not is_program(cand), not fits_request(prompt, cand.code), outcome_rank(cand, prompt))
 
 
 def is_program(cand: Candidate) -> bool:
@@ -125,9 +126,26 @@ def settled(cand: Candidate, prompt: str) -> bool:
     return is_program(cand) and (cand.runs is None or judged(cand, prompt) == (False, False, 0))
 
 
-def outcome_rank(cand: Candidate) -> int:
-    """0 ran cleanly and printed, 1 ran cleanly and printed nothing, 2 not run, 3 failed."""
+def outcome_rank(cand: Candidate, prompt: str = "") -> int:
+    """0 ran cleanly and printed (or stopped to read the input the prompt asks for), 1 ran cleanly
+    and printed nothing, 2 not run, 3 failed."""
+    if waits_for_input(cand, prompt):
+        return 0
     return {True: 1 - bool(cand.shows), None: 2, False: 3}[cand.runs]
+
+
+def waits_for_input(cand: Candidate, prompt: str) -> bool:
+    """The prompt asks for the user's input, the code reads it, and its run ended there: a sandbox
+    run has no user to type (stdin is closed), so that is as far as running can show it works."""
+    run = cand.run
+    return (
+        run is not None
+        and not run.ok
+        and not run.timed_out
+        and bool(ASKS_FOR_INPUT.search(prompt))
+        and reads_input(cand.code)
+        and run.stderr.rstrip().endswith("EOFError: EOF when reading a line")
+    )
 
 
 def rank_by_ranker(prompt, hyps, codes, origins, scores, runner: RunBudget | None):
