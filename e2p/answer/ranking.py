@@ -159,11 +159,7 @@ class Ranker:
         prompt asks for one (`fits_request`), then best score first; ties keep their rank."""
         scores = self.scores(features.rows(prompt, hits))
         ranked = [hits[i][0] for i in np.argsort(-scores, kind="stable")]
-        words = content_words(prompt)
-        return sorted(  # stable
-            ranked,
-            key=lambda ex: (not fits_request(prompt, ex.code), -round(features._covered(words, content_words(ex.prompt)), 2)),
-        )
+        return sorted(ranked, key=lambda ex: not fits_request(prompt, ex.code))  # stable
 
     def order_for(self, features: RankerFeatures):
         """`order` over `features`' memory, as `Featurizer` takes it: (prompt, hits) -> examples."""

@@ -106,11 +106,10 @@ class Featurizer:
         if cfg.retrieval:
             ranked = self.order is not None and cfg.example_pool > 1
             n = max(cfg.example_pool if ranked else 0, examples)
-            wide = 5 * n if ranked else n
-            found = self.retriever.nearest(prompt, max(wide, pool), exclude_key=exclude_key)
+            found = self.retriever.nearest(prompt, max(n, pool), exclude_key=exclude_key)
             shown = [ex for ex, _ in found[:n]]
             if ranked and len(shown) > 1:
-                shown = self.order(prompt, found[:wide])[:n]
+                shown = self.order(prompt, found[:n])
         return Retrieved(slots, tokens[: cfg.max_prompt], truncated, found, shown)
 
     def source(self, prompt: str, exclude_key: str | None = None, start: int = 0) -> Source:
