@@ -123,10 +123,7 @@ def is_program(cand: Candidate) -> bool:
 
 def settled(cand: Candidate, prompt: str) -> bool:
     """Whether writing again cannot do better by the "run" rule (or may not run anything more)."""
-    # experiment M: a candidate that ran cleanly (printing or not) is settled: write again only after a failure
-    return is_program(cand) and (
-        cand.runs is None or judged(cand, prompt)[:2] == (False, False) and outcome_rank(cand, prompt) <= 1
-    )
+    return is_program(cand) and (cand.runs is None or judged(cand, prompt) == (False, False, 0))
 
 
 def outcome_rank(cand: Candidate, prompt: str = "") -> int:
