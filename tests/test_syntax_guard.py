@@ -488,3 +488,161 @@ def test_code_tokens_of_guarded_output_round_trip(guard):
     tokens = toks("def f ( x ) : <nl> <indent> return x + NUM0")
     code = guard.text(ids_of(tokens))
     assert code_tokens(code)[:8] == tokens[:8]
+
+
+# --------------------------------------------------------------------------- the speed paths (issue 29)
+# What makes the guard cheap per step, each against the plain computation it stands for: the line
+# kept rendered token by token (not decode_code per check), ban rows added (not masked_fill), compile()
+# outcomes kept within `quiet`, greedy's first choice from one top-k, the rows-left test by one reduction.
+
+
+def _walk_states(guard: SyntaxGuard, walks: int, steps: int, seed: int = 0) -> list:
+    """States along random walks: at each, the first token (random order) the guard accepts."""
+    rng, states = random.Random(seed), []
+    ids = [i for i in range(len(TOKENS)) if i != EOS]
+    for _ in range(walks):
+        st = guard.start()
+        for _ in range(steps):
+            states.append(st)
+            rng.shuffle(ids)
+            st = next((new for new in map(lambda t: guard.advance(st, t), ids) if new is not None), None)
+            if st is None:
+                break
+    return states
+
+
+def test_kept_line_text_and_ban_rows_equal_the_plain_computations(guard):
+    import e2p.model.syntax_guard as sg
+
+    with guard.quiet():
+        states = _walk_states(guard, walks=30, steps=40)
+    assert sum(st.string is not None for st in states) > 50 and sum(bool(st.line) for st in states) > 500
+    for st in states:
+        assert sg.SyntaxGuard._line_text(st) == decode_code([INDENT] * st.depth + list(st.line)).rstrip("\n")
+    allowed = guard.allowed(states)
+    bans = guard.bans(states)
+    assert torch.equal(bans, torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf")))
+    assert torch.equal(guard.bans(states[7:8]), bans[7:8])
+    lprobs = torch.randn(allowed.shape).log_softmax(-1)
+    lprobs[torch.rand(allowed.shape) < 0.1] = float("-inf")
+    assert torch.equal(lprobs + bans, lprobs.masked_fill(~allowed, float("-inf")))
+
+
+def test_compile_outcomes_kept_within_quiet_change_no_verdict(guard):
+    import e2p.model.syntax_guard as sg
+
+    states = _walk_states(guard, walks=6, steps=30, seed=1)
+    probe = random.Random(2).sample(range(len(TOKENS)), 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = [[guard.advance(st, t) for t in probe] for st in states]  # outside quiet: nothing kept
+    with guard.quiet():
+        with guard.quiet():  # an inner block shares the outer one's outcomes
+            kept = [[guard.advance(st, t) for t in probe] for st in states]
+            assert sg._QUIET.compiled
+        again = [[guard.advance(st, t) for t in probe] for st in states]  # now answered from what was kept
+    assert sg._QUIET.compiled is None  # nothing outlives the block
+
+    def seen(new):
+        return None if new is None else (new.done, new.seg, new.line, new.string, new.brackets, new.must_extend)
+
+    assert [[seen(n) for n in row] for row in plain] == [[seen(n) for n in row] for row in kept]
+    assert [[seen(n) for n in row] for row in kept] == [[seen(n) for n in row] for row in again]
+    assert any(n is None for row in plain for n in row) and any(n is not None for row in plain for n in row)
+
+
+def test_greedy_first_choice_from_one_top_k_is_the_best_accepted(guard):
+    from e2p.model.decoding import _alternatives, _best_accepted, _top_accepted
+
+    states = _walk_states(guard, walks=8, steps=25, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    fast_paths = 0
+    for k, st in enumerate(states):
+        row = torch.randn(1, len(TOKENS), generator=gen).log_softmax(-1)
+        if k % 4 == 1:  # a tie at the top
+            top = row.topk(2).indices[0]
+            row[0, top[1]] = row[0, top[0]]
+        if k % 4 == 2:  # mostly banned, sometimes entirely
+            row[0, torch.rand(len(TOKENS), generator=gen) < (0.9 if k % 8 else 1.0)] = float("-inf")
+        forced = k % 5 == 0
+        ref = row.clone()
+        tok, new = _best_accepted(guard, st, ref[0], EOS, forced)
+        got = row.clone()
+        tok2, new2, alts, picked = _top_accepted(guard, st, got, EOS, forced)
+        assert tok2 == tok and (new2 is None) == (new is None)
+        assert new is None or (new2.line, new2.seg, new2.string) == (new.line, new.seg, new.string)
+        assert torch.equal(got, ref)  # the same tokens set to -inf
+        if alts is not None:
+            fast_paths += 1
+            assert alts == _alternatives(ref)[0] and picked.tolist() == [tok]
+    assert 10 < fast_paths < len(states)
+
+
+def test_rows_left_test_never_misses_an_empty_row():
+    from e2p.model.decoding import _may_be_dead
+
+    inf, nan = float("-inf"), float("nan")
+    cases = ([[0.0, -1.0], [-2.0, inf]], [[inf, inf], [0.0, -1.0]], [[nan, inf], [inf, -3.0]], [[float("inf"), inf]])
+    for rows in cases:
+        out = torch.tensor(rows)
+        if bool(torch.isinf(out).all(dim=-1).any()):
+            assert _may_be_dead(out)
+    assert not _may_be_dead(torch.tensor([[0.0, inf], [-1.0, -2.0]]))
+    assert _may_be_dead(torch.tensor([[0.0, inf], [inf, inf]]))
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_decoding_with_the_speed_paths_equals_the_plain_computations(monkeypatch, strategy):
+    """Every hypothesis (tokens, scores, log-probs, alternatives, cuts) the same with each speed path
+    switched back to the computation it replaces."""
+    import threading
+
+    import e2p.model.decoding as decoding
+    import e2p.model.syntax_guard as sg
+
+    def masks(lprobs, raw, hyps, guard, rules, step, max_len):  # the masked_fill version
+        if guard is None or step >= max_len:
+            return lprobs
+        allowed = guard.allowed([h.guard for h in hyps], lprobs.device)
+        out = lprobs.masked_fill(~allowed, float("-inf"))
+        if not rules.no_repeat_ngram and step >= rules.min_len:
+            return out
+        dead = torch.isinf(out).all(dim=-1)
+        if dead.any():
+            again = raw.masked_fill(~allowed, float("-inf"))
+            again[:, rules.banned] = float("-inf")
+            out[dead] = again[dead]
+        return out
+
+    class KeepNothing(threading.local):
+        compiled = None
+
+        def __setattr__(self, name, value):
+            pass
+
+    def run():
+        out = []
+        for seed in range(3):
+            model = noisy_model(seed, len(TOKENS))
+            for extra in ({}, {"no_repeat_ngram": 2, "min_len": 6}):
+                s = DecodeSettings(**{**SETTINGS[strategy].__dict__, "syntax_guard": True, "seed": seed, **extra})
+                model.noise.manual_seed(seed)
+                for h in decode(model, [5, 6, 7 + seed], s, **IDS, vocab_tokens=TOKENS):
+                    out.append((h.tokens, h.score, h.logprob, h.token_logprobs, h.alternatives, h.eos_logprob, h.cut))
+        return out
+
+    fast = run()
+    SyntaxGuard._CACHE.clear()
+    monkeypatch.setattr(decoding, "_guard_masks", masks)
+    monkeypatch.setattr(decoding, "_may_be_dead", lambda out: True)
+
+    def plain_top_accepted(g, gs, lprobs, eos_id, forced):
+        return (*decoding._best_accepted(g, gs, lprobs[0], eos_id, forced), None, None)
+
+    monkeypatch.setattr(decoding, "_top_accepted", plain_top_accepted)
+    monkeypatch.setattr(sg, "_rendered", lambda r, tokens: None)
+    monkeypatch.setattr(sg, "_QUIET", KeepNothing())
+    try:
+        assert run() == fast
+    finally:
+        SyntaxGuard._CACHE.clear()

@@ -245,9 +245,10 @@ class LogProbRules:
                     if tok != self.eos_id:  # a row can always finish
                         out[row, tok] = float("-inf")
         # A row with nothing left (tiny vocabularies, heavy n-gram bans) may still end.
-        dead = torch.isinf(out).all(dim=-1)
-        if dead.any():
-            out[dead, self.eos_id] = lprobs[dead, self.eos_id]
+        if _may_be_dead(out):
+            dead = torch.isinf(out).all(dim=-1)
+            if dead.any():
+                out[dead, self.eos_id] = lprobs[dead, self.eos_id]
         return out
 
     def _bias(self, lprobs: Tensor) -> Tensor:
@@ -384,6 +385,12 @@ def _end(hyp: _Partial, eos_lp: float, s: DecodeSettings, guard: SyntaxGuard | N
     return out
 
 
+def _may_be_dead(out: Tensor) -> bool:
+    """False where no row of `out` (N, V) can be all -inf: every row's maximum is finite (or NaN).
+    One reduction and a read-back of N numbers, where `isinf(out).all(-1).any()` takes three."""
+    return any(math.isinf(v) for v in out.amax(dim=-1).tolist())
+
+
 def _alternatives(lprobs: Tensor) -> list[list[tuple[int, float]]]:
     """Top-k (id, prob) per row of lprobs (N, V); banned ids have prob 0."""
     p, ids = lprobs.topk(min(N_ALTERNATIVES, lprobs.size(-1)), dim=-1)  # (N, k)
@@ -440,12 +447,16 @@ def _guard_masks(
     rules force EOS and the guard stays out (the output is cut back if it must be)."""
     if guard is None or step >= max_len:
         return lprobs
-    allowed = guard.allowed([h.guard for h in hyps], lprobs.device)  # (N, V)
-    out = lprobs.masked_fill(~allowed, float("-inf"))
+    states = [h.guard for h in hyps]
+    # 0 / -inf added: what masked_fill(~allowed, -inf) gives for log-probs (never NaN or +inf)
+    out = lprobs + guard.bans(states, lprobs.device, lprobs.dtype)
     if not rules.no_repeat_ngram and step >= rules.min_len:  # no ban the guard could need to undo
+        return out
+    if not _may_be_dead(out):
         return out
     dead = torch.isinf(out).all(dim=-1)
     if dead.any():  # the rules' bans (n-grams, min_len) left nothing the guard allows: drop them
+        allowed = guard.allowed(states, lprobs.device)  # (N, V)
         again = raw.masked_fill(~allowed, float("-inf"))
         again[:, rules.banned] = float("-inf")
         out[dead] = again[dead]
@@ -460,11 +471,13 @@ def _check(guard: SyntaxGuard, gs: GuardState, tok: int, eos_id: int, forced: bo
     return new is not None, new
 
 
-def _best_accepted(guard: SyntaxGuard, gs: GuardState, row: Tensor, eos_id: int, forced: bool):
+def _best_accepted(
+    guard: SyntaxGuard, gs: GuardState, row: Tensor, eos_id: int, forced: bool, checks: int = MAX_CHECKS
+):
     """The most likely token of `row` (V,) that the guard accepts, and the state after it (None
     for EOS); tokens it rejects become -inf in `row`. (-1, None) where it accepts none of the
-    first MAX_CHECKS."""
-    for _ in range(MAX_CHECKS):
+    first `checks`."""
+    for _ in range(checks):
         tok = int(row.argmax())
         if float(row[tok]) == float("-inf"):
             break
@@ -473,6 +486,24 @@ def _best_accepted(guard: SyntaxGuard, gs: GuardState, row: Tensor, eos_id: int,
             return tok, new
         row[tok] = float("-inf")
     return -1, None
+
+
+def _top_accepted(guard: SyntaxGuard, gs: GuardState, lprobs: Tensor, eos_id: int, forced: bool):
+    """`_best_accepted` on the one row of `lprobs` (1, V), tried first from one top-k: where the
+    row's unique maximum is accepted (the usual case) nothing was set to -inf, so that top-k is
+    also what `_alternatives(lprobs)` gives. (token, state, alternatives, token as a (1,) tensor);
+    the last two None where the search went on in `_best_accepted` (ties, a rejection)."""
+    top_p, top_i = lprobs.topk(min(N_ALTERNATIVES, lprobs.size(-1)), dim=-1)
+    lps, checks = top_p[0].tolist(), MAX_CHECKS
+    if lps[0] > float("-inf") and (len(lps) == 1 or lps[1] < lps[0]):  # argmax's choice: no tie, no NaN
+        ids = top_i[0].tolist()
+        ok, new = _check(guard, gs, ids[0], eos_id, forced)
+        if ok:
+            return ids[0], new, list(zip(ids, top_p.exp()[0].tolist())), top_i[0, :1]
+        lprobs[0, ids[0]] = float("-inf")  # as _best_accepted's first try leaves it
+        checks -= 1
+    tok, new = _best_accepted(guard, gs, lprobs[0], eos_id, forced, checks)
+    return tok, new, None, None
 
 
 def _sampled_accepted(
@@ -547,21 +578,22 @@ def _greedy(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) 
             hyp = hyp.extend(tok, lp, list(zip(ids, probs)), raw[0, eos_id].item(), new, refused)
             last = top_i[0, :1] if tok == ids[0] else torch.tensor([tok], device=last.device)
             continue
-        tok = int(lprobs[0].argmax())
-        if guard is not None:
-            wanted, forced = tok, step >= s.max_len
-            lprobs = _guard_masks(lprobs, raw, [hyp], guard, rules, step, s.max_len)
-            tok, new = _wanted_end(guard, hyp.guard, lprobs[0], wanted, eos_id, forced)
-            if tok < 0:
-                tok, new = _best_accepted(guard, hyp.guard, lprobs[0], eos_id, forced)
-            refused = hyp.refusals(wanted, tok, eos_id, guard.nl_id)
-            if tok < 0 or _stuck(refused):  # cut back and end
-                return [_end(hyp, float(raw[0, eos_id]), s, guard)]
+        wanted, forced = int(lprobs[0].argmax()), step >= s.max_len
+        lprobs = _guard_masks(lprobs, raw, [hyp], guard, rules, step, s.max_len)
+        tok, new = _wanted_end(guard, hyp.guard, lprobs[0], wanted, eos_id, forced)
+        alts, picked = None, None
+        if tok < 0:
+            tok, new, alts, picked = _top_accepted(guard, hyp.guard, lprobs, eos_id, forced)
+        refused = hyp.refusals(wanted, tok, eos_id, guard.nl_id)
+        if tok < 0 or _stuck(refused):  # cut back and end
+            return [_end(hyp, float(raw[0, eos_id]), s, guard)]
         lp = float(lprobs[0, tok])
         if tok == eos_id:
             return [_end(hyp, lp, s, guard)]
-        hyp = hyp.extend(tok, lp, _alternatives(lprobs)[0], float(raw[0, eos_id]), new, refused)
-        last = torch.tensor([tok], device=last.device)
+        if alts is None:
+            alts = _alternatives(lprobs)[0]
+        hyp = hyp.extend(tok, lp, alts, float(raw[0, eos_id]), new, refused)
+        last = picked if picked is not None else torch.tensor([tok], device=last.device)
     raise AssertionError("unreachable: EOS is forced at max_len")
 
 
@@ -583,14 +615,16 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
         # 2K: K may end with EOS; with the guard, room for the candidates it rejects
         window = 2 * K if guard is None else 2 * K + MAX_CHECKS
         top_s, top_i = cand.topk(min(window, cand.numel()))
-        picked = []  # (row, token, score, log-prob, guard state)
+        # each candidate's log-prob, read back with the scores (only rejected ones change below)
+        top_lp = lprobs.reshape(-1)[top_i].tolist()
+        picked = []  # (row, token, score, log-prob, guard state, refusals)
         n_valid = 0  # candidates accepted so far: EOS counts only among the top K of them
         stopped = set()  # rows cut back and ended this step
-        for sc, flat in zip(top_s.tolist(), top_i.tolist()):
+        for sc, flat, lp in zip(top_s.tolist(), top_i.tolist(), top_lp):
             if sc == float("-inf") or n_valid >= 2 * K:
                 break
             row, tok = divmod(flat, V)
-            new = None
+            new, refused = None, (0, 0)
             if guard is not None:
                 if row in stopped:
                     continue
@@ -598,16 +632,16 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
                 if not ok:
                     lprobs[row, tok] = float("-inf")
                     continue
-                if tok != eos_id and _stuck(beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id)):
+                refused = beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id)
+                if tok != eos_id and _stuck(refused):
                     finished.append(_end(beams[row], float(raw[row, eos_id]), s, guard))  # cut back and end
                     stopped.add(row)
                     continue
-            lp = float(lprobs[row, tok])
             if tok == eos_id:
                 if n_valid < K:  # fairseq: EOS counts only among the top K candidates
                     finished.append(_end(beams[row], lp, s, guard))
             elif len(picked) < K:
-                picked.append((row, tok, sc, lp, new))
+                picked.append((row, tok, sc, lp, new, refused))
             n_valid += 1
             if len(picked) >= K and n_valid >= K:
                 break
@@ -619,19 +653,11 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
         alts = _alternatives(lprobs)
         eos = raw[:, eos_id].tolist()
         beams = [
-            beams[row].extend(
-                tok,
-                lp,
-                alts[row],
-                eos[row],
-                new,
-                beams[row].refusals(wanted[row], tok, eos_id, guard.nl_id) if guard else (0, 0),
-            )
-            for row, tok, _, lp, new in picked
+            beams[row].extend(tok, lp, alts[row], eos[row], new, refused) for row, tok, _, lp, new, refused in picked
         ]
         index = torch.tensor([row for row, *_ in picked], dtype=torch.long, device=scores.device)
         state = state.reorder(index)  # back-pointers: row i continues beam rows[i]
-        scores = torch.tensor([sc for _, _, sc, _, _ in picked], device=scores.device)
+        scores = torch.tensor([sc for _, _, sc, *_ in picked], device=scores.device)
         last = torch.tensor([tok for _, tok, *_ in picked], dtype=torch.long, device=scores.device)
     finished.sort(key=lambda h: h.score, reverse=True)
     return finished[: s.n_best]
