@@ -1,4 +1,4 @@
-from e2p.answer.edit import adapt_literals
+from e2p.answer.edit import adapt_literals, prompt_containers
 from e2p.data.corpus import Example
 from e2p.syntax import compiles
 
@@ -142,3 +142,25 @@ def test_same_shape_allows_only_constants_and_the_given_renames():
 def test_fill_inputs_counts_offsets_in_bytes():
     code = 's = "ü"; n = 3\nprint(s, n)\n'
     assert fill_inputs('use "x" and 5', code) == "s = 'x'; n = 5\nprint(s, n)\n"
+
+
+def test_a_written_out_list_fills_the_programs_list_input_whole():
+    code = "list1 = [11, 5, 17]\ntotal = 0\nfor x in list1:\n    total += x\nprint(total)\n"
+    filled = fill_inputs("write a program to print the sum of the list [4, 8, 15, 16, 23, 42]", code)
+    assert filled == code.replace("[11, 5, 17]", "[4, 8, 15, 16, 23, 42]")
+    # the list's numbers are its own: a number input elsewhere keeps its value
+    assert fill_inputs("print the largest of [7, 3, 19, 4]", "n = 5\nlst = [1, 2]\nprint(max(lst), n)\n") == (
+        "n = 5\nlst = [7, 3, 19, 4]\nprint(max(lst), n)\n"
+    )
+
+
+def test_containers_fill_by_kind_in_order_across_lines():
+    code = "X = [[12, 7, 3],\n     [4, 5, 6]]\nY = [[5, 8, 1], [6, 7, 3]]\nd = {'p': 1}\nprint(X, Y, d)\n"
+    filled = fill_inputs('add [[1, 2], [3, 4]] and [[5, 6], [7, 8]], then look up {"a": 10}', code)
+    assert filled == 'X = [[1, 2], [3, 4]]\nY = [[5, 6], [7, 8]]\nd = {"a": 10}\nprint(X, Y, d)\n'
+
+
+def test_prose_in_brackets_and_unmatched_counts_change_nothing():
+    assert prompt_containers("sort the list [as given] (twice) {not a dict}") == []
+    code = "a = [1]\nb = [2]\nprint(a + b)\n"
+    assert fill_inputs("print the list [9, 9] doubled", code) is None  # one list for two inputs

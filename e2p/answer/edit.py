@@ -11,8 +11,9 @@ Every edit is checked against the program it came from: the two syntax trees mus
 for constant values and the identifiers renamed to the prompt's names, else it is dropped. So a
 prompt changes values and names, never what the program does with them.
 
-Programs that name their inputs at the top (`num = 407`) get the prompt's values there too
-(`fill_inputs`), where the prompt names as many values of that kind as the program has inputs.
+Programs that name their inputs at the top (`num = 407`, `nums = [11, 5]`) get the prompt's values
+there too (`fill_inputs`), where the prompt names as many values of that kind as the program has
+inputs; a list, dict or set the prompt writes out fills a container input whole.
 """
 
 from __future__ import annotations
@@ -78,14 +79,102 @@ def _input_constants(tree: ast.Module, value_type: type) -> list[ast.Constant]:
     return found
 
 
-def fill_inputs(prompt: str, code: str) -> str | None:
-    """`code` with its named inputs (`num = 407`, `s = "hello"` at the top level) set to the
-    values the prompt names, in order, where the counts agree; None where nothing changes.
+def prompt_containers(prompt: str) -> list[tuple[str, object]]:
+    """The list, dict and set literals the prompt writes out (`[4, 8, 15]`, `{"a": 1}`), in order:
+    (their text, their value). Bracketed prose that is not a literal is skipped."""
+    found, i = [], 0
+    while i < len(prompt):
+        if prompt[i] in "[{":
+            end = _closing(prompt, i)
+            if end is not None:
+                text = prompt[i : end + 1]
+                try:
+                    value = ast.literal_eval(text)
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    value = None
+                if isinstance(value, (list, dict, set)):
+                    found.append((text, value))
+                    i = end + 1
+                    continue
+        i += 1
+    return found
 
-    "check whether 29 is prime" and a program starting `num = 407` give `num = 29`."""
+
+def _closing(text: str, start: int) -> int | None:
+    """Where the bracket opened at `start` closes (brackets of any kind nested), or None."""
+    pairs, stack = {"[": "]", "{": "}", "(": ")"}, []
+    for j in range(start, len(text)):
+        ch = text[j]
+        if ch in pairs:
+            stack.append(pairs[ch])
+        elif ch in ")]}":
+            if not stack or stack.pop() != ch:
+                return None
+            if not stack:
+                return j
+    return None
+
+
+def _container_inputs(tree: ast.Module) -> list[ast.expr]:
+    """The program's named container inputs: top-level `name = [...]` / `{...}` literals, in order."""
+    found = []
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, (ast.List, ast.Dict, ast.Set))
+        ):
+            try:
+                ast.literal_eval(stmt.value)
+            except (ValueError, SyntaxError, TypeError):
+                continue
+            found.append(stmt.value)
+    return found
+
+
+def _fill_containers(prompt: str, code: str, tree: ast.Module) -> str:
+    """`code` with its container inputs set to the prompt's container literals of the same type, in
+    order, where the counts agree type by type (else unchanged)."""
+    written = prompt_containers(prompt)
+    source = code.encode()
+    starts = [0]  # byte offset of each line (ast offsets count UTF-8 bytes)
+    for line in code.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line.encode()))
+    edits = []
+    for kind in (list, dict, set):
+        values = [text for text, value in written if type(value) is kind]
+        nodes = [n for n in _container_inputs(tree) if type(ast.literal_eval(n)) is kind]
+        if values and len(values) == len(nodes):
+            for node, text in zip(nodes, values):
+                start = starts[node.lineno - 1] + node.col_offset
+                end = starts[node.end_lineno - 1] + node.end_col_offset
+                edits.append((start, end, text.encode("utf-8", "surrogatepass")))
+    for start, end, text in sorted(edits, reverse=True):
+        source = source[:start] + text + source[end:]
+    try:
+        filled = source.decode()
+    except UnicodeDecodeError:
+        return code
+    return filled if compiles(filled) else code
+
+
+def fill_inputs(prompt: str, code: str) -> str | None:
+    """`code` with its named inputs (`num = 407`, `s = "hello"`, `nums = [1, 2]` at the top level)
+    set to the values the prompt names, in order, where the counts agree kind by kind; None where
+    nothing changes.
+
+    "check whether 29 is prime" and a program starting `num = 407` give `num = 29`; "the sum of
+    the list [4, 8, 15]" and `list1 = [11, 5, 17]` give `list1 = [4, 8, 15]` (the numbers inside a
+    written-out list are its own, not inputs of their own)."""
     tree = parse_tree(code)
     if tree is None:
         return None
+    original = code
+    code = _fill_containers(prompt, code, tree)
+    tree = parse_tree(code) if code != original else tree
+    for text, _ in prompt_containers(prompt):
+        prompt = prompt.replace(text, " ")
     slots = abstract_prompt(prompt)[1]
     lines = [line.encode() for line in code.splitlines(keepends=True)]  # ast offsets count UTF-8 bytes
     edits = []
@@ -105,7 +194,8 @@ def fill_inputs(prompt: str, code: str) -> str | None:
         filled = b"".join(lines).decode()
     except UnicodeDecodeError:
         return None
-    return filled if filled != code and compiles(filled) and same_shape(code, filled) else None
+    changed = filled != original
+    return filled if changed and compiles(filled) and same_shape(code, filled) else None
 
 
 _RENAMABLE = {
