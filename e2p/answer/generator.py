@@ -24,6 +24,7 @@ from ..model.origins import TokenOrigin, origins_from_routes
 from ..sandbox.runner import RunResult
 from ..syntax import syntax_error
 from .answer_policy import REQUEST_S, WRITE_S, Candidate, judged, rank, ranker_scores, runner_for, settled
+from .bare_print import bare_prints, wants_bare_value
 from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
@@ -299,6 +300,8 @@ class Generator:
         if ex is None:
             return list(source.example_tokens)
         code = edit_to_prompt(prompt, ex)
+        if wants_bare_value(prompt):  # the value asked for, not the example's sentence about it
+            code = bare_prints(code or ex.code) or code
         return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
 
 

@@ -1,0 +1,97 @@
+"""Print the value, not a sentence about it, where the prompt asks to print a value.
+
+The corpus's programs print with labels ("Quotient is: 9"); a prompt such as "print the quotient
+of 47 divided by 5" asks for the value. Where the prompt asks to print and quotes nothing (a quote
+says what to print), the example the model follows has each labelled print reduced to its value:
+`print("Sum is:", s)`, `print("Sum is: " + str(s))` and `print(f"Sum is {s}")` become `print(s)`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from ..syntax import compiles, parse_tree
+
+_ASKS_PRINT = re.compile(r"\b(print|prints|display|show)\b", re.I)
+_QUOTE = re.compile(r"[\"'`“”‘’]")
+
+
+def wants_bare_value(prompt: str) -> bool:
+    """The prompt asks to print and names no text of its own to print."""
+    return bool(_ASKS_PRINT.search(prompt)) and not _QUOTE.search(prompt)
+
+
+def _text(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def _value_of(call: ast.Call) -> ast.expr | None:
+    """The one value a labelled print shows (for an f-string, its one formatted field), or None."""
+    if call.keywords or not call.args:
+        return None
+    args = call.args
+    if len(args) == 2 and _text(args[0]) and not _text(args[1]) and not isinstance(args[1], ast.JoinedStr):
+        return args[1]
+    if len(args) != 1:
+        return None
+    arg = args[0]
+    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Add) and _text(arg.left):
+        right = arg.right
+        if (
+            isinstance(right, ast.Call)
+            and isinstance(right.func, ast.Name)
+            and right.func.id == "str"
+            and len(right.args) == 1
+        ):
+            return right.args[0]
+        return None
+    if isinstance(arg, ast.JoinedStr):
+        values = [v for v in arg.values if isinstance(v, ast.FormattedValue)]
+        labels = [v for v in arg.values if _text(v) and v.value.strip(" :=-")]
+        if len(values) == 1 and labels and values[0].conversion == -1 and values[0].format_spec is None:
+            return values[0]
+    return None
+
+
+def bare_prints(code: str) -> str | None:
+    """`code` with every labelled print reduced to its value; None where none is."""
+    tree = parse_tree(code)
+    if tree is None:
+        return None
+    source = code.encode()
+    starts = [0]
+    for line in code.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line.encode()))
+
+    def offset(line: int, col: int) -> int:
+        return starts[line - 1] + col
+
+    edits = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"):
+            continue
+        value = _value_of(node)
+        if value is None:
+            continue
+        if isinstance(value, ast.FormattedValue):
+            if value.format_spec is not None:  # f"Area is {a:.2f}": the format is part of the answer
+                continue
+            value = value.value
+        text = source[offset(value.lineno, value.col_offset) : offset(value.end_lineno, value.end_col_offset)]
+        args_start = offset(node.args[0].lineno, node.args[0].col_offset)
+        args_end = offset(node.args[-1].end_lineno, node.args[-1].end_col_offset)
+        edits.append((args_start, args_end, text))
+    if not edits:
+        return None
+    edits.sort(reverse=True)
+    last = None
+    for start, end, text in edits:  # a print inside a print's arguments (rare): nothing changes
+        if last is not None and end > last:
+            return None
+        source, last = source[:start] + text + source[end:], start
+    try:
+        out = source.decode()
+    except UnicodeDecodeError:
+        return None
+    return out if compiles(out) else None
