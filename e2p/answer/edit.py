@@ -137,41 +137,20 @@ def _fill_containers(prompt: str, code: str, tree: ast.Module) -> str:
     """`code` with its container inputs set to the prompt's container literals of the same type, in
     order, where the counts agree type by type (else unchanged)."""
     written = prompt_containers(prompt)
+    source = code.encode()
+    starts = [0]  # byte offset of each line (ast offsets count UTF-8 bytes)
+    for line in code.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line.encode()))
     edits = []
     for kind in (list, dict, set):
         values = [text for text, value in written if type(value) is kind]
         nodes = [n for n in _container_inputs(tree) if type(ast.literal_eval(n)) is kind]
         if values and len(values) == len(nodes):
-            edits += list(zip(nodes, values))
-    return _replace_nodes(code, edits) if edits else code
-
-
-def _numbers_as_list(prompt: str, code: str, tree: ast.Module) -> str:
-    """`code` with its one list of numbers (`a = [11, 22, 33]`) holding the numbers the prompt names
-    ("the average of 4, 8 and 15"), where the prompt names two or more and the program has no number
-    inputs of its own; else unchanged."""
-    numbers = abstract_prompt(prompt)[1].numbers
-    lists = [n for n in _container_inputs(tree) if isinstance(n, ast.List)]
-    if len(numbers) < 2 or len(lists) != 1 or _input_constants(tree, int):
-        return code
-    if not lists[0].elts or not all(
-        isinstance(e, ast.Constant) and type(e.value) in (int, float) for e in lists[0].elts
-    ):
-        return code
-    return _replace_nodes(code, [(lists[0], "[" + ", ".join(numbers) + "]")])
-
-
-def _replace_nodes(code: str, edits: list[tuple[ast.expr, str]]) -> str:
-    """`code` with each node's source replaced by its text (ast offsets count UTF-8 bytes)."""
-    source, starts = code.encode(), [0]
-    for line in code.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line.encode()))
-    spans = []
-    for node, text in edits:
-        start = starts[node.lineno - 1] + node.col_offset
-        end = starts[node.end_lineno - 1] + node.end_col_offset
-        spans.append((start, end, text.encode("utf-8", "surrogatepass")))
-    for start, end, text in sorted(spans, reverse=True):
+            for node, text in zip(nodes, values):
+                start = starts[node.lineno - 1] + node.col_offset
+                end = starts[node.end_lineno - 1] + node.end_col_offset
+                edits.append((start, end, text.encode("utf-8", "surrogatepass")))
+    for start, end, text in sorted(edits, reverse=True):
         source = source[:start] + text + source[end:]
     try:
         filled = source.decode()
@@ -192,7 +171,7 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     if tree is None:
         return None
     original = code
-    code = _fill_containers(prompt, code, tree) if prompt_containers(prompt) else _numbers_as_list(prompt, code, tree)
+    code = _fill_containers(prompt, code, tree)
     tree = parse_tree(code) if code != original else tree
     for text, _ in prompt_containers(prompt):
         prompt = prompt.replace(text, " ")
