@@ -139,3 +139,23 @@ def test_code_that_stops_to_read_the_input_the_prompt_asks_for_is_settled():
     plain = "write a program to print whether 7 is even or odd"
     ranked = rank(plain, hyps, [reads, broken], ["model"] * 2, "run", runner=RunBudget(None, 2.0))
     assert not settled(ranked[0][2], plain)
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here")
+def test_a_function_whose_added_call_fails_is_settled_but_not_one_that_fails_itself():
+    """The completion rule's call guesses arguments from the prompt: where only that call fails, the
+    function the prompt asked for stands (no second writing replaces it); where the model's own
+    lines fail, it does not."""
+    from e2p.answer.answer_policy import RunBudget, failed_in_the_added_call, settled
+
+    prompt = "write a python function to shout a word 5 times"
+    shout = "def shout(text):\n    return (text.upper() + ' ') * 5\n"
+    broken = "import no_such_module_here\n\n\ndef shout(text):\n    return text\n"
+    ran = {}
+    for code, stands in ((shout, True), (broken, False)):
+        ranked = rank(prompt, [SimpleNamespace(score=0.0)], [code], ["model"], "run", runner=RunBudget(None, 2.0))
+        cand = ran[code] = ranked[0][2]
+        assert cand.runs is False  # print(shout(5)): 5 has no .upper(); the import fails
+        assert failed_in_the_added_call(cand, prompt) is stands
+        assert settled(cand, prompt) is stands
+    assert not failed_in_the_added_call(ran[shout], "write a program to shout a word 5 times")  # no function asked

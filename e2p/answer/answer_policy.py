@@ -7,12 +7,15 @@ orchestrates; the rules are here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
 from ..syntax import parse_tree, syntax_error
 from .completion import completed
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
+
+_FUNCTION_ASKED = re.compile(r"\bfunctions?\b", re.I)
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
@@ -123,7 +126,27 @@ def is_program(cand: Candidate) -> bool:
 
 def settled(cand: Candidate, prompt: str) -> bool:
     """Whether writing again cannot do better by the "run" rule (or may not run anything more)."""
-    return is_program(cand) and (cand.runs is None or judged(cand, prompt) == (False, False, 0))
+    return is_program(cand) and (
+        cand.runs is None or judged(cand, prompt) == (False, False, 0) or failed_in_the_added_call(cand, prompt)
+    )
+
+
+def failed_in_the_added_call(cand: Candidate, prompt: str) -> bool:
+    """It defines the function the prompt asks for, and its run failed in the call the completion rule
+    added (guessed arguments the function does not take), not in the model's own lines."""
+    run = cand.run
+    if (
+        run is None
+        or run.ok
+        or run.timed_out
+        or not _FUNCTION_ASKED.search(prompt)
+        or not fits_request(prompt, cand.code)
+    ):
+        return False
+    program, line = completed(cand.code, prompt)
+    if line is None:
+        return False
+    return f"line {len(program.rstrip().splitlines())}, in <module>" in run.stderr
 
 
 def outcome_rank(cand: Candidate, prompt: str = "") -> int:
