@@ -148,14 +148,15 @@ def test_a_function_whose_added_call_fails_is_settled_but_not_one_that_fails_its
     lines fail, it does not."""
     from e2p.answer.answer_policy import RunBudget, failed_in_the_added_call, settled
 
-    prompt = "write a python function to shout a word 5 times"
-    shout = "def shout(text):\n    return (text.upper() + ' ') * 5\n"
+    prompt = "write a python function to shout a word"
+    shout = "def shout(n):\n    return n.upper() + '!'\n"  # a number is guessed for `n`
     broken = "import no_such_module_here\n\n\ndef shout(text):\n    return text\n"
     ran = {}
     for code, stands in ((shout, True), (broken, False)):
         ranked = rank(prompt, [SimpleNamespace(score=0.0)], [code], ["model"], "run", runner=RunBudget(None, 2.0))
         cand = ran[code] = ranked[0][2]
-        assert cand.runs is False  # print(shout(5)): 5 has no .upper(); the import fails
+        assert cand.runs is False  # a number has no .upper(); the import fails
         assert failed_in_the_added_call(cand, prompt) is stands
         assert settled(cand, prompt) is stands
-    assert not failed_in_the_added_call(ran[shout], "write a program to shout a word 5 times")  # no function asked
+    assert not failed_in_the_added_call(ran[shout], "write a program to shout a word")  # no function asked
+    assert not failed_in_the_added_call(ran[shout], "write a python function to shout 5")  # the prompt's value

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
 from ..syntax import parse_tree, syntax_error
-from .completion import completed
+from .completion import completed, prompt_values
 from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
 
 _FUNCTION_ASKED = re.compile(r"\bfunctions?\b", re.I)
@@ -133,8 +133,11 @@ def settled(cand: Candidate, prompt: str) -> bool:
 
 def failed_in_the_added_call(cand: Candidate, prompt: str) -> bool:
     """It defines the function the prompt asks for, and its run failed in the call the completion rule
-    added (guessed arguments the function does not take), not in the model's own lines."""
+    added with arguments guessed from the parameter names (the prompt names no values: "add 15 and 27"
+    failing on 15 and 27 is the code's failure), not in the model's own lines."""
     run = cand.run
+    if any(prompt_values(prompt).values()):
+        return False
     if (
         run is None
         or run.ok
