@@ -7,15 +7,12 @@ orchestrates; the rules are here.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
 from ..syntax import parse_tree, syntax_error
 from .completion import completed, prompt_values
-from .ranking import ASKS_FOR_INPUT, fits_request, reads_input
-
-_FUNCTION_ASKED = re.compile(r"\bfunctions?\b", re.I)
+from .ranking import ASKS_FOR_INPUT, asks_for_function, fits_request, reads_input
 
 RUN_BUDGET_S = 5.0  # all sandbox runs of one request together
 RUN_TIMEOUT_S = 2.0  # one candidate's run
@@ -138,13 +135,7 @@ def failed_in_the_added_call(cand: Candidate, prompt: str) -> bool:
     run = cand.run
     if any(prompt_values(prompt).values()):
         return False
-    if (
-        run is None
-        or run.ok
-        or run.timed_out
-        or not _FUNCTION_ASKED.search(prompt)
-        or not fits_request(prompt, cand.code)
-    ):
+    if run is None or run.ok or run.timed_out or not asks_for_function(prompt) or not fits_request(prompt, cand.code):
         return False
     program, line = completed(cand.code, prompt)
     if line is None:

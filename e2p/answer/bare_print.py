@@ -12,6 +12,7 @@ import ast
 import re
 
 from ..syntax import compiles, parse_tree
+from .edit import replace_spans
 
 _ASKS_PRINT = re.compile(r"\b(print|prints|display|show)\b", re.I)
 _QUOTE = re.compile(r"[\"'`“”‘’]")
@@ -55,43 +56,20 @@ def _value_of(call: ast.Call) -> ast.expr | None:
 
 
 def bare_prints(code: str) -> str | None:
-    """`code` with every labelled print reduced to its value; None where none is."""
+    """`code` with every labelled print reduced to its value; None where none is (or a print sits
+    inside another's arguments, which is rare: nothing changes then)."""
     tree = parse_tree(code)
     if tree is None:
         return None
-    source = code.encode()
-    starts = [0]
-    for line in code.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line.encode()))
-
-    def offset(line: int, col: int) -> int:
-        return starts[line - 1] + col
-
     edits = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"):
             continue
         value = _value_of(node)
-        if value is None:
-            continue
         if isinstance(value, ast.FormattedValue):
-            if value.format_spec is not None:  # f"Area is {a:.2f}": the format is part of the answer
-                continue
             value = value.value
-        text = source[offset(value.lineno, value.col_offset) : offset(value.end_lineno, value.end_col_offset)]
-        args_start = offset(node.args[0].lineno, node.args[0].col_offset)
-        args_end = offset(node.args[-1].end_lineno, node.args[-1].end_col_offset)
-        edits.append((args_start, args_end, text))
-    if not edits:
-        return None
-    edits.sort(reverse=True)
-    last = None
-    for start, end, text in edits:  # a print inside a print's arguments (rare): nothing changes
-        if last is not None and end > last:
-            return None
-        source, last = source[:start] + text + source[end:], start
-    try:
-        out = source.decode()
-    except UnicodeDecodeError:
-        return None
-    return out if compiles(out) else None
+        text = None if value is None else ast.get_source_segment(code, value)
+        if text is not None:
+            edits.append((node.args[0], node.args[-1], text))
+    out = replace_spans(code, edits) if edits else None
+    return out if out is not None and compiles(out) else None

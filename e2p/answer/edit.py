@@ -64,19 +64,47 @@ def adapt_literals(prompt: str, example: Example) -> str | None:
 _LITERAL_TYPES = {int: (int, float), str: (str,)}  # prompt value type -> literal types it may replace
 
 
+def _named_inputs(tree: ast.Module) -> list[ast.expr]:
+    """The values of the program's top-level `name = <value>` assignments, in order."""
+    return [
+        stmt.value
+        for stmt in tree.body
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+    ]
+
+
 def _input_constants(tree: ast.Module, value_type: type) -> list[ast.Constant]:
     """The program's named inputs: top-level `name = <literal>` of one value type, in order."""
-    found = []
-    for stmt in tree.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and isinstance(stmt.value, ast.Constant)
-            and type(stmt.value.value) in _LITERAL_TYPES[value_type]
-        ):
-            found.append(stmt.value)
-    return found
+    return [
+        value
+        for value in _named_inputs(tree)
+        if isinstance(value, ast.Constant) and type(value.value) in _LITERAL_TYPES[value_type]
+    ]
+
+
+def replace_spans(code: str, edits: list[tuple[ast.AST, ast.AST, str]]) -> str | None:
+    """`code` with the source from each edit's first node's start to its last node's end replaced by
+    its text; None where two spans overlap or the result is not UTF-8 text (a lone surrogate)."""
+    starts = [0]  # byte offset of each line: ast columns count UTF-8 bytes
+    for line in code.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line.encode()))
+    spans = sorted(
+        (
+            starts[first.lineno - 1] + first.col_offset,
+            starts[last.end_lineno - 1] + last.end_col_offset,
+            text.encode("utf-8", "surrogatepass"),
+        )
+        for first, last, text in edits
+    )
+    source, end_before = code.encode(), None
+    for start, end, text in reversed(spans):
+        if end_before is not None and end > end_before:
+            return None
+        source, end_before = source[:start] + text + source[end:], start
+    try:
+        return source.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def prompt_containers(prompt: str) -> list[tuple[str, object]]:
@@ -118,45 +146,27 @@ def _closing(text: str, start: int) -> int | None:
 def _container_inputs(tree: ast.Module) -> list[ast.expr]:
     """The program's named container inputs: top-level `name = [...]` / `{...}` literals, in order."""
     found = []
-    for stmt in tree.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and isinstance(stmt.value, (ast.List, ast.Dict, ast.Set))
-        ):
+    for value in _named_inputs(tree):
+        if isinstance(value, (ast.List, ast.Dict, ast.Set)):
             try:
-                ast.literal_eval(stmt.value)
+                ast.literal_eval(value)
             except (ValueError, SyntaxError, TypeError):
                 continue
-            found.append(stmt.value)
+            found.append(value)
     return found
 
 
-def _fill_containers(prompt: str, code: str, tree: ast.Module) -> str:
-    """`code` with its container inputs set to the prompt's container literals of the same type, in
-    order, where the counts agree type by type (else unchanged)."""
-    written = prompt_containers(prompt)
-    source = code.encode()
-    starts = [0]  # byte offset of each line (ast offsets count UTF-8 bytes)
-    for line in code.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line.encode()))
+def _fill_containers(written: list[tuple[str, object]], code: str, tree: ast.Module) -> str:
+    """`code` with its container inputs set to the prompt's `written` container literals of the same
+    type, in order, where the counts agree type by type (else unchanged)."""
     edits = []
     for kind in (list, dict, set):
         values = [text for text, value in written if type(value) is kind]
         nodes = [n for n in _container_inputs(tree) if type(ast.literal_eval(n)) is kind]
         if values and len(values) == len(nodes):
-            for node, text in zip(nodes, values):
-                start = starts[node.lineno - 1] + node.col_offset
-                end = starts[node.end_lineno - 1] + node.end_col_offset
-                edits.append((start, end, text.encode("utf-8", "surrogatepass")))
-    for start, end, text in sorted(edits, reverse=True):
-        source = source[:start] + text + source[end:]
-    try:
-        filled = source.decode()
-    except UnicodeDecodeError:
-        return code
-    return filled if compiles(filled) else code
+            edits += [(node, node, text) for node, text in zip(nodes, values)]
+    filled = replace_spans(code, edits) if edits else None
+    return filled if filled is not None and compiles(filled) else code
 
 
 def fill_inputs(prompt: str, code: str) -> str | None:
@@ -170,13 +180,12 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     tree = parse_tree(code)
     if tree is None:
         return None
-    original = code
-    code = _fill_containers(prompt, code, tree)
+    original, written = code, prompt_containers(prompt)
+    code = _fill_containers(written, code, tree)
     tree = parse_tree(code) if code != original else tree
-    for text, _ in prompt_containers(prompt):
+    for text, _ in written:
         prompt = prompt.replace(text, " ")
     slots = abstract_prompt(prompt)[1]
-    lines = [line.encode() for line in code.splitlines(keepends=True)]  # ast offsets count UTF-8 bytes
     edits = []
     for value_type, values in ((int, slots.numbers), (str, slots.strings)):
         constants = _input_constants(tree, value_type)
@@ -185,14 +194,9 @@ def fill_inputs(prompt: str, code: str) -> str | None:
         for node, value in zip(constants, values):
             if node.lineno != node.end_lineno:
                 return None
-            text = value if value_type is int else repr(value)
-            edits.append((node.lineno, node.col_offset, node.end_col_offset, text.encode("utf-8", "surrogatepass")))
-    for row, start, end, text in sorted(edits, reverse=True):
-        line = lines[row - 1]
-        lines[row - 1] = line[:start] + text + line[end:]
-    try:
-        filled = b"".join(lines).decode()
-    except UnicodeDecodeError:
+            edits.append((node, node, value if value_type is int else repr(value)))
+    filled = replace_spans(code, edits)
+    if filled is None:
         return None
     changed = filled != original
     return filled if changed and compiles(filled) and same_shape(code, filled) else None

@@ -57,9 +57,14 @@ _FUNCTION = re.compile(r"\bfunctions?\b", re.I)
 _DEFINES = re.compile(r"^\s*(async\s+)?def \w|^\s*\w+\s*=\s*lambda\b", re.M)
 
 
+def asks_for_function(prompt: str) -> bool:
+    """The prompt asks for a function ("write a python function to ...")."""
+    return bool(_FUNCTION.search(prompt))
+
+
 def fits_request(prompt: str, code: str) -> bool:
     """False where the prompt asks for a function and the code defines none (nor a lambda)."""
-    return not _FUNCTION.search(prompt) or bool(_DEFINES.search(code))
+    return not asks_for_function(prompt) or bool(_DEFINES.search(code))
 
 
 def reads_input(code: str) -> bool:
