@@ -648,7 +648,7 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
         if guard is not None and not picked and not finished:  # every row is stuck: cut back and end
             eos = raw[:, eos_id].tolist()
             finished = [_end(b, eos[i], s, guard) for i, b in enumerate(beams)]
-        if len(finished) >= K or not picked:
+        if not picked or _beam_done(finished, picked, K, step, s.length_penalty):
             break
         alts = _alternatives(lprobs)
         eos = raw[:, eos_id].tolist()
@@ -661,6 +661,19 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
         last = torch.tensor([tok for _, tok, *_ in picked], dtype=torch.long, device=scores.device)
     finished.sort(key=lambda h: h.score, reverse=True)
     return finished[: s.n_best]
+
+
+def _beam_done(finished: list[Hypothesis], picked: list, K: int, step: int, length_penalty: float) -> bool:
+    """Whether the beam search may stop: K hypotheses have ended and no live one scores better, as
+    it stands, than the K-th best of them. (Stopping as soon as K have ended, fairseq's rule, loses
+    the one that keeps to the example: with `follow_example`, rows that leave the example early
+    often jump to its end and finish first, while the row that follows it whole, the best by far,
+    is still on its way.)"""
+    if len(finished) < K:
+        return False
+    kth = sorted((h.score for h in finished), reverse=True)[K - 1]
+    best_live = max(sc for _, _, sc, *_ in picked) / (step + 2) ** length_penalty  # its step + 1 tokens and EOS
+    return best_live <= kth
 
 
 def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
