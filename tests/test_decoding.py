@@ -355,6 +355,22 @@ def test_follow_example_keeps_to_the_example(model, strategy):
     assert "follow example +30" in describe(replace(s, follow_example=30.0))
 
 
+def test_beam_does_not_stop_while_the_row_that_follows_the_example_is_the_best(model):
+    """Rows that leave the example often jump to its end and end early; stopping as soon as K have
+    ended (fairseq's rule) dropped the row that follows the example whole, which greedy finds. This
+    example is one where that happened with beam 3 on this model."""
+    example = [8, 9, 12, 4, 11, 7, 4, 6, 5, 9, 11, 7, 10, 12, 5, 13, 7]
+    greedy = decode(
+        model, SRC, DecodeSettings(strategy="greedy", max_len=30, follow_example=20.0), example_ids=example, **IDS
+    )[0]
+    assert greedy.tokens == example
+    s = DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=30, follow_example=20.0)
+    beam = decode(model, SRC, s, example_ids=example, **IDS)
+    assert beam[0].tokens == example and beam[0].score >= greedy.score - 1e-6
+    for h in beam:
+        check_hypothesis(h, s)
+
+
 def test_forced_scoring_agrees_with_search(model):
     """score_targets on the beam's own outputs gives back the beam's scores and log-probs."""
     from e2p.model.decoding import score_targets

@@ -28,6 +28,7 @@ from .bare_print import bare_prints, wants_bare_value
 from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
+from .known_names import with_known_names
 
 MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left (and as much
 # as the first writing took)
@@ -302,6 +303,8 @@ class Generator:
         code = edit_to_prompt(prompt, ex)
         if wants_bare_value(prompt):  # the value asked for, not the example's sentence about it
             code = bare_prints(code or ex.code) or code
+        index = self.bundle.tgt_vocab.index
+        code = with_known_names(code or ex.code, index.__contains__) or code  # names the model can write
         return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
 
 
