@@ -59,18 +59,12 @@ class Retriever:
         self.left_out = len(examples) - len(self.examples)
         if not self.examples:
             raise ValueError("a retriever needs at least one example whose prompt says what the code does")
-        # Two views of each prompt, averaged: as written, and without its values (`task_text`). The
-        # values alone would pull in programs that merely hold the same text; without them, a prompt
-        # that is mostly its value (print "Hello, World!") would say nothing.
-        self.views = []
-        for text in (lambda p: p, task_text):
-            vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
-            self.views.append((text, vectorizer, vectorizer.fit_transform(text(ex.prompt) for ex in self.examples)))
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
+        self.matrix = self.vectorizer.fit_transform(task_text(ex.prompt) for ex in self.examples)
 
     def nearest(self, prompt: str, k: int = 1, exclude_key: str | None = None) -> list[tuple[Example, float]]:
         """The k most similar examples, best first; `exclude_key` skips examples with that prompt key."""
-        scores = sum((matrix @ vec.transform([text(prompt)]).T).toarray().ravel() for text, vec, matrix in self.views)
-        scores = scores / len(self.views)
+        scores = (self.matrix @ self.vectorizer.transform([task_text(prompt)]).T).toarray().ravel()
         order = np.argsort(-scores, kind="stable")
         out = []
         for i in order:
