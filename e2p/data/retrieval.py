@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from .corpus import Example
-from .placeholders import abstract_prompt
 
 # Words that say what kind of answer is wanted, not what it should do. A prompt made only of these
 # (the corpus holds "Write a Python function to", a heading cut short, over an unrelated program)
@@ -32,14 +31,6 @@ BOILERPLATE = frozenset(ENGLISH_STOP_WORDS) | {
     "please",
 }
 _WORD = re.compile(r"[a-z0-9_]+")
-_VALUE = re.compile(r"\b(?:NUM|STR|NAME)\d+\b")
-
-
-def task_text(prompt: str) -> str:
-    """The prompt without its values (quoted text, numbers, backticked names): what the code should
-    do. "print the length of the string "hello world"" must find programs that print a length, not
-    ones that happen to hold the text "hello world"."""
-    return _VALUE.sub(" ", abstract_prompt(prompt)[0])
 
 
 def content_words(prompt: str) -> list[str]:
@@ -60,11 +51,11 @@ class Retriever:
         if not self.examples:
             raise ValueError("a retriever needs at least one example whose prompt says what the code does")
         self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
-        self.matrix = self.vectorizer.fit_transform(task_text(ex.prompt) for ex in self.examples)
+        self.matrix = self.vectorizer.fit_transform(ex.prompt for ex in self.examples)
 
     def nearest(self, prompt: str, k: int = 1, exclude_key: str | None = None) -> list[tuple[Example, float]]:
         """The k most similar examples, best first; `exclude_key` skips examples with that prompt key."""
-        scores = (self.matrix @ self.vectorizer.transform([task_text(prompt)]).T).toarray().ravel()
+        scores = (self.matrix @ self.vectorizer.transform([prompt]).T).toarray().ravel()
         order = np.argsort(-scores, kind="stable")
         out = []
         for i in order:
