@@ -39,6 +39,10 @@ def test_only_a_prompt_that_asks_to_print_and_quotes_nothing_wants_the_bare_valu
     assert wants_bare_value("write a program to display the largest of 3, 9 and 4")
     assert not wants_bare_value('write a program to check whether 17 is prime and print "prime" or "not prime"')
     assert not wants_bare_value("write a python function to return the sum of two numbers")
+    # a quoted value to work on is not text to print; text after "print" or "in the form" is
+    assert wants_bare_value('write a python program to print the number of words in the sentence "the quick fox"')
+    assert not wants_bare_value('write a python program to print "Hello, World!"')
+    assert not wants_bare_value('write a program to print the table of 7, one line each in the form "7 x 1 = 7"')
 
 
 def test_the_example_the_model_follows_prints_the_value_where_the_prompt_asks_for_one(tiny_default_artifacts):

@@ -1,8 +1,9 @@
 """Print the value, not a sentence about it, where the prompt asks to print a value.
 
 The corpus's programs print with labels ("Quotient is: 9"); a prompt such as "print the quotient
-of 47 divided by 5" asks for the value. Where the prompt asks to print and quotes nothing (a quote
-says what to print), the example the model follows has each labelled print reduced to its value:
+of 47 divided by 5" asks for the value. Where the prompt asks to print and quotes no text to print
+(a quote after "print" says what to print; one after "the string" is a value to work on), the
+example the model follows has each labelled print reduced to its value:
 `print("Sum is:", s)`, `print("Sum is: " + str(s))` and `print(f"Sum is {s}")` become `print(s)`.
 """
 
@@ -15,12 +16,19 @@ from ..syntax import compiles, parse_tree
 from .edit import replace_spans
 
 _ASKS_PRINT = re.compile(r"\b(print|prints|display|show)\b", re.I)
-_QUOTE = re.compile(r"[\"'`“”‘’]")
+# A quote right after a word that says what to print is text to print (print "prime" or "not prime",
+# in the form "7 x 1 = 7"); elsewhere it is a value to work on (the number of words in the sentence
+# "the quick brown fox").
+_TEXT_TO_PRINT = re.compile(
+    r"\b(?:print|prints|printing|display|displays|show|shows|say|says|output|outputs|form|message|like)"
+    r"\s*:?\s*[\"'`“‘]",
+    re.I,
+)
 
 
 def wants_bare_value(prompt: str) -> bool:
     """The prompt asks to print and names no text of its own to print."""
-    return bool(_ASKS_PRINT.search(prompt)) and not _QUOTE.search(prompt)
+    return bool(_ASKS_PRINT.search(prompt)) and not _TEXT_TO_PRINT.search(prompt)
 
 
 def _text(node: ast.expr) -> bool:
