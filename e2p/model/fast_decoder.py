@@ -15,6 +15,9 @@ module computes the same step from the same weights, fused once when it is built
 - attention (self and cross) is one `scaled_dot_product_attention` call per layer, and the
   functional wrappers (F.layer_norm, F.embedding) are skipped for the aten calls beneath them.
 
+Beam rows decoding one source attend to its keys as one sequence of B queries (not B broadcast
+batches, which took the slow path that copies the keys per row): the beam-5 step about 1.3x faster.
+
 Measured on the shipped model (2 cores shared, one thread): the step alone 1.2-1.6x faster than
 the version before these last four points, greedy decoding 1.4-1.7x. `torch.compile` (inductor,
 static shapes, with and without cpp_wrapper / freezing) and `torch.jit.trace` + freeze of the same
@@ -204,6 +207,10 @@ class FastDecoder:
         x = torch.embedding(self.embed, tokens_last).mul_(self.embed_scale).add_(self.positions.pe[t])  # (B, C)
         C = x.size(-1)
         shape = (C,)
+        # Beam rows decoding one source share its cross-attention keys (batch 1). Given as B queries of
+        # one sequence they are one attention over that source; given as B batches, the keys would be
+        # broadcast, which sends scaled_dot_product_attention down its slow path copying them per row.
+        shared = B > 1 and state.cross_keys[0].size(0) == 1
         for i, ly in enumerate(self.layers):
             (n1w, n1b, e1), (n2w, n2b, e2), (n3w, n3b, e3) = ly.norms
             h = norm(x, shape, n1w, n1b, e1) if pre else x
@@ -216,10 +223,17 @@ class FastDecoder:
             if not pre:
                 x = norm(x, shape, n1w, n1b, e1)
             h = norm(x, shape, n2w, n2b, e2) if pre else x
-            q = addmm(ly.cross_q_b, h, ly.cross_q_w).view(B, H, 1, D)
+            q = addmm(ly.cross_q_b, h, ly.cross_q_w)
             # keys pre-scaled: scale 1; the source padding is an additive -inf bias
-            y = sdpa(q, state.cross_keys[i], state.cross_values[i], attn_mask=state.src_bias, scale=1.0)
-            x = x + addmm(ly.cross_out_b, y.view(B, C), ly.cross_out_w)
+            if shared:  # the rows' queries as one sequence over the one source (see `shared` above)
+                q = q.view(B, H, D).transpose(0, 1).unsqueeze(0)  # (1, H, B, D)
+                y = sdpa(q, state.cross_keys[i], state.cross_values[i], attn_mask=state.src_bias, scale=1.0)
+                y = y[0].transpose(0, 1).reshape(B, C)
+            else:
+                q = q.view(B, H, 1, D)
+                y = sdpa(q, state.cross_keys[i], state.cross_values[i], attn_mask=state.src_bias, scale=1.0)
+                y = y.view(B, C)
+            x = x + addmm(ly.cross_out_b, y, ly.cross_out_w)
             if not pre:
                 x = norm(x, shape, n2w, n2b, e2)
             h = norm(x, shape, n3w, n3b, e3) if pre else x
@@ -235,7 +249,10 @@ class FastDecoder:
         if not self.cfg.copy_attention:
             return out.log_softmax(-1), state
         logits, q = out[:, :V], out[:, V : V + C].unsqueeze(1)  # (B, V), (B, 1, C)
-        att = torch.matmul(q, state.copy_keys_t).add_(state.copy_bias).softmax(-1)[:, 0]  # (B, S)
+        if state.copy_keys_t.size(0) == 1:  # one source for every row: one product, no broadcast copy
+            att = torch.mm(q[:, 0], state.copy_keys_t[0]).add_(state.copy_bias[:, 0]).softmax(-1)  # (B, S)
+        else:
+            att = torch.matmul(q, state.copy_keys_t).add_(state.copy_bias).softmax(-1)[:, 0]  # (B, S)
         gate = out[:, V + C :].add(self.gate_b).sigmoid_()  # (B, 1)
         probs = logits.softmax(-1).mul_(gate)
         probs.scatter_add_(-1, state.src_ids.expand(B, -1), att.mul_(1 - gate))
