@@ -164,3 +164,16 @@ def test_prose_in_brackets_and_unmatched_counts_change_nothing():
     assert prompt_containers("sort the list [as given] (twice) {not a dict}") == []
     code = "a = [1]\nb = [2]\nprint(a + b)\n"
     assert fill_inputs("print the list [9, 9] doubled", code) is None  # one list for two inputs
+
+
+def test_a_running_results_start_is_not_an_input():
+    """`factorial = 1`, assigned again in the loop, is where the result starts, not a value to fill;
+    leaving it out makes the counts agree, so the prompt's 6 fills `num`. A lone `b = 0` that is
+    never assigned again is an input like any other."""
+    program = "num = 7\nfactorial = 1\nfor i in range(1, num + 1):\n    factorial = factorial * i\nprint(factorial)\n"
+    assert fill_inputs("write a python program to print the factorial of 6", program) == program.replace("7", "6")
+    assert fill_inputs("print the sum of 3 and 5", "a = 1\nb = 0\nprint(a + b)\n") == "a = 3\nb = 5\nprint(a + b)\n"
+    # where the counts agree without leaving anything out, nothing is left out
+    assert (
+        fill_inputs("start from 5 and count to 9", "n = 1\ntotal = 0\ntotal += n\n") == "n = 5\ntotal = 9\ntotal += n\n"
+    )

@@ -107,6 +107,35 @@ def replace_spans(code: str, edits: list[tuple[ast.AST, ast.AST, str]]) -> str |
         return None
 
 
+_START_VALUES = (0, 1, "")
+
+
+def _accumulators(tree: ast.Module) -> list[ast.Constant]:
+    """Top-level `name = 0` / `1` / `""` whose name is assigned again later (`factorial = factorial * i`,
+    `total += n`): a running result's start, not a value the program works on."""
+    assigned: dict[str, int] = {}
+    for node in ast.walk(tree):
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+        )
+        for target in targets:
+            if isinstance(target, ast.Name):
+                assigned[target.id] = assigned.get(target.id, 0) + 1
+    found = []
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Constant)
+            and type(stmt.value.value) in (int, float, str)
+            and stmt.value.value in _START_VALUES
+            and assigned.get(stmt.targets[0].id, 0) > 1
+        ):
+            found.append(stmt.value)
+    return found
+
+
 def prompt_containers(prompt: str) -> list[tuple[str, object]]:
     """The list, dict and set literals the prompt writes out (`[4, 8, 15]`, `{"a": 1}`), in order:
     (their text, their value). Bracketed prose that is not a literal is skipped."""
@@ -189,6 +218,8 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     edits = []
     for value_type, values in ((int, slots.numbers), (str, slots.strings)):
         constants = _input_constants(tree, value_type)
+        if values and len(values) != len(constants):  # `factorial = 1` beside `num = 7` is no input
+            constants = [c for c in constants if c not in _accumulators(tree)]
         if not values or len(values) != len(constants):
             continue
         for node, value in zip(constants, values):
