@@ -177,3 +177,12 @@ def test_a_running_results_start_is_not_an_input():
     assert (
         fill_inputs("start from 5 and count to 9", "n = 1\ntotal = 0\ntotal += n\n") == "n = 5\ntotal = 9\ntotal += n\n"
     )
+
+
+def test_a_written_out_list_fills_the_list_a_top_level_call_is_shown_with():
+    program = "def smallest(x):\n    return min(x)\nprint(smallest([2, 4, 5, 7, 98]))\n"
+    got = fill_inputs("print the minimum of the list [9, 4, 7]", program)
+    assert got == "def smallest(x):\n    return min(x)\nprint(smallest([9, 4, 7]))\n"
+    # a named list input is filled in its place and the call's own list left alone
+    named = "nums = [1, 2]\nprint(max(nums), max([5, 6]))\n"
+    assert fill_inputs("print the largest of the list [9, 4, 7]", named) == named.replace("[1, 2]", "[9, 4, 7]")

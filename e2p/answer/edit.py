@@ -173,9 +173,25 @@ def _closing(text: str, start: int) -> int | None:
 
 
 def _container_inputs(tree: ast.Module) -> list[ast.expr]:
-    """The program's named container inputs: top-level `name = [...]` / `{...}` literals, in order."""
+    """The program's named container inputs: top-level `name = [...]` / `{...}` literals, in order;
+    where it names none, the literals its top-level statements pass to a call
+    (`print(min_check([2, 4, 5]))`: the value a function the program defines is shown with)."""
+    found = _literals(_named_inputs(tree))
+    if found:
+        return found
+    args = []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Expr | ast.Assign):
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call):
+                    args += [a for a in node.args if isinstance(a, ast.List | ast.Dict | ast.Set)]
+    return _literals(args)
+
+
+def _literals(values: list[ast.expr]) -> list[ast.expr]:
+    """The list, dict and set literals among `values` that hold only constants."""
     found = []
-    for value in _named_inputs(tree):
+    for value in values:
         if isinstance(value, (ast.List, ast.Dict, ast.Set)):
             try:
                 ast.literal_eval(value)
