@@ -665,16 +665,15 @@ def _beam(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) ->
 
 def _beam_done(finished: list[Hypothesis], picked: list, K: int, step: int, length_penalty: float) -> bool:
     """Whether the beam search may stop: K hypotheses have ended and no live one scores better, as
-    it stands, than the best of them. (Stopping as soon as K have ended, fairseq's rule, loses the
-    one that keeps to the example: with `follow_example`, rows that leave the example early often
-    jump to its end and finish first, while the row that follows it whole, the best by far, is
-    still on its way. Going on while a live row beats the K-th ended one instead was measured: the
-    same answers' quality, longer searches.)"""
+    it stands, than the K-th best of them. (Stopping as soon as K have ended, fairseq's rule, loses
+    the one that keeps to the example: with `follow_example`, rows that leave the example early
+    often jump to its end and finish first, while the row that follows it whole, the best by far,
+    is still on its way.)"""
     if len(finished) < K:
         return False
-    best = max(h.score for h in finished)
+    kth = sorted((h.score for h in finished), reverse=True)[K - 1]
     best_live = max(sc for _, _, sc, *_ in picked) / (step + 2) ** length_penalty  # its step + 1 tokens and EOS
-    return best_live <= best
+    return best_live <= kth
 
 
 def _sample(model, state, rules, s: DecodeSettings, bos_id, eos_id, guard=None) -> list[Hypothesis]:
