@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
 from ..syntax import parse_tree, syntax_error
+from .bare_print import asks_to_print
 from .completion import completed, prompt_values
 from .ranking import ASKS_FOR_INPUT, asks_for_function, fits_request, reads_input
 
@@ -145,10 +146,23 @@ def failed_in_the_added_call(cand: Candidate, prompt: str) -> bool:
 
 def outcome_rank(cand: Candidate, prompt: str = "") -> int:
     """0 ran cleanly and printed (or stopped to read the input the prompt asks for), 1 ran cleanly
-    and printed nothing, 2 not run, 3 failed."""
+    and printed nothing, or printed from inside a function that returns nothing where the prompt asks
+    for a function and not for printing, 2 not run, 3 failed."""
     if waits_for_input(cand, prompt):
         return 0
+    if cand.runs and cand.shows and prints_instead_of_returning(cand, prompt):
+        return 1
     return {True: 1 - bool(cand.shows), None: 2, False: 3}[cand.runs]
+
+
+def prints_instead_of_returning(cand: Candidate, prompt: str) -> bool:
+    """The prompt asks for a function and not for printing, and the function the completion rule
+    called returns nothing: it prints its answer ("The string is a palindrome."), which a caller of
+    the function never gets. Such code is not settled, so the model writes again with the next example
+    (and keeps this one where that does no better)."""
+    if not asks_for_function(prompt) or asks_to_print(prompt):
+        return False
+    return cand.added is not None and not cand.added.startswith("print(")
 
 
 def waits_for_input(cand: Candidate, prompt: str) -> bool:

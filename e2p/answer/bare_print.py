@@ -26,9 +26,13 @@ _TEXT_TO_PRINT = re.compile(
 )
 
 
+def asks_to_print(prompt: str) -> bool:
+    return bool(_ASKS_PRINT.search(prompt))
+
+
 def wants_bare_value(prompt: str) -> bool:
     """The prompt asks to print and names no text of its own to print."""
-    return bool(_ASKS_PRINT.search(prompt)) and not _TEXT_TO_PRINT.search(prompt)
+    return asks_to_print(prompt) and not _TEXT_TO_PRINT.search(prompt)
 
 
 def _text(node: ast.expr) -> bool:
