@@ -160,3 +160,23 @@ def test_a_function_whose_added_call_fails_is_settled_but_not_one_that_fails_its
         assert settled(cand, prompt) is stands
     assert not failed_in_the_added_call(ran[shout], "write a program to shout a word")  # no function asked
     assert not failed_in_the_added_call(ran[shout], "write a python function to shout 5")  # the prompt's value
+
+
+def test_a_function_that_prints_where_one_that_returns_was_asked_for_is_not_settled():
+    """Asked for a function (and not for printing), code whose function prints its answer and returns
+    nothing gives a caller nothing: it is ranked below code whose function returns, and is not settled,
+    so the model writes again with the next example. Where the prompt asks to print, printing is right."""
+    from e2p.answer.answer_policy import settled
+
+    prints = "def is_even(n):\n    print(n % 2 == 0)\n"
+    returns = "def is_even(n):\n    return n % 2 == 0\n"
+    prompt = "write a python function to check whether a number is even"
+    runner = FakeRunner({prints + "\nis_even(5)\n": "False\n", returns + "\nprint(is_even(5))\n": "False\n"})
+    hyps = [SimpleNamespace(score=s) for s in (0.0, -0.5)]
+    ranked = rank(prompt, hyps, [prints, returns], ["model"] * 2, "run", runner=runner)
+    assert ranked[0][2].code == returns and settled(ranked[0][2], prompt)  # the better-scored one ran too
+    alone = rank(prompt, hyps[:1], [prints], ["model"], "run", runner=runner)[0][2]
+    assert alone.runs and alone.shows and alone.added == "is_even(5)" and not settled(alone, prompt)
+    asked_to_print = "write a python function to print whether a number is even"
+    alone = rank(asked_to_print, hyps[:1], [prints], ["model"], "run", runner=runner)[0][2]
+    assert settled(alone, asked_to_print)

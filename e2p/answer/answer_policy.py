@@ -101,7 +101,7 @@ def first_that_runs(hyps, codes, origins, runner: RunBudget | None, prompt: str 
         runs = _ran(result)
         shows = None if result is None else bool(runs and result.stdout.strip())
         rows[i] = (h, code, replace(cand, runs=runs, shows=shows, added=line if runs else None, run=result))
-        done = shows or waits_for_input(rows[i][2], prompt)
+        done = outcome_rank(rows[i][2], prompt) == 0  # printed (from a function that returns, where asked)
         if runs is None or (done and fits_request(prompt, code)):  # no more runs, or this one does it
             break
     return sorted(rows, key=lambda r: judged(r[2], prompt))  # stable: keeps the order among equals
