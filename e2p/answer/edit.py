@@ -236,7 +236,7 @@ def fill_inputs(prompt: str, code: str) -> str | None:
         constants = _input_constants(tree, value_type)
         if values and len(values) != len(constants):  # `factorial = 1` beside `num = 7` is no input
             constants = [c for c in constants if c not in _accumulators(tree)]
-        if value_type is str and values and len(values) != len(constants) and all(" " in v for v in values):
+        if value_type is str and values and len(values) != len(constants) and all(" " in v.strip() for v in values):
             # a sentence fills the program's sentence, not its table (`vowels = "aeiou"`)
             constants = [c for c in constants if " " in c.value]
         if not values or len(values) != len(constants):
