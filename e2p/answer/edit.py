@@ -66,8 +66,13 @@ _LITERAL_TYPES = {int: (int, float), str: (str,)}  # prompt value type -> litera
 
 def _named_inputs(tree: ast.Module) -> list[ast.expr]:
     """The values of the program's top-level `name = <value>` assignments, in order."""
+    return [value for _, value in _named_assignments(tree)]
+
+
+def _named_assignments(tree: ast.Module) -> list[tuple[str, ast.expr]]:
+    """(name, value) of the program's top-level `name = <value>` assignments, in order."""
     return [
-        stmt.value
+        (stmt.targets[0].id, stmt.value)
         for stmt in tree.body
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
     ]
@@ -121,19 +126,14 @@ def _accumulators(tree: ast.Module) -> list[ast.Constant]:
         for target in targets:
             if isinstance(target, ast.Name):
                 assigned[target.id] = assigned.get(target.id, 0) + 1
-    found = []
-    for stmt in tree.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and isinstance(stmt.value, ast.Constant)
-            and type(stmt.value.value) in (int, float, str)
-            and stmt.value.value in _START_VALUES
-            and assigned.get(stmt.targets[0].id, 0) > 1
-        ):
-            found.append(stmt.value)
-    return found
+    return [
+        value
+        for name, value in _named_assignments(tree)
+        if isinstance(value, ast.Constant)
+        and type(value.value) in (int, float, str)
+        and value.value in _START_VALUES
+        and assigned.get(name, 0) > 1
+    ]
 
 
 def prompt_containers(prompt: str) -> list[tuple[str, object]]:
@@ -204,10 +204,10 @@ def _literals(values: list[ast.expr]) -> list[ast.expr]:
 def _fill_containers(written: list[tuple[str, object]], code: str, tree: ast.Module) -> str:
     """`code` with its container inputs set to the prompt's `written` container literals of the same
     type, in order, where the counts agree type by type (else unchanged)."""
-    edits = []
+    edits, inputs = [], _container_inputs(tree)
     for kind in (list, dict, set):
         values = [text for text, value in written if type(value) is kind]
-        nodes = [n for n in _container_inputs(tree) if type(ast.literal_eval(n)) is kind]
+        nodes = [n for n in inputs if type(ast.literal_eval(n)) is kind]
         if values and len(values) == len(nodes):
             edits += [(node, node, text) for node, text in zip(nodes, values)]
     filled = replace_spans(code, edits) if edits else None
@@ -235,7 +235,8 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     for value_type, values in ((int, slots.numbers), (str, slots.strings)):
         constants = _input_constants(tree, value_type)
         if values and len(values) != len(constants):  # `factorial = 1` beside `num = 7` is no input
-            constants = [c for c in constants if c not in _accumulators(tree)]
+            starts = _accumulators(tree)
+            constants = [c for c in constants if c not in starts]
         if value_type is str and values and len(values) != len(constants) and all(" " in v.strip() for v in values):
             # a sentence fills the program's sentence, not its table (`vowels = "aeiou"`)
             constants = [c for c in constants if " " in c.value]
