@@ -20,9 +20,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..data.corpus import Example
+from ..data.tfidf import Tfidf, char_wb_ngrams, cosine
 
 RANKER_FEATURES = (
     "similarity",  # the retriever's word TF-IDF cosine between the prompts
@@ -88,8 +88,7 @@ class RankerFeatures:
     """Turns (prompt, retrieved neighbours) into one feature row per neighbour."""
 
     def __init__(self, memory: list[Example]):
-        self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
-        self.char.fit(ex.prompt for ex in memory)
+        self.char = Tfidf((ex.prompt for ex in memory), char_wb_ngrams)
         counts = Counter()
         for ex in memory:
             counts.update(content_words(ex.prompt) | content_words(ex.code))
@@ -112,8 +111,8 @@ class RankerFeatures:
         words = content_words(prompt)
         numbers = set(_NUMBER.findall(prompt))
         asks_input = bool(ASKS_FOR_INPUT.search(prompt))
-        char_sims = self.char.transform([ex.prompt for ex, _ in hits]) @ self.char.transform([prompt]).T
-        char_sims = char_sims.toarray().ravel()
+        query = self.char.vector(prompt)
+        char_sims = [cosine(self.char.vector(ex.prompt), query) for ex, _ in hits]
         best = hits[0][1] if best is None else best
         ranks = range(len(hits)) if ranks is None else ranks
         out = []

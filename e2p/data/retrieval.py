@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from spacy.lang.en.stop_words import STOP_WORDS
 
 from .corpus import Example
+from .tfidf import TfidfIndex, word_ngrams
 
 # Words that say what kind of answer is wanted, not what it should do. A prompt made only of these
 # (the corpus holds "Write a Python function to", a heading cut short, over an unrelated program)
 # matches every prompt that starts the same way and says little else: it is never retrieved.
-BOILERPLATE = frozenset(ENGLISH_STOP_WORDS) | {
+# spaCy's English stop words (the prompt tokenizer's library; scikit-learn's list, used before, costs
+# its 1.3 s import): on the corpus both leave the same prompts saying nothing.
+BOILERPLATE = frozenset(STOP_WORDS) | {
     "python",
     "program",
     "programs",
@@ -50,12 +53,11 @@ class Retriever:
         self.left_out = len(examples) - len(self.examples)
         if not self.examples:
             raise ValueError("a retriever needs at least one example whose prompt says what the code does")
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
-        self.matrix = self.vectorizer.fit_transform(ex.prompt for ex in self.examples)
+        self.index = TfidfIndex([ex.prompt for ex in self.examples], word_ngrams)
 
     def nearest(self, prompt: str, k: int = 1, exclude_key: str | None = None) -> list[tuple[Example, float]]:
         """The k most similar examples, best first; `exclude_key` skips examples with that prompt key."""
-        scores = (self.matrix @ self.vectorizer.transform([prompt]).T).toarray().ravel()
+        scores = self.index.scores(prompt)
         order = np.argsort(-scores, kind="stable")
         out = []
         for i in order:
