@@ -81,7 +81,8 @@ def _stem(word: str) -> str:
 def content_words(text: str) -> set[str]:
     """Lower-cased, stemmed words of prose or code (identifiers split at _ and camelCase)."""
     text = _CAMEL.sub(r"\1 \2", text)
-    return {_stem(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP and len(w) > 1}
+    words = set(re.findall(r"[a-z]+", text.lower()))  # each word stemmed once (the memory's codes repeat them)
+    return {_stem(w) for w in words if w not in _STOP and len(w) > 1}
 
 
 class RankerFeatures:

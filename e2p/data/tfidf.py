@@ -14,6 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,15 +31,23 @@ def word_ngrams(text: str) -> list[str]:
 def char_wb_ngrams(text: str, low: int = 2, high: int = 5) -> list[str]:
     """Character n-grams of each word padded with a space on either side; a padded word no longer
     than n counts once, whole (as `analyzer="char_wb"` does)."""
-    grams = []
+    grams: list[str] = []
     for word in _WHITE_SPACES.sub(" ", text.lower()).split():
-        word = f" {word} "
-        for n in range(low, high + 1):
-            if len(word) <= n:
-                grams.append(word)
-                break
-            grams.extend(word[i : i + n] for i in range(len(word) - n + 1))
+        grams.extend(_padded_word_grams(word, low, high))
     return grams
+
+
+@lru_cache(maxsize=1 << 16)
+def _padded_word_grams(word: str, low: int, high: int) -> tuple[str, ...]:
+    # words repeat across prompts ("write", "function"): a memory's fit computes each one once
+    word = f" {word} "
+    grams: list[str] = []
+    for n in range(low, high + 1):
+        if len(word) <= n:
+            grams.append(word)
+            break
+        grams.extend([word[i : i + n] for i in range(len(word) - n + 1)])
+    return tuple(grams)
 
 
 Vector = dict[str, float]
