@@ -169,14 +169,24 @@ def test_prose_in_brackets_and_unmatched_counts_change_nothing():
 def test_a_running_results_start_is_not_an_input():
     """`factorial = 1`, assigned again in the loop, is where the result starts, not a value to fill;
     leaving it out makes the counts agree, so the prompt's 6 fills `num`. A lone `b = 0` that is
-    never assigned again is an input like any other."""
+    never assigned again is an input like any other. A start is never filled, even where counting it
+    would make the counts agree: "from 1 to 10" is no `n = 1, sum_n = 10`."""
     program = "num = 7\nfactorial = 1\nfor i in range(1, num + 1):\n    factorial = factorial * i\nprint(factorial)\n"
     assert fill_inputs("write a python program to print the factorial of 6", program) == program.replace("7", "6")
     assert fill_inputs("print the sum of 3 and 5", "a = 1\nb = 0\nprint(a + b)\n") == "a = 3\nb = 5\nprint(a + b)\n"
-    # where the counts agree without leaving anything out, nothing is left out
-    assert (
-        fill_inputs("start from 5 and count to 9", "n = 1\ntotal = 0\ntotal += n\n") == "n = 5\ntotal = 9\ntotal += n\n"
-    )
+    squares = "n = 10\nsum_n = 0\nfor i in range(1, n + 1):\n    sum_n += i ** 2\nprint(sum_n)\n"
+    assert fill_inputs("print the sum of the squares of the numbers from 1 to 10", squares) is None
+    assert fill_inputs("print the sum of the squares of the numbers up to 12", squares) == squares.replace("10", "12")
+
+
+def test_numbers_written_as_a_list_in_prose_fill_the_programs_one_list():
+    program = "a = [11, 22, 33, 44]\navg = sum(a) / len(a)\nprint(round(avg, 2))\n"
+    got = fill_inputs("write a program to print the average of the numbers 10, 20, 30 and 45", program)
+    assert got == program.replace("[11, 22, 33, 44]", "[10, 20, 30, 45]")
+    assert fill_inputs("the mean of 4.5, -2 and 7", program) == program.replace("[11, 22, 33, 44]", "[4.5, -2, 7]")
+    # a range is no list, nor are numbers the program has inputs of its own for
+    assert fill_inputs("print the odd numbers from 1 to 15", "nums = [1, 2, 3]\nprint(nums)\n") is None
+    assert fill_inputs("add 4 and 8", "k = 3\nnums = [1, 2, 3]\nprint(sum(nums) + k)\n") is None
 
 
 def test_a_written_out_list_fills_the_list_a_top_level_call_is_shown_with():

@@ -17,6 +17,9 @@ def test_arguments_are_guessed_from_parameter_names():
     assert guess_argument("my_dict", 0) == "{'a': 1, 'b': 2}"
     assert guess_argument("a", 0) != guess_argument("b", 1)  # two numbers, not one twice
     assert int(guess_argument("n", 0)) > 0
+    # one `num` is a number (the sum of the digits of `num`); `nums` are a list of them
+    assert int(guess_argument("num", 0)) > 0 and int(guess_argument("number", 1)) > 0
+    assert guess_argument("numbers", 0) == "[3, 1, 2]"
 
 
 def test_only_functions_nothing_calls_are_probed():

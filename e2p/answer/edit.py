@@ -19,6 +19,7 @@ inputs; a list, dict or set the prompt writes out fills a container input whole.
 from __future__ import annotations
 
 import ast
+import re
 
 from ..data.corpus import Example
 from ..data.placeholders import Slots, abstract_code, abstract_prompt, restore_code
@@ -188,6 +189,36 @@ def _container_inputs(tree: ast.Module) -> list[ast.expr]:
     return _literals(args)
 
 
+# numbers written as a list in prose: "10, 20, 30 and 45", "4 and 8" (not "from 1 to 15")
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_NUMBER_RUN = re.compile(rf"(?<![\w.]){_NUMBER}(?:\s*(?:,\s*(?:and\s+)?|\s+and\s+){_NUMBER})+(?![\w.])")
+
+
+def _numbers_as_list(prompt: str, tree: ast.Module) -> list[tuple[str, list]]:
+    """Where every number the prompt names is in one list written in prose ("the average of the
+    numbers 10, 20, 30 and 45") and the program's one numeric input is a list of numbers
+    (`a = [11, 22, 33]`, no `num = 7`): those numbers as that list's literal."""
+    runs = _NUMBER_RUN.findall(prompt)
+    if len(runs) != 1 or len(re.findall(_NUMBER, runs[0])) != len(abstract_prompt(prompt)[1].numbers):
+        return []
+    starts = _accumulators(tree)
+    if any(c not in starts for c in _input_constants(tree, int)):
+        return []
+    if sum(_holds_numbers(n) for n in _container_inputs(tree)) != 1:
+        return []
+    text = f"[{', '.join(re.findall(_NUMBER, runs[0]))}]"
+    return [(text, ast.literal_eval(text))]
+
+
+def _holds_numbers(node: ast.expr) -> bool:
+    """A list literal of two or more numbers."""
+    return (
+        isinstance(node, ast.List)
+        and len(node.elts) > 1
+        and all(isinstance(e, ast.Constant) and type(e.value) in (int, float) for e in node.elts)
+    )
+
+
 def _literals(values: list[ast.expr]) -> list[ast.expr]:
     """The list, dict and set literals among `values` that hold only constants."""
     found = []
@@ -225,18 +256,17 @@ def fill_inputs(prompt: str, code: str) -> str | None:
     tree = parse_tree(code)
     if tree is None:
         return None
-    original, written = code, prompt_containers(prompt)
+    original, written = code, prompt_containers(prompt) or _numbers_as_list(prompt, tree)
     code = _fill_containers(written, code, tree)
     tree = parse_tree(code) if code != original else tree
     for text, _ in written:
         prompt = prompt.replace(text, " ")
     slots = abstract_prompt(prompt)[1]
+    starts = _accumulators(tree)
     edits = []
     for value_type, values in ((int, slots.numbers), (str, slots.strings)):
-        constants = _input_constants(tree, value_type)
-        if values and len(values) != len(constants):  # `factorial = 1` beside `num = 7` is no input
-            starts = _accumulators(tree)
-            constants = [c for c in constants if c not in starts]
+        # a running result's start (`factorial = 1` beside `num = 7`, `sum_n = 0`) is no input
+        constants = [c for c in _input_constants(tree, value_type) if c not in starts]
         if value_type is str and values and len(values) != len(constants) and all(" " in v.strip() for v in values):
             # a sentence fills the program's sentence, not its table (`vowels = "aeiou"`)
             constants = [c for c in constants if " " in c.value]

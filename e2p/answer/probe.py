@@ -20,7 +20,7 @@ import re
 
 from ..sandbox.runner import RunBudget, RunResult
 
-_LIST = re.compile(r"(^|_)(l|lst|list\d*|arr\w*|array\w*|nums?|numbers?|items|elements|data|seq\w*|values|vals)$", re.I)
+_LIST = re.compile(r"(^|_)(l|lst|list\d*|arr\w*|array\w*|nums|numbers|items|elements|data|seq\w*|values|vals)$", re.I)
 _STRING = re.compile(r"(^|_)(s|str\d*|string\w*|text|txt|word\w*|sentence\w*|name|char\w*|ch|letter\w*)$", re.I)
 _DICT = re.compile(r"(^|_)(d|dic|dict\w*|mapping|counts?)$", re.I)
 _NUMBERS = (5, 3, 2, 4, 7, 6)  # distinct small positive ints, one per numeric parameter in turn
