@@ -72,6 +72,7 @@ def figures(tiny_artifacts, synthetic_corpus):
             forced_prompts=1,
             sandbox_runs=1,
             train_steps=1,
+            first_answers=1,
         )
     return result, said
 
@@ -106,6 +107,12 @@ def test_percentiles_are_ordered(figures):
 def test_ratios_are_positive_and_finite(figures, key):
     value = figures[0][key]
     assert isinstance(value, float) and 0 < value < 1000 and math.isfinite(value), (key, value)
+
+
+def test_the_first_answer_is_timed_in_a_fresh_process(figures):
+    result, said = figures
+    assert "timing 1 first answers, each in a fresh process" in said
+    assert 0 < result["first_answer_s_p50"] <= result["first_answer_s_max"] < 120
 
 
 def test_training_throughput_and_losses(figures):

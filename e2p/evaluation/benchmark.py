@@ -13,7 +13,9 @@ step in lockstep, alternating which goes first, on the same batches from the sam
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -50,6 +52,29 @@ def _percentile(values: list[float], q: float) -> float:
         return 0.0
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+FIRST_PROMPT = "write a python function to check whether a number is prime"
+
+
+def first_answer_seconds(artifacts: str, runs: int = 3, threads: int = 1) -> list[float]:
+    """Wall seconds of `runs` fresh `python -m e2p generate` processes, one after another: what a user
+    waits for a first answer (interpreter start, imports, loading the model, the default answer with
+    its sandbox runs)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "e2p", "generate", FIRST_PROMPT, "--artifacts", str(artifacts)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        out.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m e2p generate failed: {done.stderr.strip()[-300:]}")
+    return out
 
 
 def _time_generate(generator, prompts, ask: Request) -> list[float]:
@@ -271,11 +296,13 @@ def run_benchmark(
     forced_prompts: int = 5,
     sandbox_runs: int = 20,
     train_steps: int = 16,
+    first_answers: int = 3,
 ) -> dict:
     """Every figure of the module docstring, on the first `limit` test prompts (the first `uncached` of
     them also without the cache, the first `forced_prompts` forced to `forced_tokens` tokens or as many
-    as the model's positions allow), `sandbox_runs` sandbox runs and `train_steps` timed training steps
-    per trainer. The keyword arguments make each phase small (tests); their defaults are the benchmark."""
+    as the model's positions allow), `sandbox_runs` sandbox runs, `train_steps` timed training steps
+    per trainer and `first_answers` fresh processes answering one prompt. The keyword arguments make
+    each phase small (tests); their defaults are the benchmark."""
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     torch.set_num_threads(threads)
@@ -313,6 +340,8 @@ def run_benchmark(
     log("timing sandbox runs")
     # a plain `python -I`, bubblewrap alone and a sandbox run of print(6 * 7), alternating
     sandbox = {k if k.startswith("sandbox") else f"sandbox_{k}": v for k, v in sandbox_timings(sandbox_runs).items()}
+    log(f"timing {first_answers} first answers, each in a fresh process")
+    first = first_answer_seconds(artifacts, first_answers, threads)
     log("timing training steps: the plain and the configured trainer side by side")
     train = train_side_by_side(generator.bundle.config["train"], data, train_steps, threads=threads, log=log)
 
@@ -343,6 +372,8 @@ def run_benchmark(
         "greedy200_ms_cached": round(mean(f_cached), 1),
         "greedy200_ms_nocache": round(mean(f_plain), 1),
         "cache_speedup_200": round(mean(f_plain) / mean(f_cached), 2),
+        "first_answer_s_p50": round(statistics.median(first), 2),
+        "first_answer_s_max": round(max(first), 2),
         **steps,
         **agree,
         **train,
