@@ -204,3 +204,17 @@ def test_a_sentence_fills_the_programs_sentence_not_its_table():
     assert got == program.replace('"Hello, have you tried it?"', "'hello there world'")
     # a one-word value does not say which of two words it replaces
     assert fill_inputs('count the vowels in "banana"', 'vowels = "aeiou"\nword = "apple"\nprint(word)\n') is None
+
+
+def test_a_ranges_bounds_are_not_inputs_where_the_program_loops_over_them_itself():
+    squares = "n = 21\nsum_n = 0\nfor i in range(1, n + 1):\n    sum_n += i ** 2\nprint(sum_n)\n"
+    got = fill_inputs("print the sum of the squares of the numbers from 1 to 10", squares)
+    assert got == squares.replace("21", "10")  # the start 1 is the program's own range(1, ...)
+    table = 'num = 9\nfor i in range(1, 11):\n    print(f"{num} x {i} = {num*i}")\n'
+    got = fill_inputs('print the multiplication table of 7 from 1 to 10, in the form "7 x 1 = 7"', table)
+    assert got == table.replace("num = 9", "num = 7")  # both bounds are the loop's own
+    # where the counts agree the range's numbers are inputs like any other
+    pair = "a = 1\nb = 5\nprint(list(range(a, b + 1)))\n"
+    assert fill_inputs("print the numbers from 3 to 9", pair) == pair.replace("a = 1", "a = 3").replace(
+        "b = 5", "b = 9"
+    )

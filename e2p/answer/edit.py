@@ -210,6 +210,25 @@ def _numbers_as_list(prompt: str, tree: ast.Module) -> list[tuple[str, list]]:
     return [(text, ast.literal_eval(text))]
 
 
+_RANGE = re.compile(r"\bfrom\s+(\d+)\s+(?:to|till|until|through)\s+(\d+)\b", re.I)
+
+
+def _without_range_bounds(prompt: str, numbers: list[str], wanted: int) -> list[str]:
+    """`numbers` without the bounds of a range the prompt names ("the squares of the numbers from 1
+    to 10", "the table of 7 from 1 to 10") where that makes them as many as the program's `wanted`
+    inputs: first a start of 0 or 1 (the program's own `range(1, ...)` holds it), then the end (the
+    program's loop holds it: `range(1, 11)`); else `numbers` unchanged."""
+    match = _RANGE.search(prompt)
+    if match is None:
+        return numbers
+    start, end = match.groups()
+    fewer = [n for n in numbers if n != start] if start in ("0", "1") else numbers
+    if len(fewer) == wanted:
+        return fewer
+    fewer = [n for n in fewer if n != end]
+    return fewer if len(fewer) == wanted else numbers
+
+
 def _holds_numbers(node: ast.expr) -> bool:
     """A list literal of two or more numbers."""
     return (
@@ -270,6 +289,8 @@ def fill_inputs(prompt: str, code: str) -> str | None:
         if value_type is str and values and len(values) != len(constants) and all(" " in v.strip() for v in values):
             # a sentence fills the program's sentence, not its table (`vowels = "aeiou"`)
             constants = [c for c in constants if " " in c.value]
+        if value_type is int and values and len(values) != len(constants):
+            values = _without_range_bounds(prompt, values, len(constants))
         if not values or len(values) != len(constants):
             continue
         for node, value in zip(constants, values):
