@@ -29,6 +29,7 @@ from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
 from .known_names import with_known_names
+from .signature import in_prompt_order
 
 MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left (and as much
 # as the first writing took)
@@ -303,6 +304,7 @@ class Generator:
         code = edit_to_prompt(prompt, ex)
         if wants_bare_value(prompt):  # the value asked for, not the example's sentence about it
             code = bare_prints(code or ex.code) or code
+        code = in_prompt_order(prompt, code or ex.code) or code  # f(radius, height) where the prompt says so
         index = self.bundle.tgt_vocab.index
         code = with_known_names(code or ex.code, index.__contains__) or code  # names the model can write
         return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
