@@ -2,7 +2,7 @@
 
 import pytest
 
-from e2p.answer.bare_print import bare_prints, wants_bare_value
+from e2p.answer.bare_print import bare_prints, only_asked_prints, wants_bare_value
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,12 @@ def test_the_example_the_model_follows_prints_the_value_where_the_prompt_asks_fo
     assert 'print("Quotient is:", q)' in followed(
         'write a program that prints "Quotient is:" and the quotient of 47 by 5'
     )
+
+
+def test_only_the_values_the_prompt_names_are_printed():
+    program = "a = 47\nb = 5\nquotient = a // b\nremainder = a % b\nprint(quotient)\nprint(remainder)\n"
+    got = only_asked_prints("print the quotient of 47 divided by 5", program)
+    assert got == program.replace("print(remainder)\n", "")
+    # both named, or neither: nothing changes
+    assert only_asked_prints("print the quotient and the remainder of 47 and 5", program) is None
+    assert only_asked_prints("divide 47 by 5", program) is None

@@ -85,3 +85,33 @@ def bare_prints(code: str) -> str | None:
             edits.append((node.args[0], node.args[-1], text))
     out = replace_spans(code, edits) if edits else None
     return out if out is not None and compiles(out) else None
+
+
+def _printed_name(stmt: ast.stmt) -> str | None:
+    """`print(name)` at the top level: the name."""
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return None
+    call = stmt.value
+    if not (isinstance(call.func, ast.Name) and call.func.id == "print") or call.keywords or len(call.args) != 1:
+        return None
+    arg = call.args[0]
+    return arg.id if isinstance(arg, ast.Name) else None
+
+
+def only_asked_prints(prompt: str, code: str) -> str | None:
+    """`code` without its top-level `print(name)` lines whose name the prompt never says, where
+    another such line prints a name it does say ("print the quotient of 47 divided by 5" and a
+    program printing `quotient`, then `remainder`); None where nothing changes."""
+    tree = parse_tree(code)
+    if tree is None:
+        return None
+    words = set(re.findall(r"[a-z_]+", prompt.lower()))
+    printed = [(stmt, name) for stmt in tree.body if (name := _printed_name(stmt)) is not None]
+    said = [stmt for stmt, name in printed if len(name) >= 3 and name.lower() in words]
+    unsaid = [stmt for stmt, name in printed if stmt not in said]
+    if not said or not unsaid:
+        return None
+    lines = code.splitlines(keepends=True)
+    drop = {line for stmt in unsaid for line in range(stmt.lineno - 1, stmt.end_lineno)}
+    out = "".join(line for i, line in enumerate(lines) if i not in drop)
+    return out if compiles(out) else None

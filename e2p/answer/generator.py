@@ -24,7 +24,7 @@ from ..model.origins import TokenOrigin, origins_from_routes
 from ..sandbox.runner import RunResult
 from ..syntax import syntax_error
 from .answer_policy import REQUEST_S, WRITE_S, Candidate, judged, rank, ranker_scores, runner_for, settled
-from .bare_print import bare_prints, wants_bare_value
+from .bare_print import bare_prints, only_asked_prints, wants_bare_value
 from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
@@ -304,6 +304,7 @@ class Generator:
         code = edit_to_prompt(prompt, ex)
         if wants_bare_value(prompt):  # the value asked for, not the example's sentence about it
             code = bare_prints(code or ex.code) or code
+            code = only_asked_prints(prompt, code or ex.code) or code  # the quotient, not the remainder too
         code = in_prompt_order(prompt, code or ex.code) or code  # f(radius, height) where the prompt says so
         index = self.bundle.tgt_vocab.index
         code = with_known_names(code or ex.code, index.__contains__) or code  # names the model can write
