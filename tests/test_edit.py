@@ -189,6 +189,14 @@ def test_numbers_written_as_a_list_in_prose_fill_the_programs_one_list():
     assert fill_inputs("add 4 and 8", "k = 3\nnums = [1, 2, 3]\nprint(sum(nums) + k)\n") is None
 
 
+def test_numbers_in_prose_are_read_as_python_reads_them():
+    program = "a = [11, 22, 33]\nprint(sum(a) / len(a))\n"
+    assert fill_inputs("the average of 007, 8 and 9", program) == program.replace("11, 22, 33", "7, 8, 9")
+    assert fill_inputs("the average of 10, 20 and 30.", program) == program.replace("11, 22, 33", "10, 20, 30")
+    assert fill_inputs("the average of 1,000 and 2,000", program) is None  # two numbers, not a list of four
+    assert fill_inputs("the average of 1e5, 2 and 3", program) is None  # not a list of 2 and 3
+
+
 def test_a_written_out_list_fills_the_list_a_top_level_call_is_shown_with():
     program = "def smallest(x):\n    return min(x)\nprint(smallest([2, 4, 5, 7, 98]))\n"
     got = fill_inputs("print the minimum of the list [9, 4, 7]", program)

@@ -189,9 +189,10 @@ def _container_inputs(tree: ast.Module) -> list[ast.expr]:
     return _literals(args)
 
 
-# numbers written as a list in prose: "10, 20, 30 and 45", "4 and 8" (not "from 1 to 15")
+# numbers written as a list in prose: "10, 20, 30 and 45", "4 and 8" (not "from 1 to 15"); a full
+# stop may end the sentence after the last one; "1,000" is one number, not a list
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_NUMBER_RUN = re.compile(rf"(?<![\w.]){_NUMBER}(?:\s*(?:,\s*(?:and\s+)?|\s+and\s+){_NUMBER})+(?![\w.])")
+_NUMBER_RUN = re.compile(rf"(?<![\w.,]){_NUMBER}(?:\s*(?:,\s+(?:and\s+)?|\s+and\s+){_NUMBER})+(?!\w|\.\d|,\d)")
 
 
 def _numbers_as_list(prompt: str, tree: ast.Module) -> list[tuple[str, list]]:
@@ -199,15 +200,16 @@ def _numbers_as_list(prompt: str, tree: ast.Module) -> list[tuple[str, list]]:
     numbers 10, 20, 30 and 45") and the program's one numeric input is a list of numbers
     (`a = [11, 22, 33]`, no `num = 7`): those numbers as that list's literal."""
     runs = _NUMBER_RUN.findall(prompt)
-    if len(runs) != 1 or len(re.findall(_NUMBER, runs[0])) != len(abstract_prompt(prompt)[1].numbers):
+    # every run of digits in the prompt is in the list ("1e5, 2 and 3" is not a list of 2 and 3)
+    if len(runs) != 1 or len(re.findall(_NUMBER, runs[0])) != len(re.findall(r"\d+(?:\.\d+)?", prompt)):
         return []
     starts = _accumulators(tree)
     if any(c not in starts for c in _input_constants(tree, int)):
         return []
     if sum(_holds_numbers(n) for n in _container_inputs(tree)) != 1:
         return []
-    text = f"[{', '.join(re.findall(_NUMBER, runs[0]))}]"
-    return [(text, ast.literal_eval(text))]
+    values = [float(n) if "." in n else int(n) for n in re.findall(_NUMBER, runs[0])]  # "007" is 7
+    return [(repr(values), values)]
 
 
 _RANGE = re.compile(r"\bfrom\s+(\d+)\s+(?:to|till|until|through)\s+(\d+)\b", re.I)
