@@ -56,12 +56,16 @@ def in_prompt_order(prompt: str, code: str) -> str | None:
             continue
         params = func.args.args
         texts = [ast.get_source_segment(code, params[i]) for i in order]
+        if None in texts:
+            return None
         edits.append((params[0], params[-1], ", ".join(texts)))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == func.name:
                 if node.keywords or len(node.args) != len(names) or any(isinstance(a, ast.Starred) for a in node.args):
                     return None
                 args = [ast.get_source_segment(code, node.args[i]) for i in order]
+                if None in args:
+                    return None
                 edits.append((node.args[0], node.args[-1], ", ".join(args)))
     if not edits:
         return None
