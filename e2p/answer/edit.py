@@ -200,15 +200,16 @@ def _numbers_as_list(prompt: str, tree: ast.Module) -> list[tuple[str, list]]:
     numbers 10, 20, 30 and 45") and the program's one numeric input is a list of numbers
     (`a = [11, 22, 33]`, no `num = 7`): those numbers as that list's literal."""
     runs = _NUMBER_RUN.findall(prompt)
+    listed = re.findall(_NUMBER, runs[0]) if len(runs) == 1 else []
     # every run of digits in the prompt is in the list ("1e5, 2 and 3" is not a list of 2 and 3)
-    if len(runs) != 1 or len(re.findall(_NUMBER, runs[0])) != len(re.findall(r"\d+(?:\.\d+)?", prompt)):
+    if not listed or len(listed) != len(re.findall(_NUMBER, prompt)):
         return []
     starts = _accumulators(tree)
     if any(c not in starts for c in _input_constants(tree, int)):
         return []
     if sum(_holds_numbers(n) for n in _container_inputs(tree)) != 1:
         return []
-    values = [float(n) if "." in n else int(n) for n in re.findall(_NUMBER, runs[0])]  # "007" is 7
+    values = [float(n) if "." in n else int(n) for n in listed]  # "007" is 7
     return [(repr(values), values)]
 
 

@@ -63,10 +63,16 @@ class Tfidf:
         for doc in docs:
             df.update(set(analyzer(doc)))
             n += 1
+        self._fit(df, n)
+
+    def _fit(self, df: Counter[str], n: int) -> None:
         self.idf = {term: math.log((1 + n) / (1 + count)) + 1.0 for term, count in df.items()}
 
     def vector(self, text: str) -> Vector:
-        counts = Counter(t for t in self.analyzer(text) if t in self.idf)
+        return self._weights(Counter(t for t in self.analyzer(text) if t in self.idf))
+
+    def _weights(self, counts: Counter[str]) -> Vector:
+        """Sublinear tf times idf, l2-normalised, for terms the fit has seen."""
         weights = {t: (1.0 + math.log(c)) * self.idf[t] for t, c in counts.items()}
         norm = math.sqrt(sum(w * w for w in weights.values()))
         return {t: w / norm for t, w in weights.items()} if norm else weights
@@ -83,11 +89,17 @@ class TfidfIndex(Tfidf):
     """`Tfidf` over `docs` that also scores a query against every doc (an inverted index)."""
 
     def __init__(self, docs: list[str], analyzer: Callable[[str], list[str]]):
-        super().__init__(docs, analyzer)
+        # each doc analysed once: its term counts give both the document frequencies and its weights
+        self.analyzer = analyzer
+        counts = [Counter(analyzer(doc)) for doc in docs]
+        df: Counter[str] = Counter()
+        for doc_counts in counts:
+            df.update(doc_counts.keys())
+        self._fit(df, len(docs))
         self.n_docs = len(docs)
         rows: dict[str, tuple[list[int], list[float]]] = {}
-        for i, doc in enumerate(docs):
-            for term, weight in self.vector(doc).items():
+        for i, doc_counts in enumerate(counts):
+            for term, weight in self._weights(doc_counts).items():
                 ids, weights = rows.setdefault(term, ([], []))
                 ids.append(i)
                 weights.append(weight)
