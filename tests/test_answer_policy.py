@@ -180,3 +180,20 @@ def test_a_function_that_prints_where_one_that_returns_was_asked_for_is_not_sett
     asked_to_print = "write a python function to print whether a number is even"
     alone = rank(asked_to_print, hyps[:1], [prints], ["model"], "run", runner=runner)[0][2]
     assert settled(alone, asked_to_print)
+
+
+def test_a_class_that_runs_cleanly_is_settled_where_no_function_was_asked_for():
+    """A class definition prints nothing by itself: writing again with the next example would replace
+    the stack the prompt asked for with that example's program. Asked for a function, it is not settled."""
+    from e2p.answer.answer_policy import settled
+
+    stack = "class Stack:\n    def __init__(self):\n        self.items = []\n"
+    quiet = "items = [1, 2]\n"
+    runner = FakeRunner({stack: "", quiet: ""})
+    hyps = [SimpleNamespace(score=0.0)]
+    prompt = "write a python program to implement a stack"
+    cand = rank(prompt, hyps, [stack], ["model"], "run", runner=runner)[0][2]
+    assert cand.runs and not cand.shows and settled(cand, prompt)
+    assert not settled(rank(prompt, hyps, [quiet], ["model"], "run", runner=runner)[0][2], prompt)  # no class
+    asked = "write a python function to implement a stack"
+    assert not settled(rank(asked, hyps, [stack], ["model"], "run", runner=runner)[0][2], asked)

@@ -541,7 +541,7 @@ def test_empty_prompt_asks_for_one(app):
 
 
 def test_long_prompt_is_cut_with_notice(app):
-    generate(app, "write a python function to add two numbers " * 250, strategy="greedy", max_len=16)
+    generate(app, "write a python function to add two numbers " * 250, strategy="greedy", max_len=40)
     assert not app.exception
     assert any("cut" in w.value and "characters" in w.value for w in app.warning)
     assert app.session_state["result"].code
@@ -955,3 +955,16 @@ def test_the_candidates_show_their_code_readably(app):
     if len(result.candidates) > 1:
         codes = [c.value.strip() for c in tab(app, "Generate").get("code")]
         assert all(c.code.strip() in codes for c in result.candidates)  # each candidate as code, lines kept
+
+
+@pytest.mark.skipif(not (REPO / "artifacts" / "manifest.json").is_file(), reason="needs the shipped model")
+def test_a_script_example_shown_as_a_function_is_said_to_be_a_rules_rewriting(monkeypatch):
+    """Asked for a function whose nearest example is a script, the model is shown the function the
+    script computes: the page says so and shows the script as written beside it."""
+    prompt = "write a python function to convert a string to uppercase"
+    app = generate(start_app(REPO / "artifacts", monkeypatch), prompt)
+    result = app.session_state["result"]
+    assert result.neighbour_lifted is not None and result.neighbour_lifted.startswith("def ")
+    assert "def " not in result.neighbour_code  # the training example as written: a script
+    assert any("is a script" in c.value for c in app.caption)
+    assert any(c.value == result.neighbour_code for c in app.code)

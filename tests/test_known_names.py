@@ -41,3 +41,13 @@ def test_the_shipped_vocabulary_gets_a_name_it_can_write():
     code = "def Kilometers_to_Miles(km):\n    conv_fac = 0.621371\n    miles = km * conv_fac\n    return miles\n"
     renamed = with_known_names(code, k)
     assert renamed is not None and "Kilometers" not in renamed and "conv_fac = 0.621371" in renamed
+
+
+def test_python_2s_raw_input_is_followed_as_input():
+    from e2p.answer.known_names import with_python3_names
+
+    code = 'n = int(raw_input("n: "))\nprint(n, "raw_input")\n'
+    assert with_python3_names(code) == 'n = int(input("n: "))\nprint(n, "raw_input")\n'
+    assert with_python3_names("def raw_input():\n    return 1\nx = raw_input()\n") is None  # its own
+    assert with_python3_names("from compat import raw_input\nx = raw_input()\n") is None  # imported
+    assert with_python3_names("x = input()\n") is None

@@ -7,6 +7,7 @@ orchestrates; the rules are here.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field, replace
 
 from ..sandbox.runner import RunBudget, RunResult, sandbox_status
@@ -125,8 +126,22 @@ def is_program(cand: Candidate) -> bool:
 def settled(cand: Candidate, prompt: str) -> bool:
     """Whether writing again cannot do better by the "run" rule (or may not run anything more)."""
     return is_program(cand) and (
-        cand.runs is None or judged(cand, prompt) == (False, False, 0) or failed_in_the_added_call(cand, prompt)
+        cand.runs is None
+        or judged(cand, prompt) == (False, False, 0)
+        or failed_in_the_added_call(cand, prompt)
+        or quiet_class(cand, prompt)
     )
+
+
+def quiet_class(cand: Candidate, prompt: str) -> bool:
+    """It defines a class and ran cleanly, printing nothing: what a class definition does (nothing
+    calls it, and no rule adds a use of it). Writing again with the next example would replace the
+    stack the prompt asked for with that example's program (a sort, say). Not where the prompt asks
+    for a function: a class is not what it asked for."""
+    if not cand.runs or cand.shows or asks_for_function(prompt):
+        return False
+    tree = parse_tree(cand.code)
+    return tree is not None and any(isinstance(node, ast.ClassDef) for node in tree.body)
 
 
 def failed_in_the_added_call(cand: Candidate, prompt: str) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.corpus import Example
 from ..data.placeholders import restore_code
 from ..data.tokenizers import PLACEHOLDER, decode_code
 from ..data.vocab import Vocab
@@ -28,7 +29,9 @@ from .bare_print import bare_prints, only_asked_prints, wants_bare_value
 from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
-from .known_names import with_known_names
+from .known_names import with_known_names, with_python3_names
+from .lift import as_function
+from .ranking import asks_for_function, fits_request
 from .signature import in_prompt_order
 
 MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left (and as much
@@ -65,6 +68,9 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     neighbour_prompt: str | None = None
     neighbour_code: str | None = None  # the code of the training example the answer was written with
+    # where that example is a script and the prompt asks for a function: the function the model was
+    # shown instead (e2p.answer.lift), a rule's rewriting of it, not the model's
+    neighbour_lifted: str | None = None
     tokens_are_code: bool = True  # False where the code is the fallback, not what tgt_tokens spell
     origins: list[TokenOrigin] | None = None  # per generated token: written, copied from the prompt or
     # from the retrieved example, with the copy gate (None without copy attention or tokens_are_code)
@@ -131,6 +137,10 @@ class Generator:
         writings = settings.examples if rerank == "run" and not pool else 1
         # One retrieval for the whole request: every example it shows and the pooled train programs.
         retrieved = b.featurizer.retrieve(prompt, examples=writings, pool=pool)
+        scripts = {}  # the lifted example's line -> the training example as written
+        if asks_for_function(prompt):  # a script shown as the function it computes (e2p.answer.lift)
+            scripts = {ex.line: ex for ex in retrieved.shown}
+            retrieved = replace(retrieved, shown=[lifted(prompt, ex) for ex in retrieved.shown])
         source = b.featurizer.source_of(retrieved)
         if source.truncated:
             warnings.append(
@@ -193,8 +203,10 @@ class Generator:
                 ranked += again
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
-        if fallback and not best_cand.parses and source.neighbour is not None:
-            best_code, origin = source.neighbour.code, "retrieval"
+        example = source.neighbour
+        as_written = scripts.get(example.line, example) if example else None  # not the lifted function
+        if fallback and not best_cand.parses and as_written is not None:
+            best_code, origin = as_written.code, "retrieval"
             warnings.append("no model candidate parsed: showing the nearest training example's code")
         shown = lambda toks: [mapping.get(t, t) for t in toks]  # noqa: E731
         out_tokens = b.tgt_vocab.decode(best_hyp.tokens)
@@ -241,7 +253,8 @@ class Generator:
             settings=settings,
             warnings=warnings,
             neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
-            neighbour_code=source.neighbour.code if source.neighbour else None,
+            neighbour_code=as_written.code if as_written else None,
+            neighbour_lifted=example.code if example is not as_written else None,
             tokens_are_code=tokens_are_code,
             origins=origins,
             added=added,
@@ -308,7 +321,16 @@ class Generator:
         code = in_prompt_order(prompt, code or ex.code) or code  # f(radius, height) where the prompt says so
         index = self.bundle.tgt_vocab.index
         code = with_known_names(code or ex.code, index.__contains__) or code  # names the model can write
+        code = with_python3_names(code or ex.code) or code  # input, not Python 2's raw_input
         return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
+
+
+def lifted(prompt: str, example: Example) -> Example:
+    """`example`, or where it is a script and the prompt asks for a function, that function."""
+    if fits_request(prompt, example.code):
+        return example
+    code = as_function(prompt, example.code)
+    return example if code is None else replace(example, code=code)
 
 
 def set_threads(n: int = 1) -> None:

@@ -8,6 +8,9 @@ bans the unknown token). Before the model follows an example, each name the exam
 it, to one made of known pieces: the piece lower-cased where that is known, else left out
 (`Kilometers_to_Miles` -> `kilometers_to_miles`, `simpleIntereset` -> `simple`). The program is
 the same program; a name that would clash with another, or come out empty, is left as it is.
+
+The corpus's older programs also call Python 2's `raw_input`, which Python 3 (what runs the code)
+calls `input`: followed as written, the code fails at that name before it can read anything.
 """
 
 from __future__ import annotations
@@ -40,6 +43,22 @@ def with_known_names(code: str, known: Callable[[str], bool]) -> str | None:
     if not renames:
         return None
     return _renamed(code, renames)
+
+
+# Python 2 builtins the corpus's programs call, by the names Python 3 gives them
+PYTHON3_NAMES = {"raw_input": "input"}
+
+
+def with_python3_names(code: str) -> str | None:
+    """`code` with the Python 2 builtins it calls (and does not define or import itself) renamed to
+    their Python 3 names; None where it calls none."""
+    tree = parse_tree(code)
+    if tree is None:
+        return None
+    called = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    own = _bound_names(tree) | {(a.asname or a.name).split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.alias)}
+    renames = {old: new for old, new in PYTHON3_NAMES.items() if old in called and old not in own}
+    return _renamed(code, renames) if renames else None
 
 
 def _known_form(name: str, known: Callable[[str], bool]) -> str | None:

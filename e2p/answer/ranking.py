@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data.corpus import Example
 from ..data.tfidf import Tfidf, char_wb_ngrams, cosine
+from .lift import as_function
 
 RANKER_FEATURES = (
     "similarity",  # the retriever's word TF-IDF cosine between the prompts
@@ -65,6 +66,11 @@ def asks_for_function(prompt: str) -> bool:
 def fits_request(prompt: str, code: str) -> bool:
     """False where the prompt asks for a function and the code defines none (nor a lambda)."""
     return not asks_for_function(prompt) or bool(_DEFINES.search(code))
+
+
+def fits_or_lifts(prompt: str, code: str) -> bool:
+    """It fits the request (`fits_request`), or it is a script the function asked for can be made of."""
+    return fits_request(prompt, code) or as_function(prompt, code) is not None
 
 
 def reads_input(code: str) -> bool:
@@ -161,10 +167,11 @@ class Ranker:
 
     def order(self, features: RankerFeatures, prompt: str, hits: list[tuple[Example, float]]) -> list[Example]:
         """The retrieved examples (best similarity first), those that define a function first where the
-        prompt asks for one (`fits_request`), then best score first; ties keep their rank."""
+        prompt asks for one (`fits_request`, or a script `lift.as_function` can make one of), then
+        best score first; ties keep their rank."""
         scores = self.scores(features.rows(prompt, hits))
         ranked = [hits[i][0] for i in np.argsort(-scores, kind="stable")]
-        return sorted(ranked, key=lambda ex: not fits_request(prompt, ex.code))  # stable
+        return sorted(ranked, key=lambda ex: not fits_or_lifts(prompt, ex.code))  # stable
 
     def order_for(self, features: RankerFeatures):
         """`order` over `features`' memory, as `Featurizer` takes it: (prompt, hits) -> examples."""

@@ -121,7 +121,7 @@ class Featurizer:
         cfg = self.config
         tokens, prompt_len = list(retrieved.tokens), len(retrieved.tokens)
         neighbour = retrieved.shown[start] if start < len(retrieved.shown) else None
-        similarity = next((sim for ex, sim in retrieved.found if ex is neighbour), 0.0)
+        similarity = next((sim for ex, sim in retrieved.found if ex.line == neighbour.line), 0.0)
         example: list[str] = []
         if neighbour is not None:
             n_prompt = english_tokens(abstract_prompt(neighbour.prompt)[0] if cfg.copy else neighbour.prompt)
