@@ -402,15 +402,15 @@ def show_run(result, snippet: bool = False) -> None:
     if result.neighbour_code is not None:
         with st.expander("The training example it followed, and what the model changed", expanded=False):
             st.caption(f"Training prompt: {plain(result.neighbour_prompt or '')}")
-            if result.neighbour_lifted is not None:
+            if result.neighbour_rewritten is not None:
                 st.caption(
-                    "The example is a script; you asked for a function, so the model was shown the function "
-                    "the script computes (a rule, not the model: its inputs as parameters, its printed value "
-                    "returned). The script as written:"
+                    "Rules (not the model) rewrote this example before the model was shown it: "
+                    + "; ".join(result.rewrites)
+                    + ". The example as written:"
                 )
                 st.code(result.neighbour_code, language="python")
-                st.caption("The function shown to the model, and what the model changed:")
-            diff = run_panel.example_diff(result.neighbour_lifted or result.neighbour_code, result.code)
+                st.caption("The example as the model was shown it, and what the model changed:")
+            diff = run_panel.example_diff(result.neighbour_rewritten or result.neighbour_code, result.code)
             st.code(diff or "(the same code)", language="diff")
             key = f"example_run_{result_key(result)}"
             if key not in st.session_state and sandbox_status().available and not snippet:

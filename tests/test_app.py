@@ -964,7 +964,7 @@ def test_a_script_example_shown_as_a_function_is_said_to_be_a_rules_rewriting(mo
     prompt = "write a python function to convert a string to uppercase"
     app = generate(start_app(REPO / "artifacts", monkeypatch), prompt)
     result = app.session_state["result"]
-    assert result.neighbour_lifted is not None and result.neighbour_lifted.startswith("def ")
+    assert result.neighbour_rewritten is not None and result.neighbour_rewritten.startswith("def ")
     assert "def " not in result.neighbour_code  # the training example as written: a script
-    assert any("is a script" in c.value for c in app.caption)
+    assert any("a script, shown as the function it computes" in c.value for c in app.caption)
     assert any(c.value == result.neighbour_code for c in app.code)

@@ -26,6 +26,7 @@ from ..sandbox.runner import RunResult
 from ..syntax import syntax_error
 from .answer_policy import REQUEST_S, WRITE_S, Candidate, judged, rank, ranker_scores, runner_for, settled
 from .bare_print import bare_prints, only_asked_prints, wants_bare_value
+from .buffers import sized_buffers
 from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
@@ -68,9 +69,10 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     neighbour_prompt: str | None = None
     neighbour_code: str | None = None  # the code of the training example the answer was written with
-    # where that example is a script and the prompt asks for a function: the function the model was
-    # shown instead (e2p.answer.lift), a rule's rewriting of it, not the model's
-    neighbour_lifted: str | None = None
+    # where rules rewrote that example before the model was shown it (`rewritten`): what it was shown,
+    # and what each rule did, in words; the model's writing follows this code, not the one as written
+    neighbour_rewritten: str | None = None
+    rewrites: tuple[str, ...] = ()
     tokens_are_code: bool = True  # False where the code is the fallback, not what tgt_tokens spell
     origins: list[TokenOrigin] | None = None  # per generated token: written, copied from the prompt or
     # from the retrieved example, with the copy gate (None without copy attention or tokens_are_code)
@@ -137,10 +139,10 @@ class Generator:
         writings = settings.examples if rerank == "run" and not pool else 1
         # One retrieval for the whole request: every example it shows and the pooled train programs.
         retrieved = b.featurizer.retrieve(prompt, examples=writings, pool=pool)
-        scripts = {}  # the lifted example's line -> the training example as written
-        if asks_for_function(prompt):  # a script shown as the function it computes (e2p.answer.lift)
-            scripts = {ex.line: ex for ex in retrieved.shown}
-            retrieved = replace(retrieved, shown=[lifted(prompt, ex) for ex in retrieved.shown])
+        # each example as the model is shown it, and as written (by corpus line)
+        written = {ex.line: ex for ex in retrieved.shown}
+        rules = {ex.line: rewritten(prompt, ex) for ex in retrieved.shown}
+        retrieved = replace(retrieved, shown=[rules[ex.line][0] for ex in retrieved.shown])
         source = b.featurizer.source_of(retrieved)
         if source.truncated:
             warnings.append(
@@ -204,7 +206,7 @@ class Generator:
         best_hyp, best_code, best_cand = ranked[0]
         origin = best_cand.origin
         example = source.neighbour
-        as_written = scripts.get(example.line, example) if example else None  # not the lifted function
+        as_written = written.get(example.line, example) if example else None  # not the rewritten one
         if fallback and not best_cand.parses and as_written is not None:
             best_code, origin = as_written.code, "retrieval"
             warnings.append("no model candidate parsed: showing the nearest training example's code")
@@ -254,7 +256,8 @@ class Generator:
             warnings=warnings,
             neighbour_prompt=source.neighbour.prompt if source.neighbour else None,
             neighbour_code=as_written.code if as_written else None,
-            neighbour_lifted=example.code if example is not as_written else None,
+            neighbour_rewritten=example.code if example is not as_written else None,
+            rewrites=rules[example.line][1] if example is not as_written else (),
             tokens_are_code=tokens_are_code,
             origins=origins,
             added=added,
@@ -325,12 +328,22 @@ class Generator:
         return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
 
 
-def lifted(prompt: str, example: Example) -> Example:
-    """`example`, or where it is a script and the prompt asks for a function, that function."""
-    if fits_request(prompt, example.code):
-        return example
-    code = as_function(prompt, example.code)
-    return example if code is None else replace(example, code=code)
+# What each rule of `rewritten` did to the example, in the words the app shows
+SIZED = "its zero-filled result sized from its inputs, not written out for its own data"
+LIFTED = "a script, shown as the function it computes: its inputs the parameters, its printed value returned"
+
+
+def rewritten(prompt: str, example: Example) -> tuple[Example, tuple[str, ...]]:
+    """`example` as the model is shown it, and what was done to it: its zero-filled results sized
+    from its inputs (e2p.answer.buffers), and where the prompt asks for a function and it is a
+    script, the function it computes (e2p.answer.lift)."""
+    code, done = example.code, []
+    if (sized := sized_buffers(code)) is not None:
+        code, done = sized, [SIZED]
+    if asks_for_function(prompt) and not fits_request(prompt, code):
+        if (function := as_function(prompt, code)) is not None:
+            code, done = function, done + [LIFTED]
+    return (replace(example, code=code), tuple(done)) if done else (example, ())
 
 
 def set_threads(n: int = 1) -> None:
