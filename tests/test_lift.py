@@ -73,3 +73,13 @@ def test_a_name_never_bound_beside_inputs_the_script_sets_is_a_slip_not_a_parame
     script = "raw = [3, 1, 2]\nsorted_list = sorted(raw)\nprint(soreted_list)\n"
     code = as_function("write a function to sort a list", script)
     assert code.startswith("def sort_list(raw):")
+
+
+def test_beside_a_text_to_work_on_a_table_string_stays_in_the_body():
+    script = (
+        'punctuations = "!()-[]{};:,."\nmy_str = "Hello!!!, he said."\n'
+        'out = ""\nfor char in my_str:\n    if char not in punctuations:\n        out = out + char\nprint(out)\n'
+    )
+    code = as_function("write a python function to remove the punctuation from a string", script)
+    assert code.startswith("def remove_punctuation_string(my_str):\n    punctuations = ")
+    assert _call(code, "remove_punctuation_string", "a, b!") == "a b"

@@ -206,7 +206,16 @@ def _inputs(tree: ast.Module, statements: list[ast.stmt]) -> list[tuple[str, ast
             and ((_literal(stmt.value) and not _empty(stmt.value)) or _reads_input(stmt.value))
         ):
             out.append((stmt.targets[0].id, stmt))
+    # Beside a text to work on (a string with a space), a string without one is the script's table
+    # (`punctuations = "!()-[]{};:"`, `vowels = "aeiou"`), which stays in its body.
+    texts = [_text(stmt.value) for _, stmt in out]
+    if any(t is not None and " " in t for t in texts):
+        out = [pair for pair, t in zip(out, texts) if t is None or " " in t]
     return out
+
+
+def _text(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
 def _free_names(tree: ast.Module) -> list[str]:

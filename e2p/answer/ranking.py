@@ -15,7 +15,7 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -71,6 +71,13 @@ def fits_request(prompt: str, code: str) -> bool:
 def fits_or_lifts(prompt: str, code: str) -> bool:
     """It fits the request (`fits_request`), or it is a script the function asked for can be made of."""
     return fits_request(prompt, code) or as_function(prompt, code) is not None
+
+
+def _as_function_asked(prompt: str, example: Example) -> Example:
+    if not asks_for_function(prompt) or fits_request(prompt, example.code):
+        return example
+    code = as_function(prompt, example.code)
+    return example if code is None else replace(example, code=code)
 
 
 def reads_input(code: str) -> bool:
@@ -169,7 +176,9 @@ class Ranker:
         """The retrieved examples (best similarity first), those that define a function first where the
         prompt asks for one (`fits_request`, or a script `lift.as_function` can make one of), then
         best score first; ties keep their rank."""
-        scores = self.scores(features.rows(prompt, hits))
+        # a script the function asked for can be made of is scored as that function, as it is shown
+        scored = [(_as_function_asked(prompt, ex), sim) for ex, sim in hits]
+        scores = self.scores(features.rows(prompt, scored))
         ranked = [hits[i][0] for i in np.argsort(-scores, kind="stable")]
         return sorted(ranked, key=lambda ex: not fits_or_lifts(prompt, ex.code))  # stable
 
