@@ -51,3 +51,17 @@ def test_python_2s_raw_input_is_followed_as_input():
     assert with_python3_names("def raw_input():\n    return 1\nx = raw_input()\n") is None  # its own
     assert with_python3_names("from compat import raw_input\nx = raw_input()\n") is None  # imported
     assert with_python3_names("x = input()\n") is None
+
+
+def test_a_strings_piece_outside_the_vocabulary_is_split_into_known_pieces_that_join_back():
+    from e2p.answer.known_names import with_known_string_pieces
+    from e2p.data.tokenizers import code_tokens, decode_code
+
+    known = {"if", "c", "in", "aeiou", "AEIOU", ":", '«"', '»"', "x", "="}.__contains__
+    tokens = with_known_string_pieces(code_tokens('if c in "aeiouAEIOU":'), known)
+    assert tokens == ["if", "c", "in", '«"', "aeiou", "AEIOU", '»"', ":"]
+    assert decode_code(tokens).strip() == 'if c in "aeiouAEIOU":'
+    kept = with_known_string_pieces(code_tokens('x = "aeiouZ"'), known)  # no known piece for Z
+    assert kept == ["x", "=", '«"', "aeiouZ", '»"']
+    names = code_tokens("x = aeiouAEIOU")  # only a string's text is split
+    assert with_known_string_pieces(names, known) == names

@@ -30,7 +30,7 @@ from .buffers import sized_buffers
 from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
-from .known_names import with_known_names, with_python3_names
+from .known_names import with_known_names, with_known_string_pieces, with_python3_names
 from .lift import as_function
 from .ranking import asks_for_function, fits_request
 from .signature import in_prompt_order
@@ -325,7 +325,8 @@ class Generator:
         index = self.bundle.tgt_vocab.index
         code = with_known_names(code or ex.code, index.__contains__) or code  # names the model can write
         code = with_python3_names(code or ex.code) or code  # input, not Python 2's raw_input
-        return list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
+        tokens = list(source.example_tokens) if code is None else self.bundle.featurizer.target(code, source.slots)
+        return with_known_string_pieces(tokens, index.__contains__)  # "aeiouAEIOU" as `aeiou`, `AEIOU`
 
 
 # What each rule of `rewritten` did to the example, in the words the app shows

@@ -9,6 +9,10 @@ it, to one made of known pieces: the piece lower-cased where that is known, else
 (`Kilometers_to_Miles` -> `kilometers_to_miles`, `simpleIntereset` -> `simple`). The program is
 the same program; a name that would clash with another, or come out empty, is left as it is.
 
+A string's text is written as pieces too (`"aeiouAEIOU"` -> `aeiouAEIOU`, one piece outside the
+vocabulary): such a piece is split into known pieces that join back to the same text
+(`aeiou`, `AEIOU`), so that the model can write the example's string as it is.
+
 The corpus's older programs also call Python 2's `raw_input`, which Python 3 (what runs the code)
 calls `input`: followed as written, the code fails at that name before it can read anything.
 """
@@ -22,7 +26,7 @@ import keyword
 import tokenize
 from collections.abc import Callable
 
-from ..data.tokenizers import CONT, split_identifier
+from ..data.tokenizers import CONT, STR_CLOSE_PREFIX, STR_OPEN_PREFIX, split_identifier
 from ..syntax import parse_tree
 
 
@@ -59,6 +63,36 @@ def with_python3_names(code: str) -> str | None:
     own = _bound_names(tree) | {(a.asname or a.name).split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.alias)}
     renames = {old: new for old, new in PYTHON3_NAMES.items() if old in called and old not in own}
     return _renamed(code, renames) if renames else None
+
+
+_LONGEST_PIECE = 24
+
+
+def with_known_string_pieces(tokens: list[str], known: Callable[[str], bool]) -> list[str]:
+    """`tokens` (code tokens) with each piece of a string's text that is not `known` split into known
+    pieces that join back to it, longest first from its start; a piece that cannot be is kept."""
+    out, inside = [], False
+    for tok in tokens:
+        if tok.startswith(STR_OPEN_PREFIX):
+            inside = True
+        elif tok.startswith(STR_CLOSE_PREFIX):
+            inside = False
+        elif inside and not known(tok):
+            out.extend(_known_split(tok, known) or [tok])
+            continue
+        out.append(tok)
+    return out
+
+
+def _known_split(text: str, known: Callable[[str], bool]) -> list[str] | None:
+    pieces, start = [], 0
+    while start < len(text):
+        end = next((e for e in range(min(len(text), start + _LONGEST_PIECE), start, -1) if known(text[start:e])), None)
+        if end is None:
+            return None
+        pieces.append(text[start:end])
+        start = end
+    return pieces
 
 
 def _known_form(name: str, known: Callable[[str], bool]) -> str | None:
