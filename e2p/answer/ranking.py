@@ -68,12 +68,9 @@ def fits_request(prompt: str, code: str) -> bool:
     return not asks_for_function(prompt) or bool(_DEFINES.search(code))
 
 
-def fits_or_lifts(prompt: str, code: str) -> bool:
-    """It fits the request (`fits_request`), or it is a script the function asked for can be made of."""
-    return fits_request(prompt, code) or as_function(prompt, code) is not None
-
-
 def _as_function_asked(prompt: str, example: Example) -> Example:
+    """`example`, or where the prompt asks for a function and it is a script, the function it
+    computes (e2p.answer.lift), as the model would be shown it."""
     if not asks_for_function(prompt) or fits_request(prompt, example.code):
         return example
     code = as_function(prompt, example.code)
@@ -176,11 +173,12 @@ class Ranker:
         """The retrieved examples (best similarity first), those that define a function first where the
         prompt asks for one (`fits_request`, or a script `lift.as_function` can make one of), then
         best score first; ties keep their rank."""
-        # a script the function asked for can be made of is scored as that function, as it is shown
-        scored = [(_as_function_asked(prompt, ex), sim) for ex, sim in hits]
-        scores = self.scores(features.rows(prompt, scored))
-        ranked = [hits[i][0] for i in np.argsort(-scores, kind="stable")]
-        return sorted(ranked, key=lambda ex: not fits_or_lifts(prompt, ex.code))  # stable
+        # a script the function asked for can be made of is scored and placed as that function, as
+        # it is shown
+        shown = [(_as_function_asked(prompt, ex), sim) for ex, sim in hits]
+        best = np.argsort(-self.scores(features.rows(prompt, shown)), kind="stable")
+        ranked = sorted(best, key=lambda i: not fits_request(prompt, shown[i][0].code))  # stable
+        return [hits[i][0] for i in ranked]
 
     def order_for(self, features: RankerFeatures):
         """`order` over `features`' memory, as `Featurizer` takes it: (prompt, hits) -> examples."""
