@@ -71,10 +71,12 @@ def test_guessed_inputs_that_never_end_fall_back_to_the_program_as_written():
     assert run_probed(runner, looping).ok  # the definition itself runs: the probe's timeout says nothing
 
 
-def test_where_the_name_does_not_tell_the_prompt_says_what_the_only_parameter_is():
-    assert guess_argument("inp", 0, "write a python function to reverse a string", alone=True) == "'hello world'"
-    assert guess_argument("inp", 0, "write a function to reverse a list", alone=True) == "[3, 1, 2]"
-    assert guess_argument("inp", 0, "write a function to sort a list of words", alone=True).isdigit()  # two kinds
-    assert guess_argument("inp", 0, "write a function to reverse a string", alone=False).isdigit()  # not alone
-    assert guess_argument("n", 0, "write a function to reverse a string", alone=True).isdigit()  # a number's name
-    assert guess_argument("x", 0, "write a function to count the digits in a string", alone=True).isdigit()
+def test_where_the_name_does_not_tell_the_prompt_says_what_the_value_is():
+    assert guess_argument("inp", 0, "write a python function to reverse a string") == "'hello world'"
+    assert guess_argument("inp", 0, "write a function to reverse a list") == "[3, 1, 2]"
+    assert guess_argument("X", 1, "write a python function to add two matrices") == "[[1, 2], [3, 4]]"
+    assert guess_argument("inp", 0, "write a function to sort a list of words").isdigit()  # two kinds
+    assert guess_argument("inp", 0, "write a function to reverse a number").isdigit()
+    assert guess_argument("n", 0, "write a function to reverse a string").isdigit()  # a number's name
+    assert guess_argument("x", 0, "write a function to add two matrices").isdigit()
+    assert guess_argument("inp", 0).isdigit()  # no prompt

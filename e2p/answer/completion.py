@@ -4,10 +4,10 @@ with values from the prompt, printed, so that the program shows what it does.
 "write a python function to add 15 and 27" often gets `def add(a, b): return a + b` and nothing
 else: it runs cleanly and prints nothing. `completed` appends `print(add(15, 27))`: the prompt's
 numbers where the function takes as many, else its quoted string or list, else values guessed from
-the parameter names, or for an only parameter whose name does not tell, from the kind of value the
-prompt names (`inp` in "reverse a string": a string; `probe.guess_argument`). A function that
-prints rather than returns is called without `print`. The line is the rule's, not the model's: the
-app marks it so, and it is kept only where the completed program ran cleanly in the sandbox.
+the parameter names, or where a name does not tell, from the kind of value the prompt names (`inp`
+in "reverse a string": a string; `probe.guess_argument`). A function that prints rather than
+returns is called without `print`. The line is the rule's, not the model's: the app marks it so,
+and it is kept only where the completed program ran cleanly in the sandbox.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def arguments(func: ast.FunctionDef, prompt: str) -> list[str] | None:
         return [repr(values["strings"][0])]
     if n == 1 and values["lists"]:
         return [repr(values["lists"][0])]
-    return [guess_argument(a.arg, i, prompt, alone=n == 1) for i, a in enumerate(required)]
+    return [guess_argument(a.arg, i, prompt) for i, a in enumerate(required)]
 
 
 def completion(code: str, prompt: str) -> str | None:

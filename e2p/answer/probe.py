@@ -28,27 +28,30 @@ _NUMBERS = (5, 3, 2, 4, 7, 6)  # distinct small positive ints, one per numeric p
 CALL_GUARD = "__e2p_probe"  # the probe's own names start with this, so that they clash with nothing
 
 
-# What the prompt says the one parameter is, where its name does not tell ("reverse a string", `inp`)
+# What the prompt says its values are, for a parameter whose name does not tell ("reverse a string",
+# `inp`; "add two matrices", `X` and `Y`)
 _PROMPT_KINDS = (
     (re.compile(r"\b(lists?|arrays?)\b", re.I), "[3, 1, 2]"),
     (re.compile(r"\b(strings?|sentences?|words?|text)\b", re.I), "'hello world'"),
     (re.compile(r"\b(dict|dicts|dictionary|dictionaries)\b", re.I), "{'a': 1, 'b': 2}"),
+    (re.compile(r"\b(matrix|matrices)\b", re.I), "[[1, 2], [3, 4]]"),
 )
 _NUMBER_WORDS = re.compile(r"\b(numbers?|integers?|digits?)\b", re.I)
-_NUMBER_NAME = re.compile(r"(^|_)(n|num\w*|number\w*|int\w*|digit\w*|[a-c]|[i-n]|[x-z])$", re.I)
+# a number's name: `n`, `num1`, `digit`, and the lower-case letters (`X` is as often a matrix)
+_NUMBER_NAME = re.compile(r"(^|_)((?i:n|num\w*|number\w*|int\w*|digit\w*)|[a-c]|[i-n]|[x-z])$")
 
 
-def guess_argument(name: str, position: int, prompt: str = "", alone: bool = False) -> str:
+def guess_argument(name: str, position: int, prompt: str = "") -> str:
     """A literal for a parameter called `name` (the `position`-th of its function). Where the name
-    does not tell and the parameter is the function's only one (`alone`), the kind of value the
-    prompt names, where it names one kind only (a string for "reverse a string")."""
+    does not tell, the kind of value the prompt names, where it names one kind only and no
+    numbers (a string for "reverse a string")."""
     if _LIST.search(name):
         return "[3, 1, 2]"
     if _STRING.search(name):
         return "'hello world'"
     if _DICT.search(name):
         return "{'a': 1, 'b': 2}"
-    if alone and not _NUMBER_NAME.search(name):
+    if not _NUMBER_NAME.search(name):
         kinds = [literal for pattern, literal in _PROMPT_KINDS if pattern.search(prompt)]
         if len(kinds) == 1 and not _NUMBER_WORDS.search(prompt):
             return kinds[0]
