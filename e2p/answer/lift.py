@@ -27,7 +27,7 @@ import re
 
 from ..syntax import parse_tree
 
-# Words of the prompt left out of the function's name, beside English stop words.
+# Words of the prompt left out of the function's name: the request's boilerplate and small words.
 _NOT_IN_NAME = frozenset(
     "write python function program code return returns find get compute calculate given "
     "that which takes accepts a an the to of in and or is are for from with by its it".split()
@@ -52,7 +52,8 @@ def as_function(prompt: str, code: str) -> str | None:
     if not params:
         return None
     dropped = {id(stmt) for _, stmt in inputs}
-    body = [s for s in rest if id(s) not in dropped and not _only_prints(s)]
+    imports = [s for s in rest if isinstance(s, ast.Import | ast.ImportFrom)]  # stay at the top
+    body = [s for s in rest if id(s) not in dropped and not _only_prints(s) and s not in imports]
     func = ast.FunctionDef(
         name=function_name(prompt),
         args=ast.arguments(
@@ -63,8 +64,7 @@ def as_function(prompt: str, code: str) -> str | None:
         returns=None,
         type_params=[],
     )
-    module = ast.Module(body=[s for s in rest if isinstance(s, ast.Import | ast.ImportFrom)] + [func], type_ignores=[])
-    func.body = [s for s in func.body if not isinstance(s, ast.Import | ast.ImportFrom)]
+    module = ast.Module(body=imports + [func], type_ignores=[])
     ast.fix_missing_locations(module)
     try:
         return ast.unparse(module)
