@@ -2,17 +2,25 @@
 
 import ast
 
+import pytest
+
 from e2p.answer.lift import as_function, function_name
+from e2p.sandbox.runner import run_code, sandbox_status
 
 PROMPT = "write a python function to return the largest number in a list"
+needs_sandbox = pytest.mark.skipif(
+    not sandbox_status().available, reason="the sandbox (bubblewrap) cannot isolate here"
+)
 
 
 def _call(code: str, name: str, *args):
-    space: dict = {}
-    exec(compile(code, "<lifted>", "exec"), space)  # noqa: S102  (fixed test code, not generated)
-    return space[name](*args)
+    """What the lifted function returns for `args`, run in the sandbox (rule-made code never runs here)."""
+    result = run_code(f"{code}\nprint(repr({name}(*{args!r})))\n")
+    assert result.ok, result.stderr
+    return ast.literal_eval(result.stdout.strip())
 
 
+@needs_sandbox
 def test_a_scripts_literal_input_becomes_the_parameter_and_its_printed_value_the_return():
     script = 'list1 = [10, 20, 4, 45, 99]\nlist1.sort()\nprint("Largest element is:", list1[-1])\n'
     code = as_function(PROMPT, script)
@@ -31,6 +39,7 @@ def test_input_reading_an_f_string_and_the_other_prints():
     assert code == "def convert_string_uppercase(string):\n    upper = string.upper()\n    return upper"
 
 
+@needs_sandbox
 def test_a_final_if_that_prints_only_text_returns_its_condition():
     script = 'my_str = "abba"\nif my_str == my_str[::-1]:\n    print("palindrome")\nelse:\n    print("not")\n'
     code = as_function("write a python function to check whether a string is a palindrome", script)
@@ -38,6 +47,7 @@ def test_a_final_if_that_prints_only_text_returns_its_condition():
     assert _call(code, "check_whether_string", "abc") is False
 
 
+@needs_sandbox
 def test_a_loop_printing_each_row_returns_the_rows_and_work_buffers_stay_in_the_body():
     script = (
         "X = [[1, 2], [3, 4]]\nY = [[5, 6], [7, 8]]\nresult = []\n"
@@ -50,6 +60,7 @@ def test_a_loop_printing_each_row_returns_the_rows_and_work_buffers_stay_in_the_
     assert _call(code, "add_two_matrices", [[1, 1]], [[2, 2]]) == [[3, 3]]
 
 
+@needs_sandbox
 def test_a_name_read_and_never_bound_is_a_parameter_and_a_last_assignment_the_answer():
     code = as_function("write a function to convert fahrenheit to celsius", "celsius = (fahrenheit - 32) * 5 / 9\n")
     assert _call(code, "convert_fahrenheit_celsius", 212) == 100
@@ -75,6 +86,7 @@ def test_a_name_never_bound_beside_inputs_the_script_sets_is_a_slip_not_a_parame
     assert code.startswith("def sort_list(raw):")
 
 
+@needs_sandbox
 def test_beside_a_text_to_work_on_a_table_string_stays_in_the_body():
     script = (
         'punctuations = "!()-[]{};:,."\nmy_str = "Hello!!!, he said."\n'
