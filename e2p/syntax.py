@@ -45,6 +45,15 @@ def syntax_error(code: str) -> tuple[int, str] | None:
     return None
 
 
+def literal(node: ast.expr) -> tuple[bool, object]:
+    """(True, its value) where `node` is a Python literal (`ast.literal_eval`: `[1, 2]`, `set()`,
+    `-3`), else (False, None); never raises."""
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return False, None
+
+
 def compiles(code: str) -> bool:
     """`compile` succeeds (stricter than `parses`)."""
     return syntax_error(code) is None

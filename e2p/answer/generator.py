@@ -31,8 +31,7 @@ from .bundle import Bundle, load_bundle
 from .completion import with_line
 from .edit import edit_to_prompt
 from .known_names import with_known_names, with_known_string_pieces, with_python3_names
-from .lift import as_function
-from .ranking import asks_for_function, fits_request
+from .ranking import lifted
 from .signature import in_prompt_order
 
 MIN_WRITE_S = 1.0  # a second writing starts only with this much of the writing time left (and as much
@@ -341,9 +340,8 @@ def rewritten(prompt: str, example: Example) -> tuple[Example, tuple[str, ...]]:
     code, done = example.code, []
     if (sized := sized_buffers(code)) is not None:
         code, done = sized, [SIZED]
-    if asks_for_function(prompt) and not fits_request(prompt, code):
-        if (function := as_function(prompt, code)) is not None:
-            code, done = function, done + [LIFTED]
+    if (function := lifted(prompt, code)) is not None:
+        code, done = function, done + [LIFTED]
     return (replace(example, code=code), tuple(done)) if done else (example, ())
 
 

@@ -25,7 +25,7 @@ import ast
 import builtins
 import re
 
-from ..syntax import parse_tree
+from ..syntax import literal, parse_tree
 
 # Words of the prompt left out of the function's name: the request's boilerplate and small words.
 _NOT_IN_NAME = frozenset(
@@ -156,19 +156,13 @@ def _answer(stmt: ast.stmt) -> ast.expr | None:
 
 
 def _literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-        return True
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        return False
+    return literal(node)[0]
 
 
 def _empty(node: ast.expr) -> bool:
     """`[]`, `{}`, `set()`, `""`, `0`: a result the script builds, not a value it works on."""
-    try:
-        return not ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        return False
+    ok, value = literal(node)
+    return ok and not value
 
 
 def _reads_input(node: ast.expr) -> bool:

@@ -68,12 +68,14 @@ def fits_request(prompt: str, code: str) -> bool:
     return not asks_for_function(prompt) or bool(_DEFINES.search(code))
 
 
-def _as_function_asked(prompt: str, example: Example) -> Example:
-    """`example`, or where the prompt asks for a function and it is a script, the function it
-    computes (e2p.answer.lift), as the model would be shown it."""
-    if not asks_for_function(prompt) or fits_request(prompt, example.code):
-        return example
-    code = as_function(prompt, example.code)
+def lifted(prompt: str, code: str) -> str | None:
+    """Where the prompt asks for a function and `code` is a script, the function it computes
+    (e2p.answer.lift), as the model is shown it; else None."""
+    return None if fits_request(prompt, code) else as_function(prompt, code)
+
+
+def _as_shown(prompt: str, example: Example) -> Example:
+    code = lifted(prompt, example.code)
     return example if code is None else replace(example, code=code)
 
 
@@ -175,7 +177,7 @@ class Ranker:
         best score first; ties keep their rank."""
         # a script the function asked for can be made of is scored and placed as that function, as
         # it is shown
-        shown = [(_as_function_asked(prompt, ex), sim) for ex, sim in hits]
+        shown = [(_as_shown(prompt, ex), sim) for ex, sim in hits]
         best = np.argsort(-self.scores(features.rows(prompt, shown)), kind="stable")
         ranked = sorted(best, key=lambda i: not fits_request(prompt, shown[i][0].code))  # stable
         return [hits[i][0] for i in ranked]

@@ -26,6 +26,7 @@ from pathlib import Path
 from ..answer.probe import uncalled_functions
 from ..errors import E2PError
 from ..sandbox.runner import RunResult, run_many
+from ..syntax import literal
 from .metrics import normalise_stdout
 
 SUITE_PATH = Path(__file__).with_name("functional.jsonl")
@@ -322,11 +323,7 @@ def _parse(code: str) -> tuple[ast.Module | None, str]:
 
 
 def _is_constant(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-        return True
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        return False
+    return literal(node)[0]
 
 
 def _names_only(target: ast.expr) -> bool:
