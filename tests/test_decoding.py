@@ -329,6 +329,35 @@ def test_follow_positions_continue_the_example_where_the_output_is_on_it():
     assert follow_positions([5, 6], []) == set()
 
 
+def test_follow_index_finds_what_scanning_the_example_finds():
+    """The indexed lookup against the plain scan it replaced: every suffix of FOLLOW_MAX tokens down,
+    every place in the example it ends, on random examples and outputs on and off them."""
+    import random
+
+    from e2p.model.decoding import FOLLOW_MAX, FOLLOW_MIN, FollowIndex
+
+    def scan(prefix, example):
+        if not example:
+            return set()
+        if not prefix:
+            return {0}
+        for m in range(min(FOLLOW_MAX, len(prefix), len(example)), min(FOLLOW_MIN, len(prefix)) - 1, -1):
+            found = {j for j in range(m, len(example) + 1) if example[j - m : j] == prefix[-m:]}
+            if found:
+                return found
+        return set()
+
+    rng = random.Random(0)
+    for _ in range(300):
+        example = [rng.randrange(5) for _ in range(rng.randrange(30))]
+        index = FollowIndex(example)
+        for _ in range(10):
+            start = rng.randrange(len(example) + 1)
+            on = example[start : rng.randrange(start, len(example) + 1)]
+            prefix = [rng.randrange(5) for _ in range(rng.randrange(4))] + (on if rng.random() < 0.7 else [])
+            assert index.positions(prefix) == scan(prefix, example)
+
+
 def test_follow_rule_reweights_and_renormalises():
     lp = torch.log_softmax(torch.randn(2, V), -1)
     plain = LogProbRules(min_len=0, max_len=10, **IDS).apply(lp, [[5, 6], [9, 9]])

@@ -65,8 +65,7 @@ class FastState:
     """Per-row decoding state of `FastDecoder` (rows = hypotheses)."""
 
     length: int  # tokens fed so far (= position of the next one)
-    keys: list[Tensor]  # per layer (B, H, capacity, D), filled up to `length`
-    values: list[Tensor]
+    cache: Tensor  # (B, 2 * layers, H, capacity, D): each layer's keys then values, filled up to `length`
     cross_keys: list[Tensor]  # per layer (B, H, S, D), pre-scaled by 1/sqrt(D)
     cross_values: list[Tensor]  # per layer (B, H, S, D)
     src_bias: Tensor  # (B, 1, 1, S): 0 where the source is a token, -inf at its padding
@@ -79,21 +78,19 @@ class FastState:
         return self.src_bias.device
 
     def reorder(self, index: Tensor) -> "FastState":
-        """Row i of the new state is row index[i] of this one (beam back-pointers). The caches are
-        rewritten in place where the number of rows stays (only what is filled is copied)."""
+        """Row i of the new state is row index[i] of this one (beam back-pointers). The cache is
+        one buffer (every layer's keys and values), so this is one gather and, where the number of
+        rows stays, one copy back in place (only what is filled is copied)."""
         n = self.length
-        rows = self.keys[0].size(0) if self.keys else 0
+        rows = self.cache.size(0)
         if index.numel() == rows and torch.equal(index, torch.arange(rows)):
             return self  # every row continues itself
-
-        def pick_cache(buf: Tensor) -> Tensor:
-            picked = buf[:, :, :n].index_select(0, index)
-            if index.numel() == buf.size(0):
-                buf[:, :, :n] = picked
-                return buf
-            out = buf.new_empty((index.numel(),) + tuple(buf.shape[1:]))
-            out[:, :, :n] = picked
-            return out
+        picked = self.cache[:, :, :, :n].index_select(0, index)
+        if index.numel() == rows:
+            cache = self.cache
+        else:
+            cache = self.cache.new_empty((index.numel(),) + tuple(self.cache.shape[1:]))
+        cache[:, :, :, :n] = picked
 
         def pick(t: Tensor | None) -> Tensor | None:
             # one source for every row (batch 1): shared, broadcast by the products in `step`
@@ -101,8 +98,7 @@ class FastState:
 
         return FastState(
             length=n,
-            keys=[pick_cache(k) for k in self.keys],
-            values=[pick_cache(v) for v in self.values],
+            cache=cache,
             cross_keys=[pick(k) for k in self.cross_keys],
             cross_values=[pick(v) for v in self.cross_values],
             src_bias=pick(self.src_bias),
@@ -158,6 +154,7 @@ class FastDecoder:
                 self.gate_b = model.copy_gate.bias.detach()
             self.head_w = t(torch.cat(head))  # (C, V [+ C + 1])
             self.V = model.lm_head.weight.size(0)
+            self.head_rows = _packed_head(torch.cat(head).detach())
 
     def weights(self) -> list[Tensor]:
         """Every matrix one step multiplies a row vector by (the arithmetic floor of a step), each
@@ -185,8 +182,7 @@ class FastDecoder:
             copy_bias = bias[:, 0]  # (B, 1, S)
         return FastState(
             length=0,
-            keys=[memory.new_empty(B, H, capacity, D) for _ in self.layers],
-            values=[memory.new_empty(B, H, capacity, D) for _ in self.layers],
+            cache=memory.new_empty(B, 2 * len(self.layers), H, capacity, D),
             cross_keys=cross_k,
             cross_values=cross_v,
             src_bias=bias,
@@ -215,7 +211,7 @@ class FastDecoder:
             (n1w, n1b, e1), (n2w, n2b, e2), (n3w, n3b, e3) = ly.norms
             h = norm(x, shape, n1w, n1b, e1) if pre else x
             q, k, v = addmm(ly.qkv_b, h, ly.qkv_w).view(B, 3, H, D).unbind(1)  # 3 x (B, H, D)
-            keys, values = state.keys[i], state.values[i]
+            keys, values = state.cache[:, 2 * i], state.cache[:, 2 * i + 1]
             keys[:, :, t] = k
             values[:, :, t] = v
             y = sdpa(q.unsqueeze(2), keys[:, :, : t + 1], values[:, :, : t + 1], scale=self.scale)  # (B,H,1,D)
@@ -243,7 +239,10 @@ class FastDecoder:
         if self.final_norm is not None:
             w, b, eps = self.final_norm
             x = norm(x, shape, w, b, eps)
-        out = torch.mm(x, self.head_w)  # (B, V [+ C + 1])
+        if B > 1 and self.head_rows is not None:
+            out = torch.ops.mkldnn._linear_pointwise(x, self.head_rows, None, "none", [], "")
+        else:
+            out = torch.mm(x, self.head_w)  # (B, V [+ C + 1])
         state.length = t + 1
         V = self.V
         if not self.cfg.copy_attention:
@@ -257,6 +256,22 @@ class FastDecoder:
         probs = logits.softmax(-1).mul_(gate)
         probs.scatter_add_(-1, state.src_ids.expand(B, -1), att.mul_(1 - gate))
         return probs.clamp_min_(1e-9).log_().log_softmax(-1), state
+
+
+BEAM_ROWS = 5  # the row count oneDNN's packed output layer is laid out for (the shipped beam)
+
+
+def _packed_head(weight: Tensor) -> Tensor | None:
+    """The output layer (out, in) packed for oneDNN's matrix product, or None where this torch has
+    no oneDNN. Several rows at once (the beam's) take about half MKL's time with it (MKL multiplies
+    5 rows by this 256 x 4,875 matrix in about 3.7x the time of one, oneDNN in about 2.5x); one row
+    is faster with MKL, and so are the smaller matrices. Its sums differ from MKL's by about 4e-5."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), BEAM_ROWS)
+    except (RuntimeError, AttributeError):  # a build without the op
+        return None
 
 
 def fast_decoder_for(model) -> FastDecoder:
