@@ -191,10 +191,17 @@ class FastDecoder:
             copy_bias=copy_bias,
         )
 
-    @torch.inference_mode()
     def step(self, tokens_last: Tensor, state: FastState) -> tuple[Tensor, FastState]:
         """tokens_last (B,) -> next-token log-probs (B, V); the state's cache is written in place
         (the state is returned for symmetry with `Seq2Seq.step`)."""
+        # Entering inference mode costs about 0.09 ms, 7% of a greedy step: only where the caller
+        # (decoding does, once per decode) has not.
+        if torch.is_inference_mode_enabled():
+            return self._step(tokens_last, state)
+        with torch.inference_mode():
+            return self._step(tokens_last, state)
+
+    def _step(self, tokens_last: Tensor, state: FastState) -> tuple[Tensor, FastState]:
         t = state.length
         B = tokens_last.size(0)
         H, D = self.H, self.D
