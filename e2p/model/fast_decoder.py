@@ -6,7 +6,8 @@ module calls, dropout calls that do nothing in eval mode, head splitting, concat
 module computes the same step from the same weights, fused once when it is built:
 
 - the self-attention Q, K and V projections are one matrix (one matrix-vector product, not three);
-- the key/value cache is a preallocated buffer written in place (no concatenation per step);
+- the key/value cache is one preallocated buffer (every layer's keys and values) written in place
+  (no concatenation per step; one gather where beam rows are reordered);
 - every matrix is stored transposed, (in, out) and contiguous, which a row vector is measurably
   faster to multiply by (the output layer most: it is the largest);
 - the output layer, the copy query and the copy gate are one matrix (one product, then slices);
@@ -17,15 +18,17 @@ module computes the same step from the same weights, fused once when it is built
 
 Beam rows decoding one source attend to its keys as one sequence of B queries (not B broadcast
 batches, which took the slow path that copies the keys per row): the beam-5 step about 1.3x faster.
+Several rows multiply by the output layer through oneDNN's packed weights (`_packed_head`).
 
 Measured on the shipped model (2 cores shared, one thread): the step alone 1.2-1.6x faster than
 the version before these last four points, greedy decoding 1.4-1.7x. `torch.compile` (inductor,
 static shapes, with and without cpp_wrapper / freezing) and `torch.jit.trace` + freeze of the same
 step were measured and not kept: no faster than this within the noise, 20-30 s to compile (10-20 s
-again in a new process even with a warm on-disk cache) and ~0.15 ms of guard/wrapper cost per call.
+again in a new process even with a warm on-disk cache) and ~0.15 ms of guard/wrapper cost per call;
+an AOTInductor package of it, no faster either (docs/experiments.md).
 
 The maths is the model's; only the order of floating-point additions differs, so scores agree
-with `Seq2Seq.step` to about 1e-5, and a choice can differ only where two scores are that close
+with `Seq2Seq.step` to about 1e-5 (4e-5 through oneDNN), and a choice can differ only where two scores are that close
 (`decoding.decode(..., eager=True)` takes the reference path; `bench` counts such differences).
 """
 
