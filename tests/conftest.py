@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,11 @@ if str(REPO_ROOT) not in sys.path:
 from e2p.constants import CORPUS_PATH  # noqa: E402
 
 FULL_CORPUS = (REPO_ROOT / CORPUS_PATH).resolve()
+
+# The ONNX decoder graphs the tests' models export are kept in a folder of this test process (and
+# the processes it starts), never in the user's ~/.cache.
+os.environ["E2P_CACHE_DIR"] = tempfile.mkdtemp(prefix="e2p-test-cache-")
+atexit.register(shutil.rmtree, os.environ["E2P_CACHE_DIR"], True)
 
 try:  # the machine has 2 shared cores: keep torch from oversubscribing them
     import torch

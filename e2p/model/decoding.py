@@ -37,6 +37,7 @@ from torch import Tensor
 
 from e2p.constants import REBUILD_COMMAND
 from e2p.errors import E2PError
+from e2p.model import onnx_step
 from e2p.model.fast_decoder import fast_decoder_for
 from e2p.model.syntax_guard import MAX_CHECKS, GuardState, SyntaxGuard
 from e2p.model.transformer import Seq2Seq, evaluating
@@ -432,8 +433,9 @@ def nucleus_filter(probs: Tensor, top_p: float) -> Tensor:
 
 def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings, eager: bool = False):
     """(stepper, state): what `step(last, state)` is called on, and the state after encoding.
-    With the cache and not `eager`, the stepper is the model's FastDecoder (same maths, fewer
-    operations); otherwise the model itself (`Seq2Seq.step`, the reference)."""
+    With the cache and not `eager`, the stepper is the model's ONNX Runtime step where one was built
+    for its weights (`onnx_step.onnx_decoder_for`, as `Generator` does), else its FastDecoder (same
+    maths, fewer operations); otherwise the model itself (`Seq2Seq.step`, the reference)."""
     cfg = model.config
     if not src_ids:
         raise DecodeSettingsError("cannot decode an empty source")
@@ -445,8 +447,10 @@ def _encode_one(model: Seq2Seq, src_ids: list[int], settings: DecodeSettings, ea
     src = torch.tensor([src_ids], dtype=torch.long, device=device)  # (1, S)
     memory, src_pad, _ = model.encode(src)
     if settings.use_cache and not eager:
-        fast = fast_decoder_for(model)
-        return fast, fast.init_state(memory, src_pad, src, capacity=settings.max_len + 1)
+        stepper = onnx_step.attached(model)  # the ONNX Runtime step, where the caller built it
+        if stepper is None or bool(src_pad.any()):
+            stepper = fast_decoder_for(model)
+        return stepper, stepper.init_state(memory, src_pad, src, capacity=settings.max_len + 1)
     return model, model.init_state(memory, src_pad, use_cache=settings.use_cache, src=src)
 
 

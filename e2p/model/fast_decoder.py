@@ -75,6 +75,7 @@ class FastState:
     src_ids: Tensor | None  # (B, S), copy attention
     copy_keys_t: Tensor | None  # (B, C, S), pre-scaled
     copy_bias: Tensor | None  # (B, 1, S)
+    feeds: dict | None = None  # the ONNX step's inputs fixed for the whole decode (onnx_step.OnnxDecoder)
 
     @property
     def device(self) -> torch.device:
@@ -92,7 +93,7 @@ class FastState:
         if index.numel() == rows:
             cache = self.cache
         else:
-            cache = self.cache.new_empty((index.numel(),) + tuple(self.cache.shape[1:]))
+            cache = self.cache.new_zeros((index.numel(),) + tuple(self.cache.shape[1:]))
         cache[:, :, :, :n] = picked
 
         def pick(t: Tensor | None) -> Tensor | None:
@@ -108,6 +109,7 @@ class FastState:
             src_ids=pick(self.src_ids),
             copy_keys_t=pick(self.copy_keys_t),
             copy_bias=pick(self.copy_bias),
+            feeds=self.feeds,
         )
 
 
@@ -185,7 +187,9 @@ class FastDecoder:
             copy_bias = bias[:, 0]  # (B, 1, S)
         return FastState(
             length=0,
-            cache=memory.new_empty(B, 2 * len(self.layers), H, capacity, D),
+            # zeros, not empty: the ONNX step reads the whole buffer (masked past the position, and
+            # 0 * NaN would still be NaN)
+            cache=memory.new_zeros(B, 2 * len(self.layers), H, capacity, D),
             cross_keys=cross_k,
             cross_values=cross_v,
             src_bias=bias,

@@ -1,0 +1,99 @@
+"""The decoder step run by ONNX Runtime (e2p.model.onnx_step) against the reference `Seq2Seq.step`."""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+import models  # noqa: E402
+
+from e2p.model import onnx_step  # noqa: E402
+from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (requirements.txt installs it)")
+pytest.importorskip("onnx", reason="onnx is not installed (requirements.txt installs it)")
+
+IDS = dict(bos_id=1, eos_id=2, pad_id=0)
+SRC = [5, 9, 7, 11, 6, 2]
+
+SHAPES = {
+    "pre-norm, copy attention (the shipped model's shape)": dict(
+        share_embeddings=True, copy_attention=True, tie_output=True
+    ),
+    "post-norm, separate vocabularies (the original design's shape)": dict(pre_norm=False),
+}
+
+
+@pytest.fixture(autouse=True)
+def graph_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("E2P_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(params=list(SHAPES))
+def model(request):
+    return models.tiny_model(30, seed=3, **SHAPES[request.param]).eval()
+
+
+def test_each_step_agrees_with_the_reference(model):
+    """Log-probs of every step of a beam of 3 rows, reordered between steps as a beam does."""
+    onnx = onnx_step.onnx_decoder_for(model)
+    assert onnx is not None and onnx_step.attached(model) is onnx
+    src = torch.tensor([SRC])
+    with torch.inference_mode():
+        memory, src_pad, _ = model.encode(src)
+        ref_state = model.init_state(memory, src_pad, src=src)
+        state = onnx.init_state(memory, src_pad, src, capacity=12)
+        last = torch.tensor([1])
+        for step in range(10):
+            ref, ref_state = model.step(last, ref_state)
+            got, state = onnx.step(last, state)
+            assert torch.allclose(got, ref, atol=1e-5), step
+            index = torch.tensor([0, 0, 0]) if step == 0 else torch.tensor([2, 0, 0])  # fan out, then reorder
+            ref_state, state = ref_state.reorder(index), state.reorder(index)
+            last = ref[index].topk(3, dim=-1).indices[torch.arange(3), torch.arange(3)]
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_decoding_with_it_gives_the_reference_candidates(model, strategy):
+    assert onnx_step.onnx_decoder_for(model) is not None  # decode now steps with it
+    settings = DecodeSettings(strategy=strategy, beam_size=5, n_best=5, num_samples=4, seed=7, min_len=8, max_len=20)
+    for src in (SRC, [9, 9, 4, 2], [7, 2]):
+        got = decode(model, src, settings, **IDS)
+        ref = decode(model, src, settings, **IDS, eager=True)
+        assert [h.tokens for h in got] == [h.tokens for h in ref]
+        for g, r in zip(got, ref):
+            assert g.token_logprobs == pytest.approx(r.token_logprobs, abs=1e-4)
+
+
+def test_the_graph_is_kept_on_disk_and_follows_the_weights(graph_cache, monkeypatch):
+    model = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True).eval()
+    first = onnx_step.onnx_decoder_for(model)
+    assert onnx_step.onnx_decoder_for(model) is first  # built once per weights
+    (kept,) = graph_cache.glob("step-*.onnx")
+    # the same weights in a new model (a new process): the graph is read back, not exported again
+    same = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True).eval()
+    monkeypatch.setattr(onnx_step, "_export", lambda fast: pytest.fail("exported again"))
+    assert onnx_step.onnx_decoder_for(same) is not None
+    monkeypatch.undo()
+    monkeypatch.setenv("E2P_CACHE_DIR", str(graph_cache))
+    # training changes the weights in place: the old graph is no longer used, a new one is made
+    with torch.no_grad():
+        model.decoder[0].self_attn.k_proj.weight.add_(0.5)
+    assert onnx_step.attached(model) is None  # decoding falls back to FastDecoder until rebuilt
+    settings = DecodeSettings(strategy="greedy", max_len=15)
+    assert decode(model, SRC, settings, **IDS)[0].tokens == decode(model, SRC, settings, **IDS, eager=True)[0].tokens
+    assert onnx_step.onnx_decoder_for(model) is not first
+    assert len(list(graph_cache.glob("step-*.onnx"))) == 2
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("E2P_CACHE_DIR", str(blocker / "cache"))
+    model = models.tiny_model(30, seed=2, share_embeddings=True, copy_attention=True).eval()
+    onnx = onnx_step.onnx_decoder_for(model)
+    assert onnx is not None  # built in memory, used all the same
+    settings = DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=15)
+    got, ref = decode(model, SRC, settings, **IDS), decode(model, SRC, settings, **IDS, eager=True)
+    assert [h.tokens for h in got] == [h.tokens for h in ref]
