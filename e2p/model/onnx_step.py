@@ -171,7 +171,7 @@ class OnnxDecoder:
             None,
             {
                 "tok": tokens_last.numpy(),
-                "t": _POSITIONS[t],
+                "t": _POSITIONS[t] if t < len(_POSITIONS) else torch.tensor(t).numpy(),
                 "cache": state.cache.numpy(),
                 **state.feeds,
             },
