@@ -13,11 +13,11 @@ import models  # noqa: E402
 from e2p.model.decoding import (  # noqa: E402
     DecodeSettings,
     DecodeSettingsError,
+    FollowIndex,
     Hypothesis,
     LogProbRules,
     decode,
     describe,
-    follow_positions,
     greedy_batch,
     nucleus_filter,
 )
@@ -318,6 +318,9 @@ def test_eos_penalty_lengthens_the_output_and_is_recorded(copy_model):
 
 
 def test_follow_positions_continue_the_example_where_the_output_is_on_it():
+    def follow_positions(prefix, example):
+        return FollowIndex(example).positions(prefix)
+
     example = [5, 6, 7, 5, 8]
     assert follow_positions([], example) == {0}  # the example's first token opens
     assert follow_positions([5], example) == {1, 4}  # one token: everywhere it occurs
@@ -334,7 +337,7 @@ def test_follow_index_finds_what_scanning_the_example_finds():
     every place in the example it ends, on random examples and outputs on and off them."""
     import random
 
-    from e2p.model.decoding import FOLLOW_MAX, FOLLOW_MIN, FollowIndex
+    from e2p.model.decoding import FOLLOW_MAX, FOLLOW_MIN
 
     def scan(prefix, example):
         if not example:

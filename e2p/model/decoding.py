@@ -334,11 +334,6 @@ class FollowIndex:
         return frozenset()
 
 
-def follow_positions(prefix: list[int], example: list[int]) -> frozenset[int]:
-    """`FollowIndex(example).positions(prefix)`: one lookup, the index built for it."""
-    return FollowIndex(example).positions(prefix)
-
-
 # --------------------------------------------------------------------------- helpers
 
 
