@@ -39,19 +39,7 @@ def test_each_step_agrees_with_the_reference(model):
     """Log-probs of every step of a beam of 3 rows, reordered between steps as a beam does."""
     onnx = onnx_step.onnx_decoder_for(model)
     assert onnx is not None and onnx_step.attached(model) is onnx
-    src = torch.tensor([SRC])
-    with torch.inference_mode():
-        memory, src_pad, _ = model.encode(src)
-        ref_state = model.init_state(memory, src_pad, src=src)
-        state = onnx.init_state(memory, src_pad, src, capacity=12)
-        last = torch.tensor([1])
-        for step in range(10):
-            ref, ref_state = model.step(last, ref_state)
-            got, state = onnx.step(last, state)
-            assert torch.allclose(got, ref, atol=1e-5), step
-            index = torch.tensor([0, 0, 0]) if step == 0 else torch.tensor([2, 0, 0])  # fan out, then reorder
-            ref_state, state = ref_state.reorder(index), state.reorder(index)
-            last = ref[index].topk(3, dim=-1).indices[torch.arange(3), torch.arange(3)]
+    models.assert_steps_agree_with_the_reference(model, onnx, SRC)
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])

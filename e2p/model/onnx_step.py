@@ -30,6 +30,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -171,7 +172,7 @@ class OnnxDecoder:
             None,
             {
                 "tok": tokens_last.numpy(),
-                "t": _POSITIONS[t] if t < len(_POSITIONS) else torch.tensor(t).numpy(),
+                "t": np.array(t, dtype=np.int64),
                 "cache": state.cache.numpy(),
                 **state.feeds,
             },
@@ -179,9 +180,6 @@ class OnnxDecoder:
         state.cache[:, :, :, t] = torch.from_numpy(new)
         state.length = t + 1
         return torch.from_numpy(log_probs), state
-
-
-_POSITIONS = [torch.tensor(i).numpy() for i in range(1024)]  # the position input, made once
 
 
 def _session(graph: bytes):
