@@ -11,6 +11,7 @@ sentence on the page and a log line with its traceback on the server.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -69,7 +70,13 @@ def plain_errors(where: str):
 def load_generator(folder: str, stamp: float) -> Generator:
     """One Generator shared by every session; `stamp` reloads it after a rebuild. Never mutated."""
     set_threads(int(os.environ.get("E2P_THREADS", "2")))  # few cores, many users
-    return Generator(folder)
+    gen = Generator(folder)
+    # Streamlit runs a full gc.collect() after every script run (runner.postScriptGC). A loaded model is
+    # some 230,000 long-lived objects, which made that collection 0.12 s of every request; frozen (after
+    # one last collection of what loading left behind), the collector skips them.
+    gc.collect()
+    gc.freeze()
+    return gen
 
 
 @st.cache_data(show_spinner=False)
@@ -337,29 +344,38 @@ def show_result(gen: Generator, result, snippet: bool = False) -> None:
     )
     st.html(confidence_html(pieces, result.token_probs[: len(tokens)], result.alternatives))
     if len(result.candidates) > 1:
-        with st.expander(f"All {len(result.candidates)} candidates"):
-            st.dataframe(
-                [
-                    {
-                        "rank": i + 1,
-                        "from": ORIGIN_LABELS.get(c.origin, c.origin),
-                        "ranker": None if c.ranker_score is None else round(c.ranker_score, 2),
-                        "model score": round(c.score, 3),
-                        "parses": c.parses,
-                        "runs": c.runs,
-                        "code": c.code,
-                    }
-                    for i, c in enumerate(result.candidates)
-                ],
-                hide_index=True,
-                row_height=120,
-                column_config={"code": st.column_config.TextColumn("code", width="large")},
-            )
-            for i, c in enumerate(result.candidates):
-                st.caption(f"Candidate {i + 1} ({ORIGIN_LABELS.get(c.origin, c.origin)})")
-                st.code(c.code, language="python")
+        # Lazy, like the example below: drawn only while open (five highlighted code blocks were a
+        # third of the browser's work for every answer, seen or not).
+        listed = st.expander(f"All {len(result.candidates)} candidates", key="candidates_open", on_change="rerun")
+        if listed.open:
+            with listed:
+                all_candidates(result)
     if result.neighbour_prompt:
         st.caption(f"Nearest training prompt (the model edits its code): {plain(result.neighbour_prompt)}")
+
+
+def all_candidates(result) -> None:
+    """The candidate list: a table, then each candidate's code."""
+    st.dataframe(
+        [
+            {
+                "rank": i + 1,
+                "from": ORIGIN_LABELS.get(c.origin, c.origin),
+                "ranker": None if c.ranker_score is None else round(c.ranker_score, 2),
+                "model score": round(c.score, 3),
+                "parses": c.parses,
+                "runs": c.runs,
+                "code": c.code,
+            }
+            for i, c in enumerate(result.candidates)
+        ],
+        hide_index=True,
+        row_height=120,
+        column_config={"code": st.column_config.TextColumn("code", width="large")},
+    )
+    for i, c in enumerate(result.candidates):
+        st.caption(f"Candidate {i + 1} ({ORIGIN_LABELS.get(c.origin, c.origin)})")
+        st.code(c.code, language="python")
 
 
 RUN_LIMIT = run_panel.RunLimit(runs=5, window=60.0)
@@ -400,23 +416,33 @@ def show_run(result, snippet: bool = False) -> None:
         st.caption("Your edited code, run in the sandbox:")
         show_status(shown[1], shown[2])
     if result.neighbour_code is not None:
-        with st.expander("The training example it followed, and what the model changed", expanded=False):
-            st.caption(f"Training prompt: {plain(result.neighbour_prompt or '')}")
-            if result.neighbour_rewritten is not None:
-                st.caption(
-                    "Rules (not the model) rewrote this example before the model was shown it: "
-                    + "; ".join(result.rewrites)
-                    + ". The example as written:"
-                )
-                st.code(result.neighbour_code, language="python")
-                st.caption("The example as the model was shown it, and what the model changed:")
-            diff = run_panel.example_diff(result.neighbour_rewritten or result.neighbour_code, result.code)
-            st.code(diff or "(the same code)", language="diff")
-            key = f"example_run_{result_key(result)}"
-            if key not in st.session_state and sandbox_status().available and not snippet:
-                st.session_state[key] = run_code(result.neighbour_code, RUN_TIMEOUT_S)
-            st.caption("The example's own run:")
-            show_status(result.neighbour_code, st.session_state.get(key), snippet=snippet)
+        # Lazy: its diff and its own sandbox run are made only when someone opens it.
+        example = st.expander(
+            "The training example it followed, and what the model changed", key="example_open", on_change="rerun"
+        )
+        if example.open:
+            with example:
+                followed_example(result, snippet)
+
+
+def followed_example(result, snippet: bool) -> None:
+    """The training example the answer followed: as written, as shown to the model, the diff, its run."""
+    st.caption(f"Training prompt: {plain(result.neighbour_prompt or '')}")
+    if result.neighbour_rewritten is not None:
+        st.caption(
+            "Rules (not the model) rewrote this example before the model was shown it: "
+            + "; ".join(result.rewrites)
+            + ". The example as written:"
+        )
+        st.code(result.neighbour_code, language="python")
+        st.caption("The example as the model was shown it, and what the model changed:")
+    diff = run_panel.example_diff(result.neighbour_rewritten or result.neighbour_code, result.code)
+    st.code(diff or "(the same code)", language="diff")
+    key = f"example_run_{result_key(result)}"
+    if key not in st.session_state and sandbox_status().available and not snippet:
+        st.session_state[key] = run_code(result.neighbour_code, RUN_TIMEOUT_S)
+    st.caption("The example's own run:")
+    show_status(result.neighbour_code, st.session_state.get(key), snippet=snippet)
 
 
 def run_edited(code: str) -> None:

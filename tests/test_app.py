@@ -121,6 +121,14 @@ def open_view(at, name: str):
     return tab(at, name)
 
 
+def open_expander(at, key: str):
+    """Open a lazy expander as a click would (its content is drawn only while it is open)."""
+    at.session_state[key] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def tab(at, name: str):
     return next(t for t in at.tabs if t.label == name)
 
@@ -159,6 +167,13 @@ def test_views_and_controls(app):
     assert app.text_area(key="prompt_text").value == ""
     assert not tab(app, "Samples").children  # only the open view is drawn
     assert any("Generate some code first" in i.value for i in open_view(app, "Attention").info)
+
+
+def test_the_loaded_model_is_frozen_out_of_the_collector(app):
+    """Streamlit collects garbage after every run; the loaded model's objects are frozen out of it."""
+    import gc
+
+    assert gc.get_freeze_count() > 10_000
 
 
 def test_generate_shows_code_status_latency_confidence(app):
@@ -953,8 +968,25 @@ def test_the_candidates_show_their_code_readably(app):
     generate(app, PROMPT)
     result = app.session_state["result"]
     if len(result.candidates) > 1:
+        closed = [c.value for c in tab(app, "Generate").get("caption")]
+        assert not [c for c in closed if c.startswith("Candidate ")]  # not drawn (nor sent) until opened
+        open_expander(app, "candidates_open")
         codes = [c.value.strip() for c in tab(app, "Generate").get("code")]
         assert all(c.code.strip() in codes for c in result.candidates)  # each candidate as code, lines kept
+        assert app.session_state["result"] is result  # opening it generated nothing
+
+
+@pytest.mark.skipif(not sandbox_status().available, reason="the sandbox cannot isolate here")
+def test_the_followed_example_is_diffed_and_run_only_when_opened(app):
+    generate(app, PROMPT)
+    result = app.session_state["result"]
+    if result.neighbour_code is None:
+        pytest.skip("this model's answer followed no example")
+    run_key = f"example_run_{abs(hash((result.prompt, result.code, result.seconds)))}"  # the app's result_key
+    assert run_key not in app.session_state and "diff" not in [c.language for c in app.code]
+    open_expander(app, "example_open")
+    assert run_key in app.session_state and "diff" in [c.language for c in app.code]
+    assert "The example's own run:" in [c.value for c in app.caption]
 
 
 @pytest.mark.skipif(not (REPO / "artifacts" / "manifest.json").is_file(), reason="needs the shipped model")
@@ -966,5 +998,6 @@ def test_a_script_example_shown_as_a_function_is_said_to_be_a_rules_rewriting(mo
     result = app.session_state["result"]
     assert result.neighbour_rewritten is not None and result.neighbour_rewritten.startswith("def ")
     assert "def " not in result.neighbour_code  # the training example as written: a script
+    open_expander(app, "example_open")
     assert any("a script, shown as the function it computes" in c.value for c in app.caption)
     assert any(c.value == result.neighbour_code for c in app.code)
