@@ -42,8 +42,26 @@ def test_each_step_agrees_with_the_reference(model):
     models.assert_steps_agree_with_the_reference(model, onnx, SRC)
 
 
+def test_the_cache_grows_as_the_output_does(model, monkeypatch):
+    """The cache starts with room for FIRST_ROOM positions and doubles when full; the steps agree with
+    the reference across each growth, with a beam's reorders between them."""
+    monkeypatch.setattr(onnx_step, "FIRST_ROOM", 2)
+    onnx = onnx_step.onnx_decoder_for(model)
+    models.assert_steps_agree_with_the_reference(model, onnx, SRC, steps=12)
+    source = torch.tensor([SRC])
+    with torch.inference_mode():
+        memory, src_pad, _ = model.encode(source)
+        state = onnx.init_state(memory, src_pad, source, capacity=100)
+        rooms = []
+        for _ in range(9):
+            _, state = onnx.step(torch.tensor([1]), state)
+            rooms.append(state.cache.size(3))
+    assert rooms == [2, 2, 4, 4, 8, 8, 8, 8, 16]
+
+
 @pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
-def test_decoding_with_it_gives_the_reference_candidates(model, strategy):
+def test_decoding_with_it_gives_the_reference_candidates(model, strategy, monkeypatch):
+    monkeypatch.setattr(onnx_step, "FIRST_ROOM", 4)  # the cache grows twice within max_len
     assert onnx_step.onnx_decoder_for(model) is not None  # decode now steps with it
     settings = DecodeSettings(strategy=strategy, beam_size=5, n_best=5, num_samples=4, seed=7, min_len=8, max_len=20)
     for src in (SRC, [9, 9, 4, 2], [7, 2]):
