@@ -253,7 +253,7 @@ def replace_max(cfg, max_tgt: int):
 
 
 def test_the_app_labels_a_snippet_and_runs_nothing(snippet_artifacts, monkeypatch):
-    from test_app import generate, start_app
+    from test_app import generate, open_expander, start_app
 
     from e2p.sandbox import runner as sandbox
 
@@ -263,6 +263,7 @@ def test_the_app_labels_a_snippet_and_runs_nothing(snippet_artifacts, monkeypatc
     at = start_app(snippet_artifacts, monkeypatch)
     monkeypatch.setattr(sandbox, "_run", refuse)  # after the page's first draw (the sandbox's own probe)
     generate(at, "append 5 to list `numbers`")
+    open_expander(at, "example_open")  # the followed example is drawn (and would be run) when opened
     shown = [box.value.replace("\\", "") for box in at.info]  # the app escapes Markdown
     # the answer's status, and the followed example's: neither is run
     assert sum(text.startswith("Snippet: not run: it uses names defined elsewhere") for text in shown) == 2, shown
