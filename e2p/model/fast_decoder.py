@@ -76,6 +76,7 @@ class FastState:
     copy_keys_t: Tensor | None  # (B, C, S), pre-scaled
     copy_bias: Tensor | None  # (B, 1, S)
     feeds: dict | None = None  # the ONNX step's inputs fixed for the whole decode (onnx_step.OnnxDecoder)
+    capacity: int = 0  # positions the decode may fill; the cache may have less room (onnx_step grows it)
 
     @property
     def device(self) -> torch.device:
@@ -110,6 +111,7 @@ class FastState:
             copy_keys_t=pick(self.copy_keys_t),
             copy_bias=pick(self.copy_bias),
             feeds=self.feeds,
+            capacity=self.capacity,
         )
 
 
@@ -196,6 +198,7 @@ class FastDecoder:
             src_ids=src,
             copy_keys_t=copy_keys_t,
             copy_bias=copy_bias,
+            capacity=capacity,
         )
 
     def step(self, tokens_last: Tensor, state: FastState) -> tuple[Tensor, FastState]:

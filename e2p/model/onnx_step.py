@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 GRAPH_VERSION = 1  # bump when _StepGraph changes: a graph on disk from another version is not used
 # Positions the cache has room for at first. The graph attends over the whole buffer (masked past
 # the position), so a buffer sized for max_len (257) made a 5-row step at position 20 take 1.7x the
-# time it takes with 48 positions of room; grown by doubling, the room stays under twice the output.
+# time it takes with 48 positions of room; grown by doubling up to max_len, the room stays under
+# twice the output.
 FIRST_ROOM = 32
 
 
@@ -160,8 +161,9 @@ class OnnxDecoder:
 
     def init_state(self, memory: Tensor, src_pad: Tensor, src: Tensor | None, capacity: int) -> FastState:
         """As `FastDecoder.init_state`, for one source (batch 1, no padding). The cache starts with
-        room for FIRST_ROOM positions and doubles when full (`step`), whatever `capacity` is."""
+        room for FIRST_ROOM positions and doubles when full (`step`), up to `capacity`."""
         state = self.fast.init_state(memory, src_pad, src, min(capacity, FIRST_ROOM))
+        state.capacity = capacity
         # the graph's inputs that stay for the whole decode, as numpy views (no copies)
         state.feeds = {
             "cross_k": torch.stack(state.cross_keys).numpy(),
@@ -173,8 +175,9 @@ class OnnxDecoder:
 
     def step(self, tokens_last: Tensor, state: FastState) -> tuple[Tensor, FastState]:
         t = state.length
-        if t >= state.cache.size(3):  # full: twice the room, what is filled copied over
-            grown = state.cache.new_zeros(state.cache.shape[:3] + (2 * t, state.cache.size(4)))
+        if t >= state.cache.size(3):  # full: twice the room (at most the capacity), what is filled copied over
+            room = max(t + 1, min(2 * t, state.capacity))
+            grown = state.cache.new_zeros(state.cache.shape[:3] + (room, state.cache.size(4)))
             grown[:, :, :, :t] = state.cache
             state.cache = grown
         log_probs, new = self.session.run(
