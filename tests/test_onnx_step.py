@@ -72,6 +72,13 @@ def test_decoding_with_it_gives_the_reference_candidates(model, strategy, monkey
             assert g.token_logprobs == pytest.approx(r.token_logprobs, abs=1e-4)
 
 
+def test_its_threads_do_not_spin_while_waiting(model):
+    """With more than one thread, ONNX Runtime's pool would spin between steps, taking a core from the
+    app's other sessions and the browsers."""
+    session = onnx_step.onnx_decoder_for(model).session
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_the_graph_is_kept_on_disk_and_follows_the_weights(graph_cache, monkeypatch):
     model = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True).eval()
     first = onnx_step.onnx_decoder_for(model)
