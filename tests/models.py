@@ -38,6 +38,18 @@ def tiny_model(src_vocab: int, tgt_vocab: int | None = None, seed: int = 0, cls=
     return cls(tiny_config(src_vocab, tgt_vocab, **changes)).eval()
 
 
+# The decoder-step tests (test_fast_decoder, test_onnx_step): the special ids, a source, and the two
+# model shapes every step path is checked on.
+STEP_IDS = dict(bos_id=1, eos_id=2, pad_id=0)
+STEP_SRC = [5, 9, 7, 11, 6, 2]
+STEP_SHAPES = {
+    "pre-norm, copy attention (the shipped model's shape)": dict(
+        share_embeddings=True, copy_attention=True, tie_output=True
+    ),
+    "post-norm, separate vocabularies (the original design's shape)": dict(pre_norm=False),
+}
+
+
 def assert_steps_agree_with_the_reference(model: Seq2Seq, stepper, src: list[int], steps: int = 10) -> None:
     """`stepper`'s log-probs (`init_state` / `step`, as FastDecoder's) equal `Seq2Seq.step`'s to 1e-5
     at every step of a beam of 3 rows, reordered between steps as a beam does."""

@@ -10,15 +10,7 @@ import models  # noqa: E402
 from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
 from e2p.model.fast_decoder import FastDecoder, fast_decoder_for  # noqa: E402
 
-IDS = dict(bos_id=1, eos_id=2, pad_id=0)
-SRC = [5, 9, 7, 11, 6, 2]
-
-SHAPES = {
-    "pre-norm, copy attention (the shipped model's shape)": dict(
-        share_embeddings=True, copy_attention=True, tie_output=True
-    ),
-    "post-norm, separate vocabularies (the original design's shape)": dict(pre_norm=False),
-}
+IDS, SRC, SHAPES = models.STEP_IDS, models.STEP_SRC, models.STEP_SHAPES
 
 
 @pytest.fixture(params=list(SHAPES), scope="module")

@@ -13,15 +13,7 @@ from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (requirements.txt installs it)")
 pytest.importorskip("onnx", reason="onnx is not installed (requirements.txt installs it)")
 
-IDS = dict(bos_id=1, eos_id=2, pad_id=0)
-SRC = [5, 9, 7, 11, 6, 2]
-
-SHAPES = {
-    "pre-norm, copy attention (the shipped model's shape)": dict(
-        share_embeddings=True, copy_attention=True, tie_output=True
-    ),
-    "post-norm, separate vocabularies (the original design's shape)": dict(pre_norm=False),
-}
+IDS, SRC, SHAPES = models.STEP_IDS, models.STEP_SRC, models.STEP_SHAPES
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +24,7 @@ def graph_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(params=list(SHAPES))
 def model(request):
-    return models.tiny_model(30, seed=3, **SHAPES[request.param]).eval()
+    return models.tiny_model(30, seed=3, **SHAPES[request.param])
 
 
 def test_each_step_agrees_with_the_reference(model):
@@ -80,12 +72,12 @@ def test_its_threads_do_not_spin_while_waiting(model):
 
 
 def test_the_graph_is_kept_on_disk_and_follows_the_weights(graph_cache, monkeypatch):
-    model = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True).eval()
+    model = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True)
     first = onnx_step.onnx_decoder_for(model)
     assert onnx_step.onnx_decoder_for(model) is first  # built once per weights
     (kept,) = graph_cache.glob("step-*.onnx")
     # the same weights in a new model (a new process): the graph is read back, not exported again
-    same = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True).eval()
+    same = models.tiny_model(30, seed=1, share_embeddings=True, copy_attention=True)
     monkeypatch.setattr(onnx_step, "_export", lambda fast: pytest.fail("exported again"))
     assert onnx_step.onnx_decoder_for(same) is not None
     monkeypatch.undo()
@@ -104,7 +96,7 @@ def test_a_cache_that_cannot_be_written_is_skipped(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache folder would be")
     monkeypatch.setenv("E2P_CACHE_DIR", str(blocker / "cache"))
-    model = models.tiny_model(30, seed=2, share_embeddings=True, copy_attention=True).eval()
+    model = models.tiny_model(30, seed=2, share_embeddings=True, copy_attention=True)
     onnx = onnx_step.onnx_decoder_for(model)
     assert onnx is not None  # built in memory, used all the same
     settings = DecodeSettings(strategy="beam", beam_size=3, n_best=3, max_len=15)
