@@ -375,6 +375,72 @@ def test_follow_rule_reweights_and_renormalises():
     assert torch.equal(off.apply(lp[:1], [[5, 6]]), plain[:1])
 
 
+def test_follow_rule_gives_the_row_and_token_form_bit_for_bit():
+    """The rule works on flat indices with its next tokens kept per prefix ending; the form it
+    replaced (row-and-token indexing, boolean masks) is written out here, and both must give the
+    same floats to the bit, banned tokens and rows off the example included: the answers must not
+    change with the speed-up."""
+    import math
+    import random
+
+    def row_token_form(rules, out, lprobs, prefixes):
+        rows, toks = [], []
+        for row, prefix in enumerate(prefixes):
+            ex = rules.example
+            nxt = {ex[j] if j < len(ex) else rules.eos_id for j in FollowIndex(ex).positions(prefix)}
+            rows += [row] * len(nxt)
+            toks += sorted(nxt)
+        if not rows:
+            return
+        r, t = torch.tensor(rows), torch.tensor(toks)
+        on = ~torch.isinf(out[r, t])
+        r, t = r[on], t[on]
+        if not len(r):
+            return
+        mass = torch.zeros(out.size(0)).index_add_(0, r, lprobs[r, t].exp()).clamp_(max=1.0)
+        shift = torch.log1p(mass.double() * math.expm1(rules.follow)).float()
+        out[r, t] += rules.follow
+        out -= shift[:, None]
+        has = torch.zeros(out.size(0), dtype=torch.bool)
+        has[r] = True
+        out[has] = out[has].clamp(max=0.0)
+
+    # a followed token with nearly all the mass: unclamped, rounding would put it 1.2e-7 above 0
+    rules = LogProbRules(min_len=0, max_len=50, follow=1.7, example_ids=[5], **IDS)
+    lprobs = torch.full((2, V), -40.0)
+    lprobs[:, 5] = -3e-8
+    expected, got = lprobs.clone(), lprobs.clone()
+    row_token_form(rules, expected, lprobs, [[], []])
+    rules._follow(got, lprobs, [[], []])
+    assert torch.equal(got, expected) and got[0, 5] == 0.0
+
+    rng = random.Random(0)
+    for _ in range(400):
+        vocab = rng.choice([V, 60, 1200])
+        example = [rng.randrange(3, vocab) for _ in range(rng.randint(1, 30))]
+        rules = LogProbRules(min_len=0, max_len=50, follow=rng.choice([0.5, 3.0, 20.0]), example_ids=example, **IDS)
+        prefixes = []
+        for _ in range(rng.randint(1, 5)):
+            start = rng.randrange(len(example) + 1)
+            on = example[start : start + rng.randint(0, 15)]
+            prefixes.append(on if rng.random() < 0.7 else [rng.randrange(3, vocab) for _ in range(len(on))])
+        longest = max(len(p) for p in prefixes)
+        prefixes = [[3] * (longest - len(p)) + p for p in prefixes]  # rows of a search share their length
+        # peaked rows too: where the followed token holds nearly all the mass, rounding lifts it past 0
+        lprobs = torch.log_softmax(torch.randn(len(prefixes), vocab) * rng.choice([1.0, 40.0]), -1)
+        out = lprobs.clone()
+        if rng.random() < 0.5:
+            out[torch.rand(out.shape) < 0.3] = float("-inf")
+        expected, got = out.clone(), out.clone()
+        row_token_form(rules, expected, lprobs, prefixes)
+        rules._follow(got, lprobs, prefixes)
+        assert torch.equal(got, expected)
+        for prefix in prefixes:  # the kept answer is the one for this prefix, asked again or not
+            ex = example
+            fresh = sorted({ex[j] if j < len(ex) else EOS for j in FollowIndex(ex).positions(prefix)})
+            assert rules.follow_index.next_tokens(prefix, EOS) == fresh
+
+
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
 def test_follow_example_keeps_to_the_example(model, strategy):
     example = [9, 4, 13, 8, 8, 12]

@@ -266,28 +266,31 @@ class LogProbRules:
     def _follow(self, out: Tensor, lprobs: Tensor, prefixes: list[list[int]]) -> None:
         """Weight each row's continuation of the example by exp(follow), renormalised over the
         model's own distribution (so the result is still one: log-probs, alternatives and beam
-        scores stay comparable). All rows at once: a handful of tensor operations per step."""
-        rows, toks = [], []
+        scores stay comparable). All rows at once: a handful of tensor operations per step, on
+        flat indices (a row-and-token index and boolean masks cost several times as much, and
+        this runs every step of every answer)."""
+        V = out.size(-1)
+        flat = []  # row * V + token, for each token that continues a row's place in the example
         for row, prefix in enumerate(prefixes):
-            nxt = {
-                self.example[j] if j < len(self.example) else self.eos_id for j in self.follow_index.positions(prefix)
-            }
-            rows += [row] * len(nxt)
-            toks += sorted(nxt)
-        if not rows:
+            flat += [row * V + tok for tok in self.follow_index.next_tokens(prefix, self.eos_id)]
+        if not flat:
             return
-        r, t = torch.tensor(rows), torch.tensor(toks)
-        on = ~torch.isinf(out[r, t])  # a token already banned stays banned
-        r, t = r[on], t[on]
-        if not len(r):
-            return
-        mass = torch.zeros(out.size(0)).index_add_(0, r, lprobs[r, t].float().exp()).clamp_(max=1.0)
+        idx = torch.tensor(flat)
+        out_flat = out.view(-1)
+        keep = [not math.isinf(v) for v in out_flat.index_select(0, idx).tolist()]  # banned stays banned
+        if not all(keep):
+            flat = [f for f, k in zip(flat, keep) if k]
+            if not flat:
+                return
+            idx = torch.tensor(flat)
+        r = idx // V
+        mass = torch.zeros(out.size(0)).index_add_(0, r, lprobs.reshape(-1).index_select(0, idx).exp()).clamp_(max=1.0)
         shift = torch.log1p(mass.double() * math.expm1(self.follow)).float()  # (N,): 0 where nothing follows
-        out[r, t] += self.follow
+        out_flat.index_add_(0, idx, torch.full((len(flat),), self.follow))
         out -= shift[:, None]
-        has = torch.zeros(out.size(0), dtype=torch.bool)
-        has[r] = True
-        out[has] = out[has].clamp(max=0.0)  # rounding must not lift a probability above one
+        # rounding must not lift a probability above one: rows that follow are capped at 0
+        cap = torch.full((out.size(0), 1), float("inf")).index_fill_(0, r, 0.0)
+        out.clamp_(max=cap)
 
     @staticmethod
     def _ngram_bans(toks: list[int], n: int) -> set[int]:
@@ -315,6 +318,19 @@ class FollowIndex:
             for j in range(m, len(self.example) + 1):
                 index.setdefault(tuple(self.example[j - m : j]), []).append(j)
             self.grams.append(index)
+        self._next: dict[tuple[int, ...], list[int]] = {}  # next_tokens, by the prefix's last tokens
+
+    def next_tokens(self, prefix: Sequence[int], eos_id: int) -> list[int]:
+        """The example's tokens that may come after `prefix` (`eos_id` where the example is done),
+        sorted. Beam rows share their recent tokens, so each answer is kept, keyed by the last
+        FOLLOW_MAX tokens of the prefix: all that `positions` reads."""
+        key = (eos_id, *prefix[-FOLLOW_MAX:])
+        found = self._next.get(key)
+        if found is None:
+            ex = self.example
+            found = sorted({ex[j] if j < len(ex) else eos_id for j in self.positions(prefix)})
+            self._next[key] = found
+        return found
 
     def positions(self, prefix: Sequence[int]) -> frozenset[int]:
         """Where in the example the output `prefix` stands: the indices j such that example[j] would
