@@ -11,7 +11,6 @@ sentence on the page and a log line with its traceback on the server.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ import streamlit as st
 
 from e2p.answer.answer_policy import RUN_TIMEOUT_S
 from e2p.answer.generator import Generator, set_threads
+from e2p.collector import loading
 from e2p.constants import RERANKS
 from e2p.sandbox.runner import describe_limits, run_code, sandbox_status
 from e2p.views import attention, compare, gallery, generate, inputs, model_card, run_panel
@@ -70,13 +70,11 @@ def plain_errors(where: str):
 def load_generator(folder: str, stamp: float) -> Generator:
     """One Generator shared by every session; `stamp` reloads it after a rebuild. Never mutated."""
     set_threads(int(os.environ.get("E2P_THREADS", "2")))  # few cores, many users
-    gen = Generator(folder)
     # Streamlit runs a full gc.collect() after every script run (runner.postScriptGC). A loaded model is
     # some 230,000 long-lived objects, which made that collection 0.12 s of every request; frozen (after
     # one last collection of what loading left behind), the collector skips them.
-    gc.collect()
-    gc.freeze()
-    return gen
+    with loading(collect=True):
+        return Generator(folder)
 
 
 @st.cache_data(show_spinner=False)

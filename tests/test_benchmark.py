@@ -138,3 +138,27 @@ def test_sandbox_cost_is_measured_or_said_unavailable(figures):
         )
     else:
         assert result["sandbox_available"] is False and result["sandbox_reason"] == sandbox.sandbox_status().reason
+
+
+def test_the_floor_is_timed_beside_each_fast_greedy_timing(tiny_artifacts, monkeypatch):
+    """The machine's speed drifts within seconds: greedy_vs_floor takes each minimum from `pairs`
+    timings, the floor just before the fast greedy path, and the other cases `rounds` times."""
+    from e2p.answer.generator import Generator
+    from e2p.evaluation import benchmark
+
+    order = []
+    floor = benchmark.arithmetic_floor_ms
+    per_step = benchmark._ms_per_step
+    monkeypatch.setattr(benchmark, "arithmetic_floor_ms", lambda model: order.append("floor") or floor(model, 5))
+
+    def timed(generator, prompts, settings, eager):
+        order.append((settings.strategy, settings.syntax_guard, eager))
+        return per_step(generator, prompts, settings, eager)
+
+    monkeypatch.setattr(benchmark, "_ms_per_step", timed)
+    out = benchmark.decoding_speed(Generator(str(tiny_artifacts)), ["add two numbers"], tokens=6, rounds=1, pairs=3)
+    fast_greedy = ("greedy", False, False)
+    assert order.count("floor") == order.count(fast_greedy) == 3
+    assert all(order[i + 1] == fast_greedy for i, x in enumerate(order) if x == "floor")  # side by side
+    assert order.count(("beam", True, True)) == order.count(("greedy", True, False)) == 1
+    assert out["greedy_vs_floor"] == round(out["greedy_ms_per_token"] / out["decode_floor_ms"], 2)
