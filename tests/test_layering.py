@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "e2p"
 # Lowest first. Top-level helper modules that import nothing of e2p's form the base.
 LAYERS = [
-    {"errors", "constants", "syntax", "formatting", "retired"},
+    {"errors", "constants", "syntax", "formatting", "retired", "collector"},
     {"data"},
     {"model"},
     {"sandbox"},
