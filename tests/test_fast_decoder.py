@@ -8,7 +8,7 @@ torch.set_num_threads(1)
 import models  # noqa: E402
 
 from e2p.model.decoding import DecodeSettings, decode  # noqa: E402
-from e2p.model.fast_decoder import FastDecoder, fast_decoder_for  # noqa: E402
+from e2p.model.fast_decoder import FastDecoder, _move_rows, fast_decoder_for  # noqa: E402
 
 IDS, SRC, SHAPES = models.STEP_IDS, models.STEP_SRC, models.STEP_SHAPES
 
@@ -77,3 +77,24 @@ def test_greedy_and_beam_5_give_the_reference_candidates(model, strategy):
             assert f.token_logprobs == pytest.approx(r.token_logprobs, abs=1e-4)
             assert [[i for i, _ in a] for a in f.alternatives] == [[i for i, _ in a] for a in r.alternatives]
             assert 3 not in f.tokens and 0 not in f.tokens and 1 not in f.tokens  # unk, pad, bos banned
+
+
+def test_rows_move_in_place_as_a_gather_would_move_them():
+    """A beam's reorder copies rows in place: the cache ends as `index_select` would make it, for
+    shifts, duplicates and cycles (a row kept aside), past the filled part untouched."""
+    import random
+
+    rng = random.Random(0)
+    cases = [[0, 0, 1, 2, 3], [1, 0], [2, 0, 1], [1, 2, 0, 0], [4, 4, 4, 4, 4], [0, 1, 2]]
+    for _ in range(2000):
+        rows = rng.randint(1, 6)
+        picks = [rng.randrange(rows) for _ in range(rows)]
+        cases.append(picks if rng.random() < 0.5 else rng.sample(range(rows), rows))
+    for index in cases:
+        rows, n = len(index), rng.randint(1, 4)
+        cache = torch.randn(rows, 2, 1, n + 2, 3)
+        expected = cache.clone()
+        expected[:, :, :, :n] = cache[:, :, :, :n].index_select(0, torch.tensor(index))
+        moved = _move_rows(cache, index, n)
+        assert torch.equal(cache, expected), index
+        assert moved == (index != list(range(rows)))

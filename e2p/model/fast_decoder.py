@@ -63,6 +63,30 @@ def _norm(m) -> tuple:
     return (m.weight, m.bias, m.eps)
 
 
+def _move_rows(cache: Tensor, index: list[int], n: int) -> bool:
+    """Row i of `cache` (its first n positions) becomes what row index[i] holds, in place; False
+    where every row continues itself. A beam step mostly shifts rows (`[0, 0, 1, 2, 3]`): they are
+    copied so that a row is overwritten only once no other row still has to read it, one copy per
+    row that changes, where a gather and a copy back made two passes over the whole cache and a new
+    buffer each step. A cycle (`[1, 0]`) keeps one row aside first."""
+    pending = {i: j for i, j in enumerate(index) if i != j}  # row -> the row it is copied from
+    if not pending:
+        return False
+    aside: dict[int, Tensor] = {}  # rows kept aside, by -1 - row
+    while pending:
+        read = {j for j in pending.values() if j >= 0}
+        free = [i for i in pending if i not in read]  # rows nobody still reads: safe to overwrite
+        if not free:  # only cycles left: keep one source aside, and its row is free
+            src = min(read)
+            aside[-1 - src] = cache[src, :, :, :n].clone()
+            pending = {i: (-1 - src if j == src else j) for i, j in pending.items()}
+            continue
+        for i in free:
+            j = pending.pop(i)
+            cache[i, :, :, :n].copy_(aside[j] if j < 0 else cache[j, :, :, :n])
+    return True
+
+
 @dataclass
 class FastState:
     """Per-row decoding state of `FastDecoder` (rows = hypotheses)."""
@@ -84,18 +108,18 @@ class FastState:
 
     def reorder(self, index: Tensor) -> "FastState":
         """Row i of the new state is row index[i] of this one (beam back-pointers). The cache is
-        one buffer (every layer's keys and values), so this is one gather and, where the number of
-        rows stays, one copy back in place (only what is filled is copied)."""
+        one buffer (every layer's keys and values). Where the number of rows stays, only the rows
+        that change are copied, in place (`_move_rows`); otherwise one gather into a new buffer.
+        Only what is filled is copied."""
         n = self.length
         rows = self.cache.size(0)
-        if index.numel() == rows and torch.equal(index, torch.arange(rows)):
-            return self  # every row continues itself
-        picked = self.cache[:, :, :, :n].index_select(0, index)
         if index.numel() == rows:
+            if not _move_rows(self.cache, index.tolist(), n):
+                return self  # every row continues itself
             cache = self.cache
         else:
             cache = self.cache.new_zeros((index.numel(),) + tuple(self.cache.shape[1:]))
-        cache[:, :, :, :n] = picked
+            cache[:, :, :, :n] = self.cache[:, :, :, :n].index_select(0, index)
 
         def pick(t: Tensor | None) -> Tensor | None:
             # one source for every row (batch 1): shared, broadcast by the products in `step`
