@@ -284,7 +284,11 @@ class LogProbRules:
                 return
             idx = torch.tensor(flat)
         r = idx // V
-        mass = torch.zeros(out.size(0)).index_add_(0, r, lprobs.reshape(-1).index_select(0, idx).exp()).clamp_(max=1.0)
+        mass = (
+            torch.zeros(out.size(0))
+            .index_add_(0, r, lprobs.reshape(-1).index_select(0, idx).float().exp())
+            .clamp_(max=1.0)
+        )
         shift = torch.log1p(mass.double() * math.expm1(self.follow)).float()  # (N,): 0 where nothing follows
         out_flat.index_add_(0, idx, torch.full((len(flat),), self.follow))
         out -= shift[:, None]
