@@ -7,7 +7,7 @@ module computes the same step from the same weights, fused once when it is built
 
 - the self-attention Q, K and V projections are one matrix (one matrix-vector product, not three);
 - the key/value cache is one preallocated buffer (every layer's keys and values) written in place
-  (no concatenation per step; one gather where beam rows are reordered);
+  (no concatenation per step; where beam rows are reordered, the rows that change move in place);
 - every matrix is stored transposed, (in, out) and contiguous, which a row vector is measurably
   faster to multiply by (the output layer most: it is the largest);
 - the output layer, the copy query and the copy gate are one matrix (one product, then slices);

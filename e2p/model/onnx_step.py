@@ -39,7 +39,7 @@ from .fast_decoder import FastDecoder, FastState, fast_decoder_for
 
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = 1  # bump when _StepGraph changes: a graph on disk from another version is not used
+GRAPH_VERSION = 2  # bump when _StepGraph changes: a graph on disk from another version is not used
 # Positions the cache has room for at first. The graph attends over the whole buffer (masked past
 # the position), so a buffer sized for max_len (257) made a 5-row step at position 20 take 1.7x the
 # time it takes with 48 positions of room; grown by doubling up to max_len, the room stays under
@@ -57,7 +57,10 @@ class _StepGraph(nn.Module):
 
     def forward(self, tok: Tensor, t: Tensor, cache: Tensor, cross_k: Tensor, cross_v: Tensor, *copy: Tensor):
         f = self.fast
-        B, C, H, D = tok.size(0), f.embed.size(1), f.H, f.D
+        # Shapes are written with -1 for the rows, never tok.size(0): a size read from an input
+        # exports as a chain of Shape, Gather, Unsqueeze and Concat nodes before every reshape,
+        # about fifty nodes in all, each paid on every step.
+        C, H, D = f.embed.size(1), f.H, f.D
         pre = f.cfg.pre_norm
         x = f.embed[tok] * f.embed_scale + f.positions.pe[t]  # (B, C)
         past = torch.where(torch.arange(cache.size(3)) < t, 0.0, float("-inf"))  # positions written so far
@@ -65,20 +68,20 @@ class _StepGraph(nn.Module):
         for i, ly in enumerate(f.layers):
             (n1w, n1b, e1), (n2w, n2b, e2), (n3w, n3b, e3) = ly.norms
             h = F.layer_norm(x, (C,), n1w, n1b, e1) if pre else x
-            qkv = (h @ ly.qkv_w + ly.qkv_b).view(B, 3, H, D)
+            qkv = (h @ ly.qkv_w + ly.qkv_b).view(-1, 3, H, D)
             q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]  # (B, H, D)
             new += [k, v]
             s_past = torch.matmul(q.unsqueeze(2), cache[:, 2 * i].transpose(-1, -2)).squeeze(2) * f.scale + past
             s_now = (q * k).sum(-1, keepdim=True) * f.scale  # the position itself, not yet in the cache
             p = torch.cat([s_past, s_now], -1).softmax(-1)  # (B, H, capacity + 1)
             y = torch.matmul(p[..., :-1].unsqueeze(2), cache[:, 2 * i + 1]).squeeze(2) + p[..., -1:] * v
-            x = x + (y.reshape(B, C) @ ly.self_out_w + ly.self_out_b)
+            x = x + (y.reshape(-1, C) @ ly.self_out_w + ly.self_out_b)
             if not pre:
                 x = F.layer_norm(x, (C,), n1w, n1b, e1)
             h = F.layer_norm(x, (C,), n2w, n2b, e2) if pre else x
-            q = (h @ ly.cross_q_w + ly.cross_q_b).view(B, H, 1, D)
+            q = (h @ ly.cross_q_w + ly.cross_q_b).view(-1, H, 1, D)
             y = torch.matmul(torch.matmul(q, cross_k[i].transpose(-1, -2)).softmax(-1), cross_v[i])  # keys pre-scaled
-            x = x + (y.reshape(B, C) @ ly.cross_out_w + ly.cross_out_b)
+            x = x + (y.reshape(-1, C) @ ly.cross_out_w + ly.cross_out_b)
             if not pre:
                 x = F.layer_norm(x, (C,), n2w, n2b, e2)
             h = F.layer_norm(x, (C,), n3w, n3b, e3) if pre else x
@@ -95,7 +98,7 @@ class _StepGraph(nn.Module):
         copy_keys_t, src = copy
         att = (out[:, V : V + C] @ copy_keys_t[0]).softmax(-1)  # (B, S)
         gate = torch.sigmoid(out[:, V + C :] + f.gate_b)
-        probs = (out[:, :V].softmax(-1) * gate).scatter_add(-1, src.expand(B, -1), att * (1 - gate))
+        probs = (out[:, :V].softmax(-1) * gate).scatter_add(-1, src.expand_as(att), att * (1 - gate))
         return probs.clamp_min(1e-9).log().log_softmax(-1), torch.stack(new, 1)
 
 
