@@ -288,11 +288,6 @@ def explained(gen: Generator, result):
     return new
 
 
-def result_key(result) -> str:
-    """The same for a result before and after `explained` (widget and run keys must not change)."""
-    return f"{abs(hash((result.prompt, result.code, result.seconds)))}"
-
-
 def show_result(gen: Generator, result, snippet: bool = False) -> None:
     """The answer and everything about it; `snippet`: the artifact's answers are snippets, never run.
     The code and its run are drawn first; the views that need the model's teacher-forced pass after."""
@@ -404,13 +399,13 @@ def show_run(result, snippet: bool = False) -> None:
             "Edit the code and run it again in the sandbox",
             value=result.code,
             height=max(100, min(400, 40 + 22 * result.code.count("\n"))),  # Streamlit wants at least 68 px
-            key=f"edit_{result_key(result)}",
+            key=f"edit_{generate.result_key(result)}",
         )
         pressed = st.form_submit_button("Run", icon=":material/play_arrow:")
     if pressed:
         run_edited(edited)
     shown = st.session_state.get("edited_run")
-    if shown and shown[0] is not None and result_key(shown[0]) == result_key(result):
+    if shown and shown[0] is not None and generate.result_key(shown[0]) == generate.result_key(result):
         st.caption("Your edited code, run in the sandbox:")
         show_status(shown[1], shown[2])
     if result.neighbour_code is not None:
@@ -436,7 +431,7 @@ def followed_example(result, snippet: bool) -> None:
         st.caption("The example as the model was shown it, and what the model changed:")
     diff = run_panel.example_diff(result.neighbour_rewritten or result.neighbour_code, result.code)
     st.code(diff or "(the same code)", language="diff")
-    key = f"example_run_{result_key(result)}"
+    key = f"example_run_{generate.result_key(result)}"
     if key not in st.session_state and sandbox_status().available and not snippet:
         st.session_state[key] = run_code(result.neighbour_code, RUN_TIMEOUT_S)
     st.caption("The example's own run:")

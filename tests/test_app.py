@@ -24,7 +24,7 @@ from e2p.views import origin_view as ov
 from e2p.views.attention import ALL, MEAN, WINDOW, source_parts
 from e2p.views.figures import axis_labels
 from e2p.views.gallery import PAGE_SIZE, filter_samples
-from e2p.views.generate import confidence_pieces
+from e2p.views.generate import confidence_pieces, result_key
 from e2p.views.inputs import ENV_FOLDER, EXAMPLE_PROMPTS, read_optional_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -982,7 +982,7 @@ def test_the_followed_example_is_diffed_and_run_only_when_opened(app):
     result = app.session_state["result"]
     if result.neighbour_code is None:
         pytest.skip("this model's answer followed no example")
-    run_key = f"example_run_{abs(hash((result.prompt, result.code, result.seconds)))}"  # the app's result_key
+    run_key = f"example_run_{result_key(result)}"
     assert run_key not in app.session_state and "diff" not in [c.language for c in app.code]
     open_expander(app, "example_open")
     assert run_key in app.session_state and "diff" in [c.language for c in app.code]

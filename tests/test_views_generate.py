@@ -43,3 +43,14 @@ def test_execution_texts_follow_the_sandbox_status():
     text = generate.execution_text(on, "each program runs with no network")
     assert "(bubblewrap, then uid 65534)" in text and "Each program runs with no network" in text
     assert "never run as code" in text and "nearest training programs" in text
+
+
+def test_a_results_key_survives_its_explanation_and_tells_answers_apart():
+    from types import SimpleNamespace
+
+    result_key = generate.result_key
+    answer = SimpleNamespace(prompt="add two numbers", code="print(1 + 2)", seconds=0.41, attention=None)
+    explained = SimpleNamespace(**{**vars(answer), "attention": [[0.5, 0.5]]})  # what the app keeps after
+    assert result_key(explained) == result_key(answer)
+    assert result_key(SimpleNamespace(**{**vars(answer), "prompt": "add three numbers"})) != result_key(answer)
+    assert result_key(SimpleNamespace(**{**vars(answer), "seconds": 0.52})) != result_key(answer)  # asked again

@@ -14,6 +14,12 @@ from ..sandbox.runner import NOT_RUN
 _NO_SPACE_BEFORE = (")", "]", "}", ",", ":", ".", "(", "[")
 
 
+def result_key(result) -> str:
+    """The same for a result before and after the app explains it (its widget and run keys, such as
+    `example_run_<key>`, must not change)."""
+    return f"{abs(hash((result.prompt, result.code, result.seconds)))}"
+
+
 def confidence_pieces(tokens: list[str]) -> list[str]:
     """Display text for each model code token, for `code_html.confidence_html` and `origin_view.origins_html`.
 
