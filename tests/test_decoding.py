@@ -383,13 +383,16 @@ def test_follow_rule_gives_the_row_and_token_form_bit_for_bit():
     import math
     import random
 
+    def followers(example, prefix, eos_id):
+        """The example's tokens that may come next, found afresh (EOS where it is done), sorted."""
+        return sorted({example[j] if j < len(example) else eos_id for j in FollowIndex(example).positions(prefix)})
+
     def row_token_form(rules, out, lprobs, prefixes):
         rows, toks = [], []
         for row, prefix in enumerate(prefixes):
-            ex = rules.example
-            nxt = {ex[j] if j < len(ex) else rules.eos_id for j in FollowIndex(ex).positions(prefix)}
+            nxt = followers(rules.example, prefix, rules.eos_id)
             rows += [row] * len(nxt)
-            toks += sorted(nxt)
+            toks += nxt
         if not rows:
             return
         r, t = torch.tensor(rows), torch.tensor(toks)
@@ -436,9 +439,7 @@ def test_follow_rule_gives_the_row_and_token_form_bit_for_bit():
         rules._follow(got, lprobs, prefixes)
         assert torch.equal(got, expected)
         for prefix in prefixes:  # the kept answer is the one for this prefix, asked again or not
-            ex = example
-            fresh = sorted({ex[j] if j < len(ex) else EOS for j in FollowIndex(ex).positions(prefix)})
-            assert rules.follow_index.next_tokens(prefix, EOS) == fresh
+            assert rules.follow_index.next_tokens(prefix, EOS) == followers(example, prefix, EOS)
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
